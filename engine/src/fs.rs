@@ -1,0 +1,38 @@
+//! Small, rarely-called file helpers (metadata, checkpoints). Not on the hot path.
+use std::io::Write;
+use std::path::Path;
+
+/// Replaces `path` with `contents` atomically: write a temp file, fsync it, rename it over
+/// `path`, fsync the directory. A crash leaves either the old or the new file, never a mix.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let dir =
+        path.parent().ok_or_else(|| std::io::Error::other(format!("{} has no parent directory", path.display())))?;
+    let temp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Makes sure the first direct-I/O file this executor opens is a non-empty one that is read,
+/// working around glommio's polled-I/O probe (see shared/GLOMMIO.md, trap 1): if the first DMA
+/// file an executor opens is empty and read-write, every later DMA read on the device fails
+/// with EOPNOTSUPP. Call on each executor before opening any other DMA file.
+pub async fn prime_direct_io(data_dir: &Path) -> std::io::Result<()> {
+    let probe = data_dir.join(".direct-io-probe");
+    let block = vec![0x5au8; crate::limits::DMA_BLOCK_BYTES as usize];
+    if std::fs::metadata(&probe).map(|meta| meta.len()).unwrap_or(0) < block.len() as u64 {
+        std::fs::create_dir_all(data_dir)?;
+        write_atomic(&probe, &block)?;
+    }
+    let file = glommio::io::DmaFile::open(&probe).await?;
+    let read = file.read_at_aligned(0, block.len()).await?;
+    file.close().await?;
+    if read.len() != block.len() {
+        return Err(std::io::Error::other("direct I/O probe read came back short"));
+    }
+    Ok(())
+}

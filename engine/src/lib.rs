@@ -1,0 +1,31 @@
+//! # sluice-engine: the storage of Sluice
+//!
+//! Storage only, no sockets. A topic partition is an append-only log of Kafka RecordBatch v2
+//! bytes, exactly as producers sent them (only `baseOffset` is patched), split into segment
+//! files with sparse offset and time indexes.
+//!
+//! ## Where to start reading
+//! - [`record::batch`]: the batch format and its validation (CRC-32C, lengths, counts).
+//! - [`partition::Partition`]: append, group-commit flush, read, offsets by time, retention.
+//! - [`segment`]: the direct-I/O appender, the reader and crash recovery.
+//! - [`index`]: the sparse offset and time indexes.
+//! - [`manifest`]: the topic catalogue, persisted atomically with flatbuffers.
+//!
+//! ## Durability contract
+//! - **appended**: the batch has offsets and is ordered in memory (what acks=1 waits for).
+//! - **flushed and synced**: the partition's flusher wrote it with direct I/O and fdatasync
+//!   returned (what acks=all waits for). Only synced batches are visible to readers, so the
+//!   high watermark never moves backwards, even across kill -9 or power loss.
+//! - **recovered**: at open, each segment is scanned from its last index entry; the first batch
+//!   with a bad length, CRC or offset ends the log and the file is truncated there.
+//!
+//! Every structure here lives on one shard (glommio executor) and is never shared between
+//! threads: `Rc` and `RefCell`, no locks.
+pub mod fs;
+pub mod index;
+pub mod limits;
+pub mod manifest;
+pub mod partition;
+pub mod record;
+pub mod segment;
+pub mod sync;

@@ -1,0 +1,34 @@
+//! Every storage limit and default in one place, with its unit in its name.
+
+/// Direct I/O block size: file offsets and lengths of every write are multiples of this.
+pub const DMA_BLOCK_BYTES: u64 = 4096;
+/// Largest single write (and DMA buffer) one flush round issues for one partition.
+pub const FLUSH_ROUND_BYTES_MAX: usize = 4 << 20;
+/// Appends wait (backpressure) while a partition holds more unsynced bytes than this.
+pub const PENDING_BYTES_MAX: usize = 64 << 20;
+/// Recently appended batches kept in memory per partition to serve tail reads.
+pub const HOT_CACHE_BYTES_PER_PARTITION: usize = 8 << 20;
+/// One offset/time index entry per this many bytes of log.
+pub const INDEX_INTERVAL_BYTES: u64 = 4096;
+/// Recovery and cold reads fetch segment files in chunks of this size.
+pub const READ_CHUNK_BYTES: usize = 1 << 20;
+/// Smallest read issued for a fetch, so a scan from an index entry finds whole batches.
+pub const READ_MIN_BYTES: usize = 64 << 10;
+/// Segments deleted per partition per retention tick (bounded background work).
+pub const RETENTION_DELETES_PER_TICK_MAX: usize = 8;
+
+/// Topic config defaults (Kafka names in comments).
+pub const SEGMENT_BYTES_DEFAULT: u64 = 256 << 20; // segment.bytes
+pub const SEGMENT_BYTES_MIN: u64 = 1 << 20;
+/// Positions in the offset index are u32.
+pub const SEGMENT_BYTES_MAX: u64 = (1 << 31) - 1;
+pub const SEGMENT_MS_DEFAULT: i64 = 7 * 24 * 3600 * 1000; // segment.ms
+pub const RETENTION_MS_DEFAULT: i64 = 7 * 24 * 3600 * 1000; // retention.ms (-1: forever)
+pub const RETENTION_BYTES_DEFAULT: i64 = -1; // retention.bytes (-1: unlimited)
+pub const MESSAGE_BYTES_MAX_DEFAULT: usize = 1 << 20; // max.message.bytes
+pub const MESSAGE_BYTES_MAX_LIMIT: usize = 1 << 30;
+
+const _: () = assert!(SEGMENT_BYTES_MIN % DMA_BLOCK_BYTES == 0);
+const _: () = assert!(FLUSH_ROUND_BYTES_MAX as u64 % DMA_BLOCK_BYTES == 0);
+const _: () = assert!(PENDING_BYTES_MAX >= FLUSH_ROUND_BYTES_MAX);
+const _: () = assert!(MESSAGE_BYTES_MAX_LIMIT as u64 <= SEGMENT_BYTES_MAX);

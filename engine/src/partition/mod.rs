@@ -1,0 +1,8 @@
+//! A partition: an ordered sequence of segments, appended by one shard.
+pub mod config;
+#[allow(clippy::module_inception)]
+pub mod partition;
+pub mod retention;
+
+pub use config::PartitionConfig;
+pub use partition::{AppendResult, FetchResult, Partition, PartitionError};

@@ -1,0 +1,722 @@
+//! One partition's log: append, group-commit flush, read, recovery at open.
+//!
+//! Data flow: `append` validates a batch, assigns offsets by patching `baseOffset`, and queues
+//! it (ordered in memory). The partition's flusher task writes whatever is queued with one
+//! direct write and one fdatasync per round (group commit: appends that arrive during a round
+//! join the next). When the sync returns, the batches become durable: the high watermark moves,
+//! `wait_durable` callers (acks=all) and fetch long-polls wake. Readers only ever see durable
+//! batches, so nothing a consumer saw can vanish in a crash.
+//!
+//! A `Partition` lives on the shard that owns it and is never shared with another thread.
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use glommio::io::DmaFile;
+
+use super::config::PartitionConfig;
+use crate::index::offset_index::{OffsetIndex, OffsetIndexEntry};
+use crate::index::time_index::{TimeIndex, TimeIndexEntry};
+use crate::limits::*;
+use crate::record::batch::{self, BatchError};
+use crate::segment::{self, appender::SegmentAppender, reader, recovery};
+use crate::sync::Notify;
+
+const LOG_START_OFFSET_FILE: &str = "log-start-offset";
+/// Rollbacks remembered so that waiters can tell whether their append survived one.
+const ROLLBACK_HISTORY_MAX: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PartitionError {
+    InvalidBatch(BatchError),
+    OffsetOutOfRange {
+        requested: i64,
+        log_start_offset: i64,
+        high_watermark: i64,
+    },
+    /// The device failed a write or sync; the append was not made durable.
+    Storage {
+        reason: String,
+    },
+    /// The partition is being deleted or the broker is stopping.
+    Closed,
+}
+
+impl std::fmt::Display for PartitionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InvalidBatch(error) => write!(f, "{error}"),
+            Self::OffsetOutOfRange { requested, log_start_offset, high_watermark } => {
+                write!(f, "offset {requested} outside the log [{log_start_offset}, {high_watermark}]")
+            }
+            Self::Storage { reason } => write!(f, "storage error: {reason}"),
+            Self::Closed => write!(f, "partition closed"),
+        }
+    }
+}
+
+impl std::error::Error for PartitionError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+    /// Pass to `wait_durable` so it can tell whether a rollback discarded this append.
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchResult {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// A batch held in memory: queued for the flusher, or recently flushed and cached for reads.
+#[derive(Debug, Clone)]
+struct MemoryBatch {
+    base_offset: i64,
+    last_offset: i64,
+    max_timestamp: i64,
+    bytes: Bytes,
+}
+
+/// What the partition knows of one segment's durable content.
+struct Segment {
+    base_offset: i64,
+    size_bytes: u64,
+    max_timestamp: i64,
+    created_ms: i64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    /// Index entries already appended to the index files.
+    offset_entries_persisted: usize,
+    time_entries_persisted: usize,
+    bytes_since_index: u64,
+    reader: Option<Rc<DmaFile>>,
+}
+
+impl Segment {
+    fn new(base_offset: i64) -> Self {
+        Self {
+            base_offset,
+            size_bytes: 0,
+            max_timestamp: i64::MIN,
+            created_ms: now_ms(),
+            offset_index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            offset_entries_persisted: 0,
+            time_entries_persisted: 0,
+            bytes_since_index: INDEX_INTERVAL_BYTES,
+            reader: None,
+        }
+    }
+
+    fn recovered(recovered: recovery::RecoveredSegment) -> Self {
+        let last_indexed_position = recovered.offset_index.last().map(|entry| u64::from(entry.position.get()));
+        Self {
+            base_offset: recovered.base_offset,
+            size_bytes: recovered.size_bytes,
+            max_timestamp: recovered.max_timestamp,
+            created_ms: now_ms(),
+            offset_entries_persisted: recovered.offset_index.entries().len(),
+            time_entries_persisted: recovered.time_index.entries().len(),
+            bytes_since_index: last_indexed_position
+                .map_or(INDEX_INTERVAL_BYTES, |position| recovered.size_bytes - position),
+            offset_index: recovered.offset_index,
+            time_index: recovered.time_index,
+            reader: None,
+        }
+    }
+}
+
+struct State {
+    log_start_offset: i64,
+    /// Log end offset: the offset the next append gets.
+    next_offset: i64,
+    /// High watermark: every offset below is fsynced and visible to readers.
+    durable_offset: i64,
+    /// Oldest first; the last is the active segment the flusher writes.
+    segments: Vec<Segment>,
+    /// Recent batches, oldest first: the durable ones cached for reads, then the queued ones.
+    memory: VecDeque<MemoryBatch>,
+    memory_bytes: usize,
+    /// Number of batches at the back of `memory` not yet durable.
+    queued_batches: usize,
+    queued_bytes: usize,
+    /// Rollbacks so far, and the durable offset at each of the last few (from that offset on,
+    /// queued appends were discarded).
+    generation: u64,
+    rollback_offsets: VecDeque<(u64, i64)>,
+    last_storage_error: Option<String>,
+    closed: bool,
+    flusher_running: bool,
+}
+
+pub struct Partition {
+    dir: PathBuf,
+    config: RefCell<PartitionConfig>,
+    state: RefCell<State>,
+    /// Wakes the flusher when batches are queued or the partition closes.
+    work: Notify,
+    /// Fires when the durable offset moves or a flush fails.
+    durable: Notify,
+    /// Shared by every partition of the shard: fires whenever any of them has new durable data
+    /// (fetch long polls over several partitions wait on it).
+    shard_appended: Rc<Notify>,
+}
+
+struct Round {
+    batches: Vec<MemoryBatch>,
+    total_bytes: usize,
+    roll: bool,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+fn storage_error(error: &std::io::Error) -> PartitionError {
+    PartitionError::Storage { reason: error.to_string() }
+}
+
+impl Partition {
+    /// Opens (creating if needed) the partition in `dir`, recovering every segment, and starts
+    /// its flusher task on the current executor.
+    pub async fn open(dir: &Path, config: PartitionConfig, shard_appended: Rc<Notify>) -> std::io::Result<Rc<Self>> {
+        std::fs::create_dir_all(dir)?;
+        let checkpoint_start = read_log_start_offset(dir)?;
+        let mut bases = segment::list_segments(dir)?;
+        if bases.is_empty() {
+            bases.push(checkpoint_start.max(0));
+            std::fs::File::create(segment::log_path(dir, bases[0]))?;
+        }
+        let mut segments = Vec::with_capacity(bases.len());
+        let mut next_offset = bases[0];
+        for base in bases {
+            let recovered = recovery::recover_segment(dir, base)?;
+            if recovered.base_offset != next_offset && !segments.is_empty() {
+                tracing::warn!(dir = %dir.display(), expected = next_offset, found = recovered.base_offset, "gap between segments");
+            }
+            next_offset = recovered.next_offset;
+            segments.push(Segment::recovered(recovered));
+        }
+        let first_base = segments.first().map_or(0, |segment| segment.base_offset);
+        let log_start_offset = checkpoint_start.max(first_base).min(next_offset);
+        let active = segments.last().map_or((0, 0), |segment| (segment.base_offset, segment.size_bytes));
+        let appender =
+            SegmentAppender::open(&segment::log_path(dir, active.0), active.0, active.1, config.segment_bytes).await?;
+        tracing::info!(dir = %dir.display(), log_start_offset, next_offset, segments = segments.len(), "partition opened");
+        let partition = Rc::new(Self {
+            dir: dir.to_path_buf(),
+            config: RefCell::new(config),
+            state: RefCell::new(State {
+                log_start_offset,
+                next_offset,
+                durable_offset: next_offset,
+                segments,
+                memory: VecDeque::new(),
+                memory_bytes: 0,
+                queued_batches: 0,
+                queued_bytes: 0,
+                generation: 0,
+                rollback_offsets: VecDeque::new(),
+                last_storage_error: None,
+                closed: false,
+                flusher_running: true,
+            }),
+            work: Notify::default(),
+            durable: Notify::default(),
+            shard_appended,
+        });
+        glommio::spawn_local(partition.clone().run_flusher(appender)).detach();
+        Ok(partition)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> PartitionConfig {
+        self.config.borrow().clone()
+    }
+
+    pub fn set_config(&self, config: PartitionConfig) {
+        *self.config.borrow_mut() = config;
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.state.borrow().durable_offset
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.state.borrow().log_start_offset
+    }
+
+    /// Total bytes of durable segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.state.borrow().segments.iter().map(|segment| segment.size_bytes).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
+    }
+
+    /// Validates one batch, assigns its offsets and queues it for the flusher. Returns once the
+    /// batch is ordered in memory (acks=1); call `wait_durable` for acks=all. Waits first if
+    /// too many bytes are queued (backpressure).
+    pub async fn append(&self, batch: &[u8]) -> Result<AppendResult, PartitionError> {
+        let message_bytes_max = self.config.borrow().message_bytes_max;
+        let info = batch::validate(batch, message_bytes_max).map_err(PartitionError::InvalidBatch)?;
+        loop {
+            let notified = self.durable.notified();
+            {
+                let state = self.state.borrow();
+                if state.closed {
+                    return Err(PartitionError::Closed);
+                }
+                if state.queued_bytes + info.size_bytes <= PENDING_BYTES_MAX || state.queued_bytes == 0 {
+                    break;
+                }
+            }
+            notified.await;
+        }
+        let mut state = self.state.borrow_mut();
+        let base_offset = state.next_offset;
+        let last_offset = base_offset + i64::from(info.last_offset_delta);
+        let mut stored = BytesMut::from(batch);
+        batch::set_base_offset(&mut stored, base_offset);
+        state.next_offset = last_offset + 1;
+        state.memory.push_back(MemoryBatch {
+            base_offset,
+            last_offset,
+            max_timestamp: info.max_timestamp,
+            bytes: stored.freeze(),
+        });
+        state.memory_bytes += info.size_bytes;
+        state.queued_batches += 1;
+        state.queued_bytes += info.size_bytes;
+        evict_cached(&mut state);
+        let result = AppendResult {
+            base_offset,
+            last_offset,
+            log_start_offset: state.log_start_offset,
+            generation: state.generation,
+        };
+        drop(state);
+        self.work.notify_all();
+        Ok(result)
+    }
+
+    /// Waits until the append is fsynced (acks=all), or reports that a failed flush discarded it.
+    pub async fn wait_durable(&self, append: &AppendResult) -> Result<(), PartitionError> {
+        loop {
+            let notified = self.durable.notified();
+            {
+                let state = self.state.borrow();
+                if state.generation != append.generation {
+                    // A rollback happened after this append: it survived only if it was durable
+                    // before the first rollback that followed it.
+                    let survived = state
+                        .rollback_offsets
+                        .iter()
+                        .find(|(generation, _)| *generation == append.generation + 1)
+                        .is_some_and(|(_, rollback_offset)| append.last_offset < *rollback_offset);
+                    if survived {
+                        return Ok(());
+                    }
+                    let reason = state.last_storage_error.clone().unwrap_or_else(|| "flush failed".to_string());
+                    return Err(PartitionError::Storage { reason });
+                }
+                if state.durable_offset > append.last_offset {
+                    return Ok(());
+                }
+                if state.closed && !state.flusher_running {
+                    return Err(PartitionError::Closed);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Reads durable batches from `offset` on, up to `max_bytes` (at least one whole batch).
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchResult, PartitionError> {
+        let (segment_read, high_watermark, log_start_offset) = {
+            let state = self.state.borrow();
+            let (high_watermark, log_start_offset) = (state.durable_offset, state.log_start_offset);
+            if offset < log_start_offset || offset > high_watermark {
+                return Err(PartitionError::OffsetOutOfRange { requested: offset, log_start_offset, high_watermark });
+            }
+            let empty = FetchResult { records: Bytes::new(), high_watermark, log_start_offset };
+            if offset == high_watermark {
+                return Ok(empty);
+            }
+            if let Some(records) = read_memory(&state, offset, max_bytes) {
+                return Ok(FetchResult { records, ..empty });
+            }
+            let index = segment_for_offset(&state.segments, offset);
+            let segment = &state.segments[index];
+            let relative = (offset - segment.base_offset) as u32;
+            let position = segment.offset_index.lookup(relative);
+            let position_offset = segment
+                .offset_index
+                .entries()
+                .iter()
+                .rev()
+                .find(|entry| entry.position.get() == position)
+                .map_or(segment.base_offset, |entry| segment.base_offset + i64::from(entry.relative_offset.get()));
+            (
+                (index, segment.base_offset, u64::from(position), position_offset, segment.size_bytes),
+                high_watermark,
+                log_start_offset,
+            )
+        };
+        let (index, base_offset, position, position_offset, end_position) = segment_read;
+        let file = self.segment_reader(index, base_offset).await?;
+        let records = reader::read_from(&file, position, position_offset, end_position, offset, max_bytes)
+            .await
+            .map_err(|error| storage_error(&error))?;
+        Ok(FetchResult { records, high_watermark, log_start_offset })
+    }
+
+    /// The first offset whose batch has a timestamp of at least `timestamp`, with that batch's
+    /// max timestamp; `None` if every record is older.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, PartitionError> {
+        let lookup = {
+            let state = self.state.borrow();
+            let Some(index) =
+                state.segments.iter().position(|segment| segment.size_bytes > 0 && segment.max_timestamp >= timestamp)
+            else {
+                return Ok(None);
+            };
+            let segment = &state.segments[index];
+            let relative = segment.time_index.lookup(timestamp);
+            let position = segment.offset_index.lookup(relative);
+            let position_offset = segment
+                .offset_index
+                .entries()
+                .iter()
+                .rev()
+                .find(|entry| entry.position.get() == position)
+                .map_or(segment.base_offset, |entry| segment.base_offset + i64::from(entry.relative_offset.get()));
+            (
+                index,
+                segment.base_offset,
+                u64::from(position),
+                position_offset,
+                segment.size_bytes,
+                state.log_start_offset,
+            )
+        };
+        let (index, base_offset, position, position_offset, end_position, log_start_offset) = lookup;
+        let file = self.segment_reader(index, base_offset).await?;
+        let found = reader::find_timestamp(&file, position, position_offset, end_position, timestamp)
+            .await
+            .map_err(|error| storage_error(&error))?;
+        Ok(found.map(|batch| (batch.base_offset.max(log_start_offset), batch.max_timestamp)))
+    }
+
+    /// Moves the log start offset to `offset` (DeleteRecords); -1 means the high watermark.
+    /// Returns the new log start offset.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        let mut state = self.state.borrow_mut();
+        let target = if offset == -1 { state.durable_offset } else { offset };
+        if target < 0 || target > state.durable_offset {
+            return Err(PartitionError::OffsetOutOfRange {
+                requested: offset,
+                log_start_offset: state.log_start_offset,
+                high_watermark: state.durable_offset,
+            });
+        }
+        if target > state.log_start_offset {
+            write_log_start_offset(&self.dir, target).map_err(|error| storage_error(&error))?;
+            state.log_start_offset = target;
+        }
+        Ok(state.log_start_offset)
+    }
+
+    /// Stops the flusher after it wrote everything queued, and waits for it.
+    pub async fn close(&self) {
+        self.state.borrow_mut().closed = true;
+        self.work.notify_all();
+        self.durable.notify_all();
+        loop {
+            let notified = self.durable.notified();
+            if !self.state.borrow().flusher_running {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    async fn segment_reader(&self, index: usize, base_offset: i64) -> Result<Rc<DmaFile>, PartitionError> {
+        if let Some(reader) = self.state.borrow().segments.get(index).and_then(|segment| segment.reader.clone()) {
+            return Ok(reader);
+        }
+        let file = Rc::new(
+            DmaFile::open(segment::log_path(&self.dir, base_offset))
+                .await
+                .map_err(|error| storage_error(&error.into()))?,
+        );
+        let mut state = self.state.borrow_mut();
+        if let Some(segment) = state.segments.iter_mut().find(|segment| segment.base_offset == base_offset) {
+            segment.reader = Some(file.clone());
+        }
+        Ok(file)
+    }
+
+    /// The flusher: one per partition, writing queued batches in rounds (group commit).
+    async fn run_flusher(self: Rc<Self>, mut appender: SegmentAppender) {
+        loop {
+            let notified = self.work.notified();
+            let round = {
+                let state = self.state.borrow();
+                if state.queued_batches == 0 {
+                    if state.closed {
+                        break;
+                    }
+                    None
+                } else {
+                    Some(self.take_round(&state, &appender))
+                }
+            };
+            let Some(round) = round else {
+                notified.await;
+                continue;
+            };
+            match self.flush(&mut appender, &round).await {
+                Ok(()) => self.complete_round(&round, &appender),
+                Err(error) => {
+                    appender.rewind();
+                    self.roll_back(&error);
+                }
+            }
+        }
+        if let Err(error) = appender.seal().await {
+            tracing::warn!(dir = %self.dir.display(), %error, "sealing the active segment at close failed; recovery will trim it");
+        }
+        self.state.borrow_mut().flusher_running = false;
+        self.durable.notify_all();
+    }
+
+    fn take_round(&self, state: &State, appender: &SegmentAppender) -> Round {
+        let queued_from = state.memory.len() - state.queued_batches;
+        let mut batches = Vec::new();
+        let mut total_bytes = 0usize;
+        for batch in state.memory.range(queued_from..) {
+            if !batches.is_empty() && total_bytes + batch.bytes.len() > FLUSH_ROUND_BYTES_MAX {
+                break;
+            }
+            total_bytes += batch.bytes.len();
+            batches.push(batch.clone());
+        }
+        let config = self.config.borrow();
+        let active = state.segments.last();
+        let written = appender.written_bytes();
+        let too_big = written > 0 && written + total_bytes as u64 > config.segment_bytes;
+        let too_old = written > 0 && active.is_some_and(|segment| now_ms() - segment.created_ms >= config.segment_ms);
+        Round { batches, total_bytes, roll: too_big || too_old }
+    }
+
+    async fn flush(&self, appender: &mut SegmentAppender, round: &Round) -> std::io::Result<()> {
+        if round.roll {
+            let base_offset = round.batches[0].base_offset;
+            let segment_bytes = self.config.borrow().segment_bytes;
+            let next = SegmentAppender::open(&segment::log_path(&self.dir, base_offset), base_offset, 0, segment_bytes)
+                .await?;
+            let sealed = std::mem::replace(appender, next);
+            if let Err(error) = sealed.seal().await {
+                tracing::warn!(dir = %self.dir.display(), %error, "sealing a rolled segment failed; recovery will trim it");
+            }
+            self.state.borrow_mut().segments.push(Segment::new(base_offset));
+        }
+        appender.write(round.batches.iter().map(|batch| &batch.bytes[..]), round.total_bytes).await?;
+        appender.sync().await
+    }
+
+    fn complete_round(&self, round: &Round, appender: &SegmentAppender) {
+        let mut state = self.state.borrow_mut();
+        let segment = state.segments.last_mut().expect("a partition always has an active segment");
+        debug_assert_eq!(segment.base_offset, appender.base_offset());
+        for batch in &round.batches {
+            let relative_offset = (batch.base_offset - segment.base_offset) as u32;
+            if segment.bytes_since_index >= INDEX_INTERVAL_BYTES {
+                segment.offset_index.push(relative_offset, segment.size_bytes as u32);
+                segment.time_index.push(batch.max_timestamp.max(segment.max_timestamp), relative_offset);
+                segment.bytes_since_index = 0;
+            }
+            segment.bytes_since_index += batch.bytes.len() as u64;
+            segment.size_bytes += batch.bytes.len() as u64;
+            segment.max_timestamp = segment.max_timestamp.max(batch.max_timestamp);
+        }
+        assert_eq!(segment.size_bytes, appender.written_bytes(), "segment size and appender disagree");
+        let (base_offset, new_offsets, new_times) = (
+            segment.base_offset,
+            segment.offset_index.entries()[segment.offset_entries_persisted..].to_vec(),
+            segment.time_index.entries()[segment.time_entries_persisted..].to_vec(),
+        );
+        segment.offset_entries_persisted = segment.offset_index.entries().len();
+        segment.time_entries_persisted = segment.time_index.entries().len();
+        let last = round.batches.last().expect("a round has a batch");
+        assert!(last.last_offset >= state.durable_offset, "durable offset must grow");
+        state.durable_offset = last.last_offset + 1;
+        state.queued_batches -= round.batches.len();
+        state.queued_bytes -= round.total_bytes;
+        evict_cached(&mut state);
+        drop(state);
+        self.persist_index_entries(base_offset, &new_offsets, &new_times);
+        self.durable.notify_all();
+        self.shard_appended.notify_all();
+    }
+
+    /// Index files are a cache of the log (rebuilt by recovery), so a failure here only logs.
+    fn persist_index_entries(&self, base_offset: i64, offsets: &[OffsetIndexEntry], times: &[TimeIndexEntry]) {
+        let result = crate::index::append_entries(&segment::offset_index_path(&self.dir, base_offset), offsets)
+            .and_then(|()| crate::index::append_entries(&segment::time_index_path(&self.dir, base_offset), times));
+        if let Err(error) = result {
+            tracing::warn!(dir = %self.dir.display(), %error, "writing index entries failed; recovery will rebuild them");
+        }
+    }
+
+    /// A write or sync failed: discard everything not durable, so offsets stay dense and no
+    /// batch that was not synced is ever served. Queued appends report a storage error.
+    fn roll_back(&self, error: &std::io::Error) {
+        let mut state = self.state.borrow_mut();
+        tracing::error!(dir = %self.dir.display(), %error, discarded_batches = state.queued_batches, "flush failed; rolled back to the durable offset");
+        let keep = state.memory.len() - state.queued_batches;
+        let discarded_bytes: usize = state.memory.range(keep..).map(|batch| batch.bytes.len()).sum();
+        state.memory.truncate(keep);
+        state.memory_bytes -= discarded_bytes;
+        state.queued_batches = 0;
+        state.queued_bytes = 0;
+        state.next_offset = state.durable_offset;
+        state.generation += 1;
+        let entry = (state.generation, state.durable_offset);
+        state.rollback_offsets.push_back(entry);
+        if state.rollback_offsets.len() > ROLLBACK_HISTORY_MAX {
+            state.rollback_offsets.pop_front();
+        }
+        state.last_storage_error = Some(error.to_string());
+        drop(state);
+        self.durable.notify_all();
+    }
+
+    /// Runs `action` with the state borrowed, for retention.
+    pub(super) fn with_state<R>(&self, action: impl FnOnce(&mut StateView<'_>) -> R) -> R {
+        let mut state = self.state.borrow_mut();
+        let config = self.config.borrow();
+        let mut view = StateView { state: &mut state, config: &config };
+        action(&mut view)
+    }
+}
+
+pub(super) struct ClosedSegment {
+    pub(super) size_bytes: u64,
+    pub(super) max_timestamp: i64,
+    pub(super) next_base_offset: i64,
+}
+
+/// Retention's window into the partition state.
+pub(super) struct StateView<'a> {
+    state: &'a mut State,
+    pub(super) config: &'a PartitionConfig,
+}
+
+impl StateView<'_> {
+    /// The oldest segment if it is closed (not the active one): its size, its newest
+    /// timestamp and the base offset of the segment after it.
+    pub(super) fn oldest_closed(&self) -> Option<ClosedSegment> {
+        match &self.state.segments[..] {
+            [oldest, next, ..] => Some(ClosedSegment {
+                size_bytes: oldest.size_bytes,
+                max_timestamp: oldest.max_timestamp,
+                next_base_offset: next.base_offset,
+            }),
+            _ => None,
+        }
+    }
+
+    pub(super) fn total_bytes(&self) -> u64 {
+        self.state.segments.iter().map(|segment| segment.size_bytes).sum()
+    }
+
+    pub(super) fn log_start_offset(&self) -> i64 {
+        self.state.log_start_offset
+    }
+
+    /// Removes the oldest segment from the partition (never the active one); the log start
+    /// moves to the next segment's base. Returns the removed base offset.
+    pub(super) fn remove_oldest(&mut self) -> Option<i64> {
+        if self.state.segments.len() < 2 {
+            return None;
+        }
+        let removed = self.state.segments.remove(0);
+        let next_base = self.state.segments[0].base_offset;
+        self.state.log_start_offset = self.state.log_start_offset.max(next_base);
+        self.state.memory.retain(|batch| batch.base_offset >= next_base);
+        self.state.memory_bytes = self.state.memory.iter().map(|batch| batch.bytes.len()).sum();
+        Some(removed.base_offset)
+    }
+}
+
+/// Drops durable batches from the front of the read cache while it is over budget.
+fn evict_cached(state: &mut State) {
+    while state.memory_bytes > HOT_CACHE_BYTES_PER_PARTITION && state.memory.len() > state.queued_batches {
+        if let Some(batch) = state.memory.pop_front() {
+            state.memory_bytes -= batch.bytes.len();
+        }
+    }
+}
+
+/// Serves `offset` from the read cache if the cache holds it. Only durable batches are read.
+fn read_memory(state: &State, offset: i64, max_bytes: usize) -> Option<Bytes> {
+    let durable = state.memory.len() - state.queued_batches;
+    let cached = state.memory.range(..durable);
+    let first = cached.clone().next()?;
+    if first.base_offset > offset {
+        return None;
+    }
+    let start = state.memory.partition_point(|batch| batch.last_offset < offset);
+    if start >= durable {
+        return None;
+    }
+    let mut selected = Vec::new();
+    let mut total = 0usize;
+    for batch in state.memory.range(start..durable) {
+        if !selected.is_empty() && total + batch.bytes.len() > max_bytes {
+            break;
+        }
+        total += batch.bytes.len();
+        selected.push(&batch.bytes);
+    }
+    if let [only] = selected[..] {
+        return Some(only.clone());
+    }
+    let mut records = BytesMut::with_capacity(total);
+    for bytes in selected {
+        records.extend_from_slice(bytes);
+    }
+    Some(records.freeze())
+}
+
+/// Index of the segment holding `offset`: the last one whose base is at or below it.
+fn segment_for_offset(segments: &[Segment], offset: i64) -> usize {
+    segments.partition_point(|segment| segment.base_offset <= offset).saturating_sub(1)
+}
+
+fn read_log_start_offset(dir: &Path) -> std::io::Result<i64> {
+    match std::fs::read_to_string(dir.join(LOG_START_OFFSET_FILE)) {
+        Ok(text) => Ok(text.trim().parse::<i64>().unwrap_or(0)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes the log start offset checkpoint atomically (temp file, fsync, rename, fsync dir).
+fn write_log_start_offset(dir: &Path, offset: i64) -> std::io::Result<()> {
+    crate::fs::write_atomic(&dir.join(LOG_START_OFFSET_FILE), offset.to_string().as_bytes())
+}

@@ -1,0 +1,359 @@
+//! RecordBatch v2 header parsing and validation.
+//!
+//! A batch is stored exactly as the producer sent it; the only change is the `baseOffset`
+//! field, which lies outside the CRC and is patched with the offset the partition assigns.
+//!
+//! ```text
+//! baseOffset i64 | batchLength i32 | partitionLeaderEpoch i32 | magic i8 | crc u32 |
+//! attributes i16 | lastOffsetDelta i32 | baseTimestamp i64 | maxTimestamp i64 |
+//! producerId i64 | producerEpoch i16 | baseSequence i32 | recordsCount i32 | records...
+//! ```
+//! The CRC-32C covers `attributes` to the end of the batch.
+
+use zerocopy::big_endian::{I16, I32, I64, U32};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+/// Size of the fixed batch header, in bytes.
+pub const BATCH_HEADER_BYTES: usize = 61;
+/// Bytes before `batchLength`'s payload starts: baseOffset + batchLength.
+pub const BATCH_LOG_OVERHEAD_BYTES: usize = 12;
+/// Where the CRC-covered region starts (the `attributes` field).
+const CRC_START: usize = 21;
+/// The only record format we store.
+pub const MAGIC_V2: i8 = 2;
+
+/// Attribute bits.
+const ATTRIBUTE_COMPRESSION_MASK: i16 = 0x07;
+const ATTRIBUTE_TRANSACTIONAL: i16 = 0x10;
+const ATTRIBUTE_CONTROL: i16 = 0x20;
+
+/// The fixed 61-byte header of a RecordBatch v2, big-endian, read in place.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Debug)]
+#[repr(C)]
+pub struct BatchHeader {
+    pub base_offset: I64,
+    pub batch_length: I32,
+    pub partition_leader_epoch: I32,
+    pub magic: i8,
+    pub crc: U32,
+    pub attributes: I16,
+    pub last_offset_delta: I32,
+    pub base_timestamp: I64,
+    pub max_timestamp: I64,
+    pub producer_id: I64,
+    pub producer_epoch: I16,
+    pub base_sequence: I32,
+    pub records_count: I32,
+}
+
+const _: () = assert!(std::mem::size_of::<BatchHeader>() == BATCH_HEADER_BYTES);
+
+impl BatchHeader {
+    /// Total size of the batch on disk and on the wire, in bytes.
+    pub fn total_bytes(&self) -> usize {
+        BATCH_LOG_OVERHEAD_BYTES + self.batch_length.get().max(0) as usize
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset.get() + i64::from(self.last_offset_delta.get())
+    }
+
+    pub fn compression(&self) -> i16 {
+        self.attributes.get() & ATTRIBUTE_COMPRESSION_MASK
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes.get() & ATTRIBUTE_TRANSACTIONAL != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes.get() & ATTRIBUTE_CONTROL != 0
+    }
+}
+
+/// Why a batch was refused. Plain enum: this is on the produce hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// Fewer bytes than a header, or than the header's `batchLength` says.
+    Truncated {
+        needed_bytes: usize,
+        available_bytes: usize,
+    },
+    /// `batchLength` too small to hold a header.
+    BadLength {
+        batch_length: i32,
+    },
+    /// Magic byte other than 2 (message format v0/v1 are not supported).
+    UnsupportedMagic {
+        magic: i8,
+    },
+    ChecksumMismatch {
+        expected: u32,
+        actual: u32,
+    },
+    /// `recordsCount` does not agree with `lastOffsetDelta`.
+    BadRecordCount {
+        records_count: i32,
+        last_offset_delta: i32,
+    },
+    /// Larger than the topic's `max.message.bytes`.
+    TooLarge {
+        size_bytes: usize,
+        max_bytes: usize,
+    },
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Truncated { needed_bytes, available_bytes } => {
+                write!(f, "record batch truncated: needs {needed_bytes} bytes, has {available_bytes}")
+            }
+            Self::BadLength { batch_length } => write!(f, "record batch length {batch_length} is invalid"),
+            Self::UnsupportedMagic { magic } => {
+                write!(f, "record batch magic {magic} unsupported (only v2)")
+            }
+            Self::ChecksumMismatch { expected, actual } => {
+                write!(f, "record batch CRC mismatch: header {expected:#010x}, computed {actual:#010x}")
+            }
+            Self::BadRecordCount { records_count, last_offset_delta } => {
+                write!(f, "record batch count {records_count} disagrees with lastOffsetDelta {last_offset_delta}")
+            }
+            Self::TooLarge { size_bytes, max_bytes } => {
+                write!(f, "record batch of {size_bytes} bytes exceeds max.message.bytes {max_bytes}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BatchError {}
+
+/// Reads the header at the start of `bytes` without checking anything but its size.
+pub fn header(bytes: &[u8]) -> Result<&BatchHeader, BatchError> {
+    BatchHeader::ref_from_prefix(bytes)
+        .map(|(header, _)| header)
+        .map_err(|_| BatchError::Truncated { needed_bytes: BATCH_HEADER_BYTES, available_bytes: bytes.len() })
+}
+
+/// Checks the framing of the batch at the start of `bytes` (size, length, magic) and returns
+/// its header and total size. Does not check the CRC.
+pub fn frame(bytes: &[u8]) -> Result<(&BatchHeader, usize), BatchError> {
+    let header = header(bytes)?;
+    let batch_length = header.batch_length.get();
+    if (batch_length as i64) < (BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES) as i64 {
+        return Err(BatchError::BadLength { batch_length });
+    }
+    if header.magic != MAGIC_V2 {
+        return Err(BatchError::UnsupportedMagic { magic: header.magic });
+    }
+    let total_bytes = header.total_bytes();
+    if bytes.len() < total_bytes {
+        return Err(BatchError::Truncated { needed_bytes: total_bytes, available_bytes: bytes.len() });
+    }
+    Ok((header, total_bytes))
+}
+
+/// Computes the CRC-32C of the batch (whose framing was checked) and compares it.
+pub fn check_crc(batch: &[u8]) -> Result<(), BatchError> {
+    let (header, total_bytes) = frame(batch)?;
+    let actual = crc32c::crc32c(&batch[CRC_START..total_bytes]);
+    let expected = header.crc.get();
+    if actual != expected {
+        return Err(BatchError::ChecksumMismatch { expected, actual });
+    }
+    Ok(())
+}
+
+/// What the partition needs to know about a validated batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchInfo {
+    pub size_bytes: usize,
+    pub last_offset_delta: i32,
+    pub records_count: i32,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+/// Fully validates one batch as a producer sent it: framing, magic, CRC, record count, size.
+/// `bytes` must hold exactly one batch.
+pub fn validate(bytes: &[u8], max_bytes: usize) -> Result<BatchInfo, BatchError> {
+    let (header, total_bytes) = frame(bytes)?;
+    if total_bytes != bytes.len() {
+        // Trailing bytes after the batch: the caller split wrongly or the producer lied.
+        return Err(BatchError::BadLength { batch_length: header.batch_length.get() });
+    }
+    if total_bytes > max_bytes {
+        return Err(BatchError::TooLarge { size_bytes: total_bytes, max_bytes });
+    }
+    let records_count = header.records_count.get();
+    let last_offset_delta = header.last_offset_delta.get();
+    if records_count <= 0 || (!header.is_control() && last_offset_delta != records_count - 1) {
+        return Err(BatchError::BadRecordCount { records_count, last_offset_delta });
+    }
+    check_crc(bytes)?;
+    Ok(BatchInfo {
+        size_bytes: total_bytes,
+        last_offset_delta,
+        records_count,
+        max_timestamp: header.max_timestamp.get(),
+        producer_id: header.producer_id.get(),
+        producer_epoch: header.producer_epoch.get(),
+        base_sequence: header.base_sequence.get(),
+    })
+}
+
+/// Splits a produce request's `records` field into its batches, checking only framing.
+/// Kafka clients send one batch per partition; more are accepted.
+pub fn split(records: &[u8]) -> impl Iterator<Item = Result<std::ops::Range<usize>, BatchError>> + '_ {
+    let mut position = 0usize;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || position >= records.len() {
+            return None;
+        }
+        match frame(&records[position..]) {
+            Ok((_, total_bytes)) => {
+                let range = position..position + total_bytes;
+                position += total_bytes;
+                Some(Ok(range))
+            }
+            Err(error) => {
+                failed = true;
+                Some(Err(error))
+            }
+        }
+    })
+}
+
+/// Writes `base_offset` into a batch's first 8 bytes (outside the CRC).
+pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
+    assert!(batch.len() >= BATCH_HEADER_BYTES, "set_base_offset on a short batch");
+    batch[..8].copy_from_slice(&base_offset.to_be_bytes());
+}
+
+/// Test and benchmark support: builds valid batches without a Kafka client.
+pub mod build {
+    use super::*;
+
+    /// Encodes a zigzag varint (Kafka record fields).
+    fn put_varint(out: &mut Vec<u8>, value: i64) {
+        let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+        while zigzag >= 0x80 {
+            out.push((zigzag as u8) | 0x80);
+            zigzag >>= 7;
+        }
+        out.push(zigzag as u8);
+    }
+
+    /// An uncompressed batch of records `(key, value)` with timestamps `base_timestamp + i`.
+    pub fn batch(base_offset: i64, base_timestamp: i64, records: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (index, (key, value)) in records.iter().enumerate() {
+            let mut record = vec![0u8]; // attributes
+            put_varint(&mut record, index as i64); // timestamp delta
+            put_varint(&mut record, index as i64); // offset delta
+            put_varint(&mut record, key.len() as i64);
+            record.extend_from_slice(key);
+            put_varint(&mut record, value.len() as i64);
+            record.extend_from_slice(value);
+            put_varint(&mut record, 0); // headers
+            put_varint(&mut body, record.len() as i64);
+            body.extend_from_slice(&record);
+        }
+        let count = records.len() as i32;
+        let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
+        out.extend_from_slice(&base_offset.to_be_bytes());
+        out.extend_from_slice(&((BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES + body.len()) as i32).to_be_bytes());
+        out.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
+        out.push(MAGIC_V2 as u8);
+        out.extend_from_slice(&0u32.to_be_bytes()); // crc, patched below
+        out.extend_from_slice(&0i16.to_be_bytes()); // attributes
+        out.extend_from_slice(&(count - 1).to_be_bytes());
+        out.extend_from_slice(&base_timestamp.to_be_bytes());
+        out.extend_from_slice(&(base_timestamp + i64::from(count.max(1) - 1)).to_be_bytes());
+        out.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+        out.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+        out.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+        out.extend_from_slice(&count.to_be_bytes());
+        out.extend_from_slice(&body);
+        let crc = crc32c::crc32c(&out[CRC_START..]);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const MAX: usize = 1 << 20;
+
+    #[test]
+    fn valid_batch_is_accepted_and_described() {
+        let batch = build::batch(0, 1_000, &[(b"k1", b"v1"), (b"k2", b"value two")]);
+        let info = validate(&batch, MAX).unwrap();
+        assert_eq!(info.records_count, 2);
+        assert_eq!(info.last_offset_delta, 1);
+        assert_eq!(info.max_timestamp, 1_001);
+        assert_eq!(info.size_bytes, batch.len());
+    }
+
+    #[test]
+    fn base_offset_patch_keeps_crc_valid() {
+        let mut batch = build::batch(0, 5, &[(b"k", b"v")]);
+        set_base_offset(&mut batch, 12_345);
+        assert_eq!(header(&batch).unwrap().base_offset.get(), 12_345);
+        validate(&batch, MAX).unwrap();
+    }
+
+    #[test]
+    fn every_flipped_byte_after_the_length_is_detected() {
+        let batch = build::batch(0, 5, &[(b"key", b"some value")]);
+        // Bytes 0..12 are baseOffset and batchLength (outside the CRC); leader epoch (12..16)
+        // is outside it too. Every byte from magic on is covered by magic or CRC checks.
+        for index in 16..batch.len() {
+            let mut corrupt = batch.clone();
+            corrupt[index] ^= 0x40;
+            assert!(validate(&corrupt, MAX).is_err(), "flip at byte {index} not detected");
+        }
+    }
+
+    #[test]
+    fn truncation_and_bad_framing_are_errors_not_panics() {
+        let batch = build::batch(0, 5, &[(b"key", b"some value")]);
+        for cut in 0..batch.len() {
+            assert!(validate(&batch[..cut], MAX).is_err());
+        }
+        let mut negative = batch.clone();
+        negative[8..12].copy_from_slice(&(-5i32).to_be_bytes());
+        assert_eq!(validate(&negative, MAX), Err(BatchError::BadLength { batch_length: -5 }));
+        let mut magic1 = batch.clone();
+        magic1[16] = 1;
+        assert_eq!(validate(&magic1, MAX), Err(BatchError::UnsupportedMagic { magic: 1 }));
+    }
+
+    #[test]
+    fn too_large_and_wrong_count_are_refused() {
+        let batch = build::batch(0, 5, &[(b"key", b"some value")]);
+        assert!(matches!(validate(&batch, 10), Err(BatchError::TooLarge { .. })));
+        let mut wrong_count = batch.clone();
+        wrong_count[57..61].copy_from_slice(&3i32.to_be_bytes());
+        assert!(matches!(validate(&wrong_count, MAX), Err(BatchError::BadRecordCount { .. })));
+    }
+
+    #[test]
+    fn split_finds_each_batch_and_stops_at_garbage() {
+        let first = build::batch(0, 5, &[(b"a", b"1")]);
+        let second = build::batch(0, 6, &[(b"b", b"2"), (b"c", b"3")]);
+        let mut records = first.clone();
+        records.extend_from_slice(&second);
+        let ranges: Vec<_> = split(&records).collect::<Result<_, _>>().unwrap();
+        assert_eq!(ranges, vec![0..first.len(), first.len()..records.len()]);
+        records.extend_from_slice(&[1, 2, 3]);
+        assert!(split(&records).last().unwrap().is_err());
+    }
+}

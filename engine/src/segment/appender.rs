@@ -1,0 +1,133 @@
+//! Writing a segment with direct I/O.
+//!
+//! Durability contract: `write` puts whole 4 KiB blocks on the device (the partial last block
+//! padded with zeros, which the next write overwrites); `sync` (fdatasync) makes everything
+//! written so far survive power loss. The file never holds padding *between* batches: the
+//! partial last block is kept in memory (`carry`) and rewritten, extended, by the next write.
+//! The file is pre-allocated, so recovery expects zeros after the last batch.
+//!
+//! Owned by one partition's flusher task on one shard; never shared.
+use std::path::Path;
+
+use glommio::io::{DmaFile, OpenOptions};
+
+use crate::limits::DMA_BLOCK_BYTES;
+
+pub struct SegmentAppender {
+    file: DmaFile,
+    base_offset: i64,
+    /// Bytes of batches written to the file.
+    written_bytes: u64,
+    /// The bytes of the partial block at the end, `written_bytes % DMA_BLOCK_BYTES` long.
+    carry: Vec<u8>,
+    /// `written_bytes` and `carry` as of the last successful `sync`, for `rewind`.
+    synced_bytes: u64,
+    synced_carry: Vec<u8>,
+}
+
+fn align_down(value: u64) -> u64 {
+    value - value % DMA_BLOCK_BYTES
+}
+
+fn align_up(value: u64) -> u64 {
+    align_down(value + DMA_BLOCK_BYTES - 1)
+}
+
+impl SegmentAppender {
+    /// Opens (creating if needed) the segment file whose valid content is `valid_bytes` long,
+    /// reading back its partial last block, and pre-allocates `preallocate_bytes`.
+    pub async fn open(
+        path: &Path,
+        base_offset: i64,
+        valid_bytes: u64,
+        preallocate_bytes: u64,
+    ) -> std::io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).create(true).dma_open(path).await?;
+        let carry_start = align_down(valid_bytes);
+        let carry = if valid_bytes > carry_start {
+            let block = file.read_at_aligned(carry_start, DMA_BLOCK_BYTES as usize).await?;
+            let carry_bytes = (valid_bytes - carry_start) as usize;
+            if block.len() < carry_bytes {
+                return Err(std::io::Error::other(format!("segment {} shorter than its valid length", path.display())));
+            }
+            block[..carry_bytes].to_vec()
+        } else {
+            Vec::new()
+        };
+        if preallocate_bytes > valid_bytes {
+            file.pre_allocate(preallocate_bytes, false).await?;
+        }
+        Ok(Self {
+            file,
+            base_offset,
+            written_bytes: valid_bytes,
+            synced_bytes: valid_bytes,
+            synced_carry: carry.clone(),
+            carry,
+        })
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    pub fn written_bytes(&self) -> u64 {
+        self.written_bytes
+    }
+
+    /// Writes `batches` (total `total_bytes`) after what was written before. On error nothing
+    /// changes in this appender, so the same bytes can be written again.
+    pub async fn write<'a>(
+        &mut self,
+        batches: impl Iterator<Item = &'a [u8]>,
+        total_bytes: usize,
+    ) -> std::io::Result<()> {
+        let start = align_down(self.written_bytes);
+        let end = self.written_bytes + total_bytes as u64;
+        let buffer_bytes = (align_up(end) - start) as usize;
+        let mut buffer = self.file.alloc_dma_buffer(buffer_bytes);
+        let target = buffer.as_bytes_mut();
+        target[..self.carry.len()].copy_from_slice(&self.carry);
+        let mut cursor = self.carry.len();
+        for batch in batches {
+            target[cursor..cursor + batch.len()].copy_from_slice(batch);
+            cursor += batch.len();
+        }
+        assert_eq!(cursor as u64, end - start, "write: batches do not add up to total_bytes");
+        target[cursor..].fill(0);
+        let new_carry_start = (align_down(end) - start) as usize;
+        let new_carry = target[new_carry_start..cursor].to_vec();
+        let written = self.file.write_at(buffer, start).await?;
+        if written != buffer_bytes {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                format!("short direct write: {written} of {buffer_bytes} bytes"),
+            ));
+        }
+        self.written_bytes = end;
+        self.carry = new_carry;
+        Ok(())
+    }
+
+    pub async fn sync(&mut self) -> std::io::Result<()> {
+        self.file.fdatasync().await?;
+        self.synced_bytes = self.written_bytes;
+        self.synced_carry.clone_from(&self.carry);
+        Ok(())
+    }
+
+    /// Forgets writes since the last successful sync: after a failed write or sync the next
+    /// write starts again at the synced end, so offsets that were rolled back are overwritten.
+    pub fn rewind(&mut self) {
+        self.written_bytes = self.synced_bytes;
+        self.carry.clone_from(&self.synced_carry);
+    }
+
+    /// Ends the segment: cuts the pre-allocated space, syncs and closes the file.
+    pub async fn seal(self) -> std::io::Result<()> {
+        self.file.truncate(self.written_bytes).await?;
+        self.file.fdatasync().await?;
+        self.file.close().await?;
+        Ok(())
+    }
+}

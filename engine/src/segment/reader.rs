@@ -1,0 +1,97 @@
+//! Reading byte ranges of batches back from a segment file.
+use bytes::Bytes;
+use glommio::io::DmaFile;
+
+use super::recovery::{scan, ScanStop};
+use super::ScannedBatch;
+use crate::limits::READ_MIN_BYTES;
+
+/// Reads the batches of the segment that contain offsets from `offset` on, starting the walk at
+/// `position` (from the offset index; the batch there starts at `position_offset`) and never
+/// past `end_position` (the durable end). Returns whole batches, at most `max_bytes` unless the
+/// first batch alone is larger (then exactly that batch, as Kafka does so consumers progress).
+pub async fn read_from(
+    file: &DmaFile,
+    mut position: u64,
+    mut position_offset: i64,
+    end_position: u64,
+    offset: i64,
+    max_bytes: usize,
+) -> std::io::Result<Bytes> {
+    let mut want_bytes = max_bytes.max(READ_MIN_BYTES);
+    loop {
+        let length = (want_bytes as u64).min(end_position.saturating_sub(position)) as usize;
+        if length == 0 {
+            return Ok(Bytes::new());
+        }
+        let chunk = file.read_at(position, length).await?;
+        let mut found: Vec<ScannedBatch> = Vec::new();
+        let (consumed, stop) = scan(&chunk, position, position_offset, &mut found);
+        let first = found.iter().position(|batch| batch.last_offset >= offset);
+        match first {
+            Some(first) => {
+                let start = (found[first].position - position) as usize;
+                let mut end = start + found[first].size_bytes as usize;
+                for batch in &found[first + 1..] {
+                    let batch_end = (batch.position - position) as usize + batch.size_bytes as usize;
+                    if batch_end - start > max_bytes {
+                        break;
+                    }
+                    end = batch_end;
+                }
+                return Ok(Bytes::copy_from_slice(&chunk[start..end]));
+            }
+            None => {
+                // Every batch in the chunk is before `offset`: move on.
+                if let Some(last) = found.last() {
+                    position_offset = last.last_offset + 1;
+                }
+                position += consumed as u64;
+                match stop {
+                    ScanStop::EndOfInput => {}
+                    ScanStop::Incomplete { needed_bytes } if position + needed_bytes as u64 <= end_position => {
+                        want_bytes = want_bytes.max(needed_bytes)
+                    }
+                    other => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("segment damaged at byte {position}: {other:?}"),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Finds the first batch in the segment range whose max timestamp is at least `timestamp`.
+pub async fn find_timestamp(
+    file: &DmaFile,
+    mut position: u64,
+    mut position_offset: i64,
+    end_position: u64,
+    timestamp: i64,
+) -> std::io::Result<Option<ScannedBatch>> {
+    let mut want_bytes = READ_MIN_BYTES;
+    while position < end_position {
+        let length = (want_bytes as u64).min(end_position - position) as usize;
+        let chunk = file.read_at(position, length).await?;
+        let mut found: Vec<ScannedBatch> = Vec::new();
+        let (consumed, stop) = scan(&chunk, position, position_offset, &mut found);
+        if let Some(batch) = found.iter().find(|batch| batch.max_timestamp >= timestamp) {
+            return Ok(Some(*batch));
+        }
+        if let Some(last) = found.last() {
+            position_offset = last.last_offset + 1;
+        }
+        position += consumed as u64;
+        match stop {
+            ScanStop::EndOfInput => {}
+            ScanStop::Incomplete { needed_bytes } if position + needed_bytes as u64 <= end_position => {
+                want_bytes = want_bytes.max(needed_bytes)
+            }
+            _ => break,
+        }
+    }
+    Ok(None)
+}

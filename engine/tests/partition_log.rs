@@ -1,0 +1,183 @@
+//! A partition on real direct-I/O files: append, sync, read back, reopen, roll, retain.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::path::Path;
+use std::rc::Rc;
+
+use sluice_engine::partition::{Partition, PartitionConfig, PartitionError};
+use sluice_engine::record::batch::{self, build};
+use sluice_engine::sync::Notify;
+
+fn run<F: std::future::Future<Output = ()> + 'static>(make: impl FnOnce() -> F + Send + 'static) {
+    glommio::LocalExecutorBuilder::default().spawn(make).unwrap().join().unwrap();
+}
+
+fn record_batch(index: usize, timestamp: i64) -> Vec<u8> {
+    let value = format!("value-{index}-").repeat(1 + index % 7);
+    build::batch(0, timestamp, &[(format!("key-{index}").as_bytes(), value.as_bytes())])
+}
+
+/// Splits fetched records into (base offset, batch bytes without the offset).
+fn batches_of(records: &[u8]) -> Vec<(i64, Vec<u8>)> {
+    batch::split(records)
+        .map(|range| {
+            let range = range.unwrap();
+            let bytes = &records[range];
+            batch::check_crc(bytes).unwrap();
+            (batch::header(bytes).unwrap().base_offset.get(), bytes[8..].to_vec())
+        })
+        .collect()
+}
+
+async fn read_all(partition: &Partition, from: i64) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    while offset < partition.high_watermark() {
+        let fetched = partition.read(offset, 64 << 10).await.unwrap();
+        let batches = batches_of(&fetched.records);
+        assert!(!batches.is_empty(), "read at {offset} below the high watermark returned nothing");
+        offset = batches.last().unwrap().0 + 1;
+        out.extend(batches);
+    }
+    out
+}
+
+async fn open(dir: &Path, config: PartitionConfig) -> Rc<Partition> {
+    sluice_engine::fs::prime_direct_io(dir.parent().unwrap()).await.unwrap();
+    Partition::open(dir, config, Rc::new(Notify::default())).await.unwrap()
+}
+
+#[test]
+fn appended_batches_read_back_identical_after_reopen() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("topic/0");
+    run(move || async move {
+        let partition = open(&dir, PartitionConfig::default()).await;
+        let mut expected = Vec::new();
+        for index in 0..200 {
+            let batch = record_batch(index, 1_000 + index as i64);
+            let appended = partition.append(&batch).await.unwrap();
+            assert_eq!(appended.base_offset, index as i64);
+            if index % 10 == 9 {
+                partition.wait_durable(&appended).await.unwrap();
+            }
+            expected.push((index as i64, batch[8..].to_vec()));
+        }
+        let last = partition.append(&record_batch(200, 1_200)).await.unwrap();
+        partition.wait_durable(&last).await.unwrap();
+        expected.push((200, record_batch(200, 1_200)[8..].to_vec()));
+        assert_eq!(partition.high_watermark(), 201);
+        assert_eq!(read_all(&partition, 0).await, expected, "served from memory");
+        assert_eq!(read_all(&partition, 150).await, expected[150..], "read from the middle");
+        partition.close().await;
+        drop(partition);
+
+        let reopened = open(&dir, PartitionConfig::default()).await;
+        assert_eq!(reopened.high_watermark(), 201);
+        assert_eq!(read_all(&reopened, 0).await, expected, "served from the segment file");
+        assert_eq!(read_all(&reopened, 77).await, expected[77..]);
+        let appended = reopened.append(&record_batch(201, 1_201)).await.unwrap();
+        assert_eq!(appended.base_offset, 201, "appends continue at the recovered end");
+        reopened.wait_durable(&appended).await.unwrap();
+        assert_eq!(reopened.offset_for_timestamp(1_100).await.unwrap(), Some((100, 1_100)));
+        assert_eq!(reopened.offset_for_timestamp(5_000).await.unwrap(), None);
+        assert!(matches!(reopened.read(500, 1024).await, Err(PartitionError::OffsetOutOfRange { .. })));
+        reopened.close().await;
+    });
+}
+
+#[test]
+fn corrupt_batches_are_refused_and_nothing_is_written() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("topic/0");
+    run(move || async move {
+        let partition = open(&dir, PartitionConfig::default()).await;
+        let mut bad = record_batch(1, 1);
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        assert!(matches!(partition.append(&bad).await, Err(PartitionError::InvalidBatch(_))));
+        let ok = partition.append(&record_batch(2, 2)).await.unwrap();
+        assert_eq!(ok.base_offset, 0);
+        partition.wait_durable(&ok).await.unwrap();
+        assert_eq!(partition.high_watermark(), 1);
+        partition.close().await;
+    });
+}
+
+#[test]
+fn segments_roll_and_retention_deletes_the_oldest() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("topic/0");
+    run(move || async move {
+        let mut config = PartitionConfig::default();
+        config.set("segment.bytes", &(1 << 20).to_string()).unwrap();
+        let partition = open(&dir, config.clone()).await;
+        let value = vec![7u8; 100_000];
+        let mut last = None;
+        for index in 0..40 {
+            let batch = build::batch(0, 10_000 + index, &[(b"k", &value)]);
+            let appended = partition.append(&batch).await.unwrap();
+            partition.wait_durable(&appended).await.unwrap();
+            last = Some(appended);
+        }
+        assert_eq!(last.unwrap().last_offset, 39);
+        let segments = partition.segment_count();
+        assert!(segments >= 4, "40 x 100 KB in 1 MiB segments made {segments} segments");
+        let on_disk = sluice_engine::segment::list_segments(&dir).unwrap();
+        assert_eq!(on_disk.len(), segments);
+
+        config.set("retention.bytes", &(2 << 20).to_string()).unwrap();
+        partition.set_config(config.clone());
+        let deleted = partition.enforce_retention(i64::MAX / 2);
+        assert!(deleted > 0);
+        assert!(partition.size_bytes() <= 3 << 20, "kept {} bytes", partition.size_bytes());
+        let start = partition.log_start_offset();
+        assert!(start > 0);
+        assert_eq!(
+            sluice_engine::segment::list_segments(&dir).unwrap()[0],
+            start,
+            "files of deleted segments are gone"
+        );
+        assert!(matches!(partition.read(0, 1024).await, Err(PartitionError::OffsetOutOfRange { .. })));
+        assert_eq!(read_all(&partition, start).await.len() as i64, 40 - start);
+
+        assert_eq!(partition.delete_records(35).unwrap(), 35);
+        partition.enforce_retention(0);
+        assert_eq!(partition.log_start_offset(), 35);
+        partition.close().await;
+        drop(partition);
+        let reopened = open(&dir, config).await;
+        assert_eq!(reopened.log_start_offset(), 35, "DeleteRecords survives restart");
+        assert_eq!(reopened.high_watermark(), 40);
+        reopened.close().await;
+    });
+}
+
+#[test]
+fn many_concurrent_producers_share_syncs() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("topic/0");
+    run(move || async move {
+        let partition = open(&dir, PartitionConfig::default()).await;
+        let mut tasks = Vec::new();
+        for producer in 0..16 {
+            let partition = partition.clone();
+            tasks.push(glommio::spawn_local(async move {
+                let mut offsets = Vec::new();
+                for index in 0..50 {
+                    let appended = partition.append(&record_batch(producer * 100 + index, 1)).await.unwrap();
+                    partition.wait_durable(&appended).await.unwrap();
+                    offsets.push(appended.base_offset);
+                }
+                offsets
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..800).collect::<Vec<i64>>(), "every offset assigned exactly once");
+        assert_eq!(read_all(&partition, 0).await.len(), 800);
+        partition.close().await;
+    });
+}

@@ -42,6 +42,7 @@ async fn read_all(partition: &Partition, from: i64) -> Vec<(i64, Vec<u8>)> {
 }
 
 async fn open(dir: &Path, config: PartitionConfig) -> Rc<Partition> {
+    sluice_engine::fs::create_direct_io_probe(dir.parent().unwrap()).unwrap();
     sluice_engine::fs::prime_direct_io(dir.parent().unwrap()).await.unwrap();
     Partition::open(dir, config, Rc::new(Notify::default())).await.unwrap()
 }

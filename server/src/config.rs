@@ -1,0 +1,181 @@
+//! Broker configuration: command-line flags, `SLUICE_*` variables and a TOML file, in that
+//! order of precedence (a flag wins), then built-in defaults.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::limits::*;
+
+/// `sluice serve` flags. Every one also reads `SLUICE_<NAME>` and the TOML key `<name>`.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ServeArgs {
+    /// TOML file with any of the keys below (kebab-case, as the flags).
+    #[arg(long, env = "SLUICE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where topics, segments and the manifest live [default: ./data]
+    #[arg(long, env = "SLUICE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Kafka protocol listener [default: 127.0.0.1:9092]
+    #[arg(long, env = "SLUICE_KAFKA_LISTEN")]
+    pub kafka_listen: Option<SocketAddr>,
+    /// Redis (RESP) listener [default: 127.0.0.1:6379]
+    #[arg(long, env = "SLUICE_RESP_LISTEN")]
+    pub resp_listen: Option<SocketAddr>,
+    /// HTTP listener for /metrics and /health [default: 127.0.0.1:9644]
+    #[arg(long, env = "SLUICE_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Shards (one pinned executor each) [default: online cores]
+    #[arg(long, env = "SLUICE_SHARDS")]
+    pub shards: Option<usize>,
+    /// Create topics on first produce or metadata request, like auto.create.topics.enable [default: true]
+    #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS")]
+    pub auto_create_topics: Option<bool>,
+    /// Partitions of a topic created without a count [default: 1]
+    #[arg(long, env = "SLUICE_DEFAULT_PARTITIONS")]
+    pub default_partitions: Option<u32>,
+    /// Largest Kafka request frame accepted, in bytes [default: 104857600]
+    #[arg(long, env = "SLUICE_REQUEST_BYTES_MAX")]
+    pub request_bytes_max: Option<usize>,
+    /// Connections per shard per listener [default: 4096]
+    #[arg(long, env = "SLUICE_CONNECTIONS_MAX")]
+    pub connections_max: Option<usize>,
+    /// How often retention runs, in milliseconds [default: 5000]
+    #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS")]
+    pub retention_check_interval_ms: Option<u64>,
+    /// Log filter, e.g. info or sluice_server=debug [default: info]
+    #[arg(long, env = "SLUICE_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// The same keys in a TOML file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    kafka_listen: Option<SocketAddr>,
+    resp_listen: Option<SocketAddr>,
+    http_listen: Option<SocketAddr>,
+    shards: Option<usize>,
+    auto_create_topics: Option<bool>,
+    default_partitions: Option<u32>,
+    request_bytes_max: Option<usize>,
+    connections_max: Option<usize>,
+    retention_check_interval_ms: Option<u64>,
+    log_level: Option<String>,
+}
+
+/// The effective configuration, shared read-only by every shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub kafka_listen: SocketAddr,
+    pub resp_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub shards: usize,
+    pub auto_create_topics: bool,
+    pub default_partitions: u32,
+    pub request_bytes_max: usize,
+    pub connections_max: usize,
+    pub retention_check_interval_ms: u64,
+    pub log_level: String,
+}
+
+fn parse_address(text: &str) -> SocketAddr {
+    text.parse().unwrap_or_else(|_| unreachable!("built-in address {text} parses"))
+}
+
+impl Config {
+    /// Resolves flags (which clap already merged with `SLUICE_*` variables) over the TOML file
+    /// over defaults, and checks the result.
+    pub fn resolve(args: &ServeArgs, online_cores: usize) -> Result<Self, String> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let config = Self {
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),
+            kafka_listen: args.kafka_listen.or(file.kafka_listen).unwrap_or_else(|| parse_address("127.0.0.1:9092")),
+            resp_listen: args.resp_listen.or(file.resp_listen).unwrap_or_else(|| parse_address("127.0.0.1:6379")),
+            http_listen: args.http_listen.or(file.http_listen).unwrap_or_else(|| parse_address("127.0.0.1:9644")),
+            shards: args.shards.or(file.shards).unwrap_or(online_cores),
+            auto_create_topics: args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true),
+            default_partitions: args.default_partitions.or(file.default_partitions).unwrap_or(1),
+            request_bytes_max: args.request_bytes_max.or(file.request_bytes_max).unwrap_or(REQUEST_BYTES_MAX_DEFAULT),
+            connections_max: args.connections_max.or(file.connections_max).unwrap_or(CONNECTIONS_MAX_PER_SHARD_DEFAULT),
+            retention_check_interval_ms: args
+                .retention_check_interval_ms
+                .or(file.retention_check_interval_ms)
+                .unwrap_or(RETENTION_CHECK_INTERVAL_MS_DEFAULT),
+            log_level: args.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".to_string()),
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.shards == 0 || self.shards > 1024 {
+            return Err(format!("shards must be between 1 and 1024, got {}", self.shards));
+        }
+        if self.default_partitions == 0 || self.default_partitions > PARTITIONS_PER_TOPIC_MAX {
+            return Err(format!("default-partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}"));
+        }
+        if self.request_bytes_max < 1024 || self.request_bytes_max > i32::MAX as usize {
+            return Err("request-bytes-max must be between 1024 and 2147483647".to_string());
+        }
+        if self.connections_max == 0 {
+            return Err("connections-max must be at least 1".to_string());
+        }
+        if self.retention_check_interval_ms == 0 {
+            return Err("retention-check-interval-ms must be at least 1".to_string());
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read config file {}: {error}", path.display()))?;
+    toml::from_str(&text).map_err(|error| format!("config file {}: {error}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_apply_with_no_configuration() {
+        let config = Config::resolve(&ServeArgs::default(), 2).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.kafka_listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(config.resp_listen.to_string(), "127.0.0.1:6379");
+        assert_eq!(config.http_listen.to_string(), "127.0.0.1:9644");
+        assert_eq!(config.shards, 2);
+        assert!(config.auto_create_topics);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "data-dir = \"/from/file\"\nshards = 3\nkafka-listen = \"127.0.0.1:1111\"\n").unwrap();
+        let args = ServeArgs { config: Some(path), shards: Some(1), ..ServeArgs::default() };
+        let config = Config::resolve(&args, 8).unwrap();
+        assert_eq!(config.shards, 1, "flag wins");
+        assert_eq!(config.data_dir, PathBuf::from("/from/file"), "file over default");
+        assert_eq!(config.kafka_listen.port(), 1111);
+    }
+
+    #[test]
+    fn bad_files_and_values_get_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "shardz = 3\n").unwrap();
+        let error = Config::resolve(&ServeArgs { config: Some(path), ..ServeArgs::default() }, 2).unwrap_err();
+        assert!(error.contains("shardz"), "{error}");
+        let error = Config::resolve(&ServeArgs { shards: Some(0), ..ServeArgs::default() }, 2).unwrap_err();
+        assert!(error.contains("shards"), "{error}");
+    }
+}

@@ -1,0 +1,130 @@
+//! Fetch: reads each partition on its owner shard; if less than `min_bytes` came back, waits
+//! (up to `max_wait_ms`) for an append notification from any owner, then reads once more.
+//! Stored batch bytes go out unchanged.
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+
+use super::scatter;
+use crate::kafka::errors::{self, KafkaError};
+use crate::limits::FETCH_WAIT_MS_MAX;
+use crate::runtime::mesh::{Fetched, ShardError, ShardRequest, ShardResponse, TopicPartition};
+use crate::runtime::ShardRef;
+
+type Read = (TopicPartition, i64, usize);
+
+pub async fn handle(shard: &ShardRef, request: FetchRequest, _version: i16) -> Option<FetchResponse> {
+    let response_bytes_max = request.max_bytes.max(0) as usize;
+    let reads: Vec<Read> = request
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            let name = topic.topic.0.to_string();
+            topic.partitions.iter().map(move |partition| {
+                let max_bytes = (partition.partition_max_bytes.max(0) as usize).min(response_bytes_max);
+                ((name.clone(), partition.partition), partition.fetch_offset, max_bytes)
+            })
+        })
+        .collect();
+    let mut results = read(shard, &reads).await;
+    let wait_ms = (request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX);
+    let fetched_bytes = |results: &[Result<Fetched, ShardError>]| -> usize {
+        results.iter().filter_map(|result| result.as_ref().ok()).map(|fetched| fetched.records.len()).sum()
+    };
+    let any_error = results.iter().any(Result::is_err);
+    if !any_error && wait_ms > 0 && fetched_bytes(&results) < request.min_bytes.max(1) as usize && !reads.is_empty() {
+        wait_for_data(shard, &reads, wait_ms).await;
+        results = read(shard, &reads).await;
+    }
+    Some(build_response(request, results, response_bytes_max))
+}
+
+async fn read(shard: &ShardRef, reads: &[Read]) -> Vec<Result<Fetched, ShardError>> {
+    let items =
+        reads.iter().map(|(topic_partition, offset, max_bytes)| (topic_partition.clone(), (*offset, *max_bytes)));
+    scatter(
+        shard,
+        items.collect(),
+        |share| ShardRequest::Fetch {
+            reads: share
+                .into_iter()
+                .map(|(topic_partition, (offset, max_bytes))| (topic_partition, offset, max_bytes))
+                .collect(),
+        },
+        |response| match response {
+            ShardResponse::Fetch(results) => Some(results),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// Waits until any owner shard reports new data for one of the partitions, or the time is up.
+async fn wait_for_data(shard: &ShardRef, reads: &[Read], wait_ms: u64) {
+    let mut by_owner: std::collections::BTreeMap<usize, Vec<(TopicPartition, i64)>> = Default::default();
+    for (topic_partition, offset, _) in reads {
+        by_owner
+            .entry(shard.owner_of(&topic_partition.0, topic_partition.1))
+            .or_default()
+            .push((topic_partition.clone(), *offset));
+    }
+    let waits: Vec<_> = by_owner
+        .into_iter()
+        .map(|(owner, watches)| Box::pin(shard.call(owner, ShardRequest::WaitForData { watches, timeout_ms: wait_ms })))
+        .collect();
+    let first = futures::future::select_all(waits);
+    let deadline = glommio::timer::sleep(Duration::from_millis(wait_ms + 5));
+    futures_lite::future::or(async { drop(first.await) }, deadline).await;
+}
+
+fn build_response(
+    request: FetchRequest,
+    results: Vec<Result<Fetched, ShardError>>,
+    response_bytes_max: usize,
+) -> FetchResponse {
+    let mut results = results.into_iter();
+    let mut total_bytes = 0usize;
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for partition in &topic.partitions {
+            let mut data = PartitionData::default().with_partition_index(partition.partition);
+            match results.next().unwrap_or(Err(ShardError::UnknownTopicOrPartition)) {
+                Ok(fetched) => {
+                    data.high_watermark = fetched.high_watermark;
+                    data.last_stable_offset = fetched.high_watermark;
+                    data.log_start_offset = fetched.log_start_offset;
+                    // The response limit is soft only for the first non-empty partition (so a
+                    // consumer always progresses); past it, later partitions come back empty.
+                    let records = if total_bytes > 0 && total_bytes + fetched.records.len() > response_bytes_max {
+                        bytes::Bytes::new()
+                    } else {
+                        fetched.records
+                    };
+                    total_bytes += records.len();
+                    data.records = Some(records);
+                }
+                Err(error) => {
+                    let error = KafkaError::from(&error);
+                    data.error_code = error.code;
+                    data.high_watermark = -1;
+                    data.last_stable_offset = -1;
+                    data.log_start_offset = -1;
+                    data.records = Some(bytes::Bytes::new());
+                    if error.code == errors::OFFSET_OUT_OF_RANGE {
+                        tracing::debug!(topic = %topic.topic.0, partition = partition.partition, offset = partition.fetch_offset, "fetch out of range");
+                    }
+                }
+            }
+            partitions.push(data);
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic)
+                .with_topic_id(topic.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    FetchResponse::default().with_responses(topics)
+}

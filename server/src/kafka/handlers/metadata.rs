@@ -1,0 +1,83 @@
+//! Metadata: one broker (this one) leads every partition. Unknown topics are created when the
+//! client allows it and the broker is configured to (auto.create.topics.enable).
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+
+use super::{str_bytes, topic_name};
+use crate::kafka::errors::{self, KafkaError};
+use crate::metadata::TopicMeta;
+use crate::runtime::ShardRef;
+
+/// This broker's id in every response.
+pub const BROKER_ID: i32 = 0;
+pub const CLUSTER_ID: &str = "sluice";
+
+pub async fn handle(shard: &ShardRef, request: MetadataRequest, version: i16) -> Option<MetadataResponse> {
+    let requested: Option<Vec<String>> = match request.topics {
+        // v0: an empty list means all topics.
+        Some(topics) if !(version == 0 && topics.is_empty()) => {
+            Some(topics.into_iter().filter_map(|topic| topic.name.map(|name| name.0.to_string())).collect())
+        }
+        _ => None,
+    };
+    let auto_create = shard.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    let mut topics = Vec::new();
+    match requested {
+        None => topics.extend(shard.metadata().topics.values().map(describe)),
+        Some(names) => {
+            for name in names {
+                let mut error = None;
+                if !shard.metadata().topics.contains_key(&name) {
+                    error = Some(if auto_create {
+                        shard.ensure_topic(&name).await.err().map(|error| KafkaError::from(&error))
+                    } else {
+                        Some(KafkaError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic"))
+                    })
+                    .flatten();
+                }
+                let metadata = shard.metadata();
+                match (error, metadata.topics.get(&name)) {
+                    (None, Some(topic)) => topics.push(describe(topic)),
+                    (error, _) => {
+                        let code = error.map_or(errors::UNKNOWN_TOPIC_OR_PARTITION, |error| error.code);
+                        topics.push(
+                            MetadataResponseTopic::default().with_name(Some(topic_name(&name))).with_error_code(code),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let listen = shard.config.kafka_listen;
+    let host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(BROKER_ID))
+        .with_host(str_bytes(&host))
+        .with_port(i32::from(listen.port()));
+    Some(
+        MetadataResponse::default()
+            .with_brokers(vec![broker])
+            .with_cluster_id(Some(str_bytes(CLUSTER_ID)))
+            .with_controller_id(BrokerId(BROKER_ID))
+            .with_topics(topics),
+    )
+}
+
+fn describe(topic: &TopicMeta) -> MetadataResponseTopic {
+    let partitions = (0..topic.partitions as i32)
+        .map(|index| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(BROKER_ID))
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![BrokerId(BROKER_ID)])
+                .with_isr_nodes(vec![BrokerId(BROKER_ID)])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&topic.name)))
+        .with_topic_id(uuid::Uuid::from_bytes(topic.topic_id))
+        .with_partitions(partitions)
+}

@@ -1,0 +1,64 @@
+//! One file per Kafka API. A handler gets the decoded request and the shard it runs on; it
+//! never touches the socket, and reaches partitions only through `scatter` (owner routing).
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_configs;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::TopicName;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::runtime::mesh::{ShardError, ShardRequest, ShardResponse, TopicPartition};
+use crate::runtime::ShardRef;
+
+pub fn str_bytes(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+pub fn topic_name(text: &str) -> TopicName {
+    TopicName(str_bytes(text))
+}
+
+/// Sends each owner shard its share of `items` in one request (concurrently) and returns the
+/// results in the order of `items`.
+pub async fn scatter<T, R>(
+    shard: &ShardRef,
+    items: Vec<(TopicPartition, T)>,
+    request: impl Fn(Vec<(TopicPartition, T)>) -> ShardRequest,
+    response: impl Fn(ShardResponse) -> Option<Vec<Result<R, ShardError>>>,
+) -> Vec<Result<R, ShardError>> {
+    let count = items.len();
+    // Per owner shard: the positions of its items in `items`, and the items.
+    type Share<T> = (Vec<usize>, Vec<(TopicPartition, T)>);
+    let mut by_owner: BTreeMap<usize, Share<T>> = BTreeMap::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let owner = shard.owner_of(&item.0 .0, item.0 .1);
+        let entry = by_owner.entry(owner).or_default();
+        entry.0.push(index);
+        entry.1.push(item);
+    }
+    let mut positions = Vec::with_capacity(by_owner.len());
+    let mut calls = Vec::with_capacity(by_owner.len());
+    for (owner, (indexes, share)) in by_owner {
+        positions.push(indexes);
+        calls.push(shard.call(owner, request(share)));
+    }
+    let answers = futures::future::join_all(calls).await;
+    let mut results: Vec<Option<Result<R, ShardError>>> = (0..count).map(|_| None).collect();
+    for (indexes, answer) in positions.into_iter().zip(answers) {
+        let answer = response(answer).unwrap_or_else(|| unreachable!("a shard answered with the wrong response kind"));
+        assert_eq!(answer.len(), indexes.len(), "a shard answered a different number of items");
+        for (index, result) in indexes.into_iter().zip(answer) {
+            results[index] = Some(result);
+        }
+    }
+    results.into_iter().map(|result| result.unwrap_or(Err(ShardError::UnknownTopicOrPartition))).collect()
+}

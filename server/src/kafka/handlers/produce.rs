@@ -1,0 +1,80 @@
+//! Produce: batches are framed-checked here, routed to their owner shards, validated (CRC) and
+//! appended there; acks=all answers after the group-committed fdatasync; acks=0 never answers.
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::{scatter, str_bytes};
+use crate::kafka::errors::{self, KafkaError};
+use crate::runtime::mesh::{ShardRequest, ShardResponse};
+use crate::runtime::ShardRef;
+
+pub async fn handle(shard: &ShardRef, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut writes = Vec::new();
+    let mut slots = Vec::new();
+    for topic in request.topic_data {
+        let name = topic.name.0.to_string();
+        let topic_error = prepare_topic(shard, &name, acks).await;
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let mut response = PartitionProduceResponse::default().with_index(data.index).with_base_offset(-1);
+            response.log_append_time_ms = -1;
+            let error = topic_error.clone().or_else(|| {
+                (!shard.metadata().partition_exists(&name, data.index))
+                    .then(|| KafkaError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "unknown partition"))
+            });
+            match (error, data.records) {
+                (Some(error), _) => set_error(&mut response, &error),
+                (None, None) => set_error(&mut response, &KafkaError::new(errors::CORRUPT_MESSAGE, "no records")),
+                (None, Some(records)) => {
+                    slots.push((responses.len(), partitions.len()));
+                    writes.push(((name.clone(), data.index), records));
+                }
+            }
+            partitions.push(response);
+        }
+        responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
+    }
+    let results = scatter(
+        shard,
+        writes,
+        |writes: Vec<(_, Bytes)>| ShardRequest::Produce { acks, writes },
+        |response| match response {
+            ShardResponse::Produce(results) => Some(results),
+            _ => None,
+        },
+    )
+    .await;
+    for ((topic_index, partition_index), result) in slots.into_iter().zip(results) {
+        let response = &mut responses[topic_index].partition_responses[partition_index];
+        match result {
+            Ok(appended) => {
+                response.base_offset = appended.base_offset;
+                response.log_start_offset = appended.log_start_offset;
+            }
+            Err(error) => set_error(response, &KafkaError::from(&error)),
+        }
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+/// Checks acks and makes sure the topic exists (auto-creating it if allowed).
+async fn prepare_topic(shard: &ShardRef, name: &str, acks: i16) -> Option<KafkaError> {
+    if !matches!(acks, -1..=1) {
+        return Some(KafkaError::new(errors::INVALID_REQUIRED_ACKS, format!("acks must be -1, 0 or 1, got {acks}")));
+    }
+    if shard.metadata().topics.contains_key(name) {
+        return None;
+    }
+    if !shard.config.auto_create_topics {
+        return Some(KafkaError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic"));
+    }
+    shard.ensure_topic(name).await.err().map(|error| KafkaError::from(&error))
+}
+
+fn set_error(response: &mut PartitionProduceResponse, error: &KafkaError) {
+    response.error_code = error.code;
+    response.error_message = Some(str_bytes(&error.message));
+}

@@ -1,0 +1,154 @@
+//! The Kafka front door: frame (4-byte length) -> request header -> handler -> response.
+//!
+//! A connection is served by the shard whose listener accepted it (SO_REUSEPORT spreads them);
+//! handlers route partition work to owner shards. Requests on one connection are answered in
+//! order. Bad input never panics: an absurd length closes the connection before anything is
+//! allocated, a malformed frame closes the connection, the broker carries on.
+pub mod errors;
+pub mod handlers;
+pub mod registry;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::runtime::ShardRef;
+use registry::DispatchError;
+
+/// Smallest frame that can hold a request header (api key, version, correlation id).
+const REQUEST_HEADER_BYTES_MIN: usize = 8;
+
+pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
+    let address = shard.config.kafka_listen;
+    let listener =
+        TcpListener::bind(address).map_err(|error| format!("cannot listen for Kafka on {address}: {error}"))?;
+    if shard.id == 0 {
+        tracing::info!(%address, "Kafka listener ready");
+    }
+    Ok(glommio::spawn_local(accept_loop(shard, listener)))
+}
+
+async fn accept_loop(shard: ShardRef, listener: TcpListener) {
+    let open_connections = Rc::new(Cell::new(0usize));
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "Kafka accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if open_connections.get() >= shard.config.connections_max {
+            tracing::warn!(limit = shard.config.connections_max, "Kafka connection refused: connections-max reached");
+            drop(stream);
+            continue;
+        }
+        open_connections.set(open_connections.get() + 1);
+        let (shard, open_connections) = (shard.clone(), open_connections.clone());
+        glommio::spawn_local(async move {
+            let peer = stream.peer_addr().map(|address| address.to_string()).unwrap_or_default();
+            if let Err(reason) = serve_connection(&shard, stream).await {
+                tracing::debug!(%peer, %reason, "Kafka connection closed");
+            }
+            open_connections.set(open_connections.get() - 1);
+        })
+        .detach();
+    }
+}
+
+/// Why a connection ended.
+enum Closed {
+    Io(std::io::Error),
+    Protocol(String),
+}
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(error) => write!(f, "{error}"),
+            Self::Protocol(reason) => write!(f, "{reason}"),
+        }
+    }
+}
+
+async fn serve_connection(shard: &ShardRef, mut stream: TcpStream) -> Result<(), Closed> {
+    stream.set_nodelay(true).map_err(|error| Closed::Io(error.into()))?;
+    let mut length_prefix = [0u8; 4];
+    loop {
+        match stream.read_exact(&mut length_prefix).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(error) => return Err(Closed::Io(error)),
+        }
+        let length = i32::from_be_bytes(length_prefix);
+        if length < REQUEST_HEADER_BYTES_MIN as i32 || length as usize > shard.config.request_bytes_max {
+            return Err(Closed::Protocol(format!(
+                "request length {length} outside {REQUEST_HEADER_BYTES_MIN}..={}",
+                shard.config.request_bytes_max
+            )));
+        }
+        let mut frame = BytesMut::zeroed(length as usize);
+        stream.read_exact(&mut frame).await.map_err(Closed::Io)?;
+        if let Some(response) = handle_frame(shard, frame.freeze()).await? {
+            stream.write_all(&response).await.map_err(Closed::Io)?;
+        }
+    }
+}
+
+/// Answers one request frame: `Ok(None)` when the API sends no response.
+async fn handle_frame(shard: &ShardRef, mut frame: Bytes) -> Result<Option<Bytes>, Closed> {
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let key = ApiKey::try_from(raw_key).map_err(|()| Closed::Protocol(format!("unknown API key {raw_key}")))?;
+    let Some(support) = registry::supported(key).filter(|s| (s.min_version..=s.max_version).contains(&version)) else {
+        if key == ApiKey::ApiVersions {
+            // The protocol's rule: answer an unknown ApiVersions version with a v0 response
+            // carrying UNSUPPORTED_VERSION and our ranges, so the client can retry.
+            return unsupported_api_versions(correlation_id).map(Some);
+        }
+        return Err(Closed::Protocol(format!("{key:?} v{version} is not supported")));
+    };
+    debug_assert!(support.key == key);
+    let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
+        .map_err(|error| Closed::Protocol(format!("malformed {key:?} request header: {error}")))?;
+    let mut out = response_buffer(correlation_id, key.response_header_version(version))?;
+    match registry::dispatch(shard, key, version, &mut frame, &mut out).await {
+        Ok(true) => Ok(Some(finish_frame(out))),
+        Ok(false) => Ok(None),
+        Err(error @ DispatchError::Decode(_)) => {
+            let client = header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
+            Err(Closed::Protocol(format!("{key:?} v{version} from client '{client}': {error}")))
+        }
+        Err(error) => Err(Closed::Protocol(error.to_string())),
+    }
+}
+
+fn response_buffer(correlation_id: i32, header_version: i16) -> Result<BytesMut, Closed> {
+    let mut out = BytesMut::with_capacity(256);
+    out.put_i32(0); // length, patched by finish_frame
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut out, header_version)
+        .map_err(|error| Closed::Protocol(format!("cannot encode response header: {error}")))?;
+    Ok(out)
+}
+
+fn finish_frame(mut out: BytesMut) -> Bytes {
+    let length = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&length.to_be_bytes());
+    out.freeze()
+}
+
+fn unsupported_api_versions(correlation_id: i32) -> Result<Bytes, Closed> {
+    let mut out = response_buffer(correlation_id, 0)?;
+    let response: ApiVersionsResponse = handlers::api_versions::response(errors::UNSUPPORTED_VERSION);
+    response.encode(&mut out, 0).map_err(|error| Closed::Protocol(error.to_string()))?;
+    Ok(finish_frame(out))
+}

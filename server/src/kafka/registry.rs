@@ -1,0 +1,104 @@
+//! The one list of Kafka APIs Sluice serves, with their version ranges. ApiVersions is
+//! generated from it, and dispatch goes through it: a handler not listed here does not exist.
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use super::handlers;
+use crate::runtime::ShardRef;
+
+/// One supported API: its key and the versions we serve (within what the codec supports).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSupport {
+    pub key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+/// Why a frame could not be answered; the connection is closed.
+#[derive(Debug)]
+pub enum DispatchError {
+    UnsupportedVersion { key: ApiKey, version: i16 },
+    Decode(String),
+    Encode(String),
+}
+
+impl std::fmt::Display for DispatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnsupportedVersion { key, version } => write!(f, "{key:?} v{version} is not supported"),
+            Self::Decode(reason) => write!(f, "malformed request: {reason}"),
+            Self::Encode(reason) => write!(f, "cannot encode response: {reason}"),
+        }
+    }
+}
+
+fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, DispatchError> {
+    T::decode(body, version).map_err(|error| DispatchError::Decode(error.to_string()))
+}
+
+fn encode<T: Encodable>(response: &T, version: i16, out: &mut BytesMut) -> Result<(), DispatchError> {
+    response.encode(out, version).map_err(|error| DispatchError::Encode(error.to_string()))
+}
+
+macro_rules! registry {
+    ($($key:ident => $module:ident ($request:ty) [$min:literal ..= $max:literal];)*) => {
+        /// Every API served, in ApiVersions order.
+        pub const SUPPORTED: &[ApiSupport] = &[
+            $(ApiSupport { key: ApiKey::$key, min_version: $min, max_version: $max },)*
+        ];
+
+        /// Decodes the request body, runs its handler and encodes the response body into `out`.
+        /// Returns false when the API sends no response (Produce with acks=0).
+        pub async fn dispatch(
+            shard: &ShardRef,
+            key: ApiKey,
+            version: i16,
+            body: &mut Bytes,
+            out: &mut BytesMut,
+        ) -> Result<bool, DispatchError> {
+            match key {
+                $(ApiKey::$key => {
+                    let request: $request = decode(body, version)?;
+                    match handlers::$module::handle(shard, request, version).await {
+                        Some(response) => encode(&response, version, out).map(|()| true),
+                        None => Ok(false),
+                    }
+                })*
+                _ => Err(DispatchError::UnsupportedVersion { key, version }),
+            }
+        }
+    };
+}
+
+registry! {
+    Produce => produce (ProduceRequest) [3 ..= 9];
+    Fetch => fetch (FetchRequest) [4 ..= 12];
+    ListOffsets => list_offsets (ListOffsetsRequest) [1 ..= 7];
+    Metadata => metadata (MetadataRequest) [0 ..= 12];
+    ApiVersions => api_versions (ApiVersionsRequest) [0 ..= 3];
+    CreateTopics => create_topics (CreateTopicsRequest) [2 ..= 7];
+    DeleteTopics => delete_topics (DeleteTopicsRequest) [1 ..= 6];
+    DeleteRecords => delete_records (DeleteRecordsRequest) [0 ..= 2];
+    DescribeConfigs => describe_configs (DescribeConfigsRequest) [1 ..= 4];
+    CreatePartitions => create_partitions (CreatePartitionsRequest) [0 ..= 3];
+}
+
+/// The versions of `key` we serve, if any.
+pub fn supported(key: ApiKey) -> Option<ApiSupport> {
+    SUPPORTED.iter().find(|support| support.key == key).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_range_is_within_what_the_codec_supports() {
+        for support in SUPPORTED {
+            let codec = support.key.valid_versions();
+            assert!(support.min_version <= support.max_version, "{:?}", support.key);
+            assert!(support.min_version >= codec.min && support.max_version <= codec.max, "{:?}", support.key);
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! # sluice-server: the broker
+//!
+//! A produce enters a connection on any shard, is routed to the owning shard over the mesh,
+//! appended, group-fsynced and acknowledged:
+//!
+//! ```text
+//! kafka::serve_connection -> registry::dispatch -> handlers::produce
+//!   -> handlers::scatter (routing::owner) -> Shard::call -> [mesh] -> Shard::produce
+//!   -> Partition::append -> flusher (write + fdatasync) -> Partition::wait_durable -> reply
+//! ```
+//!
+//! - [`runtime`]: glommio executors (one per core), the channel mesh, routing, the shard.
+//! - [`kafka`]: the Kafka wire protocol front door, one handler file per API.
+//! - [`resp`]: the Redis front door.
+//! - [`metadata`]: the topic catalogue (one writer: shard 0) and its snapshots.
+//! - [`config`]: flags, `SLUICE_*` variables and the TOML file.
+pub mod config;
+pub mod http;
+pub mod kafka;
+pub mod limits;
+pub mod metadata;
+pub mod resp;
+pub mod runtime;

@@ -1,0 +1,110 @@
+//! The typed messages shards exchange over the channel mesh. Each request carries a one-shot
+//! reply channel; record bytes travel as `Bytes` (reference-counted, never copied).
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sluice_engine::partition::PartitionError;
+
+use crate::metadata::{Metadata, NewTopic, TopicChangeResult};
+
+/// (topic, partition).
+pub type TopicPartition = (String, i32);
+
+/// A partition-level failure as the owner shard reports it; each front door maps it to its
+/// protocol's error in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardError {
+    UnknownTopicOrPartition,
+    Partition(PartitionError),
+}
+
+impl From<PartitionError> for ShardError {
+    fn from(error: PartitionError) -> Self {
+        Self::Partition(error)
+    }
+}
+
+impl std::fmt::Display for ShardError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownTopicOrPartition => write!(f, "unknown topic or partition"),
+            Self::Partition(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// Where a ListOffsets query landed: an offset and the timestamp found (-1 when none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetAt {
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// Special ListOffsets timestamps (Kafka's).
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+
+pub enum ShardRequest {
+    /// Append batches (one `records` field per partition); `acks` -1 waits for fdatasync.
+    Produce {
+        acks: i16,
+        writes: Vec<(TopicPartition, Bytes)>,
+    },
+    Fetch {
+        reads: Vec<(TopicPartition, i64, usize)>,
+    },
+    /// Completes when any of the partitions has data past the given offset, or on timeout.
+    WaitForData {
+        watches: Vec<(TopicPartition, i64)>,
+        timeout_ms: u64,
+    },
+    ListOffsets {
+        queries: Vec<(TopicPartition, i64)>,
+    },
+    DeleteRecords {
+        deletes: Vec<(TopicPartition, i64)>,
+    },
+    /// To the metadata shard.
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    },
+    DeleteTopics {
+        names: Vec<String>,
+    },
+    CreatePartitions {
+        counts: Vec<(String, u32)>,
+        validate_only: bool,
+    },
+    /// From the metadata shard to every shard: open and close partitions to match.
+    ApplyMetadata(Arc<Metadata>),
+}
+
+pub enum ShardResponse {
+    Produce(Vec<Result<Appended, ShardError>>),
+    Fetch(Vec<Result<Fetched, ShardError>>),
+    Waited,
+    ListOffsets(Vec<Result<OffsetAt, ShardError>>),
+    DeleteRecords(Vec<Result<i64, ShardError>>),
+    TopicChanges(Vec<TopicChangeResult>),
+    Applied,
+}
+
+pub struct MeshMessage {
+    pub request: ShardRequest,
+    pub reply: futures::channel::oneshot::Sender<ShardResponse>,
+}

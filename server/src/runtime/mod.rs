@@ -1,0 +1,112 @@
+//! The shard runtime: one glommio executor per core, joined by a channel mesh. Everything that
+//! depends on glommio's executor API lives here, so the rest of the server does not.
+pub mod mesh;
+pub mod routing;
+pub mod shard;
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+
+use crate::config::Config;
+use crate::limits::{IO_MEMORY_BYTES, MESH_CHANNEL_CAPACITY, RING_DEPTH};
+use crate::metadata::Metadata;
+use mesh::MeshMessage;
+use shard::Shard;
+
+/// Starts one executor per shard and blocks until they all stop.
+pub fn run(config: Config) -> Result<(), String> {
+    let config = Arc::new(config);
+    std::fs::create_dir_all(config.data_dir.join("topics"))
+        .map_err(|error| format!("cannot create data dir {}: {error}", config.data_dir.display()))?;
+    // Fail early, on the main thread, if the manifest cannot be read.
+    Metadata::load(&config.data_dir)?;
+    sluice_engine::fs::create_direct_io_probe(&config.data_dir)
+        .map_err(|error| format!("cannot write in data dir {}: {error}", config.data_dir.display()))?;
+    tracing::info!(
+        shards = config.shards,
+        ring_depth = RING_DEPTH,
+        io_memory_bytes = IO_MEMORY_BYTES,
+        placement = "MaxSpread (one executor pinned per core)",
+        memlock_limit_bytes = memlock_limit_bytes(),
+        "starting glommio executors"
+    );
+    let mesh = MeshBuilder::<MeshMessage, _>::full(config.shards, MESH_CHANNEL_CAPACITY);
+    let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, None))
+        .name("sluice-shard")
+        .ring_depth(RING_DEPTH)
+        .io_memory(IO_MEMORY_BYTES)
+        .on_all_shards(move || {
+            let config = config.clone();
+            let mesh = mesh.clone();
+            async move {
+                let result = run_shard(config, mesh).await;
+                if let Err(error) = &result {
+                    tracing::error!(%error, "shard failed");
+                }
+                result
+            }
+        })
+        .map_err(|error| format!("cannot start the executors: {error}"))?;
+    let errors: Vec<String> = handles
+        .join_all()
+        .into_iter()
+        .filter_map(|result| match result {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error),
+            Err(error) => Some(format!("a shard stopped: {error}")),
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+async fn run_shard(
+    config: Arc<Config>,
+    mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
+) -> Result<(), String> {
+    let (senders, receivers) = mesh.join().await.map_err(|error| format!("joining the shard mesh failed: {error}"))?;
+    sluice_engine::fs::prime_direct_io(&config.data_dir)
+        .await
+        .map_err(|error| format!("direct I/O does not work in {}: {error}", config.data_dir.display()))?;
+    let metadata = Metadata::load(&config.data_dir)?;
+    let shard = Shard::new(config.clone(), senders, Metadata::default());
+    shard.apply_metadata(Arc::new(metadata)).await;
+    shard.serve_mesh(receivers);
+    tracing::info!(shard = shard.id, "shard recovered its partitions");
+    glommio::spawn_local(shard.clone().run_retention()).detach();
+    let kafka = crate::kafka::listen(shard.clone())?;
+    let resp = crate::resp::listen(shard.clone())?;
+    let http = if shard.id == 0 { Some(crate::http::listen(shard.clone())?) } else { None };
+    kafka.await;
+    resp.await;
+    if let Some(http) = http {
+        http.await;
+    }
+    Ok(())
+}
+
+/// RLIMIT_MEMLOCK soft limit: glommio's registered buffers silently fall back above it.
+fn memlock_limit_bytes() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    let result = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) };
+    if result == 0 {
+        limit.rlim_cur
+    } else {
+        0
+    }
+}
+
+/// Spawns a task on the current shard's executor.
+pub fn spawn<T: 'static>(future: impl std::future::Future<Output = T> + 'static) -> glommio::Task<T> {
+    glommio::spawn_local(future)
+}
+
+/// Shared by listeners: the shard as an `Rc`.
+pub type ShardRef = Rc<Shard>;

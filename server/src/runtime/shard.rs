@@ -1,0 +1,449 @@
+//! A shard: one glommio executor pinned to one core, owning a set of partitions outright.
+//!
+//! Request flow: a front door (Kafka or RESP connection, on whichever shard the kernel gave it)
+//! groups its work by owner shard (`routing::owner`) and calls `Shard::call` once per owner.
+//! A local call runs directly; a remote one travels over the channel mesh as one message and
+//! the owner answers on a one-shot channel. The owner appends, waits for the group-committed
+//! fdatasync when acks=all, and replies.
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use sluice_engine::partition::{Partition, PartitionError};
+use sluice_engine::record::batch;
+use sluice_engine::sync::Notify;
+
+use super::mesh::*;
+use super::routing::{owner, METADATA_SHARD};
+use crate::config::Config;
+use crate::metadata::{Metadata, NewTopic, TopicChangeError, TopicChangeResult};
+
+struct OwnedPartition {
+    topic_id: [u8; 16],
+    partition: Rc<Partition>,
+}
+
+/// Everything one shard owns. Lives on its executor only; never shared with another thread.
+pub struct Shard {
+    pub id: usize,
+    pub count: usize,
+    pub config: Arc<Config>,
+    senders: Senders<MeshMessage>,
+    partitions: RefCell<HashMap<TopicPartition, OwnedPartition>>,
+    metadata: RefCell<Arc<Metadata>>,
+    /// Fires when any partition of this shard has new durable data (fetch long polls).
+    appended: Rc<Notify>,
+    /// Serialises catalogue changes on the metadata shard.
+    catalogue_lock: glommio::sync::Semaphore,
+}
+
+impl Shard {
+    pub fn new(config: Arc<Config>, senders: Senders<MeshMessage>, metadata: Metadata) -> Rc<Self> {
+        Rc::new(Self {
+            id: senders.peer_id(),
+            count: senders.nr_consumers(),
+            config,
+            senders,
+            partitions: RefCell::new(HashMap::new()),
+            metadata: RefCell::new(Arc::new(metadata)),
+            appended: Rc::new(Notify::default()),
+            catalogue_lock: glommio::sync::Semaphore::new(1),
+        })
+    }
+
+    /// This shard's current view of the topic catalogue.
+    pub fn metadata(&self) -> Arc<Metadata> {
+        self.metadata.borrow().clone()
+    }
+
+    pub fn owner_of(&self, topic: &str, partition: i32) -> usize {
+        owner(topic, partition, self.count)
+    }
+
+    /// Runs `request` on shard `target`: directly if that is this shard, else over the mesh.
+    pub async fn call(self: &Rc<Self>, target: usize, request: ShardRequest) -> ShardResponse {
+        if target == self.id {
+            return self.clone().handle(request).await;
+        }
+        let (reply, response) = futures::channel::oneshot::channel();
+        if self.senders.send_to(target, MeshMessage { request, reply }).await.is_err() {
+            panic!("mesh channel to shard {target} closed while the broker runs");
+        }
+        response.await.unwrap_or_else(|_| panic!("shard {target} dropped a request without answering"))
+    }
+
+    /// Serves requests other shards send to this one, one task per request so a long poll
+    /// does not hold up the channel.
+    pub fn serve_mesh(self: &Rc<Self>, mut receivers: Receivers<MeshMessage>) {
+        for (_, stream) in receivers.streams() {
+            let shard = self.clone();
+            glommio::spawn_local(async move {
+                use futures::StreamExt;
+                let mut stream = stream;
+                while let Some(MeshMessage { request, reply }) = stream.next().await {
+                    let shard = shard.clone();
+                    glommio::spawn_local(async move {
+                        let response = shard.handle(request).await;
+                        let _ = reply.send(response);
+                    })
+                    .detach();
+                }
+            })
+            .detach();
+        }
+    }
+
+    async fn handle(self: Rc<Self>, request: ShardRequest) -> ShardResponse {
+        match request {
+            ShardRequest::Produce { acks, writes } => ShardResponse::Produce(self.produce(acks, writes).await),
+            ShardRequest::Fetch { reads } => ShardResponse::Fetch(self.fetch(reads).await),
+            ShardRequest::WaitForData { watches, timeout_ms } => {
+                self.wait_for_data(&watches, timeout_ms).await;
+                ShardResponse::Waited
+            }
+            ShardRequest::ListOffsets { queries } => ShardResponse::ListOffsets(self.list_offsets(queries).await),
+            ShardRequest::DeleteRecords { deletes } => ShardResponse::DeleteRecords(self.delete_records(deletes)),
+            ShardRequest::CreateTopics { topics, validate_only } => {
+                ShardResponse::TopicChanges(self.create_topics(topics, validate_only).await)
+            }
+            ShardRequest::DeleteTopics { names } => ShardResponse::TopicChanges(self.delete_topics(names).await),
+            ShardRequest::CreatePartitions { counts, validate_only } => {
+                ShardResponse::TopicChanges(self.create_partitions(counts, validate_only).await)
+            }
+            ShardRequest::ApplyMetadata(metadata) => {
+                self.apply_metadata(metadata).await;
+                ShardResponse::Applied
+            }
+        }
+    }
+
+    fn partition(&self, topic_partition: &TopicPartition) -> Result<Rc<Partition>, ShardError> {
+        debug_assert_eq!(self.owner_of(&topic_partition.0, topic_partition.1), self.id, "routed to the wrong shard");
+        self.partitions
+            .borrow()
+            .get(topic_partition)
+            .map(|owned| owned.partition.clone())
+            .ok_or(ShardError::UnknownTopicOrPartition)
+    }
+
+    async fn produce(
+        &self,
+        acks: i16,
+        writes: Vec<(TopicPartition, bytes::Bytes)>,
+    ) -> Vec<Result<Appended, ShardError>> {
+        let mut appended = Vec::with_capacity(writes.len());
+        for (topic_partition, records) in &writes {
+            appended.push(self.append_records(topic_partition, records).await);
+        }
+        if acks == -1 {
+            for result in &mut appended {
+                if let Ok((partition, Some(last))) = result {
+                    if let Err(error) = partition.wait_durable(last).await {
+                        *result = Err(error.into());
+                    }
+                }
+            }
+        }
+        appended
+            .into_iter()
+            .map(|result| {
+                result.and_then(|(_, last)| {
+                    last.map(|last| Appended {
+                        base_offset: last.base_offset,
+                        last_offset: last.last_offset,
+                        log_start_offset: last.log_start_offset,
+                    })
+                    .ok_or(ShardError::Partition(PartitionError::InvalidBatch(
+                        batch::BatchError::Truncated { needed_bytes: batch::BATCH_HEADER_BYTES, available_bytes: 0 },
+                    )))
+                })
+            })
+            .collect()
+    }
+
+    /// Appends every batch of one partition's `records`; returns the first append's base offset
+    /// folded into the last append's result (what Produce reports).
+    async fn append_records(
+        &self,
+        topic_partition: &TopicPartition,
+        records: &bytes::Bytes,
+    ) -> Result<(Rc<Partition>, Option<sluice_engine::partition::AppendResult>), ShardError> {
+        let partition = self.partition(topic_partition)?;
+        // Check the framing of every batch before appending any, so a bad request is all or nothing.
+        let ranges: Vec<_> = batch::split(records)
+            .collect::<Result<_, _>>()
+            .map_err(|error| ShardError::Partition(PartitionError::InvalidBatch(error)))?;
+        let mut first_base = None;
+        let mut last = None;
+        for range in ranges {
+            let mut result = partition.append(&records[range]).await?;
+            let base = *first_base.get_or_insert(result.base_offset);
+            result.base_offset = base;
+            last = Some(result);
+        }
+        Ok((partition, last))
+    }
+
+    async fn fetch(&self, reads: Vec<(TopicPartition, i64, usize)>) -> Vec<Result<Fetched, ShardError>> {
+        let mut results = Vec::with_capacity(reads.len());
+        for (topic_partition, offset, max_bytes) in reads {
+            let result = match self.partition(&topic_partition) {
+                Ok(partition) => {
+                    partition.read(offset, max_bytes).await.map_err(ShardError::from).map(|read| Fetched {
+                        records: read.records,
+                        high_watermark: read.high_watermark,
+                        log_start_offset: read.log_start_offset,
+                    })
+                }
+                Err(error) => Err(error),
+            };
+            results.push(result);
+        }
+        results
+    }
+
+    /// Waits (bounded by `timeout_ms`) until a watched partition's high watermark passes the
+    /// offset the reader has, woken by appends, not by polling.
+    async fn wait_for_data(&self, watches: &[(TopicPartition, i64)], timeout_ms: u64) {
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        loop {
+            let notified = self.appended.notified();
+            let ready = watches.iter().any(|(topic_partition, offset)| {
+                self.partitions
+                    .borrow()
+                    .get(topic_partition)
+                    .is_none_or(|owned| owned.partition.high_watermark() > *offset)
+            });
+            let now = Instant::now();
+            if ready || now >= deadline {
+                return;
+            }
+            futures_lite::future::or(notified, glommio::timer::sleep(deadline - now)).await;
+        }
+    }
+
+    async fn list_offsets(&self, queries: Vec<(TopicPartition, i64)>) -> Vec<Result<OffsetAt, ShardError>> {
+        let mut results = Vec::with_capacity(queries.len());
+        for (topic_partition, timestamp) in queries {
+            let result = async {
+                let partition = self.partition(&topic_partition)?;
+                Ok(match timestamp {
+                    EARLIEST_TIMESTAMP => OffsetAt { offset: partition.log_start_offset(), timestamp: -1 },
+                    LATEST_TIMESTAMP => OffsetAt { offset: partition.high_watermark(), timestamp: -1 },
+                    timestamp => match partition.offset_for_timestamp(timestamp).await? {
+                        Some((offset, timestamp)) => OffsetAt { offset, timestamp },
+                        None => OffsetAt { offset: -1, timestamp: -1 },
+                    },
+                })
+            }
+            .await;
+            results.push(result);
+        }
+        results
+    }
+
+    fn delete_records(&self, deletes: Vec<(TopicPartition, i64)>) -> Vec<Result<i64, ShardError>> {
+        deletes
+            .into_iter()
+            .map(|(topic_partition, offset)| {
+                let partition = self.partition(&topic_partition)?;
+                let start = partition.delete_records(offset)?;
+                partition.enforce_retention(now_ms());
+                Ok(start)
+            })
+            .collect()
+    }
+
+    /// Metadata shard: applies a catalogue change to a draft, persists the manifest, then
+    /// broadcasts the new snapshot and waits until every shard has opened or closed its
+    /// partitions, so the change is visible everywhere when the client hears back.
+    async fn change_catalogue(
+        self: &Rc<Self>,
+        validate_only: bool,
+        change: impl FnOnce(&mut Metadata) -> Vec<TopicChangeResult>,
+    ) -> Vec<TopicChangeResult> {
+        assert_eq!(self.id, METADATA_SHARD, "catalogue changes run on the metadata shard");
+        let Ok(_permit) = self.catalogue_lock.acquire_permit(1).await else {
+            return Vec::new();
+        };
+        let mut draft = (*self.metadata()).clone();
+        let mut results = change(&mut draft);
+        if validate_only || results.iter().all(|change| change.result.is_err()) {
+            return results;
+        }
+        draft.version += 1;
+        if let Err(error) = draft.to_manifest().store(&self.config.data_dir) {
+            let reason = error.to_string();
+            tracing::error!(%reason, "persisting the manifest failed; catalogue unchanged");
+            for change in results.iter_mut().filter(|change| change.result.is_ok()) {
+                change.result = Err(TopicChangeError::Storage(reason.clone()));
+            }
+            return results;
+        }
+        let snapshot = Arc::new(draft);
+        let applies: Vec<_> =
+            (0..self.count).map(|shard| self.call(shard, ShardRequest::ApplyMetadata(snapshot.clone()))).collect();
+        futures::future::join_all(applies).await;
+        results
+    }
+
+    async fn create_topics(self: &Rc<Self>, topics: Vec<NewTopic>, validate_only: bool) -> Vec<TopicChangeResult> {
+        let default_partitions = self.config.default_partitions;
+        let results = self
+            .change_catalogue(validate_only, |draft| {
+                topics
+                    .iter()
+                    .map(|topic| TopicChangeResult {
+                        name: topic.name.clone(),
+                        result: draft.add_topic(topic, default_partitions),
+                    })
+                    .collect()
+            })
+            .await;
+        for created in results.iter().filter_map(|change| change.result.as_ref().ok()) {
+            if !validate_only {
+                tracing::info!(topic = %created.name, partitions = created.partitions, "topic created");
+            }
+        }
+        results
+    }
+
+    async fn delete_topics(self: &Rc<Self>, names: Vec<String>) -> Vec<TopicChangeResult> {
+        let results = self
+            .change_catalogue(false, |draft| {
+                names
+                    .iter()
+                    .map(|name| TopicChangeResult { name: name.clone(), result: draft.remove_topic(name) })
+                    .collect()
+            })
+            .await;
+        for deleted in results.iter().filter(|change| change.result.is_ok()) {
+            let topic_dir = self.config.data_dir.join("topics").join(&deleted.name);
+            if let Err(error) = std::fs::remove_dir_all(&topic_dir) {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %topic_dir.display(), %error, "removing a deleted topic's directory failed");
+                }
+            }
+            tracing::info!(topic = %deleted.name, "topic deleted");
+        }
+        results
+    }
+
+    async fn create_partitions(
+        self: &Rc<Self>,
+        counts: Vec<(String, u32)>,
+        validate_only: bool,
+    ) -> Vec<TopicChangeResult> {
+        self.change_catalogue(validate_only, |draft| {
+            counts
+                .iter()
+                .map(|(name, count)| TopicChangeResult { name: name.clone(), result: draft.grow_topic(name, *count) })
+                .collect()
+        })
+        .await
+    }
+
+    /// Opens the partitions this shard owns that `metadata` has and it lacks; closes and deletes
+    /// those it has that `metadata` dropped (or that belong to a deleted and re-created topic).
+    pub async fn apply_metadata(&self, metadata: Arc<Metadata>) {
+        if metadata.version < self.metadata.borrow().version {
+            return;
+        }
+        *self.metadata.borrow_mut() = metadata.clone();
+        let stale: Vec<(TopicPartition, Rc<Partition>)> = self
+            .partitions
+            .borrow()
+            .iter()
+            .filter(|((topic, _), owned)| metadata.topics.get(topic).is_none_or(|meta| meta.topic_id != owned.topic_id))
+            .map(|(key, owned)| (key.clone(), owned.partition.clone()))
+            .collect();
+        for (key, partition) in stale {
+            self.partitions.borrow_mut().remove(&key);
+            partition.close().await;
+            if let Err(error) = std::fs::remove_dir_all(partition.dir()) {
+                tracing::warn!(dir = %partition.dir().display(), %error, "removing a deleted partition failed");
+            }
+        }
+        for topic in metadata.topics.values() {
+            for index in 0..topic.partitions as i32 {
+                let key = (topic.name.clone(), index);
+                if self.owner_of(&topic.name, index) != self.id || self.partitions.borrow().contains_key(&key) {
+                    continue;
+                }
+                let dir = self.config.data_dir.join("topics").join(&topic.name).join(index.to_string());
+                match Partition::open(&dir, topic.config.clone(), self.appended.clone()).await {
+                    Ok(partition) => {
+                        self.partitions
+                            .borrow_mut()
+                            .insert(key, OwnedPartition { topic_id: topic.topic_id, partition });
+                    }
+                    Err(error) => {
+                        tracing::error!(dir = %dir.display(), %error, "opening a partition failed; it stays offline");
+                    }
+                }
+            }
+        }
+        for ((topic, _), owned) in self.partitions.borrow().iter() {
+            if let Some(meta) = metadata.topics.get(topic) {
+                if owned.partition.config() != meta.config {
+                    owned.partition.set_config(meta.config.clone());
+                }
+            }
+        }
+    }
+
+    /// Background task: retention over this shard's partitions, bounded work per tick.
+    pub async fn run_retention(self: Rc<Self>) {
+        let interval = Duration::from_millis(self.config.retention_check_interval_ms);
+        loop {
+            glommio::timer::sleep(interval).await;
+            let partitions: Vec<Rc<Partition>> =
+                self.partitions.borrow().values().map(|owned| owned.partition.clone()).collect();
+            for partition in partitions {
+                partition.enforce_retention(now_ms());
+                glommio::yield_if_needed().await;
+            }
+        }
+    }
+
+    /// Topic creation on demand (Kafka auto-create, XADD): asks the metadata shard and returns
+    /// once this shard's snapshot has the topic (or it could not be created).
+    pub async fn ensure_topic(self: &Rc<Self>, name: &str) -> Result<(), TopicChangeError> {
+        if self.metadata().topics.contains_key(name) {
+            return Ok(());
+        }
+        let request = ShardRequest::CreateTopics {
+            topics: vec![NewTopic {
+                name: name.to_string(),
+                partitions: None,
+                replication_factor: -1,
+                configs: Vec::new(),
+            }],
+            validate_only: false,
+        };
+        match self.call(METADATA_SHARD, request).await {
+            ShardResponse::TopicChanges(results) => match results.into_iter().next().map(|change| change.result) {
+                Some(Ok(_)) | Some(Err(TopicChangeError::AlreadyExists)) => Ok(()),
+                Some(Err(error)) => Err(error),
+                None => Err(TopicChangeError::Storage("no answer from the metadata shard".to_string())),
+            },
+            _ => unreachable!("CreateTopics answers with TopicChanges"),
+        }
+    }
+
+    /// Closes every partition (flushing what is queued); used at shutdown.
+    pub async fn close_all(&self) {
+        let partitions: Vec<Rc<Partition>> =
+            self.partitions.borrow().values().map(|owned| owned.partition.clone()).collect();
+        for partition in partitions {
+            partition.close().await;
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}

@@ -417,7 +417,7 @@ impl Partition {
         let found = reader::find_timestamp(&file, position, position_offset, end_position, timestamp)
             .await
             .map_err(|error| storage_error(&error))?;
-        Ok(found.map(|batch| (batch.base_offset.max(log_start_offset), batch.max_timestamp)))
+        Ok(found.map(|(offset, timestamp)| (offset.max(log_start_offset), timestamp)))
     }
 
     /// Moves the log start offset to `offset` (DeleteRecords); -1 means the high watermark.

@@ -234,6 +234,49 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[..8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// Reads a zigzag varint (Kafka record fields) from the front of `bytes`; returns the value
+/// and how many bytes it took.
+fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
+    let mut value = 0u64;
+    for (index, byte) in bytes.iter().take(10).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * index);
+        if byte & 0x80 == 0 {
+            return Some((((value >> 1) as i64) ^ -((value & 1) as i64), index + 1));
+        }
+    }
+    None
+}
+
+const ATTRIBUTE_LOG_APPEND_TIME: i16 = 0x08;
+
+/// The first record of an uncompressed batch whose timestamp is at least `timestamp`, as
+/// (offset, record timestamp). `None` when the batch is compressed (the caller falls back to
+/// the batch's base offset), has no such record, or its records do not parse.
+pub fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<(i64, i64)> {
+    let (header, total_bytes) = frame(batch).ok()?;
+    if header.compression() != 0 {
+        return None;
+    }
+    let base_offset = header.base_offset.get();
+    if header.attributes.get() & ATTRIBUTE_LOG_APPEND_TIME != 0 {
+        let max_timestamp = header.max_timestamp.get();
+        return (max_timestamp >= timestamp).then_some((base_offset, max_timestamp));
+    }
+    let base_timestamp = header.base_timestamp.get();
+    let mut rest = &batch[BATCH_HEADER_BYTES..total_bytes];
+    for _ in 0..header.records_count.get().max(0) {
+        let (length, used) = read_varint(rest)?;
+        let record = rest.get(used..used + usize::try_from(length).ok()?)?;
+        let (timestamp_delta, used_timestamp) = read_varint(record.get(1..)?)?;
+        let (offset_delta, _) = read_varint(record.get(1 + used_timestamp..)?)?;
+        if base_timestamp + timestamp_delta >= timestamp {
+            return Some((base_offset + offset_delta, base_timestamp + timestamp_delta));
+        }
+        rest = &rest[used + length as usize..];
+    }
+    None
+}
+
 /// Test and benchmark support: builds valid batches without a Kafka client.
 pub mod build {
     use super::*;
@@ -343,6 +386,19 @@ mod tests {
         let mut wrong_count = batch.clone();
         wrong_count[57..61].copy_from_slice(&3i32.to_be_bytes());
         assert!(matches!(validate(&wrong_count, MAX), Err(BatchError::BadRecordCount { .. })));
+    }
+
+    #[test]
+    fn record_timestamps_are_found_inside_a_batch() {
+        let mut batch = build::batch(0, 1_000, &[(b"a", b"1"), (b"b", b"2"), (b"c", b"3")]);
+        set_base_offset(&mut batch, 40);
+        assert_eq!(first_record_at_or_after(&batch, 0), Some((40, 1_000)));
+        assert_eq!(first_record_at_or_after(&batch, 1_001), Some((41, 1_001)));
+        assert_eq!(first_record_at_or_after(&batch, 1_002), Some((42, 1_002)));
+        assert_eq!(first_record_at_or_after(&batch, 1_003), None);
+        let mut compressed = batch.clone();
+        compressed[22] |= 1; // gzip bit: records are opaque
+        assert_eq!(first_record_at_or_after(&compressed, 0), None);
     }
 
     #[test]

@@ -64,14 +64,16 @@ pub async fn read_from(
     }
 }
 
-/// Finds the first batch in the segment range whose max timestamp is at least `timestamp`.
+/// Finds the first record at or after `timestamp` in the segment range, as (offset, record
+/// timestamp): inside uncompressed batches record by record, else the first batch whose max
+/// timestamp reaches it.
 pub async fn find_timestamp(
     file: &DmaFile,
     mut position: u64,
     mut position_offset: i64,
     end_position: u64,
     timestamp: i64,
-) -> std::io::Result<Option<ScannedBatch>> {
+) -> std::io::Result<Option<(i64, i64)>> {
     let mut want_bytes = READ_MIN_BYTES;
     while position < end_position {
         let length = (want_bytes as u64).min(end_position - position) as usize;
@@ -79,7 +81,10 @@ pub async fn find_timestamp(
         let mut found: Vec<ScannedBatch> = Vec::new();
         let (consumed, stop) = scan(&chunk, position, position_offset, &mut found);
         if let Some(batch) = found.iter().find(|batch| batch.max_timestamp >= timestamp) {
-            return Ok(Some(*batch));
+            let start = (batch.position - position) as usize;
+            let bytes = &chunk[start..start + batch.size_bytes as usize];
+            let record = crate::record::batch::first_record_at_or_after(bytes, timestamp);
+            return Ok(Some(record.unwrap_or((batch.base_offset, batch.max_timestamp))));
         }
         if let Some(last) = found.last() {
             position_offset = last.last_offset + 1;

@@ -1,4 +1,7 @@
 //! `sluice`: the broker binary.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
 use sluice_server::config::{Config, ServeArgs};
 
@@ -33,8 +36,16 @@ fn main() -> std::process::ExitCode {
             };
             init_logging(&config.log_level);
             tracing::info!(version = env!("CARGO_PKG_VERSION"), ?config, "sluice starting");
-            match sluice_server::runtime::run(config) {
-                Ok(()) => std::process::ExitCode::SUCCESS,
+            let stop = Arc::new(AtomicBool::new(false));
+            if let Err(error) = watch_stop_signals(stop.clone()) {
+                eprintln!("sluice: cannot install signal handling: {error}");
+                return std::process::ExitCode::FAILURE;
+            }
+            match sluice_server::runtime::run(config, stop) {
+                Ok(()) => {
+                    tracing::info!("sluice stopped cleanly");
+                    std::process::ExitCode::SUCCESS
+                }
                 Err(error) => {
                     tracing::error!(%error, "sluice stopped");
                     eprintln!("sluice: {error}");
@@ -43,6 +54,31 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
+}
+
+/// Blocks SIGTERM and SIGINT in every thread (the executors inherit the mask) and waits for
+/// them on a dedicated thread, which sets `stop`: a clean shutdown instead of death by signal.
+fn watch_stop_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    // SAFETY: plain libc signal-set calls on a set we own; no handler runs async code.
+    let signals = unsafe {
+        let mut signals: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut signals);
+        libc::sigaddset(&mut signals, libc::SIGTERM);
+        libc::sigaddset(&mut signals, libc::SIGINT);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &signals, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        signals
+    };
+    std::thread::Builder::new().name("sluice-signals".to_string()).spawn(move || {
+        let mut signal = 0;
+        // SAFETY: sigwait reads the set we own and writes the signal number into `signal`.
+        if unsafe { libc::sigwait(&signals, &mut signal) } == 0 {
+            tracing::info!(signal, "stop signal received: stopping accepting, flushing, syncing");
+            stop.store(true, Ordering::Relaxed);
+        }
+    })?;
+    Ok(())
 }
 
 fn init_logging(filter: &str) {

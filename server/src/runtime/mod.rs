@@ -5,7 +5,9 @@ pub mod routing;
 pub mod shard;
 
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
@@ -16,9 +18,14 @@ use crate::metadata::Metadata;
 use mesh::MeshMessage;
 use shard::Shard;
 
-/// Starts one executor per shard and blocks until they all stop.
-pub fn run(config: Config) -> Result<(), String> {
+/// How often a shard looks at the stop flag (shutdown only, not a hot path).
+const STOP_POLL_INTERVAL_MS: u64 = 50;
+
+/// Starts one executor per shard and blocks until they all stop. Setting `stop` (SIGTERM)
+/// makes every shard stop accepting, flush and sync its partitions, and return.
+pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
     let config = Arc::new(config);
+    let stopped = Arc::new(std::sync::Barrier::new(config.shards));
     std::fs::create_dir_all(config.data_dir.join("topics"))
         .map_err(|error| format!("cannot create data dir {}: {error}", config.data_dir.display()))?;
     // Fail early, on the main thread, if the manifest cannot be read.
@@ -39,10 +46,9 @@ pub fn run(config: Config) -> Result<(), String> {
         .ring_depth(RING_DEPTH)
         .io_memory(IO_MEMORY_BYTES)
         .on_all_shards(move || {
-            let config = config.clone();
-            let mesh = mesh.clone();
+            let (config, mesh, stop, stopped) = (config.clone(), mesh.clone(), stop.clone(), stopped.clone());
             async move {
-                let result = run_shard(config, mesh).await;
+                let result = run_shard(config, mesh, stop, stopped).await;
                 if let Err(error) = &result {
                     tracing::error!(%error, "shard failed");
                 }
@@ -69,6 +75,8 @@ pub fn run(config: Config) -> Result<(), String> {
 async fn run_shard(
     config: Arc<Config>,
     mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
+    stop: Arc<AtomicBool>,
+    stopped: Arc<std::sync::Barrier>,
 ) -> Result<(), String> {
     let (senders, receivers) = mesh.join().await.map_err(|error| format!("joining the shard mesh failed: {error}"))?;
     sluice_engine::fs::prime_direct_io(&config.data_dir)
@@ -83,11 +91,16 @@ async fn run_shard(
     let kafka = crate::kafka::listen(shard.clone())?;
     let resp = crate::resp::listen(shard.clone())?;
     let http = if shard.id == 0 { Some(crate::http::listen(shard.clone())?) } else { None };
-    kafka.await;
-    resp.await;
-    if let Some(http) = http {
-        http.await;
+    while !stop.load(Ordering::Relaxed) {
+        glommio::timer::sleep(Duration::from_millis(STOP_POLL_INTERVAL_MS)).await;
     }
+    // Stop accepting; requests already in flight carry on while the partitions close.
+    drop((kafka, resp, http));
+    shard.close_all().await;
+    tracing::info!(shard = shard.id, "shard flushed and synced its partitions");
+    // Keep this shard's mesh channels open until every shard is done, so no in-flight request
+    // finds a peer gone. Every shard only waits here after finishing its own local work.
+    stopped.wait();
     Ok(())
 }
 

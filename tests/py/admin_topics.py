@@ -1,0 +1,103 @@
+"""Topic administration with confluent-kafka's AdminClient: create topics with partitions and
+configs, see them in metadata, read the configs back with DescribeConfigs, refuse a duplicate,
+delete one and see it gone while the other stays.
+"""
+
+import time
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
+
+from common import (METADATA_WAIT_S, POLL_INTERVAL_S, REQUEST_TIMEOUT_S, CheckFailed,
+                    admin_client, argument_parser, create_topic, expect, expect_equal, log,
+                    run_main, unique_name)
+
+# name prefix -> (partitions, topic configs)
+TOPICS = {
+    "orders": (3, {"retention.ms": "3600000"}),
+    "audit": (1, {"retention.ms": "604800000"}),
+    "clicks": (5, {}),
+}
+
+
+def check_metadata(admin, bootstrap, topics):
+    metadata = admin.list_topics(timeout=REQUEST_TIMEOUT_S)
+    host, port = bootstrap.rsplit(":", 1)
+    advertised = {(broker.host, broker.port) for broker in metadata.brokers.values()}
+    expect((host, int(port)) in advertised,
+           f"metadata brokers {advertised} do not include the bootstrap address {bootstrap}")
+    for name, (partitions, _) in topics.items():
+        expect(name in metadata.topics, f"topic {name} missing from metadata: "
+                                        f"{sorted(metadata.topics)}")
+        topic = metadata.topics[name]
+        expect(topic.error is None, f"topic {name} has error {topic.error}")
+        expect_equal(sorted(topic.partitions), list(range(partitions)), f"partitions of {name}")
+        for partition in topic.partitions.values():
+            expect(partition.leader in metadata.brokers,
+                   f"{name}/{partition.id} leader {partition.leader} is not a known broker")
+            expect(partition.error is None, f"{name}/{partition.id} has error {partition.error}")
+
+
+def check_configs(admin, topics):
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in topics]
+    futures = admin.describe_configs(resources, request_timeout=REQUEST_TIMEOUT_S)
+    for resource, future in futures.items():
+        entries = future.result(timeout=REQUEST_TIMEOUT_S)
+        _, wanted = topics[resource.name]
+        for key, value in wanted.items():
+            expect(key in entries, f"DescribeConfigs for {resource.name} lacks {key}; got "
+                                   f"{sorted(entries)}")
+            expect_equal(entries[key].value, value, f"{key} of {resource.name}")
+
+
+def check_duplicate_refused(admin, name):
+    futures = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)],
+                                  request_timeout=REQUEST_TIMEOUT_S)
+    try:
+        futures[name].result(timeout=REQUEST_TIMEOUT_S)
+    except KafkaException as error:
+        expect_equal(error.args[0].code(), KafkaError.TOPIC_ALREADY_EXISTS,
+                     f"error creating {name} a second time")
+        return
+    raise CheckFailed(f"creating existing topic {name} again succeeded; expected "
+                      "TOPIC_ALREADY_EXISTS")
+
+
+def delete_and_check_gone(admin, doomed, survivors):
+    futures = admin.delete_topics([doomed], operation_timeout=REQUEST_TIMEOUT_S,
+                                  request_timeout=REQUEST_TIMEOUT_S)
+    futures[doomed].result(timeout=REQUEST_TIMEOUT_S)
+    deadline = time.monotonic() + METADATA_WAIT_S
+    while True:
+        names = set(admin.list_topics(timeout=REQUEST_TIMEOUT_S).topics)
+        if doomed not in names:
+            break
+        expect(time.monotonic() < deadline,
+               f"deleted topic {doomed} still listed after {METADATA_WAIT_S}s")
+        time.sleep(POLL_INTERVAL_S)
+    missing = [name for name in survivors if name not in names]
+    expect(not missing, f"deleting {doomed} also removed {missing}")
+
+
+def main():
+    args = argument_parser(__doc__).parse_args()
+    admin = admin_client(args.bootstrap)
+    topics = {unique_name(prefix): spec for prefix, spec in TOPICS.items()}
+    for name, (partitions, config) in topics.items():
+        create_topic(args.bootstrap, name, partitions, config)
+    log(f"created {sorted(topics)}")
+
+    check_metadata(admin, args.bootstrap, topics)
+    check_configs(admin, {name: spec for name, spec in topics.items() if spec[1]})
+    names = list(topics)
+    check_duplicate_refused(admin, names[0])
+
+    doomed, survivors = names[0], names[1:]
+    delete_and_check_gone(admin, doomed, survivors)
+    check_metadata(admin, args.bootstrap, {name: topics[name] for name in survivors})
+    log(f"deleted {doomed}; {survivors} remain")
+    print(f"ok: created {len(topics)} topics, checked metadata and configs, deleted 1")
+
+
+if __name__ == "__main__":
+    run_main(main)

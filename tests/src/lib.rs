@@ -1,0 +1,650 @@
+//! End-to-end test harness for Sluice.
+//!
+//! The scenario tests in `tests/tests/` start the real `sluice` binary and drive it with real
+//! clients: the pinned Python clients in `tests/py/` (confluent-kafka, kafka-python, redis),
+//! and `kcat`. This crate holds what they share:
+//!
+//! - [`Broker`]: one broker process on free loopback ports with its own temporary data
+//!   directory. It can be killed with SIGKILL and restarted on the same directory and ports
+//!   (crash tests), or stopped with SIGTERM (shutdown tests). Dropping it kills only the process
+//!   it started.
+//! - [`Broker::python`] / [`Broker::spawn_python`]: run a script from `tests/py/` against the
+//!   broker, with `--bootstrap` filled in and a bounded run time.
+//! - [`Broker::kcat`]: run `kcat -b <bootstrap> ...` with a bounded run time.
+//! - [`ack_log::AckLog`]: produce with acks=all while recording what was acknowledged, then
+//!   check all of it survived (crash and shutdown tests).
+//!
+//! Every wait is bounded in time and every retry loop in count. On a failure the helpers panic
+//! with the child's output, and a [`Broker`] dropped during the panic prints the tail of its log,
+//! so a red test explains itself.
+//!
+//! `tests/run` installs the clients and sets `SLUICE_TEST_PYTHON` to its venv's interpreter.
+//! Run outside it, the tests fall back to `python3` when it can import `confluent_kafka`, and
+//! otherwise skip loudly (see [`require_python!`]).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod ack_log;
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, Once, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long a broker may take from spawn to accepting Kafka connections.
+pub const BROKER_READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Pause between readiness probes and between checks on a running child.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// How long a broker may take to exit after SIGTERM.
+pub const BROKER_TERMINATE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default run time allowed to one Python script or kcat invocation before it is killed.
+pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Lines of each broker log printed when something fails.
+pub const LOG_TAIL_LINES: usize = 60;
+/// Shards a broker runs with unless the test asks otherwise.
+pub const DEFAULT_SHARDS: usize = 2;
+
+/// Path of the `sluice` binary under test: `SLUICE_BIN` if set, else `<target>/<profile>/sluice`
+/// next to the directory that holds this test executable (`<target>/<profile>/deps/`).
+pub fn sluice_bin() -> PathBuf {
+    let path = match std::env::var_os("SLUICE_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let test_exe = std::env::current_exe().expect("current_exe");
+            let profile_dir =
+                test_exe.parent().and_then(Path::parent).expect("test executable lives in <target>/<profile>/deps/");
+            profile_dir.join("sluice")
+        }
+    };
+    assert!(
+        path.is_file(),
+        "sluice binary not found at {}: run `cargo build --bins` first (or set SLUICE_BIN)",
+        path.display()
+    );
+    path
+}
+
+/// Directory holding the Python test scripts (`tests/py/`).
+pub fn python_scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("py")
+}
+
+/// The Python interpreter for the scripts: `SLUICE_TEST_PYTHON`, else `python3` with a loud note.
+pub fn python_interpreter() -> PathBuf {
+    if let Some(python) = std::env::var_os("SLUICE_TEST_PYTHON") {
+        return PathBuf::from(python);
+    }
+    static NOTE: Once = Once::new();
+    NOTE.call_once(|| {
+        eprintln!(
+            "NOTE: SLUICE_TEST_PYTHON is not set; using `python3` from PATH. \
+             Run `tests/run` to get the pinned client versions."
+        );
+    });
+    PathBuf::from("python3")
+}
+
+/// Whether the Python clients can run: always under `tests/run` (SLUICE_TEST_PYTHON set, and a
+/// broken interpreter there must fail the tests, not skip them); otherwise only if `python3` can
+/// import `confluent_kafka`.
+pub fn python_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        if std::env::var_os("SLUICE_TEST_PYTHON").is_some() {
+            return true;
+        }
+        Command::new("python3")
+            .args(["-c", "import confluent_kafka"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|status| status.success())
+            .unwrap_or(false)
+    })
+}
+
+/// Whether kcat can run: required under `tests/run`, optional elsewhere.
+pub fn kcat_available() -> bool {
+    if std::env::var_os("SLUICE_TEST_PYTHON").is_some() {
+        return true;
+    }
+    Command::new("kcat")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|status| status.success())
+        .unwrap_or(false)
+}
+
+/// Skip the current test, loudly, when the Python clients are not installed (only possible
+/// outside `tests/run`).
+#[macro_export]
+macro_rules! require_python {
+    () => {
+        if !$crate::python_available() {
+            eprintln!(
+                "SKIPPED {}: SLUICE_TEST_PYTHON is unset and python3 cannot import \
+                 confluent_kafka; run `tests/run` to install the clients",
+                module_path!()
+            );
+            return;
+        }
+    };
+}
+
+/// Skip the current test, loudly, when kcat is not installed (only possible outside `tests/run`).
+#[macro_export]
+macro_rules! require_kcat {
+    () => {
+        if !$crate::kcat_available() {
+            eprintln!("SKIPPED {}: kcat is not installed; run `tests/run` to install it", module_path!());
+            return;
+        }
+    };
+}
+
+/// A unique, readable topic name for one test.
+pub fn unique_topic(prefix: &str) -> String {
+    static COUNTER: Mutex<u64> = Mutex::new(0);
+    let mut counter = COUNTER.lock().unwrap();
+    *counter += 1;
+    format!("{prefix}-{}-{}", std::process::id(), *counter)
+}
+
+/// Loopback ports for one broker, kept for its whole life so a restart rebinds the same ones.
+#[derive(Clone, Copy, Debug)]
+pub struct Ports {
+    pub kafka: u16,
+    pub resp: u16,
+    pub http: u16,
+}
+
+impl Ports {
+    /// Ask the kernel for three free loopback ports. They are held open together so they are
+    /// distinct, and never handed out twice by this process, so parallel tests don't collide.
+    fn pick() -> Ports {
+        static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+        const ATTEMPTS_MAX: usize = 100;
+        let mut handed_out = HANDED_OUT.lock().unwrap();
+        let handed_out = handed_out.get_or_insert_with(HashSet::new);
+        let mut listeners = Vec::new();
+        let mut ports = Vec::new();
+        for _ in 0..ATTEMPTS_MAX {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+            let port = listener.local_addr().expect("local_addr").port();
+            if handed_out.insert(port) {
+                ports.push(port);
+                listeners.push(listener);
+                if ports.len() == 3 {
+                    return Ports { kafka: ports[0], resp: ports[1], http: ports[2] };
+                }
+            }
+        }
+        panic!("could not find 3 unused loopback ports in {ATTEMPTS_MAX} attempts");
+    }
+}
+
+/// Configures a [`Broker`] before it starts.
+#[derive(Debug)]
+pub struct BrokerBuilder {
+    shards: usize,
+    extra_args: Vec<String>,
+}
+
+impl BrokerBuilder {
+    /// Number of shards (`--shards`).
+    pub fn shards(mut self, shards: usize) -> Self {
+        assert!(shards > 0, "a broker needs at least one shard");
+        self.shards = shards;
+        self
+    }
+
+    /// One extra command-line argument for `sluice serve`, kept across restarts.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.extra_args.push(arg.into());
+        self
+    }
+
+    /// Extra command-line arguments for `sluice serve`, kept across restarts.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Start the broker and wait until its Kafka port accepts connections.
+    pub fn start(self) -> Broker {
+        let root = tempfile::Builder::new().prefix("sluice-test-").tempdir().expect("create temp dir");
+        let data_dir = root.path().join("data");
+        fs::create_dir_all(&data_dir).expect("create data dir");
+        let mut broker = Broker {
+            binary: sluice_bin(),
+            data_dir,
+            ports: Ports::pick(),
+            shards: self.shards,
+            extra_args: self.extra_args,
+            child: None,
+            starts: 0,
+            root,
+        };
+        broker.start();
+        broker
+    }
+}
+
+/// One running (or stopped) `sluice serve` process, owned by one test.
+///
+/// The data directory and the log files live in a temporary directory that this struct owns:
+/// they survive [`Broker::kill9`] and [`Broker::restart`], and are removed on drop. Drop kills
+/// the process this struct started, and nothing else.
+#[derive(Debug)]
+pub struct Broker {
+    binary: PathBuf,
+    data_dir: PathBuf,
+    ports: Ports,
+    shards: usize,
+    extra_args: Vec<String>,
+    child: Option<Child>,
+    /// How many times the process has been spawned, for the log markers.
+    starts: u32,
+    /// Holds the data dir and logs; removed after `Drop` has killed the process.
+    root: TempDir,
+}
+
+impl Broker {
+    /// A builder with the defaults: [`DEFAULT_SHARDS`] shards, no extra arguments.
+    pub fn builder() -> BrokerBuilder {
+        BrokerBuilder { shards: DEFAULT_SHARDS, extra_args: Vec::new() }
+    }
+
+    /// Start a broker with the defaults.
+    pub fn start_default() -> Broker {
+        Broker::builder().start()
+    }
+
+    /// Kafka bootstrap address, `127.0.0.1:<port>`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.kafka)
+    }
+
+    /// RESP (Redis protocol) address, `127.0.0.1:<port>`.
+    pub fn resp_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.resp)
+    }
+
+    /// HTTP (metrics, health) address, `127.0.0.1:<port>`.
+    pub fn http_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.http)
+    }
+
+    pub fn ports(&self) -> Ports {
+        self.ports
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("try_wait on broker").is_none(),
+            None => false,
+        }
+    }
+
+    /// The full command line `sluice serve` is started with.
+    pub fn serve_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "serve".to_string(),
+            "--data-dir".to_string(),
+            self.data_dir.display().to_string(),
+            "--kafka-listen".to_string(),
+            self.bootstrap(),
+            "--resp-listen".to_string(),
+            self.resp_addr(),
+            "--http-listen".to_string(),
+            self.http_addr(),
+            "--shards".to_string(),
+            self.shards.to_string(),
+        ];
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+
+    /// Spawn the process on the same data dir and ports, and wait until it accepts Kafka
+    /// connections. Panics if it is already running, exits early, or is not ready in time.
+    pub fn start(&mut self) {
+        assert!(!self.is_running(), "broker already running");
+        self.starts += 1;
+        let args = self.serve_args();
+        let marker = format!(
+            "\n===== sluice-tests: start #{} `{} {}` =====\n",
+            self.starts,
+            self.binary.display(),
+            args.join(" ")
+        );
+        let stdout = self.open_log("broker.stdout.log", &marker);
+        let stderr = self.open_log("broker.stderr.log", &marker);
+        let child = Command::new(&self.binary)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|error| panic!("spawn {}: {error}", self.binary.display()));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Kill the process with SIGKILL (a crash: no shutdown code runs) and reap it.
+    pub fn kill9(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            panic!("kill9: broker is not running");
+        };
+        if child.try_wait().expect("try_wait on broker").is_some() {
+            panic!("kill9: broker had already exited (its log follows)");
+        }
+        // Child::kill sends SIGKILL to this child's pid only.
+        child.kill().expect("SIGKILL broker");
+        child.wait().expect("reap broker");
+    }
+
+    /// Crash and restart: SIGKILL, then start again on the same data dir and ports.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.start();
+    }
+
+    /// Ask the broker to shut down with SIGTERM and wait, bounded by
+    /// [`BROKER_TERMINATE_TIMEOUT`], for it to exit. Returns its exit status; panics (after a
+    /// SIGKILL) if it does not exit in time.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let Some(mut child) = self.child.take() else {
+            panic!("terminate: broker is not running");
+        };
+        if let Some(status) = child.try_wait().expect("try_wait on broker") {
+            return status;
+        }
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) with the pid of our own child, which has not been reaped yet (checked
+        // just above), so the pid cannot have been reused by another process.
+        let result = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(result, 0, "SIGTERM broker: {}", std::io::Error::last_os_error());
+        let deadline = Instant::now() + BROKER_TERMINATE_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().expect("try_wait on broker") {
+                return status;
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("broker did not exit within {BROKER_TERMINATE_TIMEOUT:?} of SIGTERM");
+    }
+
+    /// The last `lines` lines of the broker's stdout and stderr, across all restarts.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let mut tail = String::new();
+        for name in ["broker.stdout.log", "broker.stderr.log"] {
+            let text = fs::read_to_string(self.root.path().join(name)).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            let start = all.len().saturating_sub(lines);
+            tail.push_str(&format!("----- {name} (last {lines} lines) -----\n"));
+            for line in &all[start..] {
+                tail.push_str(line);
+                tail.push('\n');
+            }
+        }
+        tail
+    }
+
+    /// Run `tests/py/<script> --bootstrap <bootstrap> <args>`; assert it exits 0 within
+    /// [`SCRIPT_TIMEOUT`] and return its stdout.
+    pub fn python(&self, script: &str, args: &[&str]) -> String {
+        self.python_with_timeout(script, args, SCRIPT_TIMEOUT)
+    }
+
+    pub fn python_with_timeout(&self, script: &str, args: &[&str], timeout: Duration) -> String {
+        let finished = self.spawn_python(script, args).wait(timeout);
+        self.expect_success(finished)
+    }
+
+    /// Start `tests/py/<script> --bootstrap <bootstrap> <args>` in the background.
+    pub fn spawn_python(&self, script: &str, args: &[&str]) -> Running {
+        let mut command = python_command(script);
+        command.arg("--bootstrap").arg(self.bootstrap()).args(args);
+        Running::spawn(command, None)
+    }
+
+    /// Assert a finished helper exited 0 and return its stdout; on failure panic with its output
+    /// (the broker log tail follows when the broker is dropped).
+    pub fn expect_success(&self, finished: Finished) -> String {
+        assert!(finished.succeeded(), "{}", finished.failure_report());
+        finished.stdout
+    }
+
+    /// Run `kcat -b <bootstrap> <args>` with `stdin` as its input; assert it exits 0 within
+    /// [`SCRIPT_TIMEOUT`] and return its stdout.
+    pub fn kcat(&self, args: &[&str], stdin: &[u8]) -> String {
+        let mut command = Command::new("kcat");
+        command.arg("-b").arg(self.bootstrap()).args(args);
+        let finished = Running::spawn(command, Some(stdin.to_vec())).wait(SCRIPT_TIMEOUT);
+        self.expect_success(finished)
+    }
+
+    fn open_log(&self, name: &str, marker: &str) -> File {
+        let mut file =
+            OpenOptions::new().create(true).append(true).open(self.root.path().join(name)).expect("open broker log");
+        file.write_all(marker.as_bytes()).expect("write log marker");
+        file
+    }
+
+    /// Poll-connect to the Kafka port until it accepts, the process exits, or time runs out.
+    fn wait_ready(&mut self) {
+        let address: SocketAddr = self.bootstrap().parse().expect("socket address");
+        let started = Instant::now();
+        while started.elapsed() < BROKER_READY_TIMEOUT {
+            let child = self.child.as_mut().expect("broker child");
+            if let Some(status) = child.try_wait().expect("try_wait on broker") {
+                self.child = None;
+                panic!("broker exited during startup with {status} (its log follows)");
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+        panic!(
+            "broker did not accept Kafka connections on {address} within \
+             {BROKER_READY_TIMEOUT:?} (its log follows)"
+        );
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Every failure while a broker is alive unwinds through here: show what it logged.
+        if thread::panicking() {
+            eprintln!("broker log at failure:\n{}", self.log_tail(LOG_TAIL_LINES));
+        }
+    }
+}
+
+/// `python3 tests/py/<script>` with the interpreter from [`python_interpreter`].
+pub fn python_command(script: &str) -> Command {
+    let path = python_scripts_dir().join(script);
+    assert!(path.is_file(), "no such test script: {}", path.display());
+    let mut command = Command::new(python_interpreter());
+    // Unbuffered, so a killed script still leaves its output behind; no __pycache__ in the tree.
+    command.arg("-u").arg(path).env("PYTHONDONTWRITEBYTECODE", "1");
+    command
+}
+
+/// Run `tests/py/<script> <args>` (no broker involved); assert it exits 0 within
+/// [`SCRIPT_TIMEOUT`] and return its stdout.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let mut command = python_command(script);
+    command.args(args);
+    let finished = Running::spawn(command, None).wait(SCRIPT_TIMEOUT);
+    assert!(finished.succeeded(), "{}", finished.failure_report());
+    finished.stdout
+}
+
+/// Run `kcat <args>` (no broker involved); assert it exits 0 within [`SCRIPT_TIMEOUT`] and
+/// return its stdout.
+pub fn kcat(args: &[&str], stdin: &[u8]) -> String {
+    let mut command = Command::new("kcat");
+    command.args(args);
+    let finished = Running::spawn(command, Some(stdin.to_vec())).wait(SCRIPT_TIMEOUT);
+    assert!(finished.succeeded(), "{}", finished.failure_report());
+    finished.stdout
+}
+
+/// A child process (script or tool) whose output is being collected. Dropping it before
+/// [`Running::wait`] kills it.
+#[derive(Debug)]
+pub struct Running {
+    description: String,
+    child: Option<Child>,
+    stdout_reader: Option<JoinHandle<Vec<u8>>>,
+    stderr_reader: Option<JoinHandle<Vec<u8>>>,
+    stdin_writer: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Spawn `command` with piped output, feeding it `stdin` if given (else /dev/null).
+    pub fn spawn(mut command: Command, stdin: Option<Vec<u8>>) -> Running {
+        let description = format!("{command:?}");
+        command
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap_or_else(|error| panic!("spawn {description}: {error}"));
+        let stdin_writer = match (stdin, child.stdin.take()) {
+            (Some(bytes), Some(mut pipe)) => Some(thread::spawn(move || {
+                // A child that exits early closes the pipe; its exit status reports that.
+                let _ = pipe.write_all(&bytes);
+            })),
+            _ => None,
+        };
+        let stdout_reader = child.stdout.take().map(read_to_end_in_thread);
+        let stderr_reader = child.stderr.take().map(read_to_end_in_thread);
+        Running { description, child: Some(child), stdout_reader, stderr_reader, stdin_writer }
+    }
+
+    /// Whether the child has exited yet.
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().expect("try_wait").is_some(),
+            None => true,
+        }
+    }
+
+    /// Wait for the child to exit, at most `timeout`; past that kill it. Either way, collect
+    /// its output.
+    pub fn wait(mut self, timeout: Duration) -> Finished {
+        let mut child = self.child.take().expect("child not yet waited for");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(exit) = child.try_wait().expect("try_wait") {
+                break Some(exit);
+            }
+            if started.elapsed() >= timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            thread::sleep(POLL_INTERVAL);
+        };
+        if let Some(writer) = self.stdin_writer.take() {
+            let _ = writer.join();
+        }
+        let stdout = join_output(self.stdout_reader.take());
+        let stderr = join_output(self.stderr_reader.take());
+        Finished { description: std::mem::take(&mut self.description), status, timeout, stdout, stderr }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn read_to_end_in_thread<R: Read + Send + 'static>(mut pipe: R) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+fn join_output(reader: Option<JoinHandle<Vec<u8>>>) -> String {
+    let bytes = reader.map(|handle| handle.join().unwrap_or_default()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The outcome of a [`Running`] child.
+#[derive(Debug)]
+pub struct Finished {
+    pub description: String,
+    /// `None` when the child was killed for running past its timeout.
+    pub status: Option<ExitStatus>,
+    pub timeout: Duration,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|status| status.success())
+    }
+
+    /// What ran, how it ended, and everything it printed.
+    pub fn failure_report(&self) -> String {
+        let ending = match self.status {
+            Some(status) => format!("exited with {status}"),
+            None => format!("was killed after running longer than {:?}", self.timeout),
+        };
+        format!(
+            "{} {ending}\n----- stdout -----\n{}\n----- stderr -----\n{}",
+            self.description, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Number of complete (newline-terminated) lines in a file; 0 if it does not exist yet.
+pub fn count_lines(path: &Path) -> usize {
+    fs::read(path).map(|bytes| bytes.iter().filter(|&&byte| byte == b'\n').count()).unwrap_or(0)
+}
+
+/// Poll `condition` every [`POLL_INTERVAL`] until it holds or `timeout` passes; returns whether
+/// it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if condition() {
+            return true;
+        }
+        thread::sleep(POLL_INTERVAL);
+    }
+    condition()
+}

@@ -2,6 +2,8 @@
 
 /// Largest Kafka request frame accepted (Kafka's `socket.request.max.bytes` default).
 pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 << 20;
+/// Requests one Kafka connection may have in flight (librdkafka sends up to 5 produces).
+pub const IN_FLIGHT_REQUESTS_MAX: usize = 32;
 /// Connections accepted per shard per front door; more are closed at once.
 pub const CONNECTIONS_MAX_PER_SHARD_DEFAULT: usize = 4096;
 /// Capacity of each channel of the cross-shard mesh (messages, not bytes).

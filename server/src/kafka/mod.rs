@@ -18,7 +18,11 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, Respo
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::runtime::ShardRef;
-use registry::DispatchError;
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use registry::{DispatchError, OrderPoint};
+use std::os::fd::{AsRawFd, FromRawFd};
+
+use crate::limits::IN_FLIGHT_REQUESTS_MAX;
 
 /// Smallest frame that can hold a request header (api key, version, correlation id).
 const REQUEST_HEADER_BYTES_MIN: usize = 8;
@@ -77,8 +81,27 @@ impl std::fmt::Display for Closed {
     }
 }
 
-async fn serve_connection(shard: &ShardRef, mut stream: TcpStream) -> Result<(), Closed> {
+/// A connection is two tasks: this one reads requests and starts a handler task for each (up to
+/// `IN_FLIGHT_REQUESTS_MAX` at once), waiting only until the handler's order point (Produce:
+/// its appends) before reading on; the writer task answers in request order. So a producer's
+/// next request appends while the previous one waits for its fdatasync.
+async fn serve_connection(shard: &ShardRef, stream: TcpStream) -> Result<(), Closed> {
     stream.set_nodelay(true).map_err(|error| Closed::Io(error.into()))?;
+    let writer_stream = duplicate(&stream).map_err(Closed::Io)?;
+    let (pending_sender, pending_receiver) = local_channel::new_bounded(IN_FLIGHT_REQUESTS_MAX);
+    let writer = glommio::spawn_local(write_responses(writer_stream, pending_receiver));
+    let read_result = read_requests(shard, stream, pending_sender).await;
+    let write_result = writer.await;
+    read_result.and(write_result)
+}
+
+type PendingResponse = glommio::Task<Result<Option<Bytes>, Closed>>;
+
+async fn read_requests(
+    shard: &ShardRef,
+    mut stream: TcpStream,
+    pending: LocalSender<PendingResponse>,
+) -> Result<(), Closed> {
     let mut length_prefix = [0u8; 4];
     loop {
         match stream.read_exact(&mut length_prefix).await {
@@ -95,14 +118,47 @@ async fn serve_connection(shard: &ShardRef, mut stream: TcpStream) -> Result<(),
         }
         let mut frame = BytesMut::zeroed(length as usize);
         stream.read_exact(&mut frame).await.map_err(Closed::Io)?;
-        if let Some(response) = handle_frame(shard, frame.freeze()).await? {
-            stream.write_all(&response).await.map_err(Closed::Io)?;
+        let (order, ordered) = OrderPoint::new();
+        let handler = glommio::spawn_local({
+            let shard = shard.clone();
+            async move { handle_frame(&shard, frame.freeze(), order).await }
+        });
+        if pending.send(handler).await.is_err() {
+            return Ok(()); // the writer stopped (and said why)
         }
+        let _ = ordered.await;
     }
 }
 
+async fn write_responses(mut stream: TcpStream, pending: LocalReceiver<PendingResponse>) -> Result<(), Closed> {
+    while let Some(handler) = pending.recv().await {
+        let result = match handler.await {
+            Ok(Some(response)) => stream.write_all(&response).await.map_err(Closed::Io),
+            Ok(None) => Ok(()),
+            Err(closed) => Err(closed),
+        };
+        if let Err(closed) = result {
+            // Wake the reader, which may be waiting for a request that will never come.
+            let _ = stream.shutdown(std::net::Shutdown::Both).await;
+            return Err(closed);
+        }
+    }
+    Ok(())
+}
+
+/// A second handle on the same socket, so reads and writes run in separate tasks.
+fn duplicate(stream: &TcpStream) -> std::io::Result<TcpStream> {
+    // SAFETY: dup returns a new descriptor we own (or -1); from_raw_fd takes ownership of it.
+    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh, valid, connected TCP socket descriptor owned by nobody else.
+    Ok(unsafe { TcpStream::from_raw_fd(fd) })
+}
+
 /// Answers one request frame: `Ok(None)` when the API sends no response.
-async fn handle_frame(shard: &ShardRef, mut frame: Bytes) -> Result<Option<Bytes>, Closed> {
+async fn handle_frame(shard: &ShardRef, mut frame: Bytes, order: OrderPoint) -> Result<Option<Bytes>, Closed> {
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -119,7 +175,7 @@ async fn handle_frame(shard: &ShardRef, mut frame: Bytes) -> Result<Option<Bytes
     let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
         .map_err(|error| Closed::Protocol(format!("malformed {key:?} request header: {error}")))?;
     let mut out = response_buffer(correlation_id, key.response_header_version(version))?;
-    match registry::dispatch(shard, key, version, &mut frame, &mut out).await {
+    match registry::dispatch(shard, key, version, &mut frame, &mut out, order).await {
         Ok(true) => Ok(Some(finish_frame(out))),
         Ok(false) => Ok(None),
         Err(error @ DispatchError::Decode(_)) => {

@@ -41,24 +41,63 @@ fn encode<T: Encodable>(response: &T, version: i16, out: &mut BytesMut) -> Resul
     response.encode(out, version).map_err(|error| DispatchError::Encode(error.to_string()))
 }
 
+/// Released by a handler once the part of its work whose order matters is done (Produce: the
+/// appends), so the connection may start on its next request while this one finishes (waits
+/// for fdatasync). Dropping it releases it too, so a handler that fails never stalls the
+/// connection. Kafka clients rely on this: requests on one connection append in order.
+pub struct OrderPoint(Option<futures::channel::oneshot::Sender<()>>);
+
+impl OrderPoint {
+    pub fn new() -> (Self, futures::channel::oneshot::Receiver<()>) {
+        let (sender, receiver) = futures::channel::oneshot::channel();
+        (Self(Some(sender)), receiver)
+    }
+
+    pub fn release(&mut self) {
+        if let Some(sender) = self.0.take() {
+            let _ = sender.send(());
+        }
+    }
+}
+
+impl Drop for OrderPoint {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 macro_rules! registry {
-    ($($key:ident => $module:ident ($request:ty) [$min:literal ..= $max:literal];)*) => {
+    (
+        ordered { $($okey:ident => $omodule:ident ($orequest:ty) [$omin:literal ..= $omax:literal];)* }
+        unordered { $($key:ident => $module:ident ($request:ty) [$min:literal ..= $max:literal];)* }
+    ) => {
         /// Every API served, in ApiVersions order.
         pub const SUPPORTED: &[ApiSupport] = &[
+            $(ApiSupport { key: ApiKey::$okey, min_version: $omin, max_version: $omax },)*
             $(ApiSupport { key: ApiKey::$key, min_version: $min, max_version: $max },)*
         ];
 
         /// Decodes the request body, runs its handler and encodes the response body into `out`.
-        /// Returns false when the API sends no response (Produce with acks=0).
+        /// Returns false when the API sends no response (Produce with acks=0). Ordered handlers
+        /// release `order` themselves; the others release it at once.
         pub async fn dispatch(
             shard: &ShardRef,
             key: ApiKey,
             version: i16,
             body: &mut Bytes,
             out: &mut BytesMut,
+            mut order: OrderPoint,
         ) -> Result<bool, DispatchError> {
             match key {
+                $(ApiKey::$okey => {
+                    let request: $orequest = decode(body, version)?;
+                    match handlers::$omodule::handle(shard, request, version, order).await {
+                        Some(response) => encode(&response, version, out).map(|()| true),
+                        None => Ok(false),
+                    }
+                })*
                 $(ApiKey::$key => {
+                    order.release();
                     let request: $request = decode(body, version)?;
                     match handlers::$module::handle(shard, request, version).await {
                         Some(response) => encode(&response, version, out).map(|()| true),
@@ -72,16 +111,20 @@ macro_rules! registry {
 }
 
 registry! {
-    Produce => produce (ProduceRequest) [3 ..= 9];
-    Fetch => fetch (FetchRequest) [4 ..= 12];
-    ListOffsets => list_offsets (ListOffsetsRequest) [1 ..= 7];
-    Metadata => metadata (MetadataRequest) [0 ..= 12];
-    ApiVersions => api_versions (ApiVersionsRequest) [0 ..= 3];
-    CreateTopics => create_topics (CreateTopicsRequest) [2 ..= 7];
-    DeleteTopics => delete_topics (DeleteTopicsRequest) [1 ..= 6];
-    DeleteRecords => delete_records (DeleteRecordsRequest) [0 ..= 2];
-    DescribeConfigs => describe_configs (DescribeConfigsRequest) [1 ..= 4];
-    CreatePartitions => create_partitions (CreatePartitionsRequest) [0 ..= 3];
+    ordered {
+        Produce => produce (ProduceRequest) [3 ..= 9];
+    }
+    unordered {
+        Fetch => fetch (FetchRequest) [4 ..= 12];
+        ListOffsets => list_offsets (ListOffsetsRequest) [1 ..= 7];
+        Metadata => metadata (MetadataRequest) [0 ..= 12];
+        ApiVersions => api_versions (ApiVersionsRequest) [0 ..= 3];
+        CreateTopics => create_topics (CreateTopicsRequest) [2 ..= 7];
+        DeleteTopics => delete_topics (DeleteTopicsRequest) [1 ..= 6];
+        DeleteRecords => delete_records (DeleteRecordsRequest) [0 ..= 2];
+        DescribeConfigs => describe_configs (DescribeConfigsRequest) [1 ..= 4];
+        CreatePartitions => create_partitions (CreatePartitionsRequest) [0 ..= 3];
+    }
 }
 
 /// The versions of `key` we serve, if any.

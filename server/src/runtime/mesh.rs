@@ -60,9 +60,11 @@ pub const EARLIEST_TIMESTAMP: i64 = -2;
 
 pub enum ShardRequest {
     /// Append batches (one `records` field per partition); `acks` -1 waits for fdatasync.
+    /// `appended` fires once every batch is appended (ordered), before any waiting.
     Produce {
         acks: i16,
         writes: Vec<(TopicPartition, Bytes)>,
+        appended: Option<futures::channel::oneshot::Sender<()>>,
     },
     Fetch {
         reads: Vec<(TopicPartition, i64, usize)>,

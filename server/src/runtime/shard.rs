@@ -98,7 +98,9 @@ impl Shard {
 
     async fn handle(self: Rc<Self>, request: ShardRequest) -> ShardResponse {
         match request {
-            ShardRequest::Produce { acks, writes } => ShardResponse::Produce(self.produce(acks, writes).await),
+            ShardRequest::Produce { acks, writes, appended } => {
+                ShardResponse::Produce(self.produce(acks, writes, appended).await)
+            }
             ShardRequest::Fetch { reads } => ShardResponse::Fetch(self.fetch(reads).await),
             ShardRequest::WaitForData { watches, timeout_ms } => {
                 self.wait_for_data(&watches, timeout_ms).await;
@@ -133,10 +135,14 @@ impl Shard {
         &self,
         acks: i16,
         writes: Vec<(TopicPartition, bytes::Bytes)>,
+        on_appended: Option<futures::channel::oneshot::Sender<()>>,
     ) -> Vec<Result<Appended, ShardError>> {
         let mut appended = Vec::with_capacity(writes.len());
         for (topic_partition, records) in &writes {
             appended.push(self.append_records(topic_partition, records).await);
+        }
+        if let Some(on_appended) = on_appended {
+            let _ = on_appended.send(());
         }
         if acks == -1 {
             for result in &mut appended {

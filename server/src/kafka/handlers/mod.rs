@@ -27,6 +27,37 @@ pub fn topic_name(text: &str) -> TopicName {
     TopicName(str_bytes(text))
 }
 
+/// Per owner shard: the positions of its items in the original list, and the items.
+pub type Share<T> = (usize, Vec<usize>, Vec<(TopicPartition, T)>);
+
+/// Splits `items` by owner shard (`routing::owner`), remembering where each came from.
+pub fn group_by_owner<T>(shard: &ShardRef, items: Vec<(TopicPartition, T)>) -> Vec<Share<T>> {
+    let mut by_owner: BTreeMap<usize, Share<T>> = BTreeMap::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let owner = shard.owner_of(&item.0 .0, item.0 .1);
+        let entry = by_owner.entry(owner).or_insert_with(|| (owner, Vec::new(), Vec::new()));
+        entry.1.push(index);
+        entry.2.push(item);
+    }
+    by_owner.into_values().collect()
+}
+
+/// Puts each owner's answers back in the order of the original items.
+pub fn gather<R>(
+    count: usize,
+    positions: Vec<Vec<usize>>,
+    answers: Vec<Vec<Result<R, ShardError>>>,
+) -> Vec<Result<R, ShardError>> {
+    let mut results: Vec<Option<Result<R, ShardError>>> = (0..count).map(|_| None).collect();
+    for (indexes, answer) in positions.into_iter().zip(answers) {
+        assert_eq!(answer.len(), indexes.len(), "a shard answered a different number of items");
+        for (index, result) in indexes.into_iter().zip(answer) {
+            results[index] = Some(result);
+        }
+    }
+    results.into_iter().map(|result| result.unwrap_or(Err(ShardError::UnknownTopicOrPartition))).collect()
+}
+
 /// Sends each owner shard its share of `items` in one request (concurrently) and returns the
 /// results in the order of `items`.
 pub async fn scatter<T, R>(
@@ -36,29 +67,17 @@ pub async fn scatter<T, R>(
     response: impl Fn(ShardResponse) -> Option<Vec<Result<R, ShardError>>>,
 ) -> Vec<Result<R, ShardError>> {
     let count = items.len();
-    // Per owner shard: the positions of its items in `items`, and the items.
-    type Share<T> = (Vec<usize>, Vec<(TopicPartition, T)>);
-    let mut by_owner: BTreeMap<usize, Share<T>> = BTreeMap::new();
-    for (index, item) in items.into_iter().enumerate() {
-        let owner = shard.owner_of(&item.0 .0, item.0 .1);
-        let entry = by_owner.entry(owner).or_default();
-        entry.0.push(index);
-        entry.1.push(item);
-    }
-    let mut positions = Vec::with_capacity(by_owner.len());
-    let mut calls = Vec::with_capacity(by_owner.len());
-    for (owner, (indexes, share)) in by_owner {
+    let shares = group_by_owner(shard, items);
+    let mut positions = Vec::with_capacity(shares.len());
+    let mut calls = Vec::with_capacity(shares.len());
+    for (owner, indexes, share) in shares {
         positions.push(indexes);
         calls.push(shard.call(owner, request(share)));
     }
-    let answers = futures::future::join_all(calls).await;
-    let mut results: Vec<Option<Result<R, ShardError>>> = (0..count).map(|_| None).collect();
-    for (indexes, answer) in positions.into_iter().zip(answers) {
-        let answer = response(answer).unwrap_or_else(|| unreachable!("a shard answered with the wrong response kind"));
-        assert_eq!(answer.len(), indexes.len(), "a shard answered a different number of items");
-        for (index, result) in indexes.into_iter().zip(answer) {
-            results[index] = Some(result);
-        }
-    }
-    results.into_iter().map(|result| result.unwrap_or(Err(ShardError::UnknownTopicOrPartition))).collect()
+    let answers = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|answer| response(answer).unwrap_or_else(|| unreachable!("a shard answered with the wrong response kind")))
+        .collect();
+    gather(count, positions, answers)
 }

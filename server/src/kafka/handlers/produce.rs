@@ -4,12 +4,18 @@ use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::{scatter, str_bytes};
+use super::{gather, group_by_owner, str_bytes};
 use crate::kafka::errors::{self, KafkaError};
-use crate::runtime::mesh::{ShardRequest, ShardResponse};
+use crate::kafka::registry::OrderPoint;
+use crate::runtime::mesh::{Appended, ShardError, ShardRequest, ShardResponse, TopicPartition};
 use crate::runtime::ShardRef;
 
-pub async fn handle(shard: &ShardRef, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+pub async fn handle(
+    shard: &ShardRef,
+    request: ProduceRequest,
+    _version: i16,
+    order: OrderPoint,
+) -> Option<ProduceResponse> {
     let acks = request.acks;
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut writes = Vec::new();
@@ -37,16 +43,7 @@ pub async fn handle(shard: &ShardRef, request: ProduceRequest, _version: i16) ->
         }
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
     }
-    let results = scatter(
-        shard,
-        writes,
-        |writes: Vec<(_, Bytes)>| ShardRequest::Produce { acks, writes },
-        |response| match response {
-            ShardResponse::Produce(results) => Some(results),
-            _ => None,
-        },
-    )
-    .await;
+    let results = append_in_order(shard, acks, writes, order).await;
     for ((topic_index, partition_index), result) in slots.into_iter().zip(results) {
         let response = &mut responses[topic_index].partition_responses[partition_index];
         match result {
@@ -58,6 +55,51 @@ pub async fn handle(shard: &ShardRef, request: ProduceRequest, _version: i16) ->
         }
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+/// Sends each owner shard its writes, releases `order` once every owner has appended (so the
+/// connection's next request appends after these), then waits for the answers (acks=all:
+/// after the fdatasync).
+async fn append_in_order(
+    shard: &ShardRef,
+    acks: i16,
+    writes: Vec<(TopicPartition, Bytes)>,
+    mut order: OrderPoint,
+) -> Vec<Result<Appended, ShardError>> {
+    let count = writes.len();
+    let mut positions = Vec::new();
+    let mut appended = Vec::new();
+    let mut requests = Vec::new();
+    for (owner, indexes, share) in group_by_owner(shard, writes) {
+        let (appended_sender, appended_receiver) = futures::channel::oneshot::channel();
+        positions.push(indexes);
+        appended.push(appended_receiver);
+        requests.push((owner, ShardRequest::Produce { acks, writes: share, appended: Some(appended_sender) }));
+    }
+    // Started as a task so the sends go out (in order) while we wait for the appends.
+    let calls = glommio::spawn_local({
+        let shard = shard.clone();
+        async move {
+            let calls = requests.into_iter().map(|(owner, request)| {
+                let shard = shard.clone();
+                async move { shard.call(owner, request).await }
+            });
+            futures::future::join_all(calls).await
+        }
+    });
+    for receiver in appended {
+        let _ = receiver.await;
+    }
+    order.release();
+    let answers = calls
+        .await
+        .into_iter()
+        .map(|answer| match answer {
+            ShardResponse::Produce(results) => results,
+            _ => unreachable!("Produce answers with Produce"),
+        })
+        .collect();
+    gather(count, positions, answers)
 }
 
 /// Checks acks and makes sure the topic exists (auto-creating it if allowed).

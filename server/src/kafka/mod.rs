@@ -7,6 +7,7 @@
 pub mod errors;
 pub mod handlers;
 pub mod registry;
+pub mod response;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -20,6 +21,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use crate::runtime::ShardRef;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use registry::{DispatchError, OrderPoint};
+use response::ResponseBuffer;
 use std::os::fd::{AsRawFd, FromRawFd};
 
 use crate::limits::IN_FLIGHT_REQUESTS_MAX;
@@ -95,7 +97,8 @@ async fn serve_connection(shard: &ShardRef, stream: TcpStream) -> Result<(), Clo
     read_result.and(write_result)
 }
 
-type PendingResponse = glommio::Task<Result<Option<Bytes>, Closed>>;
+/// A response frame as parts (see `response::ResponseBuffer`), or none (acks=0).
+type PendingResponse = glommio::Task<Result<Option<Vec<Bytes>>, Closed>>;
 
 async fn read_requests(
     shard: &ShardRef,
@@ -133,7 +136,7 @@ async fn read_requests(
 async fn write_responses(mut stream: TcpStream, pending: LocalReceiver<PendingResponse>) -> Result<(), Closed> {
     while let Some(handler) = pending.recv().await {
         let result = match handler.await {
-            Ok(Some(response)) => stream.write_all(&response).await.map_err(Closed::Io),
+            Ok(Some(parts)) => write_parts(&mut stream, &parts).await.map_err(Closed::Io),
             Ok(None) => Ok(()),
             Err(closed) => Err(closed),
         };
@@ -142,6 +145,13 @@ async fn write_responses(mut stream: TcpStream, pending: LocalReceiver<PendingRe
             let _ = stream.shutdown(std::net::Shutdown::Both).await;
             return Err(closed);
         }
+    }
+    Ok(())
+}
+
+async fn write_parts(stream: &mut TcpStream, parts: &[Bytes]) -> std::io::Result<()> {
+    for part in parts {
+        stream.write_all(part).await?;
     }
     Ok(())
 }
@@ -158,7 +168,7 @@ fn duplicate(stream: &TcpStream) -> std::io::Result<TcpStream> {
 }
 
 /// Answers one request frame: `Ok(None)` when the API sends no response.
-async fn handle_frame(shard: &ShardRef, mut frame: Bytes, order: OrderPoint) -> Result<Option<Bytes>, Closed> {
+async fn handle_frame(shard: &ShardRef, mut frame: Bytes, order: OrderPoint) -> Result<Option<Vec<Bytes>>, Closed> {
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -176,7 +186,7 @@ async fn handle_frame(shard: &ShardRef, mut frame: Bytes, order: OrderPoint) -> 
         .map_err(|error| Closed::Protocol(format!("malformed {key:?} request header: {error}")))?;
     let mut out = response_buffer(correlation_id, key.response_header_version(version))?;
     match registry::dispatch(shard, key, version, &mut frame, &mut out, order).await {
-        Ok(true) => Ok(Some(finish_frame(out))),
+        Ok(true) => Ok(Some(out.finish())),
         Ok(false) => Ok(None),
         Err(error @ DispatchError::Decode(_)) => {
             let client = header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
@@ -186,9 +196,9 @@ async fn handle_frame(shard: &ShardRef, mut frame: Bytes, order: OrderPoint) -> 
     }
 }
 
-fn response_buffer(correlation_id: i32, header_version: i16) -> Result<BytesMut, Closed> {
-    let mut out = BytesMut::with_capacity(256);
-    out.put_i32(0); // length, patched by finish_frame
+fn response_buffer(correlation_id: i32, header_version: i16) -> Result<ResponseBuffer, Closed> {
+    let mut out = ResponseBuffer::new();
+    out.put_i32(0); // length, filled in by finish
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
         .encode(&mut out, header_version)
@@ -196,15 +206,9 @@ fn response_buffer(correlation_id: i32, header_version: i16) -> Result<BytesMut,
     Ok(out)
 }
 
-fn finish_frame(mut out: BytesMut) -> Bytes {
-    let length = (out.len() - 4) as i32;
-    out[..4].copy_from_slice(&length.to_be_bytes());
-    out.freeze()
-}
-
-fn unsupported_api_versions(correlation_id: i32) -> Result<Bytes, Closed> {
+fn unsupported_api_versions(correlation_id: i32) -> Result<Vec<Bytes>, Closed> {
     let mut out = response_buffer(correlation_id, 0)?;
     let response: ApiVersionsResponse = handlers::api_versions::response(errors::UNSUPPORTED_VERSION);
     response.encode(&mut out, 0).map_err(|error| Closed::Protocol(error.to_string()))?;
-    Ok(finish_frame(out))
+    Ok(out.finish())
 }

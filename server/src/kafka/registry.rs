@@ -1,6 +1,8 @@
 //! The one list of Kafka APIs Sluice serves, with their version ranges. ApiVersions is
 //! generated from it, and dispatch goes through it: a handler not listed here does not exist.
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+
+use super::response::ResponseBuffer;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -37,9 +39,46 @@ fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, DispatchErr
     T::decode(body, version).map_err(|error| DispatchError::Decode(error.to_string()))
 }
 
-fn encode<T: Encodable>(response: &T, version: i16, out: &mut BytesMut) -> Result<(), DispatchError> {
+fn encode<T: Encodable + SharedRecords>(
+    response: &T,
+    version: i16,
+    out: &mut ResponseBuffer,
+) -> Result<(), DispatchError> {
+    response.share_records(out);
     response.encode(out, version).map_err(|error| DispatchError::Encode(error.to_string()))
 }
+
+/// Responses that carry stored record batches hand them to the buffer to be referenced rather
+/// than copied.
+pub trait SharedRecords {
+    fn share_records(&self, _out: &mut ResponseBuffer) {}
+}
+
+impl SharedRecords for FetchResponse {
+    fn share_records(&self, out: &mut ResponseBuffer) {
+        for partition in self.responses.iter().flat_map(|topic| &topic.partitions) {
+            if let Some(records) = &partition.records {
+                out.share(records);
+            }
+        }
+    }
+}
+
+macro_rules! no_shared_records {
+    ($($response:ty),*) => { $(impl SharedRecords for $response {})* };
+}
+
+no_shared_records!(
+    ProduceResponse,
+    ListOffsetsResponse,
+    MetadataResponse,
+    ApiVersionsResponse,
+    CreateTopicsResponse,
+    DeleteTopicsResponse,
+    DeleteRecordsResponse,
+    DescribeConfigsResponse,
+    CreatePartitionsResponse
+);
 
 /// Released by a handler once the part of its work whose order matters is done (Produce: the
 /// appends), so the connection may start on its next request while this one finishes (waits
@@ -85,7 +124,7 @@ macro_rules! registry {
             key: ApiKey,
             version: i16,
             body: &mut Bytes,
-            out: &mut BytesMut,
+            out: &mut ResponseBuffer,
             mut order: OrderPoint,
         ) -> Result<bool, DispatchError> {
             match key {

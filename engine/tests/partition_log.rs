@@ -182,3 +182,28 @@ fn many_concurrent_producers_share_syncs() {
         partition.close().await;
     });
 }
+
+#[test]
+fn segments_roll_by_age_and_old_segments_expire() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("topic/0");
+    run(move || async move {
+        let mut config = PartitionConfig::default();
+        config.set("segment.ms", "1").unwrap();
+        config.set("retention.ms", "60000").unwrap();
+        let partition = open(&dir, config).await;
+        let now_ms = 10_000_000_i64;
+        // Three batches, each in its own segment (segment.ms = 1), the first two an hour old.
+        for (index, timestamp) in [now_ms - 3_600_000, now_ms - 3_500_000, now_ms].into_iter().enumerate() {
+            let appended = partition.append(&record_batch(index, timestamp)).await.unwrap();
+            partition.wait_durable(&appended).await.unwrap();
+            glommio::timer::sleep(std::time::Duration::from_millis(3)).await;
+        }
+        assert_eq!(partition.segment_count(), 3, "segment.ms rolls a segment per batch here");
+        assert_eq!(partition.enforce_retention(now_ms), 2, "both hour-old segments expire");
+        assert_eq!(partition.log_start_offset(), 2);
+        assert_eq!(read_all(&partition, 2).await.len(), 1);
+        assert_eq!(partition.enforce_retention(now_ms), 0, "the active segment is never deleted");
+        partition.close().await;
+    });
+}

@@ -10,6 +10,10 @@ pub const PENDING_BYTES_MAX: usize = 64 << 20;
 pub const HOT_CACHE_BYTES_PER_PARTITION: usize = 8 << 20;
 /// One offset/time index entry per this many bytes of log.
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
+/// Index entries are appended to the index files in groups of at least this many (every
+/// 256 KiB of log at the default interval): after a crash recovery scans at most that much
+/// past the last persisted entry, and the flusher does not touch index files every round.
+pub const INDEX_PERSIST_ENTRIES_MIN: usize = 64;
 /// Recovery and cold reads fetch segment files in chunks of this size.
 pub const READ_CHUNK_BYTES: usize = 1 << 20;
 /// Smallest read issued for a fetch, so a scan from an index entry finds whole batches.

@@ -100,7 +100,24 @@ struct Segment {
     reader: Option<Rc<DmaFile>>,
 }
 
+/// A segment's base offset and the index entries not yet in its files.
+type UnpersistedIndex = (i64, Vec<OffsetIndexEntry>, Vec<TimeIndexEntry>);
+
 impl Segment {
+    /// The index entries not yet written to the index files, if there are at least
+    /// `entries_min` of them; they count as written from now on.
+    fn take_unpersisted_index(&mut self, entries_min: usize) -> Option<UnpersistedIndex> {
+        let pending = self.offset_index.entries().len() - self.offset_entries_persisted;
+        if pending == 0 || pending < entries_min {
+            return None;
+        }
+        let offsets = self.offset_index.entries()[self.offset_entries_persisted..].to_vec();
+        let times = self.time_index.entries()[self.time_entries_persisted..].to_vec();
+        self.offset_entries_persisted = self.offset_index.entries().len();
+        self.time_entries_persisted = self.time_index.entries().len();
+        Some((self.base_offset, offsets, times))
+    }
+
     fn new(base_offset: i64) -> Self {
         Self {
             base_offset,
@@ -208,8 +225,7 @@ impl Partition {
         let first_base = segments.first().map_or(0, |segment| segment.base_offset);
         let log_start_offset = checkpoint_start.max(first_base).min(next_offset);
         let active = segments.last().map_or((0, 0), |segment| (segment.base_offset, segment.size_bytes));
-        let appender =
-            SegmentAppender::open(&segment::log_path(dir, active.0), active.0, active.1, config.segment_bytes).await?;
+        let appender = SegmentAppender::open(&segment::log_path(dir, active.0), active.0, active.1).await?;
         tracing::info!(dir = %dir.display(), log_start_offset, next_offset, segments = segments.len(), "partition opened");
         let partition = Rc::new(Self {
             dir: dir.to_path_buf(),
@@ -496,6 +512,7 @@ impl Partition {
                 }
             }
         }
+        self.persist_active_index();
         if let Err(error) = appender.seal().await {
             tracing::warn!(dir = %self.dir.display(), %error, "sealing the active segment at close failed; recovery will trim it");
         }
@@ -525,9 +542,8 @@ impl Partition {
     async fn flush(&self, appender: &mut SegmentAppender, round: &Round) -> std::io::Result<()> {
         if round.roll {
             let base_offset = round.batches[0].base_offset;
-            let segment_bytes = self.config.borrow().segment_bytes;
-            let next = SegmentAppender::open(&segment::log_path(&self.dir, base_offset), base_offset, 0, segment_bytes)
-                .await?;
+            let next = SegmentAppender::open(&segment::log_path(&self.dir, base_offset), base_offset, 0).await?;
+            self.persist_active_index();
             let sealed = std::mem::replace(appender, next);
             if let Err(error) = sealed.seal().await {
                 tracing::warn!(dir = %self.dir.display(), %error, "sealing a rolled segment failed; recovery will trim it");
@@ -554,13 +570,7 @@ impl Partition {
             segment.max_timestamp = segment.max_timestamp.max(batch.max_timestamp);
         }
         assert_eq!(segment.size_bytes, appender.written_bytes(), "segment size and appender disagree");
-        let (base_offset, new_offsets, new_times) = (
-            segment.base_offset,
-            segment.offset_index.entries()[segment.offset_entries_persisted..].to_vec(),
-            segment.time_index.entries()[segment.time_entries_persisted..].to_vec(),
-        );
-        segment.offset_entries_persisted = segment.offset_index.entries().len();
-        segment.time_entries_persisted = segment.time_index.entries().len();
+        let unpersisted = segment.take_unpersisted_index(INDEX_PERSIST_ENTRIES_MIN);
         let last = round.batches.last().expect("a round has a batch");
         assert!(last.last_offset >= state.durable_offset, "durable offset must grow");
         state.durable_offset = last.last_offset + 1;
@@ -568,15 +578,25 @@ impl Partition {
         state.queued_bytes -= round.total_bytes;
         evict_cached(&mut state);
         drop(state);
-        self.persist_index_entries(base_offset, &new_offsets, &new_times);
         self.durable.notify_all();
         self.shard_appended.notify_all();
+        self.persist_index_entries(unpersisted);
+    }
+
+    /// Writes the active segment's index entries not yet in its files (at roll and close).
+    fn persist_active_index(&self) {
+        let unpersisted =
+            self.state.borrow_mut().segments.last_mut().and_then(|segment| segment.take_unpersisted_index(1));
+        self.persist_index_entries(unpersisted);
     }
 
     /// Index files are a cache of the log (rebuilt by recovery), so a failure here only logs.
-    fn persist_index_entries(&self, base_offset: i64, offsets: &[OffsetIndexEntry], times: &[TimeIndexEntry]) {
-        let result = crate::index::append_entries(&segment::offset_index_path(&self.dir, base_offset), offsets)
-            .and_then(|()| crate::index::append_entries(&segment::time_index_path(&self.dir, base_offset), times));
+    /// These are small buffered appends, batched (`INDEX_PERSIST_ENTRIES_MIN`) so that the
+    /// flusher does not pay two file opens and writes on every round.
+    fn persist_index_entries(&self, unpersisted: Option<UnpersistedIndex>) {
+        let Some((base_offset, offsets, times)) = unpersisted else { return };
+        let result = crate::index::append_entries(&segment::offset_index_path(&self.dir, base_offset), &offsets)
+            .and_then(|()| crate::index::append_entries(&segment::time_index_path(&self.dir, base_offset), &times));
         if let Err(error) = result {
             tracing::warn!(dir = %self.dir.display(), %error, "writing index entries failed; recovery will rebuild them");
         }

@@ -2,7 +2,7 @@
 //!
 //! Walk batches from a known-good position (the last offset-index entry, or 0): each must
 //! have a sane header, a matching CRC and the next expected offset. The first batch that does
-//! not, or a zero header (pre-allocated space never written), ends the log. Everything from
+//! not, or a zero header (the zero padding of the last block), ends the log. Everything from
 //! there on is cut: a torn write is never served.
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -22,7 +22,7 @@ pub enum ScanStop {
     Incomplete {
         needed_bytes: usize,
     },
-    /// An all-zero header: space that was allocated but never written.
+    /// An all-zero header: the zero padding after the last batch, never written with data.
     Zeros,
     Corrupt(BatchError),
     /// A valid batch with an unexpected offset (a stale batch from an earlier life of the file).
@@ -280,7 +280,7 @@ mod tests {
             let _ = std::fs::remove_file(crate::segment::offset_index_path(dir.path(), 0));
             let _ = std::fs::remove_file(crate::segment::time_index_path(dir.path(), 0));
             let mut bytes = log[..cut].to_vec();
-            bytes.extend_from_slice(&[0u8; 4096]); // pre-allocated tail
+            bytes.extend_from_slice(&[0u8; 4096]); // zero padding after the last batch
             write_segment(dir.path(), &bytes);
             let recovered = recover_segment(dir.path(), 0).unwrap();
             // Cutting trailing zero bytes and padding with zeros gives back the same batch.

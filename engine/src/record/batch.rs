@@ -253,28 +253,67 @@ const ATTRIBUTE_LOG_APPEND_TIME: i16 = 0x08;
 /// (offset, record timestamp). `None` when the batch is compressed (the caller falls back to
 /// the batch's base offset), has no such record, or its records do not parse.
 pub fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<(i64, i64)> {
+    let (header, _) = frame(batch).ok()?;
+    if header.compression() == 0 && header.attributes.get() & ATTRIBUTE_LOG_APPEND_TIME != 0 {
+        let max_timestamp = header.max_timestamp.get();
+        return (max_timestamp >= timestamp).then_some((header.base_offset.get(), max_timestamp));
+    }
+    records(batch)?.find(|record| record.timestamp >= timestamp).map(|record| (record.offset, record.timestamp))
+}
+
+fn take_varint(cursor: &mut &[u8]) -> Option<i64> {
+    let (value, used) = read_varint(cursor)?;
+    *cursor = cursor.get(used..)?;
+    Some(value)
+}
+
+/// A length-prefixed field (key or value); length -1 is null.
+fn take_field<'a>(cursor: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
+    let length = take_varint(cursor)?;
+    if length < 0 {
+        return Some(None);
+    }
+    let field = cursor.get(..usize::try_from(length).ok()?)?;
+    *cursor = &cursor[field.len()..];
+    Some(Some(field))
+}
+
+/// One record of an uncompressed batch, borrowed from the batch bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// The records of an uncompressed batch, in order; `None` for a compressed batch. A record
+/// that does not parse ends the iteration (the batch's CRC was checked when it was written).
+/// Record headers are skipped.
+pub fn records(batch: &[u8]) -> Option<impl Iterator<Item = Record<'_>> + '_> {
     let (header, total_bytes) = frame(batch).ok()?;
     if header.compression() != 0 {
         return None;
     }
     let base_offset = header.base_offset.get();
-    if header.attributes.get() & ATTRIBUTE_LOG_APPEND_TIME != 0 {
-        let max_timestamp = header.max_timestamp.get();
-        return (max_timestamp >= timestamp).then_some((base_offset, max_timestamp));
-    }
     let base_timestamp = header.base_timestamp.get();
     let mut rest = &batch[BATCH_HEADER_BYTES..total_bytes];
-    for _ in 0..header.records_count.get().max(0) {
+    let mut remaining = header.records_count.get().max(0);
+    Some(std::iter::from_fn(move || {
+        if remaining == 0 {
+            return None;
+        }
+        remaining -= 1;
         let (length, used) = read_varint(rest)?;
         let record = rest.get(used..used + usize::try_from(length).ok()?)?;
-        let (timestamp_delta, used_timestamp) = read_varint(record.get(1..)?)?;
-        let (offset_delta, _) = read_varint(record.get(1 + used_timestamp..)?)?;
-        if base_timestamp + timestamp_delta >= timestamp {
-            return Some((base_offset + offset_delta, base_timestamp + timestamp_delta));
-        }
-        rest = &rest[used + length as usize..];
-    }
-    None
+        rest = &rest[used + record.len()..];
+        let mut cursor = record.get(1..)?; // attributes
+        let timestamp_delta = take_varint(&mut cursor)?;
+        let offset_delta = take_varint(&mut cursor)?;
+        let key = take_field(&mut cursor)?;
+        let value = take_field(&mut cursor)?;
+        Some(Record { offset: base_offset + offset_delta, timestamp: base_timestamp + timestamp_delta, key, value })
+    }))
 }
 
 /// Test and benchmark support: builds valid batches without a Kafka client.
@@ -399,6 +438,21 @@ mod tests {
         let mut compressed = batch.clone();
         compressed[22] |= 1; // gzip bit: records are opaque
         assert_eq!(first_record_at_or_after(&compressed, 0), None);
+    }
+
+    #[test]
+    fn records_of_an_uncompressed_batch_come_back_in_order() {
+        let mut batch = build::batch(0, 500, &[(b"k1", b"v1"), (b"", b"value two")]);
+        set_base_offset(&mut batch, 7);
+        let all: Vec<Record<'_>> = records(&batch).unwrap().collect();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0], Record { offset: 7, timestamp: 500, key: Some(b"k1"), value: Some(b"v1") });
+        assert_eq!(all[1], Record { offset: 8, timestamp: 501, key: Some(b""), value: Some(b"value two") });
+        let mut compressed = batch.clone();
+        compressed[22] |= 1;
+        assert!(records(&compressed).is_none());
+        let truncated = &batch[..batch.len() - 3];
+        assert!(records(truncated).is_none(), "framing is checked first");
     }
 
     #[test]

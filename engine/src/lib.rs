@@ -22,6 +22,7 @@
 //! Every structure here lives on one shard (glommio executor) and is never shared between
 //! threads: `Rc` and `RefCell`, no locks.
 pub mod fs;
+pub mod group;
 pub mod index;
 pub mod limits;
 pub mod manifest;

@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Log filter, e.g. info or sluice_server=debug [default: info]
     #[arg(long, env = "SLUICE_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Wait before the first rebalance of an empty group, like Kafka's group.initial.rebalance.delay.ms [default: 3000]
+    #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
 }
 
 /// The same keys in a TOML file.
@@ -64,6 +67,7 @@ struct FileConfig {
     connections_max: Option<usize>,
     retention_check_interval_ms: Option<u64>,
     log_level: Option<String>,
+    group_initial_rebalance_delay_ms: Option<u64>,
 }
 
 /// The effective configuration, shared read-only by every shard.
@@ -80,6 +84,7 @@ pub struct Config {
     pub connections_max: usize,
     pub retention_check_interval_ms: u64,
     pub log_level: String,
+    pub group_initial_rebalance_delay_ms: u64,
 }
 
 fn parse_address(text: &str) -> SocketAddr {
@@ -109,6 +114,10 @@ impl Config {
                 .or(file.retention_check_interval_ms)
                 .unwrap_or(RETENTION_CHECK_INTERVAL_MS_DEFAULT),
             log_level: args.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".to_string()),
+            group_initial_rebalance_delay_ms: args
+                .group_initial_rebalance_delay_ms
+                .or(file.group_initial_rebalance_delay_ms)
+                .unwrap_or(GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT),
         };
         config.check()?;
         Ok(config)

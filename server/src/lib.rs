@@ -12,9 +12,11 @@
 //! - [`runtime`]: glommio executors (one per core), the channel mesh, routing, the shard.
 //! - [`kafka`]: the Kafka wire protocol front door, one handler file per API.
 //! - [`resp`]: the Redis front door.
+//! - [`coordinator`]: consumer groups and committed offsets of the groups a shard coordinates.
 //! - [`metadata`]: the topic catalogue (one writer: shard 0) and its snapshots.
 //! - [`config`]: flags, `SLUICE_*` variables and the TOML file.
 pub mod config;
+pub mod coordinator;
 pub mod http;
 pub mod kafka;
 pub mod limits;

@@ -22,3 +22,6 @@ pub const RING_DEPTH: usize = 512;
 pub const IO_MEMORY_BYTES: usize = 8 << 20;
 
 const _: () = assert!(RING_DEPTH <= 32_768);
+
+/// Kafka's group.initial.rebalance.delay.ms default.
+pub const GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT: u64 = 3_000;

@@ -332,15 +332,32 @@ pub mod build {
 
     /// An uncompressed batch of records `(key, value)` with timestamps `base_timestamp + i`.
     pub fn batch(base_offset: i64, base_timestamp: i64, records: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let records: Vec<_> = records.iter().map(|(key, value)| (Some(*key), Some(*value))).collect();
+        batch_of(base_offset, base_timestamp, &records)
+    }
+
+    /// A record's key and value; `None` is null (a value of null is a tombstone).
+    pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+    /// An uncompressed batch whose keys and values may be null (tombstones), timestamps
+    /// `base_timestamp + i`. This is how Sluice writes its internal logs.
+    pub fn batch_of(base_offset: i64, base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
+        fn put_field(out: &mut Vec<u8>, field: Option<&[u8]>) {
+            match field {
+                Some(bytes) => {
+                    put_varint(out, bytes.len() as i64);
+                    out.extend_from_slice(bytes);
+                }
+                None => put_varint(out, -1),
+            }
+        }
         let mut body = Vec::new();
         for (index, (key, value)) in records.iter().enumerate() {
             let mut record = vec![0u8]; // attributes
             put_varint(&mut record, index as i64); // timestamp delta
             put_varint(&mut record, index as i64); // offset delta
-            put_varint(&mut record, key.len() as i64);
-            record.extend_from_slice(key);
-            put_varint(&mut record, value.len() as i64);
-            record.extend_from_slice(value);
+            put_field(&mut record, *key);
+            put_field(&mut record, *value);
             put_varint(&mut record, 0); // headers
             put_varint(&mut body, record.len() as i64);
             body.extend_from_slice(&record);

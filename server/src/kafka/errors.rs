@@ -1,5 +1,6 @@
 //! Every mapping from a Sluice error to a Kafka error code, in one place.
 use kafka_protocol::ResponseError;
+use sluice_engine::group::state_machine::GroupError;
 use sluice_engine::partition::PartitionError;
 use sluice_engine::record::batch::BatchError;
 
@@ -22,6 +23,28 @@ pub const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
 pub const KAFKA_STORAGE_ERROR: i16 = ResponseError::KafkaStorageError.code();
 pub const NOT_LEADER_OR_FOLLOWER: i16 = ResponseError::NotLeaderOrFollower.code();
 pub const UNKNOWN_SERVER_ERROR: i16 = ResponseError::UnknownServerError.code();
+pub const COORDINATOR_NOT_AVAILABLE: i16 = ResponseError::CoordinatorNotAvailable.code();
+
+/// Kafka's code for a consumer group error.
+pub fn group_error_code(error: GroupError) -> i16 {
+    match error {
+        GroupError::UnknownMemberId => ResponseError::UnknownMemberId.code(),
+        GroupError::IllegalGeneration => ResponseError::IllegalGeneration.code(),
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress.code(),
+        GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol.code(),
+        GroupError::MemberIdRequired => ResponseError::MemberIdRequired.code(),
+        GroupError::FencedInstanceId => ResponseError::FencedInstanceId.code(),
+        GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout.code(),
+        GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound.code(),
+        GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup.code(),
+        #[allow(unreachable_patterns)]
+        _ => UNKNOWN_SERVER_ERROR,
+    }
+}
+
+pub fn optional_group_error_code(error: Option<GroupError>) -> i16 {
+    error.map_or(NONE, group_error_code)
+}
 
 /// A Kafka error code with the message that goes with it where the response has room.
 #[derive(Debug, Clone, PartialEq, Eq)]

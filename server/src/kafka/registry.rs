@@ -77,7 +77,17 @@ no_shared_records!(
     DeleteTopicsResponse,
     DeleteRecordsResponse,
     DescribeConfigsResponse,
-    CreatePartitionsResponse
+    CreatePartitionsResponse,
+    FindCoordinatorResponse,
+    JoinGroupResponse,
+    SyncGroupResponse,
+    HeartbeatResponse,
+    LeaveGroupResponse,
+    OffsetCommitResponse,
+    OffsetFetchResponse,
+    ListGroupsResponse,
+    DescribeGroupsResponse,
+    DeleteGroupsResponse
 );
 
 /// Released by a handler once the part of its work whose order matters is done (Produce: the
@@ -163,6 +173,16 @@ registry! {
         DeleteRecords => delete_records (DeleteRecordsRequest) [0 ..= 2];
         DescribeConfigs => describe_configs (DescribeConfigsRequest) [1 ..= 4];
         CreatePartitions => create_partitions (CreatePartitionsRequest) [0 ..= 3];
+        FindCoordinator => find_coordinator (FindCoordinatorRequest) [0 ..= 4];
+        JoinGroup => join_group (JoinGroupRequest) [0 ..= 7];
+        SyncGroup => sync_group (SyncGroupRequest) [0 ..= 5];
+        Heartbeat => heartbeat (HeartbeatRequest) [0 ..= 4];
+        LeaveGroup => leave_group (LeaveGroupRequest) [0 ..= 4];
+        OffsetCommit => offset_commit (OffsetCommitRequest) [2 ..= 8];
+        OffsetFetch => offset_fetch (OffsetFetchRequest) [1 ..= 7];
+        ListGroups => list_groups (ListGroupsRequest) [0 ..= 4];
+        DescribeGroups => describe_groups (DescribeGroupsRequest) [0 ..= 5];
+        DeleteGroups => delete_groups (DeleteGroupsRequest) [0 ..= 2];
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sluice_engine::partition::PartitionError;
 
+use crate::coordinator::{GroupAnswer, GroupCall};
 use crate::metadata::{Metadata, NewTopic, TopicChangeResult};
 
 /// (topic, partition).
@@ -94,6 +95,8 @@ pub enum ShardRequest {
     },
     /// From the metadata shard to every shard: open and close partitions to match.
     ApplyMetadata(Arc<Metadata>),
+    /// To the group's coordinator shard (`routing::coordinator`), or to every shard (ListGroups).
+    Group(GroupCall),
 }
 
 pub enum ShardResponse {
@@ -104,6 +107,7 @@ pub enum ShardResponse {
     DeleteRecords(Vec<Result<i64, ShardError>>),
     TopicChanges(Vec<TopicChangeResult>),
     Applied,
+    Group(GroupAnswer),
 }
 
 pub struct MeshMessage {

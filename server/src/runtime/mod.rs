@@ -85,6 +85,12 @@ async fn run_shard(
     let metadata = Metadata::load(&config.data_dir)?;
     let shard = Shard::new(config.clone(), senders, Metadata::default());
     shard.apply_metadata(Arc::new(metadata)).await;
+    let limits = sluice_engine::group::state_machine::GroupLimits {
+        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        ..Default::default()
+    };
+    let coordinator = crate::coordinator::Coordinator::open(&config.data_dir, shard.id, shard.count, limits).await?;
+    shard.set_coordinator(coordinator);
     shard.serve_mesh(receivers);
     tracing::info!(shard = shard.id, "shard recovered its partitions");
     glommio::spawn_local(shard.clone().run_retention()).detach();

@@ -12,9 +12,35 @@ pub fn owner(topic: &str, partition: i32, shard_count: usize) -> usize {
 /// The shard that coordinates metadata changes (topic catalogue writer).
 pub const METADATA_SHARD: usize = 0;
 
+/// The internal topic whose partitions hold committed offsets, as in Kafka.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Its partition count: fixed, so a group keeps its log when the shard count changes.
+pub const OFFSETS_PARTITIONS: i32 = 16;
+
+/// The `__consumer_offsets` partition that holds `group`'s offsets.
+pub fn offsets_partition(group: &str) -> i32 {
+    (crc32c::crc32c(group.as_bytes()) % OFFSETS_PARTITIONS as u32) as i32
+}
+
+/// The shard coordinating `group`: the owner of its offsets partition.
+pub fn coordinator(group: &str, shard_count: usize) -> usize {
+    owner(OFFSETS_TOPIC, offsets_partition(group), shard_count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_is_coordinated_where_its_offsets_partition_lives() {
+        for shards in 1..5 {
+            for group in ["a", "orders-workers", "g-42"] {
+                let shard = coordinator(group, shards);
+                assert!(shard < shards);
+                assert_eq!(shard, owner(OFFSETS_TOPIC, offsets_partition(group), shards));
+            }
+        }
+    }
 
     #[test]
     fn owner_is_stable_in_range_and_spreads_partitions() {

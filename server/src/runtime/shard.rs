@@ -17,8 +17,9 @@ use sluice_engine::record::batch;
 use sluice_engine::sync::Notify;
 
 use super::mesh::*;
-use super::routing::{owner, METADATA_SHARD};
+use super::routing::{coordinator, owner, METADATA_SHARD};
 use crate::config::Config;
+use crate::coordinator::{Coordinator, GroupAnswer, GroupCall};
 use crate::metadata::{Metadata, NewTopic, TopicChangeError, TopicChangeResult};
 
 struct OwnedPartition {
@@ -38,6 +39,8 @@ pub struct Shard {
     appended: Rc<Notify>,
     /// Serialises catalogue changes on the metadata shard.
     catalogue_lock: glommio::sync::Semaphore,
+    /// Consumer groups coordinated here; set once at start.
+    coordinator: RefCell<Option<Rc<Coordinator>>>,
 }
 
 impl Shard {
@@ -51,6 +54,7 @@ impl Shard {
             metadata: RefCell::new(Arc::new(metadata)),
             appended: Rc::new(Notify::default()),
             catalogue_lock: glommio::sync::Semaphore::new(1),
+            coordinator: RefCell::new(None),
         })
     }
 
@@ -118,6 +122,13 @@ impl Shard {
             ShardRequest::ApplyMetadata(metadata) => {
                 self.apply_metadata(metadata).await;
                 ShardResponse::Applied
+            }
+            ShardRequest::Group(call) => {
+                let coordinator = self.coordinator.borrow().clone();
+                match coordinator {
+                    Some(coordinator) => ShardResponse::Group(coordinator.handle(call).await),
+                    None => unreachable!("group calls arrive after the coordinator is set up"),
+                }
             }
         }
     }
@@ -440,8 +451,37 @@ impl Shard {
         }
     }
 
+    pub fn set_coordinator(&self, coordinator: Rc<Coordinator>) {
+        *self.coordinator.borrow_mut() = Some(coordinator);
+    }
+
+    /// Runs a group request on the group's coordinator shard.
+    pub async fn group_call(self: &Rc<Self>, group: &str, call: GroupCall) -> GroupAnswer {
+        match self.call(coordinator(group, self.count), ShardRequest::Group(call)).await {
+            ShardResponse::Group(answer) => answer,
+            _ => unreachable!("group calls answer with Group"),
+        }
+    }
+
+    /// Runs `call` on every shard's coordinator (ListGroups).
+    pub async fn group_call_everywhere(self: &Rc<Self>, call: impl Fn() -> GroupCall) -> Vec<GroupAnswer> {
+        let calls: Vec<_> = (0..self.count).map(|shard| self.call(shard, ShardRequest::Group(call()))).collect();
+        futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|response| match response {
+                ShardResponse::Group(answer) => answer,
+                _ => unreachable!("group calls answer with Group"),
+            })
+            .collect()
+    }
+
     /// Closes every partition (flushing what is queued); used at shutdown.
     pub async fn close_all(&self) {
+        let coordinator = self.coordinator.borrow().clone();
+        if let Some(coordinator) = coordinator {
+            coordinator.close().await;
+        }
         let partitions: Vec<Rc<Partition>> =
             self.partitions.borrow().values().map(|owned| owned.partition.clone()).collect();
         for partition in partitions {

@@ -1,0 +1,1030 @@
+//! The Kafka classic consumer group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup)
+//! as a pure state machine: no I/O, no clock (time comes in as `now_ms`), no async. The
+//! coordinator shard owns one `Group` per group id, feeds it requests and timer ticks, and
+//! delivers replies. A JoinGroup during a rebalance, or a follower's SyncGroup before the
+//! leader's assignment, is parked under the caller's `Ticket`; its reply comes out of
+//! `take_replies` when the group moves on. Every parked request is bounded by a session or
+//! rebalance timeout.
+//!
+//! ```text
+//!            join                 all members rejoined          leader's sync
+//!   Empty ─────────► Preparing ───────────────────────► Completing ────────────► Stable
+//!     ▲              Rebalance    (or rebalance timeout)  Rebalance                │
+//!     │                  ▲                                   │ join / leave /      │
+//!     │ last member      └───────────────────────────────────┴─ session expiry ────┘
+//!     └─ leaves                                  delete (when Empty) ─► Dead
+//! ```
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bytes::Bytes;
+
+pub type Ticket = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+/// Everything a client can get wrong, as Kafka names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GroupError {
+    UnknownMemberId,
+    IllegalGeneration,
+    RebalanceInProgress,
+    InconsistentGroupProtocol,
+    MemberIdRequired,
+    FencedInstanceId,
+    InvalidSessionTimeout,
+    GroupIdNotFound,
+    NonEmptyGroup,
+    GroupMaxSizeReached,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupLimits {
+    pub session_timeout_ms_min: u64,
+    pub session_timeout_ms_max: u64,
+    /// Kafka's group.initial.rebalance.delay.ms: the first rebalance of an empty group waits
+    /// this long so that members starting together land in one generation.
+    pub initial_rebalance_delay_ms: u64,
+    pub members_max: usize,
+}
+
+impl Default for GroupLimits {
+    fn default() -> Self {
+        Self {
+            session_timeout_ms_min: 6_000,
+            session_timeout_ms_max: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            members_max: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: u64,
+    pub rebalance_timeout_ms: u64,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    pub require_known_member_id: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub metadata: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinResponse {
+    pub error: Option<GroupError>,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// Non-empty only for the leader.
+    pub members: Vec<JoinMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncResponse {
+    pub error: Option<GroupError>,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Join(Ticket, JoinResponse),
+    Sync(Ticket, SyncResponse),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout_ms: u64,
+    rebalance_timeout_ms: u64,
+    protocols: Vec<(String, Bytes)>,
+    assignment: Bytes,
+    session_deadline_ms: u64,
+    /// Order of arrival: the first member becomes leader when there is none.
+    arrival: u64,
+    join_ticket: Option<Ticket>,
+    sync_ticket: Option<Ticket>,
+}
+
+impl Member {
+    fn metadata_for(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, metadata)| metadata.clone())
+            .unwrap_or_default()
+    }
+}
+
+pub struct Group {
+    group_id: String,
+    limits: GroupLimits,
+    state: GroupState,
+    generation_id: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    members: BTreeMap<String, Member>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, and until when they may join.
+    pending_members: HashMap<String, u64>,
+    /// group.instance.id -> its current member id.
+    static_members: HashMap<String, String>,
+    /// Member ids replaced by a static member's rejoin.
+    fenced: HashSet<String>,
+    rebalance_deadline_ms: Option<u64>,
+    initial_delay_until_ms: Option<u64>,
+    arrivals: u64,
+    replies: Vec<Reply>,
+}
+
+/// Bounds the fenced-id memory: old ids beyond this are forgotten (they then get UNKNOWN_MEMBER_ID).
+const FENCED_IDS_MAX: usize = 1_000;
+
+impl Group {
+    pub fn new(group_id: impl Into<String>, limits: GroupLimits) -> Self {
+        Self {
+            group_id: group_id.into(),
+            limits,
+            state: GroupState::Empty,
+            generation_id: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            pending_members: HashMap::new(),
+            static_members: HashMap::new(),
+            fenced: HashSet::new(),
+            rebalance_deadline_ms: None,
+            initial_delay_until_ms: None,
+            arrivals: 0,
+            replies: Vec::new(),
+        }
+    }
+
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    pub fn state(&self) -> GroupState {
+        self.state
+    }
+
+    pub fn generation_id(&self) -> i32 {
+        self.generation_id
+    }
+
+    pub fn protocol_type(&self) -> Option<&str> {
+        self.protocol_type.as_deref()
+    }
+
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn take_replies(&mut self) -> Vec<Reply> {
+        std::mem::take(&mut self.replies)
+    }
+
+    fn new_member_id(&mut self, client_id: &str, now_ms: u64) -> String {
+        self.arrivals += 1;
+        let prefix = if client_id.is_empty() { "member" } else { client_id };
+        let mixed = (now_ms ^ crc32c::crc32c(self.group_id.as_bytes()) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ self.arrivals.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        format!("{prefix}-{:08x}-{mixed:016x}", self.arrivals)
+    }
+
+    fn error_join(error: GroupError, member_id: &str) -> JoinResponse {
+        JoinResponse {
+            error: Some(error),
+            generation_id: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            member_id: member_id.to_string(),
+            members: Vec::new(),
+        }
+    }
+
+    fn error_sync(error: GroupError) -> SyncResponse {
+        SyncResponse { error: Some(error), protocol_type: None, protocol_name: None, assignment: Bytes::new() }
+    }
+
+    /// The join response of the current generation for `member_id` (with the member list if
+    /// it is the leader).
+    fn current_join_response(&self, member_id: &str) -> JoinResponse {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let leader = self.leader.clone().unwrap_or_default();
+        let members = if leader == member_id {
+            self.members
+                .iter()
+                .map(|(id, member)| JoinMember {
+                    member_id: id.clone(),
+                    group_instance_id: member.instance_id.clone(),
+                    metadata: member.metadata_for(&protocol),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        JoinResponse {
+            error: None,
+            generation_id: self.generation_id,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            leader,
+            member_id: member_id.to_string(),
+            members,
+        }
+    }
+
+    /// Whether the members (other than `except`) and `protocols` share a protocol.
+    fn protocols_compatible(&self, protocols: &[(String, Bytes)], except: Option<&str>) -> bool {
+        protocols.iter().any(|(name, _)| {
+            self.members
+                .iter()
+                .filter(|(id, _)| Some(id.as_str()) != except)
+                .all(|(_, member)| member.protocols.iter().any(|(other, _)| other == name))
+        })
+    }
+
+    /// Immediate answer, or None when parked under `ticket` (answer later from `take_replies`).
+    pub fn join(&mut self, request: JoinRequest, ticket: Ticket, now_ms: u64) -> Option<JoinResponse> {
+        let timeout = request.session_timeout_ms;
+        if timeout < self.limits.session_timeout_ms_min || timeout > self.limits.session_timeout_ms_max {
+            return Some(Self::error_join(GroupError::InvalidSessionTimeout, &request.member_id));
+        }
+        if self.state == GroupState::Dead {
+            return Some(Self::error_join(GroupError::UnknownMemberId, &request.member_id));
+        }
+        if request.protocols.is_empty()
+            || (!self.members.is_empty() && self.protocol_type.as_deref() != Some(request.protocol_type.as_str()))
+        {
+            return Some(Self::error_join(GroupError::InconsistentGroupProtocol, &request.member_id));
+        }
+        if self.fenced.contains(&request.member_id) {
+            return Some(Self::error_join(GroupError::FencedInstanceId, &request.member_id));
+        }
+        let known_static =
+            request.group_instance_id.as_ref().and_then(|instance| self.static_members.get(instance)).cloned();
+        let member_id = match (request.member_id.is_empty(), known_static) {
+            (true, Some(old_id)) => return self.rejoin_static(request, old_id, ticket, now_ms),
+            (true, None) if request.require_known_member_id && request.group_instance_id.is_none() => {
+                let member_id = self.new_member_id(&request.client_id, now_ms);
+                self.pending_members.insert(member_id.clone(), now_ms + timeout);
+                return Some(Self::error_join(GroupError::MemberIdRequired, &member_id));
+            }
+            (true, None) => self.new_member_id(&request.client_id, now_ms),
+            (false, _) if self.members.contains_key(&request.member_id) => {
+                return self.rejoin_known(request, ticket, now_ms);
+            }
+            (false, _) if self.pending_members.remove(&request.member_id).is_some() => request.member_id.clone(),
+            (false, _) => return Some(Self::error_join(GroupError::UnknownMemberId, &request.member_id)),
+        };
+        if !self.protocols_compatible(&request.protocols, None) {
+            return Some(Self::error_join(GroupError::InconsistentGroupProtocol, &member_id));
+        }
+        if self.members.len() >= self.limits.members_max {
+            return Some(Self::error_join(GroupError::GroupMaxSizeReached, &member_id));
+        }
+        self.add_member(member_id, request, ticket, now_ms);
+        None
+    }
+
+    fn add_member(&mut self, member_id: String, request: JoinRequest, ticket: Ticket, now_ms: u64) {
+        self.arrivals += 1;
+        if let Some(instance) = &request.group_instance_id {
+            self.static_members.insert(instance.clone(), member_id.clone());
+        }
+        self.protocol_type.get_or_insert_with(|| request.protocol_type.clone());
+        self.members.insert(
+            member_id,
+            Member {
+                instance_id: request.group_instance_id,
+                client_id: request.client_id,
+                client_host: request.client_host,
+                session_timeout_ms: request.session_timeout_ms,
+                rebalance_timeout_ms: request.rebalance_timeout_ms,
+                protocols: request.protocols,
+                assignment: Bytes::new(),
+                session_deadline_ms: now_ms + request.session_timeout_ms,
+                arrival: self.arrivals,
+                join_ticket: Some(ticket),
+                sync_ticket: None,
+            },
+        );
+        self.start_rebalance(now_ms);
+        self.maybe_complete_rebalance(now_ms);
+    }
+
+    fn rejoin_known(&mut self, request: JoinRequest, ticket: Ticket, now_ms: u64) -> Option<JoinResponse> {
+        let member_id = request.member_id.clone();
+        if !self.protocols_compatible(&request.protocols, Some(&member_id)) {
+            return Some(Self::error_join(GroupError::InconsistentGroupProtocol, &member_id));
+        }
+        let is_leader = self.leader.as_deref() == Some(member_id.as_str());
+        let member = self.members.get_mut(&member_id)?;
+        let changed = member.protocols != request.protocols;
+        member.session_deadline_ms = now_ms + request.session_timeout_ms;
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        member.protocols = request.protocols;
+        // A follower rejoining with the same protocols gets the current generation back; the
+        // leader rejoining in Stable, or anyone changing protocols, starts a rebalance.
+        let leader_in_stable = is_leader && self.state == GroupState::Stable;
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance if !changed && !leader_in_stable => {
+                Some(self.current_join_response(&member_id))
+            }
+            _ => {
+                self.park_join(&member_id, ticket);
+                self.start_rebalance(now_ms);
+                self.maybe_complete_rebalance(now_ms);
+                None
+            }
+        }
+    }
+
+    /// A static member (known group.instance.id) rejoined without its member id: it gets a new
+    /// id and the old one is fenced. In Stable with unchanged protocols, no rebalance.
+    fn rejoin_static(
+        &mut self,
+        request: JoinRequest,
+        old_id: String,
+        ticket: Ticket,
+        now_ms: u64,
+    ) -> Option<JoinResponse> {
+        let Some(mut member) = self.members.remove(&old_id) else {
+            return Some(Self::error_join(GroupError::UnknownMemberId, &request.member_id));
+        };
+        let new_id = self.new_member_id(&request.client_id, now_ms);
+        if self.fenced.len() >= FENCED_IDS_MAX {
+            self.fenced.clear();
+        }
+        self.fenced.insert(old_id.clone());
+        self.reply_parked(&mut member, GroupError::FencedInstanceId, &old_id);
+        if let Some(instance) = &member.instance_id {
+            self.static_members.insert(instance.clone(), new_id.clone());
+        }
+        if self.leader.as_deref() == Some(old_id.as_str()) {
+            self.leader = Some(new_id.clone());
+        }
+        let changed = member.protocols != request.protocols;
+        member.protocols = request.protocols;
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        member.session_deadline_ms = now_ms + request.session_timeout_ms;
+        self.members.insert(new_id.clone(), member);
+        if self.state == GroupState::Stable && !changed {
+            return Some(self.current_join_response(&new_id));
+        }
+        self.park_join(&new_id, ticket);
+        self.start_rebalance(now_ms);
+        self.maybe_complete_rebalance(now_ms);
+        None
+    }
+
+    fn park_join(&mut self, member_id: &str, ticket: Ticket) {
+        if let Some(member) = self.members.get_mut(member_id) {
+            if let Some(previous) = member.join_ticket.replace(ticket) {
+                self.replies.push(Reply::Join(previous, Self::error_join(GroupError::UnknownMemberId, member_id)));
+            }
+        }
+    }
+
+    /// Answers the parked requests of a member that is gone or fenced.
+    fn reply_parked(&mut self, member: &mut Member, error: GroupError, member_id: &str) {
+        if let Some(ticket) = member.join_ticket.take() {
+            self.replies.push(Reply::Join(ticket, Self::error_join(error, member_id)));
+        }
+        if let Some(ticket) = member.sync_ticket.take() {
+            self.replies.push(Reply::Sync(ticket, Self::error_sync(error)));
+        }
+    }
+
+    fn start_rebalance(&mut self, now_ms: u64) {
+        if self.state == GroupState::PreparingRebalance {
+            return;
+        }
+        let was_empty = self.state == GroupState::Empty;
+        // Syncs parked in CompletingRebalance will never get this generation's assignment.
+        let parked: Vec<Ticket> = self.members.values_mut().filter_map(|member| member.sync_ticket.take()).collect();
+        for ticket in parked {
+            self.replies.push(Reply::Sync(ticket, Self::error_sync(GroupError::RebalanceInProgress)));
+        }
+        self.state = GroupState::PreparingRebalance;
+        let timeout = self.members.values().map(|member| member.rebalance_timeout_ms).max().unwrap_or(0);
+        self.rebalance_deadline_ms = Some(now_ms + timeout);
+        self.initial_delay_until_ms = (was_empty && self.limits.initial_rebalance_delay_ms > 0)
+            .then(|| now_ms + self.limits.initial_rebalance_delay_ms);
+    }
+
+    fn maybe_complete_rebalance(&mut self, now_ms: u64) {
+        if self.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let delayed = self.initial_delay_until_ms.is_some_and(|until| now_ms < until);
+        let everyone_joined = self.members.values().all(|member| member.join_ticket.is_some());
+        let timed_out = self.rebalance_deadline_ms.is_some_and(|deadline| now_ms >= deadline);
+        if (everyone_joined && !delayed) || timed_out {
+            self.complete_rebalance(now_ms);
+        }
+    }
+
+    /// Ends PreparingRebalance: members that did not rejoin leave; a new generation starts.
+    fn complete_rebalance(&mut self, now_ms: u64) {
+        let absent: Vec<String> =
+            self.members.iter().filter(|(_, member)| member.join_ticket.is_none()).map(|(id, _)| id.clone()).collect();
+        for member_id in absent {
+            self.remove_member(&member_id);
+        }
+        self.rebalance_deadline_ms = None;
+        self.initial_delay_until_ms = None;
+        self.generation_id += 1;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.protocol = None;
+            self.protocol_type = None;
+            self.leader = None;
+            return;
+        }
+        self.protocol = self.vote_protocol();
+        if !self.leader.as_ref().is_some_and(|leader| self.members.contains_key(leader)) {
+            self.leader = self.members.iter().min_by_key(|(_, member)| member.arrival).map(|(id, _)| id.clone());
+        }
+        self.state = GroupState::CompletingRebalance;
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for member_id in ids {
+            let response = self.current_join_response(&member_id);
+            if let Some(member) = self.members.get_mut(&member_id) {
+                member.assignment = Bytes::new();
+                member.session_deadline_ms = now_ms + member.session_timeout_ms;
+                if let Some(ticket) = member.join_ticket.take() {
+                    self.replies.push(Reply::Join(ticket, response));
+                }
+            }
+        }
+    }
+
+    /// Each member votes for its first protocol that every member supports.
+    fn vote_protocol(&self) -> Option<String> {
+        let supported_by_all =
+            |name: &str| self.members.values().all(|m| m.protocols.iter().any(|(other, _)| other == name));
+        let mut votes: Vec<(String, usize, u64)> = Vec::new();
+        for member in self.members.values() {
+            if let Some((name, _)) = member.protocols.iter().find(|(name, _)| supported_by_all(name)) {
+                match votes.iter_mut().find(|(candidate, _, _)| candidate == name) {
+                    Some(vote) => vote.1 += 1,
+                    None => votes.push((name.clone(), 1, member.arrival)),
+                }
+            }
+        }
+        votes.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2))).map(|(name, _, _)| name)
+    }
+
+    fn remove_member(&mut self, member_id: &str) {
+        let Some(mut member) = self.members.remove(member_id) else { return };
+        if let Some(instance) = &member.instance_id {
+            if self.static_members.get(instance).map(String::as_str) == Some(member_id) {
+                self.static_members.remove(instance);
+            }
+        }
+        self.reply_parked(&mut member, GroupError::UnknownMemberId, member_id);
+        if self.leader.as_deref() == Some(member_id) {
+            self.leader = None;
+        }
+    }
+
+    /// After members left: rebalance the rest, or become Empty.
+    fn members_changed(&mut self, now_ms: u64) {
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance if self.members.is_empty() => {
+                self.state = GroupState::Empty;
+                self.generation_id += 1;
+                self.protocol = None;
+                self.protocol_type = None;
+            }
+            GroupState::Stable | GroupState::CompletingRebalance => self.start_rebalance(now_ms),
+            _ => {}
+        }
+        self.maybe_complete_rebalance(now_ms);
+    }
+
+    /// Checks that `member_id` of `generation_id` is a current member; renews its session.
+    fn check_member(&mut self, member_id: &str, generation_id: i32, now_ms: u64) -> Result<(), GroupError> {
+        if self.fenced.contains(member_id) {
+            return Err(GroupError::FencedInstanceId);
+        }
+        let member = self.members.get_mut(member_id).ok_or(GroupError::UnknownMemberId)?;
+        member.session_deadline_ms = now_ms + member.session_timeout_ms;
+        if generation_id != self.generation_id {
+            return Err(GroupError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &mut self,
+        member_id: &str,
+        _group_instance_id: Option<&str>,
+        generation_id: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+        ticket: Ticket,
+        now_ms: u64,
+    ) -> Option<SyncResponse> {
+        if let Err(error) = self.check_member(member_id, generation_id, now_ms) {
+            return Some(Self::error_sync(error));
+        }
+        let mismatch =
+            |given: Option<&str>, ours: &Option<String>| given.is_some_and(|given| Some(given) != ours.as_deref());
+        if mismatch(protocol_type, &self.protocol_type) || mismatch(protocol_name, &self.protocol) {
+            return Some(Self::error_sync(GroupError::InconsistentGroupProtocol));
+        }
+        match self.state {
+            GroupState::PreparingRebalance => Some(Self::error_sync(GroupError::RebalanceInProgress)),
+            GroupState::Stable => Some(self.sync_response(member_id)),
+            GroupState::Empty | GroupState::Dead => Some(Self::error_sync(GroupError::UnknownMemberId)),
+            GroupState::CompletingRebalance => {
+                if let Some(member) = self.members.get_mut(member_id) {
+                    if let Some(previous) = member.sync_ticket.replace(ticket) {
+                        self.replies.push(Reply::Sync(previous, Self::error_sync(GroupError::UnknownMemberId)));
+                    }
+                }
+                if self.leader.as_deref() == Some(member_id) {
+                    self.apply_assignments(assignments);
+                }
+                None
+            }
+        }
+    }
+
+    /// The leader's assignment: every member gets its share (none: empty), parked syncs are
+    /// answered and the group is Stable.
+    fn apply_assignments(&mut self, assignments: Vec<(String, Bytes)>) {
+        let mut assignments: HashMap<String, Bytes> = assignments.into_iter().collect();
+        for (member_id, member) in &mut self.members {
+            member.assignment = assignments.remove(member_id).unwrap_or_default();
+        }
+        self.state = GroupState::Stable;
+        let parked: Vec<(String, Ticket)> = self
+            .members
+            .iter_mut()
+            .filter_map(|(id, member)| member.sync_ticket.take().map(|ticket| (id.clone(), ticket)))
+            .collect();
+        for (member_id, ticket) in parked {
+            let response = self.sync_response(&member_id);
+            self.replies.push(Reply::Sync(ticket, response));
+        }
+    }
+
+    fn sync_response(&self, member_id: &str) -> SyncResponse {
+        SyncResponse {
+            error: None,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            assignment: self.members.get(member_id).map(|member| member.assignment.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Kafka's rule: PreparingRebalance answers REBALANCE_IN_PROGRESS so the member rejoins;
+    /// CompletingRebalance counts as a normal heartbeat (members heartbeat while they sync).
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        _group_instance_id: Option<&str>,
+        generation_id: i32,
+        now_ms: u64,
+    ) -> Result<(), GroupError> {
+        if matches!(self.state, GroupState::Empty | GroupState::Dead) {
+            return Err(GroupError::UnknownMemberId);
+        }
+        self.check_member(member_id, generation_id, now_ms)?;
+        match self.state {
+            GroupState::PreparingRebalance => Err(GroupError::RebalanceInProgress),
+            _ => Ok(()),
+        }
+    }
+
+    /// One result per member left, by member id, or by group.instance.id when the id is empty.
+    pub fn leave(&mut self, members: &[(String, Option<String>)], now_ms: u64) -> Vec<Result<(), GroupError>> {
+        let mut results = Vec::with_capacity(members.len());
+        let mut removed = false;
+        for (member_id, instance_id) in members {
+            let resolved = match (member_id.is_empty(), instance_id) {
+                (true, Some(instance)) => self.static_members.get(instance).cloned(),
+                _ => Some(member_id.clone()),
+            };
+            let result = match resolved {
+                Some(id) if self.fenced.contains(&id) => Err(GroupError::FencedInstanceId),
+                Some(id)
+                    if instance_id.as_ref().is_some_and(|instance| {
+                        self.static_members.get(instance).is_some_and(|current| *current != id)
+                    }) =>
+                {
+                    Err(GroupError::FencedInstanceId)
+                }
+                Some(id) if self.members.contains_key(&id) => {
+                    self.remove_member(&id);
+                    removed = true;
+                    Ok(())
+                }
+                _ => Err(GroupError::UnknownMemberId),
+            };
+            results.push(result);
+        }
+        if removed {
+            self.members_changed(now_ms);
+        }
+        results
+    }
+
+    /// Expires sessions, pending member ids and rebalance timeouts due at `now_ms`.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.pending_members.retain(|_, deadline| *deadline > now_ms);
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, member)| member.join_ticket.is_none() && member.session_deadline_ms <= now_ms)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let any_expired = !expired.is_empty();
+        for member_id in expired {
+            self.remove_member(&member_id);
+        }
+        if any_expired {
+            self.members_changed(now_ms);
+        }
+        self.maybe_complete_rebalance(now_ms);
+    }
+
+    /// The earliest time `tick` has something to do, if any.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        let sessions =
+            self.members.values().filter(|member| member.join_ticket.is_none()).map(|m| m.session_deadline_ms);
+        let rebalance = if self.state == GroupState::PreparingRebalance {
+            let everyone_joined = self.members.values().all(|member| member.join_ticket.is_some());
+            let delay = self.initial_delay_until_ms.filter(|_| everyone_joined);
+            [self.rebalance_deadline_ms, delay].into_iter().flatten().min()
+        } else {
+            None
+        };
+        sessions.chain(self.pending_members.values().copied()).chain(rebalance).min()
+    }
+
+    /// For OffsetCommit. A "simple" commit (no member id, generation -1) is allowed only while
+    /// the group has no members; a commit during CompletingRebalance is refused, as Kafka does.
+    pub fn validate_commit(
+        &self,
+        member_id: &str,
+        _group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Result<(), GroupError> {
+        if generation_id < 0 && member_id.is_empty() {
+            return if self.members.is_empty() { Ok(()) } else { Err(GroupError::UnknownMemberId) };
+        }
+        if self.fenced.contains(member_id) {
+            return Err(GroupError::FencedInstanceId);
+        }
+        if !self.members.contains_key(member_id) {
+            return Err(GroupError::UnknownMemberId);
+        }
+        if generation_id != self.generation_id {
+            return Err(GroupError::IllegalGeneration);
+        }
+        if self.state == GroupState::CompletingRebalance {
+            return Err(GroupError::RebalanceInProgress);
+        }
+        Ok(())
+    }
+
+    pub fn describe(&self) -> GroupDescription {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        GroupDescription {
+            state: self.state,
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            protocol: protocol.clone(),
+            members: self
+                .members
+                .iter()
+                .map(|(id, member)| MemberDescription {
+                    member_id: id.clone(),
+                    group_instance_id: member.instance_id.clone(),
+                    client_id: member.client_id.clone(),
+                    client_host: member.client_host.clone(),
+                    metadata: member.metadata_for(&protocol),
+                    assignment: member.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// DeleteGroups: only an empty group can go.
+    pub fn delete(&mut self) -> Result<(), GroupError> {
+        if !self.members.is_empty() {
+            return Err(GroupError::NonEmptyGroup);
+        }
+        self.state = GroupState::Dead;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const SESSION_MS: u64 = 10_000;
+    const REBALANCE_MS: u64 = 30_000;
+
+    fn limits() -> GroupLimits {
+        GroupLimits { initial_rebalance_delay_ms: 0, ..GroupLimits::default() }
+    }
+
+    fn request(member_id: &str, protocols: &[&str]) -> JoinRequest {
+        JoinRequest {
+            member_id: member_id.to_string(),
+            group_instance_id: None,
+            client_id: "client".to_string(),
+            client_host: "/127.0.0.1".to_string(),
+            session_timeout_ms: SESSION_MS,
+            rebalance_timeout_ms: REBALANCE_MS,
+            protocol_type: "consumer".to_string(),
+            protocols: protocols.iter().map(|name| (name.to_string(), Bytes::from(format!("meta-{name}")))).collect(),
+            require_known_member_id: false,
+        }
+    }
+
+    fn joins(group: &mut Group) -> Vec<(Ticket, JoinResponse)> {
+        group
+            .take_replies()
+            .into_iter()
+            .filter_map(|reply| match reply {
+                Reply::Join(t, r) => Some((t, r)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn syncs(group: &mut Group) -> Vec<(Ticket, SyncResponse)> {
+        group
+            .take_replies()
+            .into_iter()
+            .filter_map(|reply| match reply {
+                Reply::Sync(t, r) => Some((t, r)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Two members joined and synced: (group, first id (leader), second id).
+    fn stable_pair() -> (Group, String, String) {
+        let mut group = Group::new("g", limits());
+        assert!(group.join(request("", &["range"]), 1, 0).is_none());
+        let first = joins(&mut group).pop().unwrap().1.member_id;
+        assert_eq!(group.generation_id(), 1);
+        // The second join starts a rebalance: the first must rejoin.
+        assert!(group.join(request("", &["range"]), 2, 10).is_none());
+        assert!(group.join(request(&first, &["range"]), 3, 20).is_none());
+        let replies = joins(&mut group);
+        assert_eq!(replies.len(), 2);
+        let second = replies.iter().find(|(ticket, _)| *ticket == 2).unwrap().1.member_id.clone();
+        assert_eq!(group.state(), GroupState::CompletingRebalance);
+        assert!(group.sync(&second, None, 2, None, None, vec![], 4, 30).is_none());
+        let assignments = vec![(first.clone(), Bytes::from_static(b"A")), (second.clone(), Bytes::from_static(b"B"))];
+        assert!(group.sync(&first, None, 2, None, None, assignments, 5, 30).is_none());
+        let answered = syncs(&mut group);
+        assert_eq!(answered.len(), 2);
+        (group, first, second)
+    }
+
+    #[test]
+    fn first_member_leads_generation_one_with_its_metadata() {
+        let mut group = Group::new("g", limits());
+        assert!(group.join(request("", &["range", "roundrobin"]), 7, 0).is_none());
+        let (ticket, response) = joins(&mut group).pop().unwrap();
+        assert_eq!(ticket, 7);
+        assert_eq!(response.generation_id, 1);
+        assert_eq!(response.leader, response.member_id);
+        assert_eq!(response.protocol_name.as_deref(), Some("range"));
+        assert_eq!(response.members.len(), 1);
+        assert_eq!(response.members[0].metadata, Bytes::from_static(b"meta-range"));
+        assert_eq!(group.state(), GroupState::CompletingRebalance);
+    }
+
+    #[test]
+    fn leader_sync_hands_every_member_its_own_assignment() {
+        let (group, first, second) = stable_pair();
+        assert_eq!(group.state(), GroupState::Stable);
+        let description = group.describe();
+        let assignment = |id: &str| description.members.iter().find(|m| m.member_id == id).unwrap().assignment.clone();
+        assert_eq!(assignment(&first), Bytes::from_static(b"A"));
+        assert_eq!(assignment(&second), Bytes::from_static(b"B"));
+    }
+
+    #[test]
+    fn parked_syncs_get_their_assignment_in_the_reply() {
+        let mut group = Group::new("g", limits());
+        group.join(request("", &["range"]), 1, 0);
+        let leader = joins(&mut group).pop().unwrap().1.member_id;
+        assert!(group
+            .sync(
+                &leader,
+                None,
+                1,
+                Some("consumer"),
+                Some("range"),
+                vec![(leader.clone(), Bytes::from_static(b"X"))],
+                2,
+                1
+            )
+            .is_none());
+        let (ticket, response) = syncs(&mut group).pop().unwrap();
+        assert_eq!((ticket, response.assignment), (2, Bytes::from_static(b"X")));
+        // Stable: a later sync is answered at once.
+        let again = group.sync(&leader, None, 1, None, None, vec![], 3, 2).unwrap();
+        assert_eq!(again.assignment, Bytes::from_static(b"X"));
+    }
+
+    #[test]
+    fn a_new_member_triggers_a_rebalance_that_heartbeats_report() {
+        let (mut group, first, second) = stable_pair();
+        assert!(group.join(request("", &["range"]), 10, 100).is_none());
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+        assert_eq!(group.heartbeat(&second, None, 2, 110), Err(GroupError::RebalanceInProgress));
+        assert_eq!(
+            group.sync(&second, None, 2, None, None, vec![], 11, 110).unwrap().error,
+            Some(GroupError::RebalanceInProgress)
+        );
+        group.join(request(&first, &["range"]), 12, 120);
+        assert!(joins(&mut group).is_empty(), "still waiting for the second member");
+        group.join(request(&second, &["range"]), 13, 130);
+        let replies = joins(&mut group);
+        assert_eq!(replies.len(), 3);
+        assert!(replies.iter().all(|(_, response)| response.generation_id == 3 && response.error.is_none()));
+        assert_eq!(replies.iter().filter(|(_, response)| !response.members.is_empty()).count(), 1, "one leader");
+    }
+
+    #[test]
+    fn a_member_that_does_not_rejoin_is_dropped_at_the_rebalance_timeout() {
+        let (mut group, first, second) = stable_pair();
+        group.join(request(&first, &["roundrobin", "range"]), 20, 1_000);
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+        assert!(group.next_deadline_ms().is_some_and(|deadline| deadline <= 1_000 + REBALANCE_MS));
+        group.tick(1_000 + REBALANCE_MS);
+        let replies = group.take_replies();
+        assert!(replies.iter().any(|reply| matches!(reply, Reply::Join(20, response) if response.generation_id == 3)));
+        assert_eq!(group.member_count(), 1);
+        assert_eq!(group.heartbeat(&second, None, 2, 1_000 + REBALANCE_MS), Err(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn session_expiry_in_stable_starts_a_rebalance() {
+        let (mut group, first, second) = stable_pair();
+        assert_eq!(group.heartbeat(&first, None, 2, 5_000), Ok(()));
+        // `second` stays silent past its session.
+        group.tick(30 + SESSION_MS);
+        assert_eq!(group.member_count(), 1);
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+        assert_eq!(group.heartbeat(&second, None, 2, 30 + SESSION_MS), Err(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn leaving_rebalances_the_rest_and_unknown_members_are_refused() {
+        let (mut group, first, second) = stable_pair();
+        let results = group.leave(&[(second.clone(), None), ("nobody".to_string(), None)], 50);
+        assert_eq!(results, vec![Ok(()), Err(GroupError::UnknownMemberId)]);
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+        group.join(request(&first, &["range"]), 30, 60);
+        assert_eq!(joins(&mut group).pop().unwrap().1.generation_id, 3);
+        group.leave(&[(first, None)], 70);
+        assert_eq!(group.state(), GroupState::Empty);
+        assert_eq!(group.delete(), Ok(()));
+        assert_eq!(group.state(), GroupState::Dead);
+    }
+
+    #[test]
+    fn member_id_required_then_join_with_it() {
+        let mut group = Group::new("g", limits());
+        let mut first = request("", &["range"]);
+        first.require_known_member_id = true;
+        let response = group.join(first.clone(), 1, 0).unwrap();
+        assert_eq!(response.error, Some(GroupError::MemberIdRequired));
+        assert!(!response.member_id.is_empty());
+        first.member_id = response.member_id.clone();
+        assert!(group.join(first, 2, 5).is_none());
+        assert_eq!(joins(&mut group).pop().unwrap().1.member_id, response.member_id);
+        assert_eq!(group.join(request("made-up", &["range"]), 3, 6).unwrap().error, Some(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn incompatible_protocols_and_bad_timeouts_are_refused() {
+        let (mut group, _, _) = stable_pair();
+        assert_eq!(
+            group.join(request("", &["sticky"]), 40, 100).unwrap().error,
+            Some(GroupError::InconsistentGroupProtocol)
+        );
+        let mut other_type = request("", &["range"]);
+        other_type.protocol_type = "connect".to_string();
+        assert_eq!(group.join(other_type, 41, 100).unwrap().error, Some(GroupError::InconsistentGroupProtocol));
+        let mut short = request("", &["range"]);
+        short.session_timeout_ms = 10;
+        assert_eq!(group.join(short, 42, 100).unwrap().error, Some(GroupError::InvalidSessionTimeout));
+        assert_eq!(group.state(), GroupState::Stable, "refused joins change nothing");
+    }
+
+    #[test]
+    fn wrong_generations_are_illegal() {
+        let (mut group, first, _) = stable_pair();
+        assert_eq!(group.heartbeat(&first, None, 1, 40), Err(GroupError::IllegalGeneration));
+        assert_eq!(
+            group.sync(&first, None, 9, None, None, vec![], 50, 40).unwrap().error,
+            Some(GroupError::IllegalGeneration)
+        );
+        assert_eq!(group.validate_commit(&first, None, 1), Err(GroupError::IllegalGeneration));
+        assert_eq!(group.validate_commit(&first, None, 2), Ok(()));
+        assert_eq!(
+            group.validate_commit("", None, -1),
+            Err(GroupError::UnknownMemberId),
+            "simple commits need an empty group"
+        );
+        assert_eq!(Group::new("empty", limits()).validate_commit("", None, -1), Ok(()));
+        assert_eq!(group.delete(), Err(GroupError::NonEmptyGroup));
+    }
+
+    #[test]
+    fn a_static_member_rejoining_fences_its_old_id_without_a_rebalance() {
+        let mut group = Group::new("g", limits());
+        let mut static_request = request("", &["range"]);
+        static_request.group_instance_id = Some("worker-1".to_string());
+        group.join(static_request.clone(), 1, 0);
+        let old_id = joins(&mut group).pop().unwrap().1.member_id;
+        group.sync(&old_id, None, 1, None, None, vec![(old_id.clone(), Bytes::from_static(b"P"))], 2, 1);
+        syncs(&mut group);
+        assert_eq!(group.state(), GroupState::Stable);
+        let response = group.join(static_request, 3, 100).unwrap();
+        assert_ne!(response.member_id, old_id);
+        assert_eq!(response.generation_id, 1, "no rebalance");
+        assert_eq!(group.state(), GroupState::Stable);
+        assert_eq!(group.heartbeat(&old_id, None, 1, 101), Err(GroupError::FencedInstanceId));
+        assert_eq!(group.heartbeat(&response.member_id, None, 1, 101), Ok(()));
+        let synced = group.sync(&response.member_id, None, 1, None, None, vec![], 4, 102).unwrap();
+        assert_eq!(synced.assignment, Bytes::from_static(b"P"), "the static member keeps its assignment");
+    }
+
+    #[test]
+    fn the_initial_delay_holds_the_first_generation() {
+        let mut group = Group::new("g", GroupLimits { initial_rebalance_delay_ms: 3_000, ..GroupLimits::default() });
+        group.join(request("", &["range"]), 1, 0);
+        group.join(request("", &["range"]), 2, 100);
+        assert!(joins(&mut group).is_empty());
+        assert_eq!(group.next_deadline_ms(), Some(3_000));
+        group.tick(2_999);
+        assert!(joins(&mut group).is_empty());
+        group.tick(3_000);
+        let replies = joins(&mut group);
+        assert_eq!(replies.len(), 2, "both members in generation 1");
+        assert!(replies.iter().all(|(_, response)| response.generation_id == 1));
+    }
+}

@@ -1,0 +1,472 @@
+//! The group coordinator of one shard: consumer group state machines and committed offsets
+//! for the groups whose `__consumer_offsets` partition this shard owns.
+//!
+//! Requests for a group arrive (over the mesh if need be) on `routing::coordinator(group)`.
+//! Group membership lives in memory (clients rejoin after a restart, as with Kafka); every
+//! acknowledged offset commit is appended to the offsets partition and fdatasynced first,
+//! and the table is rebuilt by replaying those partitions at start.
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use sluice_engine::group::offsets::{CommittedOffset, OffsetRecord, OffsetTable};
+use sluice_engine::group::state_machine::{
+    Group, GroupDescription, GroupError, GroupLimits, GroupState, JoinRequest, JoinResponse, Reply, SyncResponse,
+    Ticket,
+};
+use sluice_engine::partition::{Partition, PartitionConfig, PartitionError};
+use sluice_engine::record::batch;
+use sluice_engine::sync::Notify;
+
+use crate::runtime::routing::{offsets_partition, owner, OFFSETS_PARTITIONS, OFFSETS_TOPIC};
+
+/// How often the coordinator looks for expired sessions and rebalance timeouts.
+const GROUP_TICK_INTERVAL_MS: u64 = 100;
+/// Bytes read per step when replaying an offsets partition at start.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+
+/// A request for the coordinator of `group`.
+pub enum GroupCall {
+    Join {
+        group: String,
+        request: JoinRequest,
+    },
+    Sync {
+        group: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation_id: i32,
+        protocol_type: Option<String>,
+        protocol_name: Option<String>,
+        assignments: Vec<(String, Bytes)>,
+    },
+    Heartbeat {
+        group: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation_id: i32,
+    },
+    Leave {
+        group: String,
+        members: Vec<(String, Option<String>)>,
+    },
+    Commit {
+        group: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation_id: i32,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    },
+    /// `partitions: None` means every committed offset of the group.
+    Fetch {
+        group: String,
+        partitions: Option<Vec<(String, i32)>>,
+    },
+    List,
+    Describe {
+        groups: Vec<String>,
+    },
+    Delete {
+        groups: Vec<String>,
+    },
+}
+
+/// Why a commit failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitError {
+    Group(GroupError),
+    Storage(PartitionError),
+}
+
+pub enum GroupAnswer {
+    Join(JoinResponse),
+    Sync(SyncResponse),
+    Heartbeat(Result<(), GroupError>),
+    Leave(Vec<Result<(), GroupError>>),
+    Commit(Result<(), CommitError>),
+    Fetch(Vec<((String, i32), Option<CommittedOffset>)>),
+    List(Vec<(String, String, GroupState)>),
+    Describe(Vec<(String, Option<GroupDescription>)>),
+    Delete(Vec<(String, Result<(), GroupError>)>),
+}
+
+/// Lives on one shard; never shared with another thread.
+pub struct Coordinator {
+    shard_id: usize,
+    limits: GroupLimits,
+    logs: HashMap<i32, Rc<Partition>>,
+    offsets: RefCell<OffsetTable>,
+    groups: RefCell<HashMap<String, Group>>,
+    parked: RefCell<HashMap<Ticket, ParkedReply>>,
+    next_ticket: Cell<Ticket>,
+}
+
+enum ParkedReply {
+    Join(oneshot::Sender<JoinResponse>),
+    Sync(oneshot::Sender<SyncResponse>),
+}
+
+fn now_ms() -> u64 {
+    crate::runtime::shard::now_ms().max(0) as u64
+}
+
+impl Coordinator {
+    /// Opens (recovering) this shard's offsets partitions and replays them into the table.
+    pub async fn open(
+        data_dir: &Path,
+        shard_id: usize,
+        shard_count: usize,
+        limits: GroupLimits,
+    ) -> Result<Rc<Self>, String> {
+        let mut logs = HashMap::new();
+        let mut offsets = OffsetTable::default();
+        for partition in (0..OFFSETS_PARTITIONS).filter(|p| owner(OFFSETS_TOPIC, *p, shard_count) == shard_id) {
+            let dir = data_dir.join("internal").join(OFFSETS_TOPIC).join(partition.to_string());
+            let log = Partition::open(
+                &dir,
+                PartitionConfig { retention_ms: -1, ..PartitionConfig::default() },
+                Rc::new(Notify::default()),
+            )
+            .await
+            .map_err(|error| format!("cannot open offsets log {}: {error}", dir.display()))?;
+            let replayed = replay(&log, &mut offsets)
+                .await
+                .map_err(|error| format!("cannot replay {}: {error}", dir.display()))?;
+            tracing::debug!(partition, replayed, "offsets partition replayed");
+            logs.insert(partition, log);
+        }
+        let coordinator = Rc::new(Self {
+            shard_id,
+            limits,
+            logs,
+            offsets: RefCell::new(offsets),
+            groups: RefCell::new(HashMap::new()),
+            parked: RefCell::new(HashMap::new()),
+            next_ticket: Cell::new(1),
+        });
+        glommio::spawn_local(coordinator.clone().run_timers()).detach();
+        Ok(coordinator)
+    }
+
+    pub async fn handle(&self, call: GroupCall) -> GroupAnswer {
+        match call {
+            GroupCall::Join { group, request } => GroupAnswer::Join(self.join(group, request).await),
+            GroupCall::Sync {
+                group,
+                member_id,
+                instance_id,
+                generation_id,
+                protocol_type,
+                protocol_name,
+                assignments,
+            } => GroupAnswer::Sync(
+                self.sync(group, member_id, instance_id, generation_id, protocol_type, protocol_name, assignments)
+                    .await,
+            ),
+            GroupCall::Heartbeat { group, member_id, instance_id, generation_id } => {
+                let result = self.with_group(&group, |group, now| {
+                    group.heartbeat(&member_id, instance_id.as_deref(), generation_id, now)
+                });
+                GroupAnswer::Heartbeat(result.unwrap_or(Err(GroupError::UnknownMemberId)))
+            }
+            GroupCall::Leave { group, members } => {
+                let count = members.len();
+                let result = self.with_group(&group, |group, now| group.leave(&members, now));
+                GroupAnswer::Leave(result.unwrap_or_else(|| vec![Err(GroupError::UnknownMemberId); count]))
+            }
+            GroupCall::Commit { group, member_id, instance_id, generation_id, offsets } => {
+                GroupAnswer::Commit(self.commit(group, member_id, instance_id, generation_id, offsets).await)
+            }
+            GroupCall::Fetch { group, partitions } => GroupAnswer::Fetch(self.fetch(&group, partitions)),
+            GroupCall::List => GroupAnswer::List(self.list()),
+            GroupCall::Describe { groups } => GroupAnswer::Describe(
+                groups
+                    .into_iter()
+                    .map(|id| {
+                        let description = self.groups.borrow().get(&id).map(Group::describe);
+                        (id, description)
+                    })
+                    .collect(),
+            ),
+            GroupCall::Delete { groups } => {
+                let mut results = Vec::with_capacity(groups.len());
+                for id in groups {
+                    let result = self.delete(&id).await;
+                    results.push((id, result));
+                }
+                GroupAnswer::Delete(results)
+            }
+        }
+    }
+
+    fn ticket(&self) -> Ticket {
+        let ticket = self.next_ticket.get();
+        self.next_ticket.set(ticket + 1);
+        ticket
+    }
+
+    /// Runs `action` on an existing group and delivers the replies it released.
+    fn with_group<R>(&self, group_id: &str, action: impl FnOnce(&mut Group, u64) -> R) -> Option<R> {
+        let mut groups = self.groups.borrow_mut();
+        let group = groups.get_mut(group_id)?;
+        let result = action(group, now_ms());
+        let replies = group.take_replies();
+        drop(groups);
+        self.deliver(replies);
+        Some(result)
+    }
+
+    fn deliver(&self, replies: Vec<Reply>) {
+        let mut parked = self.parked.borrow_mut();
+        for reply in replies {
+            match reply {
+                Reply::Join(ticket, response) => {
+                    if let Some(ParkedReply::Join(sender)) = parked.remove(&ticket) {
+                        let _ = sender.send(response);
+                    }
+                }
+                Reply::Sync(ticket, response) => {
+                    if let Some(ParkedReply::Sync(sender)) = parked.remove(&ticket) {
+                        let _ = sender.send(response);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn join(&self, group_id: String, request: JoinRequest) -> JoinResponse {
+        let ticket = self.ticket();
+        let (sender, receiver) = oneshot::channel();
+        self.parked.borrow_mut().insert(ticket, ParkedReply::Join(sender));
+        let immediate = {
+            let mut groups = self.groups.borrow_mut();
+            let limits = self.limits.clone();
+            let group = groups.entry(group_id.clone()).or_insert_with(|| Group::new(group_id.clone(), limits));
+            let immediate = group.join(request, ticket, now_ms());
+            let replies = group.take_replies();
+            drop(groups);
+            self.deliver(replies);
+            immediate
+        };
+        if let Some(response) = immediate {
+            self.parked.borrow_mut().remove(&ticket);
+            return response;
+        }
+        receiver.await.unwrap_or_else(|_| error_join(GroupError::UnknownMemberId))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sync(
+        &self,
+        group_id: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation_id: i32,
+        protocol_type: Option<String>,
+        protocol_name: Option<String>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResponse {
+        let ticket = self.ticket();
+        let (sender, receiver) = oneshot::channel();
+        self.parked.borrow_mut().insert(ticket, ParkedReply::Sync(sender));
+        let immediate = self.with_group(&group_id, |group, now| {
+            group.sync(
+                &member_id,
+                instance_id.as_deref(),
+                generation_id,
+                protocol_type.as_deref(),
+                protocol_name.as_deref(),
+                assignments,
+                ticket,
+                now,
+            )
+        });
+        match immediate {
+            None => {
+                self.parked.borrow_mut().remove(&ticket);
+                error_sync(GroupError::UnknownMemberId)
+            }
+            Some(Some(response)) => {
+                self.parked.borrow_mut().remove(&ticket);
+                response
+            }
+            Some(None) => receiver.await.unwrap_or_else(|_| error_sync(GroupError::UnknownMemberId)),
+        }
+    }
+
+    async fn commit(
+        &self,
+        group_id: String,
+        member_id: String,
+        instance_id: Option<String>,
+        generation_id: i32,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<(), CommitError> {
+        let allowed = match self.groups.borrow().get(&group_id) {
+            Some(group) => group.validate_commit(&member_id, instance_id.as_deref(), generation_id),
+            // No live group: only a "simple" commit (no member, no generation) is allowed.
+            None if generation_id < 0 && member_id.is_empty() => Ok(()),
+            None => Err(GroupError::UnknownMemberId),
+        };
+        allowed.map_err(CommitError::Group)?;
+        let records: Vec<OffsetRecord> = offsets
+            .into_iter()
+            .map(|(topic, partition, committed)| OffsetRecord::Commit {
+                group: group_id.clone(),
+                topic,
+                partition,
+                committed,
+            })
+            .collect();
+        self.persist(&group_id, &records).await.map_err(CommitError::Storage)
+    }
+
+    /// Appends `records` to the group's offsets partition, waits for the fdatasync, then
+    /// applies them to the table: what a client was told is committed survives kill -9.
+    async fn persist(&self, group_id: &str, records: &[OffsetRecord]) -> Result<(), PartitionError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let log = self.logs.get(&offsets_partition(group_id)).ok_or(PartitionError::Closed)?;
+        let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = records.iter().map(OffsetRecord::encode).collect();
+        let fields: Vec<batch::build::KeyValue<'_>> =
+            encoded.iter().map(|(key, value)| (Some(key.as_slice()), value.as_deref())).collect();
+        let batch = batch::build::batch_of(0, crate::runtime::shard::now_ms(), &fields);
+        let appended = log.append(&batch).await?;
+        log.wait_durable(&appended).await?;
+        let mut table = self.offsets.borrow_mut();
+        for record in records {
+            table.apply(record);
+        }
+        Ok(())
+    }
+
+    fn fetch(
+        &self,
+        group_id: &str,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Vec<((String, i32), Option<CommittedOffset>)> {
+        let table = self.offsets.borrow();
+        match partitions {
+            Some(partitions) => partitions
+                .into_iter()
+                .map(|(topic, partition)| {
+                    let committed = table.get(group_id, &topic, partition).cloned();
+                    ((topic, partition), committed)
+                })
+                .collect(),
+            None => table.group(group_id).map(|(key, committed)| (key.clone(), Some(committed.clone()))).collect(),
+        }
+    }
+
+    /// Live groups and groups that only have committed offsets (state Empty).
+    fn list(&self) -> Vec<(String, String, GroupState)> {
+        let groups = self.groups.borrow();
+        let mut listed: Vec<(String, String, GroupState)> = groups
+            .values()
+            .filter(|group| group.state() != GroupState::Dead)
+            .map(|group| {
+                (group.group_id().to_string(), group.protocol_type().unwrap_or_default().to_string(), group.state())
+            })
+            .collect();
+        for id in self.offsets.borrow().group_ids() {
+            if !groups.contains_key(id) {
+                listed.push((id.clone(), String::new(), GroupState::Empty));
+            }
+        }
+        listed
+    }
+
+    async fn delete(&self, group_id: &str) -> Result<(), GroupError> {
+        let live = self.groups.borrow_mut().get_mut(group_id).map(Group::delete);
+        match live {
+            Some(Err(error)) => return Err(error),
+            None if !self.offsets.borrow().has_group(group_id) => return Err(GroupError::GroupIdNotFound),
+            _ => {}
+        }
+        self.groups.borrow_mut().remove(group_id);
+        let record = OffsetRecord::DeleteGroup { group: group_id.to_string() };
+        self.persist(group_id, &[record]).await.map_err(|error| {
+            tracing::error!(group = group_id, %error, "persisting a group deletion failed");
+            GroupError::GroupIdNotFound
+        })
+    }
+
+    /// Session expiry and rebalance timeouts, bounded work per tick.
+    async fn run_timers(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(Duration::from_millis(GROUP_TICK_INTERVAL_MS)).await;
+            let now = now_ms();
+            let due: Vec<String> = self
+                .groups
+                .borrow()
+                .values()
+                .filter(|group| group.next_deadline_ms().is_some_and(|deadline| deadline <= now))
+                .map(|group| group.group_id().to_string())
+                .collect();
+            for group_id in due {
+                self.with_group(&group_id, |group, now| group.tick(now));
+            }
+            self.groups.borrow_mut().retain(|_, group| group.state() != GroupState::Dead);
+        }
+    }
+
+    pub fn shard_id(&self) -> usize {
+        self.shard_id
+    }
+
+    /// Flushes and closes the offsets partitions (shutdown).
+    pub async fn close(&self) {
+        for log in self.logs.values() {
+            log.close().await;
+        }
+    }
+}
+
+/// Rebuilds the table from an offsets partition, oldest record first. Returns records applied.
+async fn replay(log: &Partition, table: &mut OffsetTable) -> Result<usize, PartitionError> {
+    let mut offset = log.log_start_offset();
+    let mut applied = 0;
+    while offset < log.high_watermark() {
+        let fetched = log.read(offset, REPLAY_READ_BYTES).await?;
+        if fetched.records.is_empty() {
+            break;
+        }
+        for range in batch::split(&fetched.records) {
+            let Ok(range) = range else { break };
+            let bytes = &fetched.records[range];
+            let header = batch::header(bytes).map_err(PartitionError::InvalidBatch)?;
+            offset = header.last_offset() + 1;
+            for record in batch::records(bytes).into_iter().flatten() {
+                match record.key.and_then(|key| OffsetRecord::decode(key, record.value)) {
+                    Some(decoded) => {
+                        table.apply(&decoded);
+                        applied += 1;
+                    }
+                    None => tracing::warn!(offset = record.offset, "skipping an unreadable offsets record"),
+                }
+            }
+        }
+    }
+    Ok(applied)
+}
+
+fn error_join(error: GroupError) -> JoinResponse {
+    JoinResponse {
+        error: Some(error),
+        generation_id: -1,
+        protocol_type: None,
+        protocol_name: None,
+        leader: String::new(),
+        member_id: String::new(),
+        members: Vec::new(),
+    }
+}
+
+fn error_sync(error: GroupError) -> SyncResponse {
+    SyncResponse { error: Some(error), protocol_type: None, protocol_name: None, assignment: Bytes::new() }
+}

@@ -14,6 +14,8 @@ pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 /// 256 KiB of log at the default interval): after a crash recovery scans at most that much
 /// past the last persisted entry, and the flusher does not touch index files every round.
 pub const INDEX_PERSIST_ENTRIES_MIN: usize = 64;
+/// How much of the active segment's tail is read at open to rebuild idempotent producers' state.
+pub const PRODUCER_STATE_REBUILD_BYTES: u64 = 16 << 20;
 /// Recovery and cold reads fetch segment files in chunks of this size.
 pub const READ_CHUNK_BYTES: usize = 1 << 20;
 /// Smallest read issued for a fetch, so a scan from an index entry finds whole batches.

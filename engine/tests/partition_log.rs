@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::rc::Rc;
 
+use sluice_engine::partition::producers::ProducerError;
 use sluice_engine::partition::{Partition, PartitionConfig, PartitionError};
 use sluice_engine::record::batch::{self, build};
 use sluice_engine::sync::Notify;
@@ -205,5 +206,42 @@ fn segments_roll_by_age_and_old_segments_expire() {
         assert_eq!(read_all(&partition, 2).await.len(), 1);
         assert_eq!(partition.enforce_retention(now_ms), 0, "the active segment is never deleted");
         partition.close().await;
+    });
+}
+
+#[test]
+fn idempotent_retries_are_written_once_even_across_a_reopen() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("topic/0");
+    run(move || async move {
+        let partition = open(&dir, PartitionConfig::default()).await;
+        let batch = |sequence: i32, records: usize, epoch: i16| {
+            let values: Vec<Vec<u8>> = (0..records).map(|index| format!("v{sequence}-{index}").into_bytes()).collect();
+            let pairs: Vec<(&[u8], &[u8])> = values.iter().map(|value| (&b"k"[..], value.as_slice())).collect();
+            build::with_producer(build::batch(0, 1, &pairs), 42, epoch, sequence)
+        };
+        let first = partition.append(&batch(0, 3, 0)).await.unwrap();
+        assert_eq!((first.base_offset, first.last_offset), (0, 2));
+        let retry = partition.append(&batch(0, 3, 0)).await.unwrap();
+        assert_eq!((retry.base_offset, retry.last_offset), (0, 2), "a retry gets the original offsets");
+        let gap = partition.append(&batch(7, 1, 0)).await;
+        assert!(matches!(
+            gap,
+            Err(PartitionError::Producer(ProducerError::OutOfOrderSequence { expected: 3, found: 7 }))
+        ));
+        let second = partition.append(&batch(3, 2, 0)).await.unwrap();
+        assert_eq!(second.base_offset, 3);
+        partition.wait_durable(&second).await.unwrap();
+        assert_eq!(partition.high_watermark(), 5, "nothing was written twice");
+        partition.close().await;
+        drop(partition);
+
+        let reopened = open(&dir, PartitionConfig::default()).await;
+        let retry_after_restart = reopened.append(&batch(3, 2, 0)).await.unwrap();
+        assert_eq!(retry_after_restart.base_offset, 3, "producer state was rebuilt at open");
+        let stale_epoch = reopened.append(&batch(5, 1, -1)).await;
+        assert!(matches!(stale_epoch, Err(PartitionError::Producer(ProducerError::InvalidProducerEpoch { .. }))));
+        assert_eq!(reopened.high_watermark(), 5);
+        reopened.close().await;
     });
 }

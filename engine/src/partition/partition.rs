@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use glommio::io::DmaFile;
 
 use super::config::PartitionConfig;
+use super::producers::{ProducerError, ProducerTable, SequenceCheck};
 use crate::index::offset_index::{OffsetIndex, OffsetIndexEntry};
 use crate::index::time_index::{TimeIndex, TimeIndexEntry};
 use crate::limits::*;
@@ -32,6 +33,8 @@ const ROLLBACK_HISTORY_MAX: usize = 64;
 #[non_exhaustive]
 pub enum PartitionError {
     InvalidBatch(BatchError),
+    /// An idempotent producer's batch out of sequence, or from a fenced epoch.
+    Producer(ProducerError),
     OffsetOutOfRange {
         requested: i64,
         log_start_offset: i64,
@@ -49,6 +52,7 @@ impl std::fmt::Display for PartitionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::InvalidBatch(error) => write!(f, "{error}"),
+            Self::Producer(error) => write!(f, "{error}"),
             Self::OffsetOutOfRange { requested, log_start_offset, high_watermark } => {
                 write!(f, "offset {requested} outside the log [{log_start_offset}, {high_watermark}]")
             }
@@ -172,6 +176,8 @@ struct State {
     last_storage_error: Option<String>,
     closed: bool,
     flusher_running: bool,
+    /// Idempotent producers' recent batches (rebuilt from the active segment at open).
+    producers: ProducerTable,
 }
 
 pub struct Partition {
@@ -225,6 +231,7 @@ impl Partition {
         let first_base = segments.first().map_or(0, |segment| segment.base_offset);
         let log_start_offset = checkpoint_start.max(first_base).min(next_offset);
         let active = segments.last().map_or((0, 0), |segment| (segment.base_offset, segment.size_bytes));
+        let producers = rebuild_producers(dir, segments.last())?;
         let appender = SegmentAppender::open(&segment::log_path(dir, active.0), active.0, active.1).await?;
         tracing::info!(dir = %dir.display(), log_start_offset, next_offset, segments = segments.len(), "partition opened");
         let partition = Rc::new(Self {
@@ -244,6 +251,7 @@ impl Partition {
                 last_storage_error: None,
                 closed: false,
                 flusher_running: true,
+                producers,
             }),
             work: Notify::default(),
             durable: Notify::default(),
@@ -302,8 +310,27 @@ impl Partition {
             notified.await;
         }
         let mut state = self.state.borrow_mut();
+        let idempotent = info.producer_id >= 0;
+        if idempotent {
+            let check =
+                state.producers.check(info.producer_id, info.producer_epoch, info.base_sequence, info.records_count);
+            if let SequenceCheck::Duplicate { base_offset, last_offset } = check.map_err(PartitionError::Producer)? {
+                // A retry of a batch already written: its original offsets, nothing written.
+                let generation = state.generation;
+                return Ok(AppendResult {
+                    base_offset,
+                    last_offset,
+                    log_start_offset: state.log_start_offset,
+                    generation,
+                });
+            }
+        }
         let base_offset = state.next_offset;
         let last_offset = base_offset + i64::from(info.last_offset_delta);
+        if idempotent {
+            let (epoch, sequence, count) = (info.producer_epoch, info.base_sequence, info.records_count);
+            state.producers.record(info.producer_id, epoch, sequence, count, base_offset, last_offset);
+        }
         let mut stored = BytesMut::from(batch);
         batch::set_base_offset(&mut stored, base_offset);
         state.next_offset = last_offset + 1;
@@ -614,6 +641,8 @@ impl Partition {
         state.queued_batches = 0;
         state.queued_bytes = 0;
         state.next_offset = state.durable_offset;
+        let durable_offset = state.durable_offset;
+        state.producers.truncate_from(durable_offset);
         state.generation += 1;
         let entry = (state.generation, state.durable_offset);
         state.rollback_offsets.push_back(entry);
@@ -681,6 +710,38 @@ impl StateView<'_> {
         self.state.memory_bytes = self.state.memory.iter().map(|batch| batch.bytes.len()).sum();
         Some(removed.base_offset)
     }
+}
+
+/// Rebuilds idempotent producers' state from the tail of the active segment (at most
+/// `PRODUCER_STATE_REBUILD_BYTES`, starting at an index entry), so a producer retrying across
+/// a broker restart is still answered with its original offsets. Producers silent for longer
+/// than that tail start afresh.
+fn rebuild_producers(dir: &Path, active: Option<&Segment>) -> std::io::Result<ProducerTable> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut table = ProducerTable::default();
+    let Some(segment) = active.filter(|segment| segment.size_bytes > 0) else { return Ok(table) };
+    let wanted_start = segment.size_bytes.saturating_sub(PRODUCER_STATE_REBUILD_BYTES);
+    let start = segment
+        .offset_index
+        .entries()
+        .iter()
+        .rev()
+        .find(|entry| u64::from(entry.position.get()) <= wanted_start)
+        .map_or(0, |entry| u64::from(entry.position.get()));
+    let mut file = std::fs::File::open(segment::log_path(dir, segment.base_offset))?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::with_capacity((segment.size_bytes - start) as usize);
+    file.take(segment.size_bytes - start).read_to_end(&mut tail)?;
+    for range in batch::split(&tail).map_while(Result::ok) {
+        let Ok(header) = batch::header(&tail[range]) else { break };
+        if header.producer_id.get() >= 0 {
+            let records_count = header.records_count.get();
+            let (producer_id, epoch, sequence) =
+                (header.producer_id.get(), header.producer_epoch.get(), header.base_sequence.get());
+            table.record(producer_id, epoch, sequence, records_count, header.base_offset.get(), header.last_offset());
+        }
+    }
+    Ok(table)
 }
 
 /// Drops durable batches from the front of the read cache while it is over budget.

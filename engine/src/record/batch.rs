@@ -336,6 +336,16 @@ pub mod build {
         batch_of(base_offset, base_timestamp, &records)
     }
 
+    /// `batch` as an idempotent producer's: producer id, epoch and first sequence set, CRC redone.
+    pub fn with_producer(mut batch: Vec<u8>, producer_id: i64, epoch: i16, base_sequence: i32) -> Vec<u8> {
+        batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        batch[51..53].copy_from_slice(&epoch.to_be_bytes());
+        batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+
     /// A record's key and value; `None` is null (a value of null is a tombstone).
     pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 

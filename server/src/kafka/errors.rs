@@ -1,6 +1,7 @@
 //! Every mapping from a Sluice error to a Kafka error code, in one place.
 use kafka_protocol::ResponseError;
 use sluice_engine::group::state_machine::GroupError;
+use sluice_engine::partition::producers::ProducerError;
 use sluice_engine::partition::PartitionError;
 use sluice_engine::record::batch::BatchError;
 
@@ -65,6 +66,12 @@ impl From<&ShardError> for KafkaError {
             ShardError::UnknownTopicOrPartition => UNKNOWN_TOPIC_OR_PARTITION,
             ShardError::Partition(PartitionError::InvalidBatch(BatchError::TooLarge { .. })) => MESSAGE_TOO_LARGE,
             ShardError::Partition(PartitionError::InvalidBatch(_)) => CORRUPT_MESSAGE,
+            ShardError::Partition(PartitionError::Producer(ProducerError::OutOfOrderSequence { .. })) => {
+                ResponseError::OutOfOrderSequenceNumber.code()
+            }
+            ShardError::Partition(PartitionError::Producer(ProducerError::InvalidProducerEpoch { .. })) => {
+                ResponseError::InvalidProducerEpoch.code()
+            }
             ShardError::Partition(PartitionError::OffsetOutOfRange { .. }) => OFFSET_OUT_OF_RANGE,
             ShardError::Partition(PartitionError::Storage { .. }) => KAFKA_STORAGE_ERROR,
             // Being deleted or stopping: the client should refresh metadata and retry.

@@ -87,7 +87,8 @@ no_shared_records!(
     OffsetFetchResponse,
     ListGroupsResponse,
     DescribeGroupsResponse,
-    DeleteGroupsResponse
+    DeleteGroupsResponse,
+    InitProducerIdResponse
 );
 
 /// Released by a handler once the part of its work whose order matters is done (Produce: the
@@ -183,6 +184,7 @@ registry! {
         ListGroups => list_groups (ListGroupsRequest) [0 ..= 4];
         DescribeGroups => describe_groups (DescribeGroupsRequest) [0 ..= 5];
         DeleteGroups => delete_groups (DeleteGroupsRequest) [0 ..= 2];
+        InitProducerId => init_producer_id (InitProducerIdRequest) [0 ..= 4];
     }
 }
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use sluice_engine::partition::PartitionError;
 
 use crate::coordinator::{GroupAnswer, GroupCall};
-use crate::metadata::{Metadata, NewTopic, TopicChangeResult};
+use crate::metadata::{Metadata, NewTopic, TopicChangeError, TopicChangeResult};
 
 /// (topic, partition).
 pub type TopicPartition = (String, i32);
@@ -95,6 +95,8 @@ pub enum ShardRequest {
     },
     /// From the metadata shard to every shard: open and close partitions to match.
     ApplyMetadata(Arc<Metadata>),
+    /// To the metadata shard: hand out a new producer id (persisted in the manifest).
+    AllocateProducerId,
     /// To the group's coordinator shard (`routing::coordinator`), or to every shard (ListGroups).
     Group(GroupCall),
 }
@@ -108,6 +110,7 @@ pub enum ShardResponse {
     TopicChanges(Vec<TopicChangeResult>),
     Applied,
     Group(GroupAnswer),
+    ProducerId(Result<i64, TopicChangeError>),
 }
 
 pub struct MeshMessage {

@@ -123,6 +123,7 @@ impl Shard {
                 self.apply_metadata(metadata).await;
                 ShardResponse::Applied
             }
+            ShardRequest::AllocateProducerId => ShardResponse::ProducerId(self.allocate_producer_id().await),
             ShardRequest::Group(call) => {
                 let coordinator = self.coordinator.borrow().clone();
                 match coordinator {
@@ -291,20 +292,42 @@ impl Shard {
         if validate_only || results.iter().all(|change| change.result.is_err()) {
             return results;
         }
+        if let Err(reason) = self.publish_catalogue(draft).await {
+            for change in results.iter_mut().filter(|change| change.result.is_ok()) {
+                change.result = Err(TopicChangeError::Storage(reason.clone()));
+            }
+        }
+        results
+    }
+
+    /// Persists `draft` as the new manifest, then broadcasts it and waits until every shard has
+    /// applied it. Call with the catalogue lock held.
+    async fn publish_catalogue(self: &Rc<Self>, mut draft: Metadata) -> Result<(), String> {
         draft.version += 1;
         if let Err(error) = draft.to_manifest().store(&self.config.data_dir) {
             let reason = error.to_string();
             tracing::error!(%reason, "persisting the manifest failed; catalogue unchanged");
-            for change in results.iter_mut().filter(|change| change.result.is_ok()) {
-                change.result = Err(TopicChangeError::Storage(reason.clone()));
-            }
-            return results;
+            return Err(reason);
         }
         let snapshot = Arc::new(draft);
         let applies: Vec<_> =
             (0..self.count).map(|shard| self.call(shard, ShardRequest::ApplyMetadata(snapshot.clone()))).collect();
         futures::future::join_all(applies).await;
-        results
+        Ok(())
+    }
+
+    /// Metadata shard: the next producer id, persisted in the manifest before it is handed
+    /// out, so no id is ever given twice, also across restarts.
+    async fn allocate_producer_id(self: &Rc<Self>) -> Result<i64, TopicChangeError> {
+        assert_eq!(self.id, METADATA_SHARD, "producer ids are allocated on the metadata shard");
+        let Ok(_permit) = self.catalogue_lock.acquire_permit(1).await else {
+            return Err(TopicChangeError::Storage("the catalogue is closed".to_string()));
+        };
+        let mut draft = (*self.metadata()).clone();
+        let producer_id = draft.next_producer_id.max(0);
+        draft.next_producer_id = producer_id + 1;
+        self.publish_catalogue(draft).await.map_err(TopicChangeError::Storage)?;
+        Ok(producer_id)
     }
 
     async fn create_topics(self: &Rc<Self>, topics: Vec<NewTopic>, validate_only: bool) -> Vec<TopicChangeResult> {

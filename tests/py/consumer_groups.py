@@ -8,7 +8,13 @@ Modes (the Rust test orchestrates broker restarts between them):
 - `commit --group G`: consume half the topic in group G, commit, close.
 - `resume --group G`: a new consumer in group G starts exactly after the last commit.
 - `admin --group G`: list, describe and fetch offsets of G with AdminClient, then delete it.
+- `crash`: a second member is killed (os._exit: no LeaveGroup); after its session timeout the
+  survivor holds every partition.
 """
+
+import os
+import subprocess
+import sys
 
 import time
 
@@ -155,9 +161,47 @@ def admin(bootstrap, topic, group):
     expect(group not in {g.group_id for g in listed.valid}, "deleted group still listed")
 
 
+def member_then_die(bootstrap, topic, group):
+    """Join the group, hold some partitions, then die without leaving."""
+    consumer = group_consumer(bootstrap, group)
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + REBALANCE_WAIT_S
+    while time.monotonic() < deadline and not consumer.assignment():
+        consumer.poll(0.1)
+    print(f"held {sorted(tp.partition for tp in consumer.assignment())}", flush=True)
+    os._exit(0)
+
+
+def crash(bootstrap, topic, group):
+    survivor = group_consumer(bootstrap, group)
+    survivor.subscribe([topic])
+    seen = {}
+    wait_for_assignment([survivor], PARTITIONS, seen)
+    doomed = subprocess.Popen([sys.executable, "-u", __file__, "--bootstrap", bootstrap, "member-then-die", "--topic",
+                               topic, "--group", group], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The survivor keeps polling through the rebalance the newcomer causes, so it can rejoin.
+    deadline = time.monotonic() + REBALANCE_WAIT_S + 10
+    while doomed.poll() is None and time.monotonic() < deadline:
+        poll_round(survivor, seen, 0.1)
+    if doomed.poll() is None:
+        doomed.kill()
+    stdout, stderr = doomed.communicate(timeout=10)
+    log(f"the doomed member said: {stdout.strip()} {stderr.strip()[-200:]}")
+    expect("held [" in stdout and "held []" not in stdout, "the second member got partitions before dying")
+    died_at = time.monotonic()
+    deadline = died_at + REBALANCE_WAIT_S
+    while time.monotonic() < deadline:
+        poll_round(survivor, seen, 0.1)
+        if len(survivor.assignment()) == PARTITIONS:
+            break
+    expect_equal(len(survivor.assignment()), PARTITIONS, "partitions held by the survivor after the session timeout")
+    log(f"survivor took every partition back {time.monotonic() - died_at:.1f}s after the crash")
+    survivor.close()
+
+
 def main():
     parser = argument_parser(__doc__)
-    parser.add_argument("mode", choices=["share", "fanout", "commit", "resume", "admin"])
+    parser.add_argument("mode", choices=["share", "fanout", "commit", "resume", "admin", "crash", "member-then-die"])
     parser.add_argument("--topic", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--assignor", default="range")
@@ -173,6 +217,10 @@ def main():
         commit(args.bootstrap, args.topic, args.group)
     elif args.mode == "resume":
         resume(args.bootstrap, args.topic, args.group, args.expected)
+    elif args.mode == "crash":
+        crash(args.bootstrap, args.topic, args.group)
+    elif args.mode == "member-then-die":
+        member_then_die(args.bootstrap, args.topic, args.group)
     else:
         admin(args.bootstrap, args.topic, args.group)
     log(f"ok: {args.mode}")

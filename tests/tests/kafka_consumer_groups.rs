@@ -42,3 +42,12 @@ fn committed_offsets_survive_kill_9_and_admin_sees_the_group() {
     broker.python("consumer_groups.py", &["resume", "--topic", &topic, "--group", &group, "--expected", &committed]);
     broker.python("consumer_groups.py", &["admin", "--topic", &topic, "--group", &group]);
 }
+
+#[test]
+fn a_member_that_dies_without_leaving_is_replaced_after_its_session_timeout() {
+    require_python!();
+    let broker = broker();
+    let topic = unique_topic("crash");
+    // The script checks the dead member held partitions and that the survivor gets them all.
+    broker.python("consumer_groups.py", &["crash", "--topic", &topic, "--group", &format!("{topic}-group")]);
+}

@@ -10,7 +10,7 @@ use crate::runtime::ShardRef;
 const TRANSACTIONS_UNSUPPORTED: i16 = kafka_protocol::ResponseError::TransactionalIdAuthorizationFailed.code();
 
 pub async fn handle(shard: &ShardRef, request: InitProducerIdRequest, _version: i16) -> Option<InitProducerIdResponse> {
-    if request.transactional_id.is_some() {
+    if request.transactional_id.as_ref().is_some_and(|id| !id.0.is_empty()) {
         return Some(
             InitProducerIdResponse::default()
                 .with_error_code(TRANSACTIONS_UNSUPPORTED)

@@ -51,3 +51,10 @@ fn a_member_that_dies_without_leaving_is_replaced_after_its_session_timeout() {
     // The script checks the dead member held partitions and that the survivor gets them all.
     broker.python("consumer_groups.py", &["crash", "--topic", &topic, "--group", &format!("{topic}-group")]);
 }
+
+#[test]
+fn kafka_python_members_share_and_commit() {
+    require_python!();
+    let broker = broker();
+    broker.python("kafka_python_groups.py", &[]);
+}

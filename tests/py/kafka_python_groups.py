@@ -37,7 +37,11 @@ def main():
     second.subscribe([topic])
     seen = {}
     deadline = time.monotonic() + WAIT_S
-    while len(seen) < MESSAGES and time.monotonic() < deadline:
+    def both_assigned():
+        return all(member.assignment() for member in (first, second))
+
+    # Poll until every message is consumed and the group has settled with both members.
+    while (len(seen) < MESSAGES or not both_assigned()) and time.monotonic() < deadline:
         for member in (first, second):
             for partition, records in member.poll(timeout_ms=100).items():
                 for record in records:

@@ -180,7 +180,7 @@ registry! {
         Heartbeat => heartbeat (HeartbeatRequest) [0 ..= 4];
         LeaveGroup => leave_group (LeaveGroupRequest) [0 ..= 4];
         OffsetCommit => offset_commit (OffsetCommitRequest) [2 ..= 8];
-        OffsetFetch => offset_fetch (OffsetFetchRequest) [1 ..= 7];
+        OffsetFetch => offset_fetch (OffsetFetchRequest) [1 ..= 8];
         ListGroups => list_groups (ListGroupsRequest) [0 ..= 4];
         DescribeGroups => describe_groups (DescribeGroupsRequest) [0 ..= 5];
         DeleteGroups => delete_groups (DeleteGroupsRequest) [0 ..= 2];

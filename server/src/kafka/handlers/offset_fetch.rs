@@ -1,40 +1,96 @@
-//! OffsetFetch (v1-7, one group): committed offsets, -1 where none.
-use kafka_protocol::messages::offset_fetch_response::{OffsetFetchResponsePartition, OffsetFetchResponseTopic};
+//! OffsetFetch: committed offsets, -1 where none. v1-7 ask for one group; v8 for several,
+//! each answered by its own coordinator shard.
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
+use sluice_engine::group::offsets::CommittedOffset;
 
 use super::groups::on_coordinator;
 use super::{str_bytes, topic_name};
 use crate::coordinator::{GroupAnswer, GroupCall};
 use crate::runtime::ShardRef;
 
-pub async fn handle(shard: &ShardRef, request: OffsetFetchRequest, _version: i16) -> Option<OffsetFetchResponse> {
-    let group = request.group_id.0.to_string();
-    let partitions = request.topics.as_ref().map(|topics| {
-        topics
-            .iter()
-            .flat_map(|topic| {
-                topic.partition_indexes.iter().map(move |partition| (topic.name.0.to_string(), *partition))
+/// Per topic, in the order the coordinator answered: (partition, committed offset if any).
+type ByTopic = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+pub async fn handle(shard: &ShardRef, request: OffsetFetchRequest, version: i16) -> Option<OffsetFetchResponse> {
+    if version < 8 {
+        let partitions = request.topics.as_ref().map(|topics| {
+            topics
+                .iter()
+                .flat_map(|topic| topic.partition_indexes.iter().map(move |p| (topic.name.0.to_string(), *p)))
+                .collect()
+        });
+        let topics = fetch(shard, request.group_id.0.as_str(), partitions)
+            .await
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let partitions = partitions
+                    .into_iter()
+                    .map(|(partition, committed)| {
+                        let (offset, epoch, metadata) = fields(&committed);
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(partition)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(Some(str_bytes(metadata)))
+                    })
+                    .collect();
+                OffsetFetchResponseTopic::default().with_name(topic_name(&topic)).with_partitions(partitions)
             })
-            .collect()
-    });
-    let GroupAnswer::Fetch(found) =
-        on_coordinator(shard, &group, GroupCall::Fetch { group: group.clone(), partitions }).await
-    else {
+            .collect();
+        return Some(OffsetFetchResponse::default().with_topics(topics));
+    }
+    let mut groups = Vec::with_capacity(request.groups.len());
+    for wanted in request.groups {
+        let partitions = wanted.topics.as_ref().map(|topics| {
+            topics
+                .iter()
+                .flat_map(|topic| topic.partition_indexes.iter().map(move |p| (topic.name.0.to_string(), *p)))
+                .collect()
+        });
+        let topics = fetch(shard, wanted.group_id.0.as_str(), partitions)
+            .await
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let partitions = partitions
+                    .into_iter()
+                    .map(|(partition, committed)| {
+                        let (offset, epoch, metadata) = fields(&committed);
+                        OffsetFetchResponsePartitions::default()
+                            .with_partition_index(partition)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(Some(str_bytes(metadata)))
+                    })
+                    .collect();
+                OffsetFetchResponseTopics::default().with_name(topic_name(&topic)).with_partitions(partitions)
+            })
+            .collect();
+        groups.push(OffsetFetchResponseGroup::default().with_group_id(wanted.group_id).with_topics(topics));
+    }
+    Some(OffsetFetchResponse::default().with_groups(groups))
+}
+
+/// (offset, leader epoch, metadata) as the response carries them: -1, -1, "" when none.
+fn fields(committed: &Option<CommittedOffset>) -> (i64, i32, &str) {
+    committed.as_ref().map_or((-1, -1, ""), |c| (c.offset, c.leader_epoch, c.metadata.as_str()))
+}
+
+/// Asks the group's coordinator and groups the answers by topic, keeping their order.
+async fn fetch(shard: &ShardRef, group: &str, partitions: Option<Vec<(String, i32)>>) -> ByTopic {
+    let call = GroupCall::Fetch { group: group.to_string(), partitions };
+    let GroupAnswer::Fetch(found) = on_coordinator(shard, group, call).await else {
         unreachable!("Fetch answers with Fetch");
     };
-    // Group the answers by topic, keeping the order they came in.
-    let mut topics: Vec<OffsetFetchResponseTopic> = Vec::new();
+    let mut topics: ByTopic = Vec::new();
     for ((topic, partition), committed) in found {
-        let entry = OffsetFetchResponsePartition::default()
-            .with_partition_index(partition)
-            .with_committed_offset(committed.as_ref().map_or(-1, |committed| committed.offset))
-            .with_committed_leader_epoch(committed.as_ref().map_or(-1, |committed| committed.leader_epoch))
-            .with_metadata(Some(str_bytes(committed.as_ref().map_or("", |committed| committed.metadata.as_str()))));
-        match topics.iter_mut().find(|existing| existing.name.0.as_str() == topic) {
-            Some(existing) => existing.partitions.push(entry),
-            None => topics
-                .push(OffsetFetchResponseTopic::default().with_name(topic_name(&topic)).with_partitions(vec![entry])),
+        match topics.iter_mut().find(|(existing, _)| *existing == topic) {
+            Some((_, partitions)) => partitions.push((partition, committed)),
+            None => topics.push((topic, vec![(partition, committed)])),
         }
     }
-    Some(OffsetFetchResponse::default().with_topics(topics))
+    topics
 }

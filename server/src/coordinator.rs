@@ -67,6 +67,11 @@ pub enum GroupCall {
         partitions: Option<Vec<(String, i32)>>,
     },
     List,
+    /// OffsetDelete: forget committed offsets of partitions the group does not subscribe to.
+    DeleteOffsets {
+        group: String,
+        partitions: Vec<(String, i32)>,
+    },
     Describe {
         groups: Vec<String>,
     },
@@ -90,6 +95,7 @@ pub enum GroupAnswer {
     Commit(Result<(), CommitError>),
     Fetch(Vec<((String, i32), Option<CommittedOffset>)>),
     List(Vec<(String, String, GroupState)>),
+    DeleteOffsets(Result<Vec<Result<(), GroupError>>, CommitError>),
     Describe(Vec<(String, Option<GroupDescription>)>),
     Delete(Vec<(String, Result<(), GroupError>)>),
 }
@@ -183,6 +189,9 @@ impl Coordinator {
             }
             GroupCall::Fetch { group, partitions } => GroupAnswer::Fetch(self.fetch(&group, partitions)),
             GroupCall::List => GroupAnswer::List(self.list()),
+            GroupCall::DeleteOffsets { group, partitions } => {
+                GroupAnswer::DeleteOffsets(self.delete_offsets(&group, partitions).await)
+            }
             GroupCall::Describe { groups } => GroupAnswer::Describe(
                 groups
                     .into_iter()
@@ -379,6 +388,31 @@ impl Coordinator {
             }
         }
         listed
+    }
+
+    async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<Vec<Result<(), GroupError>>, CommitError> {
+        let live = self.groups.borrow().contains_key(group_id);
+        if !live && !self.offsets.borrow().has_group(group_id) {
+            return Err(CommitError::Group(GroupError::GroupIdNotFound));
+        }
+        let subscribed =
+            |topic: &str| self.groups.borrow().get(group_id).is_some_and(|group| group.subscribes_to(topic));
+        let results: Vec<Result<(), GroupError>> = partitions
+            .iter()
+            .map(|(topic, _)| if subscribed(topic) { Err(GroupError::GroupSubscribedToTopic) } else { Ok(()) })
+            .collect();
+        let records: Vec<OffsetRecord> = partitions
+            .into_iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_ok())
+            .map(|((topic, partition), _)| OffsetRecord::DeleteOffset { group: group_id.to_string(), topic, partition })
+            .collect();
+        self.persist(group_id, &records).await.map_err(CommitError::Storage)?;
+        Ok(results)
     }
 
     async fn delete(&self, group_id: &str) -> Result<(), GroupError> {

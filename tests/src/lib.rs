@@ -25,6 +25,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod ack_log;
+pub mod raw;
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};

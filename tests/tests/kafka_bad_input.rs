@@ -6,52 +6,21 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    ProduceResponse, ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use sluice_engine::record::batch::build;
+use sluice_tests::raw::{self, call, read_frame};
 use sluice_tests::Broker;
 
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
 fn connect(broker: &Broker) -> TcpStream {
-    let stream = TcpStream::connect(broker.bootstrap()).unwrap();
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream
-}
-
-/// Sends one request and returns its decoded response.
-fn call<R: Request>(stream: &mut TcpStream, request: &R, version: i16, correlation_id: i32) -> R::Response {
-    let mut body = BytesMut::new();
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
-    header.encode(&mut body, R::header_version(version)).unwrap();
-    request.encode(&mut body, version).unwrap();
-    stream.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
-    stream.write_all(&body).unwrap();
-    let mut response = read_frame(stream).expect("the broker answered");
-    let response_header = ResponseHeader::decode(&mut response, R::Response::header_version(version)).unwrap();
-    assert_eq!(response_header.correlation_id, correlation_id);
-    R::Response::decode(&mut response, version).unwrap()
-}
-
-fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
-    let mut length = [0u8; 4];
-    stream.read_exact(&mut length).ok()?;
-    let mut frame = vec![0u8; i32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut frame).ok()?;
-    Some(Bytes::from(frame))
+    raw::connect(&broker.bootstrap())
 }
 
 /// The connection was closed by the broker (EOF), not left hanging.

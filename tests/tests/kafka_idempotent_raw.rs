@@ -4,40 +4,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest, ProduceRequest, ProduceResponse, ProducerId,
-    RequestHeader, ResponseHeader, TopicName,
+    TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use sluice_engine::record::batch::build;
+use sluice_tests::raw::{self, call};
 use sluice_tests::Broker;
-
-fn call<R: Request>(stream: &mut TcpStream, request: &R, version: i16, correlation_id: i32) -> R::Response {
-    let mut body = BytesMut::new();
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("idempotence-test")));
-    header.encode(&mut body, R::header_version(version)).unwrap();
-    request.encode(&mut body, version).unwrap();
-    stream.write_all(&(body.len() as i32).to_be_bytes()).unwrap();
-    stream.write_all(&body).unwrap();
-    let mut length = [0u8; 4];
-    stream.read_exact(&mut length).unwrap();
-    let mut frame = vec![0u8; i32::from_be_bytes(length) as usize];
-    stream.read_exact(&mut frame).unwrap();
-    let mut frame = Bytes::from(frame);
-    ResponseHeader::decode(&mut frame, R::Response::header_version(version)).unwrap();
-    R::Response::decode(&mut frame, version).unwrap()
-}
 
 fn produce(stream: &mut TcpStream, topic: &str, batch: Vec<u8>, correlation_id: i32) -> (i16, i64) {
     let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
@@ -62,8 +41,7 @@ fn high_watermark(stream: &mut TcpStream, topic: &str) -> i64 {
 #[test]
 fn retries_are_written_once_and_gaps_and_stale_epochs_are_refused() {
     let broker = Broker::builder().shards(2).start();
-    let mut stream = TcpStream::connect(broker.bootstrap()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut stream = raw::connect(&broker.bootstrap());
     let init: InitProducerIdResponse = call(
         &mut stream,
         &InitProducerIdRequest::default()

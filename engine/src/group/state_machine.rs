@@ -43,6 +43,7 @@ pub enum GroupError {
     GroupIdNotFound,
     NonEmptyGroup,
     GroupMaxSizeReached,
+    GroupSubscribedToTopic,
 }
 
 #[derive(Debug, Clone)]
@@ -760,6 +761,19 @@ impl Group {
         }
     }
 
+    /// Whether a member subscribes to `topic`, read from the consumer protocol's subscription
+    /// (the metadata of the chosen protocol: version i16, topics as i32 count + i16-length
+    /// strings). Groups of other protocol types subscribe to nothing Kafka knows of.
+    pub fn subscribes_to(&self, topic: &str) -> bool {
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return false;
+        }
+        let protocol = self.protocol.clone().unwrap_or_default();
+        self.members
+            .values()
+            .any(|member| subscription_topics(&member.metadata_for(&protocol)).iter().any(|t| t == topic))
+    }
+
     /// DeleteGroups: only an empty group can go.
     pub fn delete(&mut self) -> Result<(), GroupError> {
         if !self.members.is_empty() {
@@ -768,6 +782,28 @@ impl Group {
         self.state = GroupState::Dead;
         Ok(())
     }
+}
+
+/// The topics of a consumer protocol subscription; empty if it does not parse.
+fn subscription_topics(metadata: &[u8]) -> Vec<String> {
+    fn take<'a>(cursor: &mut &'a [u8], count: usize) -> Option<&'a [u8]> {
+        let (head, tail) = (cursor.get(..count)?, cursor.get(count..)?);
+        *cursor = tail;
+        Some(head)
+    }
+    let parse = || -> Option<Vec<String>> {
+        let mut cursor = metadata;
+        take(&mut cursor, 2)?; // version
+        let count = i32::from_be_bytes(take(&mut cursor, 4)?.try_into().ok()?);
+        let mut topics = Vec::new();
+        for _ in 0..count.clamp(0, 100_000) {
+            let length = i16::from_be_bytes(take(&mut cursor, 2)?.try_into().ok()?);
+            let name = take(&mut cursor, usize::try_from(length).ok()?)?;
+            topics.push(String::from_utf8_lossy(name).into_owned());
+        }
+        Some(topics)
+    };
+    parse().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -1011,6 +1047,22 @@ mod tests {
         assert_eq!(group.heartbeat(&response.member_id, None, 1, 101), Ok(()));
         let synced = group.sync(&response.member_id, None, 1, None, None, vec![], 4, 102).unwrap();
         assert_eq!(synced.assignment, Bytes::from_static(b"P"), "the static member keeps its assignment");
+    }
+
+    #[test]
+    fn subscriptions_are_read_from_the_consumer_protocol() {
+        let mut subscription = vec![0u8, 1, 0, 0, 0, 2];
+        for topic in ["orders", "clicks"] {
+            subscription.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+            subscription.extend_from_slice(topic.as_bytes());
+        }
+        let mut group = Group::new("g", limits());
+        let mut join = request("", &["range"]);
+        join.protocols = vec![("range".to_string(), Bytes::from(subscription))];
+        group.join(join, 1, 0);
+        assert!(group.subscribes_to("orders") && group.subscribes_to("clicks"));
+        assert!(!group.subscribes_to("other"));
+        assert_eq!(subscription_topics(&[0, 1, 0]), Vec::<String>::new(), "garbage parses to nothing");
     }
 
     #[test]

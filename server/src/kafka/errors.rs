@@ -38,6 +38,8 @@ pub fn group_error_code(error: GroupError) -> i16 {
         GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout.code(),
         GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound.code(),
         GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup.code(),
+        GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached.code(),
+        GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic.code(),
         #[allow(unreachable_patterns)]
         _ => UNKNOWN_SERVER_ERROR,
     }

@@ -88,7 +88,8 @@ no_shared_records!(
     ListGroupsResponse,
     DescribeGroupsResponse,
     DeleteGroupsResponse,
-    InitProducerIdResponse
+    InitProducerIdResponse,
+    OffsetDeleteResponse
 );
 
 /// Released by a handler once the part of its work whose order matters is done (Produce: the
@@ -185,6 +186,7 @@ registry! {
         DescribeGroups => describe_groups (DescribeGroupsRequest) [0 ..= 5];
         DeleteGroups => delete_groups (DeleteGroupsRequest) [0 ..= 2];
         InitProducerId => init_producer_id (InitProducerIdRequest) [0 ..= 4];
+        OffsetDelete => offset_delete (OffsetDeleteRequest) [0 ..= 0];
     }
 }
 

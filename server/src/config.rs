@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// Wait before the first rebalance of an empty group, like Kafka's group.initial.rebalance.delay.ms [default: 3000]
     #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// Compact an internal offsets partition (snapshot + delete older records) past this size, in bytes [default: 33554432]
+    #[arg(long, env = "SLUICE_OFFSETS_COMPACTION_BYTES")]
+    pub offsets_compaction_bytes: Option<u64>,
 }
 
 /// The same keys in a TOML file.
@@ -68,6 +71,7 @@ struct FileConfig {
     retention_check_interval_ms: Option<u64>,
     log_level: Option<String>,
     group_initial_rebalance_delay_ms: Option<u64>,
+    offsets_compaction_bytes: Option<u64>,
 }
 
 /// The effective configuration, shared read-only by every shard.
@@ -85,6 +89,7 @@ pub struct Config {
     pub retention_check_interval_ms: u64,
     pub log_level: String,
     pub group_initial_rebalance_delay_ms: u64,
+    pub offsets_compaction_bytes: u64,
 }
 
 fn parse_address(text: &str) -> SocketAddr {
@@ -118,6 +123,10 @@ impl Config {
                 .group_initial_rebalance_delay_ms
                 .or(file.group_initial_rebalance_delay_ms)
                 .unwrap_or(GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT),
+            offsets_compaction_bytes: args
+                .offsets_compaction_bytes
+                .or(file.offsets_compaction_bytes)
+                .unwrap_or(OFFSETS_COMPACTION_BYTES_DEFAULT),
         };
         config.check()?;
         Ok(config)
@@ -135,6 +144,9 @@ impl Config {
         }
         if self.connections_max == 0 {
             return Err("connections-max must be at least 1".to_string());
+        }
+        if self.offsets_compaction_bytes < 4096 {
+            return Err("offsets-compaction-bytes must be at least 4096".to_string());
         }
         if self.retention_check_interval_ms == 0 {
             return Err("retention-check-interval-ms must be at least 1".to_string());

@@ -26,6 +26,10 @@ use crate::runtime::routing::{offsets_partition, owner, OFFSETS_PARTITIONS, OFFS
 
 /// How often the coordinator looks for expired sessions and rebalance timeouts.
 const GROUP_TICK_INTERVAL_MS: u64 = 100;
+/// Segment size of the offsets partitions.
+const OFFSETS_SEGMENT_BYTES: u64 = 16 << 20;
+/// Largest snapshot batch (every committed offset of the partition's groups, ~60 B each).
+const OFFSETS_SNAPSHOT_BYTES_MAX: usize = 256 << 20;
 /// Bytes read per step when replaying an offsets partition at start.
 const REPLAY_READ_BYTES: usize = 1 << 20;
 
@@ -104,6 +108,10 @@ pub enum GroupAnswer {
 pub struct Coordinator {
     shard_id: usize,
     limits: GroupLimits,
+    /// Size at which an offsets partition is compacted (see `compact_if_large`).
+    offsets_compaction_bytes: u64,
+    /// Per offsets partition: (bytes of its last snapshot, bytes appended since then).
+    log_growth: RefCell<HashMap<i32, (u64, u64)>>,
     logs: HashMap<i32, Rc<Partition>>,
     offsets: RefCell<OffsetTable>,
     groups: RefCell<HashMap<String, Group>>,
@@ -127,27 +135,28 @@ impl Coordinator {
         shard_id: usize,
         shard_count: usize,
         limits: GroupLimits,
+        offsets_compaction_bytes: u64,
     ) -> Result<Rc<Self>, String> {
         let mut logs = HashMap::new();
+        let mut log_growth = HashMap::new();
         let mut offsets = OffsetTable::default();
         for partition in (0..OFFSETS_PARTITIONS).filter(|p| owner(OFFSETS_TOPIC, *p, shard_count) == shard_id) {
             let dir = data_dir.join("internal").join(OFFSETS_TOPIC).join(partition.to_string());
-            let log = Partition::open(
-                &dir,
-                PartitionConfig { retention_ms: -1, ..PartitionConfig::default() },
-                Rc::new(Notify::default()),
-            )
-            .await
-            .map_err(|error| format!("cannot open offsets log {}: {error}", dir.display()))?;
-            let replayed = replay(&log, &mut offsets)
+            let log = Partition::open(&dir, offsets_log_config(), Rc::new(Notify::default()))
+                .await
+                .map_err(|error| format!("cannot open offsets log {}: {error}", dir.display()))?;
+            let (replayed, replayed_bytes) = replay(&log, &mut offsets)
                 .await
                 .map_err(|error| format!("cannot replay {}: {error}", dir.display()))?;
-            tracing::debug!(partition, replayed, "offsets partition replayed");
+            tracing::debug!(partition, replayed, replayed_bytes, "offsets partition replayed");
+            log_growth.insert(partition, (0, replayed_bytes));
             logs.insert(partition, log);
         }
         let coordinator = Rc::new(Self {
             shard_id,
             limits,
+            offsets_compaction_bytes,
+            log_growth: RefCell::new(log_growth),
             logs,
             offsets: RefCell::new(offsets),
             groups: RefCell::new(HashMap::new()),
@@ -347,11 +356,53 @@ impl Coordinator {
         let batch = batch::build::batch_of(0, crate::runtime::shard::now_ms(), &fields);
         let appended = log.append(&batch).await?;
         log.wait_durable(&appended).await?;
-        let mut table = self.offsets.borrow_mut();
-        for record in records {
-            table.apply(record);
+        self.log_growth.borrow_mut().entry(offsets_partition(group_id)).or_default().1 += batch.len() as u64;
+        {
+            let mut table = self.offsets.borrow_mut();
+            for record in records {
+                table.apply(record);
+            }
         }
+        self.compact_if_large(offsets_partition(group_id), log).await;
         Ok(())
+    }
+
+    /// Keeps start-up replay short: once more than `offsets_compaction_bytes` (and more than
+    /// twice its last snapshot) was appended to an offsets partition since its last snapshot (or
+    /// replayed at start), the current offsets of its groups
+    /// are appended as one batch (a snapshot; one batch, so no commit can land inside it) and
+    /// everything before it is deleted. A failure only logs: the log stays correct, just longer.
+    async fn compact_if_large(&self, partition: i32, log: &Rc<Partition>) {
+        let (snapshot_bytes, appended_bytes) = self.log_growth.borrow().get(&partition).copied().unwrap_or_default();
+        if appended_bytes <= self.offsets_compaction_bytes.max(2 * snapshot_bytes) {
+            return;
+        }
+        let records = self.offsets.borrow().snapshot_of(|group| offsets_partition(group) == partition);
+        let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = records.iter().map(OffsetRecord::encode).collect();
+        let fields: Vec<batch::build::KeyValue<'_>> =
+            encoded.iter().map(|(key, value)| (Some(key.as_slice()), value.as_deref())).collect();
+        let fields_bytes: u64 =
+            encoded.iter().map(|(key, value)| (key.len() + value.as_ref().map_or(0, Vec::len)) as u64).sum();
+        let result = async {
+            let snapshot_start = if fields.is_empty() {
+                log.high_watermark()
+            } else {
+                let snapshot = batch::build::batch_of(0, crate::runtime::shard::now_ms(), &fields);
+                let appended = log.append(&snapshot).await?;
+                log.wait_durable(&appended).await?;
+                appended.base_offset
+            };
+            log.delete_records(snapshot_start)?;
+            self.log_growth.borrow_mut().insert(partition, (fields_bytes, 0));
+            Ok::<_, PartitionError>(log.enforce_retention(crate::runtime::shard::now_ms()))
+        }
+        .await;
+        match result {
+            Ok(deleted_segments) => {
+                tracing::info!(partition, records = records.len(), deleted_segments, "offsets partition compacted")
+            }
+            Err(error) => tracing::warn!(partition, %error, "compacting an offsets partition failed"),
+        }
     }
 
     fn fetch(
@@ -461,15 +512,29 @@ impl Coordinator {
     }
 }
 
-/// Rebuilds the table from an offsets partition, oldest record first. Returns records applied.
-async fn replay(log: &Partition, table: &mut OffsetTable) -> Result<usize, PartitionError> {
+/// Offsets partitions: kept until compaction deletes them (no time retention), small segments
+/// so compaction frees space soon, and room for a snapshot batch of every group's offsets.
+fn offsets_log_config() -> PartitionConfig {
+    PartitionConfig {
+        retention_ms: -1,
+        segment_bytes: OFFSETS_SEGMENT_BYTES,
+        message_bytes_max: OFFSETS_SNAPSHOT_BYTES_MAX,
+        ..PartitionConfig::default()
+    }
+}
+
+/// Rebuilds the table from an offsets partition, oldest record first. Returns the records
+/// applied and the bytes read.
+async fn replay(log: &Partition, table: &mut OffsetTable) -> Result<(usize, u64), PartitionError> {
     let mut offset = log.log_start_offset();
     let mut applied = 0;
+    let mut read_bytes = 0u64;
     while offset < log.high_watermark() {
         let fetched = log.read(offset, REPLAY_READ_BYTES).await?;
         if fetched.records.is_empty() {
             break;
         }
+        read_bytes += fetched.records.len() as u64;
         for range in batch::split(&fetched.records) {
             let Ok(range) = range else { break };
             let bytes = &fetched.records[range];
@@ -486,7 +551,7 @@ async fn replay(log: &Partition, table: &mut OffsetTable) -> Result<usize, Parti
             }
         }
     }
-    Ok(applied)
+    Ok((applied, read_bytes))
 }
 
 fn error_join(error: GroupError) -> JoinResponse {

@@ -25,3 +25,5 @@ const _: () = assert!(RING_DEPTH <= 32_768);
 
 /// Kafka's group.initial.rebalance.delay.ms default.
 pub const GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT: u64 = 3_000;
+/// Size at which an internal offsets partition is compacted by snapshot.
+pub const OFFSETS_COMPACTION_BYTES_DEFAULT: u64 = 32 << 20;

@@ -359,6 +359,23 @@ impl Broker {
         // Child::kill sends SIGKILL to this child's pid only.
         child.kill().expect("SIGKILL broker");
         child.wait().expect("reap broker");
+        self.wait_port_released();
+    }
+
+    /// After a SIGKILL the kernel may keep the dead broker's listening sockets open for a few
+    /// milliseconds (io_uring releases its file references asynchronously). A new broker binds
+    /// the same port with SO_REUSEPORT, so a connection could land on a dying socket and be
+    /// reset. Wait, bounded, until nothing accepts on the Kafka port.
+    fn wait_port_released(&self) {
+        let address: SocketAddr = self.bootstrap().parse().expect("socket address");
+        let started = Instant::now();
+        while started.elapsed() < BROKER_READY_TIMEOUT {
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+                return;
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+        panic!("the killed broker's port {address} still accepts connections after {BROKER_READY_TIMEOUT:?}");
     }
 
     /// Crash and restart: SIGKILL, then start again on the same data dir and ports.

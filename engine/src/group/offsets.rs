@@ -165,8 +165,14 @@ impl OffsetTable {
 
     /// Records that recreate the whole table (a snapshot, for compacting the log).
     pub fn snapshot(&self) -> Vec<OffsetRecord> {
+        self.snapshot_of(|_| true)
+    }
+
+    /// Records that recreate the offsets of the groups `include` picks.
+    pub fn snapshot_of(&self, include: impl Fn(&str) -> bool) -> Vec<OffsetRecord> {
         self.groups
             .iter()
+            .filter(|(group, _)| include(group))
             .flat_map(|(group, offsets)| {
                 offsets.iter().map(|((topic, partition), committed)| OffsetRecord::Commit {
                     group: group.clone(),

@@ -26,6 +26,7 @@ const STOP_POLL_INTERVAL_MS: u64 = 50;
 pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
     let config = Arc::new(config);
     let stopped = Arc::new(std::sync::Barrier::new(config.shards));
+    let recovered = Arc::new(std::sync::Barrier::new(config.shards));
     std::fs::create_dir_all(config.data_dir.join("topics"))
         .map_err(|error| format!("cannot create data dir {}: {error}", config.data_dir.display()))?;
     // Fail early, on the main thread, if the manifest cannot be read.
@@ -46,9 +47,10 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         .ring_depth(RING_DEPTH)
         .io_memory(IO_MEMORY_BYTES)
         .on_all_shards(move || {
-            let (config, mesh, stop, stopped) = (config.clone(), mesh.clone(), stop.clone(), stopped.clone());
+            let (config, mesh, stop) = (config.clone(), mesh.clone(), stop.clone());
+            let (recovered, stopped) = (recovered.clone(), stopped.clone());
             async move {
-                let result = run_shard(config, mesh, stop, stopped).await;
+                let result = run_shard(config, mesh, stop, recovered, stopped).await;
                 if let Err(error) = &result {
                     tracing::error!(%error, "shard failed");
                 }
@@ -76,6 +78,7 @@ async fn run_shard(
     config: Arc<Config>,
     mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
     stop: Arc<AtomicBool>,
+    recovered: Arc<std::sync::Barrier>,
     stopped: Arc<std::sync::Barrier>,
 ) -> Result<(), String> {
     let (senders, receivers) = mesh.join().await.map_err(|error| format!("joining the shard mesh failed: {error}"))?;
@@ -89,11 +92,21 @@ async fn run_shard(
         initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
         ..Default::default()
     };
-    let coordinator = crate::coordinator::Coordinator::open(&config.data_dir, shard.id, shard.count, limits).await?;
+    let coordinator = crate::coordinator::Coordinator::open(
+        &config.data_dir,
+        shard.id,
+        shard.count,
+        limits,
+        config.offsets_compaction_bytes,
+    )
+    .await?;
     shard.set_coordinator(coordinator);
     shard.serve_mesh(receivers);
     tracing::info!(shard = shard.id, "shard recovered its partitions");
     glommio::spawn_local(shard.clone().run_retention()).detach();
+    // Listen only once every shard has recovered: a client must never reach a shard whose
+    // peers cannot answer yet. (Blocking here is fine: nothing else runs before listening.)
+    recovered.wait();
     let kafka = crate::kafka::listen(shard.clone())?;
     let resp = crate::resp::listen(shard.clone())?;
     let http = if shard.id == 0 { Some(crate::http::listen(shard.clone())?) } else { None };

@@ -14,6 +14,26 @@
 //!     │ last member      └───────────────────────────────────┴─ session expiry ────┘
 //!     └─ leaves                                  delete (when Empty) ─► Dead
 //! ```
+//!
+//! - **Empty**: no members (offsets may still be committed with the "simple" API). The first
+//!   join starts a rebalance held for `initial_rebalance_delay_ms` (KIP-134, fixed delay).
+//! - **PreparingRebalance**: waits until every member has a parked join and every member id
+//!   handed out with MEMBER_ID_REQUIRED (KIP-394) came back or expired, or until the rebalance
+//!   timeout (the members' longest, from the start). Members without a parked join are then
+//!   removed; the generation is bumped; the protocol is voted; every parked join is answered.
+//! - **CompletingRebalance**: waits for the leader's SyncGroup; followers' syncs are parked.
+//!   Heartbeats are answered normally here (Kafka 2.x+), only PreparingRebalance answers
+//!   REBALANCE_IN_PROGRESS. Offset commits are refused with REBALANCE_IN_PROGRESS.
+//! - **Stable**: every member has its assignment.
+//!
+//! In CompletingRebalance and Stable, a member that got its join response but sent no SyncGroup
+//! within the rebalance timeout is removed and the group rebalances (Kafka's pending-sync
+//! timeout), so a leader that never assigns cannot keep followers parked forever.
+//! - **Dead**: deleted; the server drops the group.
+//!
+//! Static members (KIP-345, group.instance.id) keep their place across restarts: a join with a
+//! known instance id and no member id gets a new member id, fences the old one (later requests
+//! with it get FENCED_INSTANCE_ID), and in Stable with unchanged protocols causes no rebalance.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
@@ -145,6 +165,8 @@ struct Member {
     arrival: u64,
     join_ticket: Option<Ticket>,
     sync_ticket: Option<Ticket>,
+    /// Got this generation's join response but has not sent SyncGroup yet.
+    awaiting_sync: bool,
 }
 
 impl Member {
@@ -174,6 +196,8 @@ pub struct Group {
     fenced: HashSet<String>,
     rebalance_deadline_ms: Option<u64>,
     initial_delay_until_ms: Option<u64>,
+    /// Members still `awaiting_sync` at this instant are removed (Kafka's pending-sync timeout).
+    sync_deadline_ms: Option<u64>,
     arrivals: u64,
     replies: Vec<Reply>,
 }
@@ -197,6 +221,7 @@ impl Group {
             fenced: HashSet::new(),
             rebalance_deadline_ms: None,
             initial_delay_until_ms: None,
+            sync_deadline_ms: None,
             arrivals: 0,
             replies: Vec::new(),
         }
@@ -290,35 +315,21 @@ impl Group {
 
     /// Immediate answer, or None when parked under `ticket` (answer later from `take_replies`).
     pub fn join(&mut self, request: JoinRequest, ticket: Ticket, now_ms: u64) -> Option<JoinResponse> {
-        let timeout = request.session_timeout_ms;
-        if timeout < self.limits.session_timeout_ms_min || timeout > self.limits.session_timeout_ms_max {
-            return Some(Self::error_join(GroupError::InvalidSessionTimeout, &request.member_id));
-        }
-        if self.state == GroupState::Dead {
-            return Some(Self::error_join(GroupError::UnknownMemberId, &request.member_id));
-        }
-        if request.protocols.is_empty()
-            || (!self.members.is_empty() && self.protocol_type.as_deref() != Some(request.protocol_type.as_str()))
-        {
-            return Some(Self::error_join(GroupError::InconsistentGroupProtocol, &request.member_id));
-        }
-        if self.fenced.contains(&request.member_id) {
-            return Some(Self::error_join(GroupError::FencedInstanceId, &request.member_id));
+        if let Err(error) = self.validate_join(&request) {
+            return Some(Self::error_join(error, &request.member_id));
         }
         let known_static =
             request.group_instance_id.as_ref().and_then(|instance| self.static_members.get(instance)).cloned();
         let member_id = match (request.member_id.is_empty(), known_static) {
             (true, Some(old_id)) => return self.rejoin_static(request, old_id, ticket, now_ms),
             (true, None) if request.require_known_member_id && request.group_instance_id.is_none() => {
-                let member_id = self.new_member_id(&request.client_id, now_ms);
-                self.pending_members.insert(member_id.clone(), now_ms + timeout);
-                return Some(Self::error_join(GroupError::MemberIdRequired, &member_id));
+                return Some(self.require_member_id(&request, now_ms));
             }
             (true, None) => self.new_member_id(&request.client_id, now_ms),
             (false, _) if self.members.contains_key(&request.member_id) => {
                 return self.rejoin_known(request, ticket, now_ms);
             }
-            (false, _) if self.pending_members.remove(&request.member_id).is_some() => request.member_id.clone(),
+            (false, _) if self.pending_members.contains_key(&request.member_id) => request.member_id.clone(),
             (false, _) => return Some(Self::error_join(GroupError::UnknownMemberId, &request.member_id)),
         };
         if !self.protocols_compatible(&request.protocols, None) {
@@ -327,8 +338,51 @@ impl Group {
         if self.members.len() >= self.limits.members_max {
             return Some(Self::error_join(GroupError::GroupMaxSizeReached, &member_id));
         }
+        // Only now: a pending member refused above keeps its id and may retry.
+        self.pending_members.remove(&member_id);
         self.add_member(member_id, request, ticket, now_ms);
         None
+    }
+
+    /// The checks every JoinGroup passes before the group looks at who is joining.
+    fn validate_join(&self, request: &JoinRequest) -> Result<(), GroupError> {
+        let timeout = request.session_timeout_ms;
+        if timeout < self.limits.session_timeout_ms_min || timeout > self.limits.session_timeout_ms_max {
+            return Err(GroupError::InvalidSessionTimeout);
+        }
+        if self.state == GroupState::Dead {
+            return Err(GroupError::UnknownMemberId);
+        }
+        let other_type = !self.members.is_empty() && self.protocol_type.as_deref() != Some(&request.protocol_type);
+        if request.protocols.is_empty() || request.protocol_type.is_empty() || other_type {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
+        if request.member_id.is_empty() {
+            return Ok(());
+        }
+        self.check_fenced(&request.member_id, request.group_instance_id.as_deref())
+    }
+
+    /// KIP-394: a new member without an id gets one, and must come back with it within its
+    /// session timeout. Pending ids count against `members_max`.
+    fn require_member_id(&mut self, request: &JoinRequest, now_ms: u64) -> JoinResponse {
+        if self.members.len() + self.pending_members.len() >= self.limits.members_max {
+            return Self::error_join(GroupError::GroupMaxSizeReached, "");
+        }
+        let member_id = self.new_member_id(&request.client_id, now_ms);
+        self.pending_members.insert(member_id.clone(), now_ms + request.session_timeout_ms);
+        Self::error_join(GroupError::MemberIdRequired, &member_id)
+    }
+
+    /// KIP-345: `member_id` was replaced by a newer member with the same group.instance.id.
+    fn check_fenced(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), GroupError> {
+        let replaced = instance_id
+            .and_then(|instance| self.static_members.get(instance))
+            .is_some_and(|current| current != member_id);
+        if replaced || self.fenced.contains(member_id) {
+            return Err(GroupError::FencedInstanceId);
+        }
+        Ok(())
     }
 
     fn add_member(&mut self, member_id: String, request: JoinRequest, ticket: Ticket, now_ms: u64) {
@@ -351,6 +405,7 @@ impl Group {
                 arrival: self.arrivals,
                 join_ticket: Some(ticket),
                 sync_ticket: None,
+                awaiting_sync: false,
             },
         );
         self.start_rebalance(now_ms);
@@ -453,10 +508,21 @@ impl Group {
             self.replies.push(Reply::Sync(ticket, Self::error_sync(GroupError::RebalanceInProgress)));
         }
         self.state = GroupState::PreparingRebalance;
-        let timeout = self.members.values().map(|member| member.rebalance_timeout_ms).max().unwrap_or(0);
-        self.rebalance_deadline_ms = Some(now_ms + timeout);
+        self.sync_deadline_ms = None;
+        self.rebalance_deadline_ms = Some(now_ms + self.rebalance_timeout_ms());
         self.initial_delay_until_ms = (was_empty && self.limits.initial_rebalance_delay_ms > 0)
             .then(|| now_ms + self.limits.initial_rebalance_delay_ms);
+    }
+
+    /// The longest rebalance timeout of the members: how long a rebalance (or a sync) may take.
+    fn rebalance_timeout_ms(&self) -> u64 {
+        self.members.values().map(|member| member.rebalance_timeout_ms).max().unwrap_or(0)
+    }
+
+    /// Every member has a parked join, and no member id handed out with MEMBER_ID_REQUIRED is
+    /// still expected back (Kafka's `hasAllMembersJoined`).
+    fn everyone_joined(&self) -> bool {
+        self.pending_members.is_empty() && self.members.values().all(|member| member.join_ticket.is_some())
     }
 
     fn maybe_complete_rebalance(&mut self, now_ms: u64) {
@@ -464,7 +530,7 @@ impl Group {
             return;
         }
         let delayed = self.initial_delay_until_ms.is_some_and(|until| now_ms < until);
-        let everyone_joined = self.members.values().all(|member| member.join_ticket.is_some());
+        let everyone_joined = self.everyone_joined();
         let timed_out = self.rebalance_deadline_ms.is_some_and(|deadline| now_ms >= deadline);
         if (everyone_joined && !delayed) || timed_out {
             self.complete_rebalance(now_ms);
@@ -493,11 +559,13 @@ impl Group {
             self.leader = self.members.iter().min_by_key(|(_, member)| member.arrival).map(|(id, _)| id.clone());
         }
         self.state = GroupState::CompletingRebalance;
+        self.sync_deadline_ms = Some(now_ms + self.rebalance_timeout_ms());
         let ids: Vec<String> = self.members.keys().cloned().collect();
         for member_id in ids {
             let response = self.current_join_response(&member_id);
             if let Some(member) = self.members.get_mut(&member_id) {
                 member.assignment = Bytes::new();
+                member.awaiting_sync = true;
                 member.session_deadline_ms = now_ms + member.session_timeout_ms;
                 if let Some(ticket) = member.join_ticket.take() {
                     self.replies.push(Reply::Join(ticket, response));
@@ -543,6 +611,8 @@ impl Group {
                 self.generation_id += 1;
                 self.protocol = None;
                 self.protocol_type = None;
+                self.leader = None;
+                self.sync_deadline_ms = None;
             }
             GroupState::Stable | GroupState::CompletingRebalance => self.start_rebalance(now_ms),
             _ => {}
@@ -551,10 +621,14 @@ impl Group {
     }
 
     /// Checks that `member_id` of `generation_id` is a current member; renews its session.
-    fn check_member(&mut self, member_id: &str, generation_id: i32, now_ms: u64) -> Result<(), GroupError> {
-        if self.fenced.contains(member_id) {
-            return Err(GroupError::FencedInstanceId);
-        }
+    fn check_member(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        now_ms: u64,
+    ) -> Result<(), GroupError> {
+        self.check_fenced(member_id, instance_id)?;
         let member = self.members.get_mut(member_id).ok_or(GroupError::UnknownMemberId)?;
         member.session_deadline_ms = now_ms + member.session_timeout_ms;
         if generation_id != self.generation_id {
@@ -567,7 +641,7 @@ impl Group {
     pub fn sync(
         &mut self,
         member_id: &str,
-        _group_instance_id: Option<&str>,
+        group_instance_id: Option<&str>,
         generation_id: i32,
         protocol_type: Option<&str>,
         protocol_name: Option<&str>,
@@ -575,7 +649,7 @@ impl Group {
         ticket: Ticket,
         now_ms: u64,
     ) -> Option<SyncResponse> {
-        if let Err(error) = self.check_member(member_id, generation_id, now_ms) {
+        if let Err(error) = self.check_member(member_id, group_instance_id, generation_id, now_ms) {
             return Some(Self::error_sync(error));
         }
         let mismatch =
@@ -585,9 +659,13 @@ impl Group {
         }
         match self.state {
             GroupState::PreparingRebalance => Some(Self::error_sync(GroupError::RebalanceInProgress)),
-            GroupState::Stable => Some(self.sync_response(member_id)),
+            GroupState::Stable => {
+                self.note_synced(member_id);
+                Some(self.sync_response(member_id))
+            }
             GroupState::Empty | GroupState::Dead => Some(Self::error_sync(GroupError::UnknownMemberId)),
             GroupState::CompletingRebalance => {
+                self.note_synced(member_id);
                 if let Some(member) = self.members.get_mut(member_id) {
                     if let Some(previous) = member.sync_ticket.replace(ticket) {
                         self.replies.push(Reply::Sync(previous, Self::error_sync(GroupError::UnknownMemberId)));
@@ -598,6 +676,16 @@ impl Group {
                 }
                 None
             }
+        }
+    }
+
+    /// `member_id` sent its SyncGroup; once everyone has, the pending-sync timeout is off.
+    fn note_synced(&mut self, member_id: &str) {
+        if let Some(member) = self.members.get_mut(member_id) {
+            member.awaiting_sync = false;
+        }
+        if self.members.values().all(|member| !member.awaiting_sync) {
+            self.sync_deadline_ms = None;
         }
     }
 
@@ -629,19 +717,20 @@ impl Group {
         }
     }
 
-    /// Kafka's rule: PreparingRebalance answers REBALANCE_IN_PROGRESS so the member rejoins;
-    /// CompletingRebalance counts as a normal heartbeat (members heartbeat while they sync).
+    /// Kafka's rule (GroupCoordinator.handleHeartbeat since 2.x): PreparingRebalance answers
+    /// REBALANCE_IN_PROGRESS so the member rejoins; CompletingRebalance counts as a normal
+    /// heartbeat, because members heartbeat while they wait for their SyncGroup answer.
     pub fn heartbeat(
         &mut self,
         member_id: &str,
-        _group_instance_id: Option<&str>,
+        group_instance_id: Option<&str>,
         generation_id: i32,
         now_ms: u64,
     ) -> Result<(), GroupError> {
         if matches!(self.state, GroupState::Empty | GroupState::Dead) {
             return Err(GroupError::UnknownMemberId);
         }
-        self.check_member(member_id, generation_id, now_ms)?;
+        self.check_member(member_id, group_instance_id, generation_id, now_ms)?;
         match self.state {
             GroupState::PreparingRebalance => Err(GroupError::RebalanceInProgress),
             _ => Ok(()),
@@ -650,44 +739,46 @@ impl Group {
 
     /// One result per member left, by member id, or by group.instance.id when the id is empty.
     pub fn leave(&mut self, members: &[(String, Option<String>)], now_ms: u64) -> Vec<Result<(), GroupError>> {
-        let mut results = Vec::with_capacity(members.len());
-        let mut removed = false;
-        for (member_id, instance_id) in members {
-            let resolved = match (member_id.is_empty(), instance_id) {
-                (true, Some(instance)) => self.static_members.get(instance).cloned(),
-                _ => Some(member_id.clone()),
-            };
-            let result = match resolved {
-                Some(id) if self.fenced.contains(&id) => Err(GroupError::FencedInstanceId),
-                Some(id)
-                    if instance_id.as_ref().is_some_and(|instance| {
-                        self.static_members.get(instance).is_some_and(|current| *current != id)
-                    }) =>
-                {
-                    Err(GroupError::FencedInstanceId)
-                }
-                Some(id) if self.members.contains_key(&id) => {
-                    self.remove_member(&id);
-                    removed = true;
-                    Ok(())
-                }
-                _ => Err(GroupError::UnknownMemberId),
-            };
-            results.push(result);
-        }
-        if removed {
+        let members_before = self.members.len();
+        let results =
+            members.iter().map(|(member_id, instance_id)| self.leave_one(member_id, instance_id.as_deref())).collect();
+        if self.members.len() < members_before {
             self.members_changed(now_ms);
+        } else {
+            // A pending member that left may have been all a rebalance was waiting for.
+            self.maybe_complete_rebalance(now_ms);
         }
         results
     }
 
-    /// Expires sessions, pending member ids and rebalance timeouts due at `now_ms`.
+    fn leave_one(&mut self, member_id: &str, instance_id: Option<&str>) -> Result<(), GroupError> {
+        let member_id = match (member_id.is_empty(), instance_id) {
+            (true, Some(instance)) => self.static_members.get(instance).cloned().ok_or(GroupError::UnknownMemberId)?,
+            _ => member_id.to_string(),
+        };
+        self.check_fenced(&member_id, instance_id)?;
+        if self.pending_members.remove(&member_id).is_some() {
+            return Ok(());
+        }
+        if !self.members.contains_key(&member_id) {
+            return Err(GroupError::UnknownMemberId);
+        }
+        self.remove_member(&member_id);
+        Ok(())
+    }
+
+    /// Expires pending member ids, sessions, the pending-sync timeout and the rebalance
+    /// timeout due at `now_ms`.
     pub fn tick(&mut self, now_ms: u64) {
         self.pending_members.retain(|_, deadline| *deadline > now_ms);
+        let sync_expired = self.sync_deadline_ms.is_some_and(|deadline| deadline <= now_ms);
         let expired: Vec<String> = self
             .members
             .iter()
-            .filter(|(_, member)| member.join_ticket.is_none() && member.session_deadline_ms <= now_ms)
+            .filter(|(_, member)| {
+                let session_expired = member.join_ticket.is_none() && member.session_deadline_ms <= now_ms;
+                session_expired || (sync_expired && member.awaiting_sync)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         let any_expired = !expired.is_empty();
@@ -705,13 +796,12 @@ impl Group {
         let sessions =
             self.members.values().filter(|member| member.join_ticket.is_none()).map(|m| m.session_deadline_ms);
         let rebalance = if self.state == GroupState::PreparingRebalance {
-            let everyone_joined = self.members.values().all(|member| member.join_ticket.is_some());
-            let delay = self.initial_delay_until_ms.filter(|_| everyone_joined);
+            let delay = self.initial_delay_until_ms.filter(|_| self.everyone_joined());
             [self.rebalance_deadline_ms, delay].into_iter().flatten().min()
         } else {
             None
         };
-        sessions.chain(self.pending_members.values().copied()).chain(rebalance).min()
+        sessions.chain(self.pending_members.values().copied()).chain(rebalance).chain(self.sync_deadline_ms).min()
     }
 
     /// For OffsetCommit. A "simple" commit (no member id, generation -1) is allowed only while
@@ -719,15 +809,13 @@ impl Group {
     pub fn validate_commit(
         &self,
         member_id: &str,
-        _group_instance_id: Option<&str>,
+        group_instance_id: Option<&str>,
         generation_id: i32,
     ) -> Result<(), GroupError> {
         if generation_id < 0 && member_id.is_empty() {
             return if self.members.is_empty() { Ok(()) } else { Err(GroupError::UnknownMemberId) };
         }
-        if self.fenced.contains(member_id) {
-            return Err(GroupError::FencedInstanceId);
-        }
+        self.check_fenced(member_id, group_instance_id)?;
         if !self.members.contains_key(member_id) {
             return Err(GroupError::UnknownMemberId);
         }
@@ -774,12 +862,17 @@ impl Group {
             .any(|member| subscription_topics(&member.metadata_for(&protocol)).iter().any(|t| t == topic))
     }
 
-    /// DeleteGroups: only an empty group can go.
+    /// DeleteGroups: only a group without members can go. Member ids still pending (handed out
+    /// with MEMBER_ID_REQUIRED) are forgotten, as is any timer.
     pub fn delete(&mut self) -> Result<(), GroupError> {
         if !self.members.is_empty() {
             return Err(GroupError::NonEmptyGroup);
         }
         self.state = GroupState::Dead;
+        self.pending_members.clear();
+        self.rebalance_deadline_ms = None;
+        self.initial_delay_until_ms = None;
+        self.sync_deadline_ms = None;
         Ok(())
     }
 }
@@ -1078,5 +1171,594 @@ mod tests {
         let replies = joins(&mut group);
         assert_eq!(replies.len(), 2, "both members in generation 1");
         assert!(replies.iter().all(|(_, response)| response.generation_id == 1));
+    }
+
+    // ---- Small tests: one transition or one error each. ----
+
+    const DELAY_MS: u64 = 3_000;
+
+    fn delayed_limits() -> GroupLimits {
+        GroupLimits { initial_rebalance_delay_ms: DELAY_MS, ..GroupLimits::default() }
+    }
+
+    fn request_with(protocols: &[(&str, &str)]) -> JoinRequest {
+        let mut join = request("", &[]);
+        join.protocols =
+            protocols.iter().map(|(name, metadata)| (name.to_string(), Bytes::from(metadata.to_string()))).collect();
+        join
+    }
+
+    fn static_request(instance: &str) -> JoinRequest {
+        JoinRequest { group_instance_id: Some(instance.to_string()), ..request("", &["range"]) }
+    }
+
+    fn join_for(replies: &[Reply], ticket: Ticket) -> JoinResponse {
+        replies
+            .iter()
+            .find_map(|reply| match reply {
+                Reply::Join(t, response) if *t == ticket => Some(response.clone()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    fn sync_for(replies: &[Reply], ticket: Ticket) -> SyncResponse {
+        replies
+            .iter()
+            .find_map(|reply| match reply {
+                Reply::Sync(t, response) if *t == ticket => Some(response.clone()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    /// `count` members joined together through the initial delay: CompletingRebalance,
+    /// generation 1, member ids in join order (the first leads), replies taken.
+    fn completing(count: u64) -> (Group, Vec<String>) {
+        let mut group = Group::new("g", delayed_limits());
+        for ticket in 0..count {
+            assert!(group.join(request("", &["range"]), ticket, ticket).is_none());
+        }
+        group.tick(DELAY_MS);
+        let mut replies = joins(&mut group);
+        replies.sort_by_key(|(ticket, _)| *ticket);
+        assert_eq!(replies.len() as u64, count);
+        assert_eq!(group.state(), GroupState::CompletingRebalance);
+        (group, replies.into_iter().map(|(_, response)| response.member_id).collect())
+    }
+
+    /// As `completing`, then everyone synced at DELAY_MS + 1; member i got assignment "A{i}".
+    fn stable(count: u64) -> (Group, Vec<String>) {
+        let (mut group, ids) = completing(count);
+        for follower in &ids[1..] {
+            assert!(group.sync(follower, None, 1, None, None, vec![], 100, DELAY_MS + 1).is_none());
+        }
+        let assignments = ids.iter().enumerate().map(|(i, id)| (id.clone(), Bytes::from(format!("A{i}")))).collect();
+        assert!(group.sync(&ids[0], None, 1, None, None, assignments, 100, DELAY_MS + 1).is_none());
+        assert_eq!(group.take_replies().len() as u64, count);
+        assert_eq!(group.state(), GroupState::Stable);
+        (group, ids)
+    }
+
+    #[test]
+    fn two_members_joining_together_share_generation_one_and_one_leader() {
+        let mut group = Group::new("g", delayed_limits());
+        assert!(group.join(request_with(&[("range", "first")]), 1, 0).is_none());
+        assert!(group.join(request_with(&[("range", "second")]), 2, 100).is_none());
+        group.tick(DELAY_MS);
+        let replies = group.take_replies();
+        let (first, second) = (join_for(&replies, 1), join_for(&replies, 2));
+        assert_eq!((first.generation_id, second.generation_id), (1, 1));
+        assert_eq!(first.leader, first.member_id);
+        assert_eq!(second.leader, first.member_id);
+        let metadata: Vec<(String, Bytes)> =
+            first.members.iter().map(|member| (member.member_id.clone(), member.metadata.clone())).collect();
+        assert_eq!(metadata.len(), 2);
+        assert!(metadata.contains(&(first.member_id.clone(), Bytes::from_static(b"first"))));
+        assert!(metadata.contains(&(second.member_id.clone(), Bytes::from_static(b"second"))));
+        assert!(second.members.is_empty(), "followers get no member list");
+    }
+
+    #[test]
+    fn a_follower_sync_before_the_leader_is_parked() {
+        let (mut group, ids) = completing(2);
+        assert!(group.sync(&ids[1], None, 1, Some("consumer"), Some("range"), vec![], 7, DELAY_MS).is_none());
+        assert!(group.take_replies().is_empty());
+        assert_eq!(group.state(), GroupState::CompletingRebalance);
+    }
+
+    #[test]
+    fn the_leader_sync_answers_each_parked_sync_with_its_own_assignment() {
+        let (mut group, ids) = completing(3);
+        group.sync(&ids[1], None, 1, None, None, vec![], 11, DELAY_MS);
+        group.sync(&ids[2], None, 1, None, None, vec![], 12, DELAY_MS);
+        let assignments =
+            ids.iter().map(|id| (id.clone(), Bytes::from(format!("for-{id}")))).collect::<Vec<(String, Bytes)>>();
+        group.sync(&ids[0], None, 1, None, None, assignments, 10, DELAY_MS);
+        let replies = group.take_replies();
+        assert_eq!(replies.len(), 3);
+        for (ticket, id) in [10, 11, 12].into_iter().zip(&ids) {
+            let response = sync_for(&replies, ticket);
+            assert_eq!(response.error, None);
+            assert_eq!(response.assignment, Bytes::from(format!("for-{id}")));
+            assert_eq!(response.protocol_name.as_deref(), Some("range"));
+        }
+        assert_eq!(group.state(), GroupState::Stable);
+    }
+
+    #[test]
+    fn a_member_missing_from_the_assignment_gets_an_empty_one() {
+        let (mut group, ids) = completing(2);
+        group.sync(&ids[1], None, 1, None, None, vec![], 11, DELAY_MS);
+        group.sync(&ids[0], None, 1, None, None, vec![(ids[0].clone(), Bytes::from_static(b"all"))], 10, DELAY_MS);
+        let replies = group.take_replies();
+        assert_eq!(sync_for(&replies, 11).assignment, Bytes::new());
+        assert_eq!(sync_for(&replies, 10).assignment, Bytes::from_static(b"all"));
+    }
+
+    #[test]
+    fn sync_from_an_unknown_member_is_refused() {
+        let (mut group, _) = completing(1);
+        let response = group.sync("stranger", None, 1, None, None, vec![], 5, DELAY_MS).unwrap();
+        assert_eq!(response.error, Some(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn sync_naming_another_protocol_is_inconsistent() {
+        let (mut group, ids) = completing(1);
+        let response = group.sync(&ids[0], None, 1, None, Some("roundrobin"), vec![], 5, DELAY_MS).unwrap();
+        assert_eq!(response.error, Some(GroupError::InconsistentGroupProtocol));
+        let response = group.sync(&ids[0], None, 1, Some("connect"), None, vec![], 6, DELAY_MS).unwrap();
+        assert_eq!(response.error, Some(GroupError::InconsistentGroupProtocol));
+    }
+
+    #[test]
+    fn a_heartbeat_while_completing_the_rebalance_is_fine() {
+        let (mut group, ids) = completing(2);
+        assert_eq!(group.heartbeat(&ids[1], None, 1, DELAY_MS + 1), Ok(()));
+    }
+
+    #[test]
+    fn a_heartbeat_from_an_unknown_member_is_refused() {
+        let (mut group, _) = stable(1);
+        assert_eq!(group.heartbeat("stranger", None, 1, DELAY_MS + 2), Err(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn a_heartbeat_renews_the_session() {
+        let (mut group, ids) = stable(1);
+        assert_eq!(group.heartbeat(&ids[0], None, 1, DELAY_MS + 5_000), Ok(()));
+        group.tick(DELAY_MS + 1 + SESSION_MS);
+        assert_eq!(group.member_count(), 1, "the heartbeat moved the deadline");
+        group.tick(DELAY_MS + 5_000 + SESSION_MS);
+        assert_eq!(group.member_count(), 0);
+        assert_eq!(group.state(), GroupState::Empty);
+    }
+
+    #[test]
+    fn a_follower_rejoining_unchanged_in_stable_gets_the_current_generation() {
+        let (mut group, ids) = stable(2);
+        let response = group.join(request(&ids[1], &["range"]), 20, 5_000).unwrap();
+        assert_eq!((response.error, response.generation_id), (None, 1));
+        assert_eq!(response.leader, ids[0]);
+        assert!(response.members.is_empty());
+        assert_eq!(group.state(), GroupState::Stable);
+    }
+
+    #[test]
+    fn the_leader_rejoining_in_stable_starts_a_rebalance() {
+        let (mut group, ids) = stable(2);
+        assert!(group.join(request(&ids[0], &["range"]), 20, 5_000).is_none());
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+    }
+
+    #[test]
+    fn a_follower_changing_its_protocols_starts_a_rebalance() {
+        let (mut group, ids) = stable(2);
+        let mut changed = request_with(&[("range", "new-topics")]);
+        changed.member_id = ids[1].clone();
+        assert!(group.join(changed, 21, 5_000).is_none());
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+    }
+
+    #[test]
+    fn rejoining_unchanged_while_completing_gets_the_current_generation() {
+        let (mut group, ids) = completing(2);
+        let leader = group.join(request(&ids[0], &["range"]), 20, DELAY_MS + 1).unwrap();
+        assert_eq!(leader.generation_id, 1);
+        assert_eq!(leader.members.len(), 2, "the leader gets the member list again");
+        let follower = group.join(request(&ids[1], &["range"]), 21, DELAY_MS + 1).unwrap();
+        assert_eq!((follower.generation_id, follower.members.len()), (1, 0));
+        assert_eq!(group.state(), GroupState::CompletingRebalance);
+    }
+
+    #[test]
+    fn a_new_member_while_completing_sends_parked_syncs_back_to_rejoin() {
+        let (mut group, ids) = completing(2);
+        group.sync(&ids[1], None, 1, None, None, vec![], 11, DELAY_MS);
+        assert!(group.join(request("", &["range"]), 12, DELAY_MS + 1).is_none());
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+        let replies = group.take_replies();
+        assert_eq!(sync_for(&replies, 11).error, Some(GroupError::RebalanceInProgress));
+    }
+
+    #[test]
+    fn a_parked_join_does_not_expire_with_the_session() {
+        let (mut group, ids) = stable(2);
+        group.join(request(&ids[0], &["range"]), 20, 5_000);
+        assert_eq!(group.heartbeat(&ids[1], None, 1, 12_000), Err(GroupError::RebalanceInProgress));
+        group.tick(5_000 + SESSION_MS + 1);
+        assert_eq!(group.member_count(), 2, "the parked leader is waiting, not gone");
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+    }
+
+    #[test]
+    fn session_expiry_while_preparing_completes_the_rebalance_without_the_member() {
+        let (mut group, ids) = stable(2);
+        group.join(request(&ids[0], &["range"]), 20, 5_000);
+        group.tick(DELAY_MS + 1 + SESSION_MS);
+        let response = joins(&mut group).pop().unwrap().1;
+        assert_eq!((response.generation_id, response.members.len()), (2, 1));
+        assert_eq!(group.state(), GroupState::CompletingRebalance);
+    }
+
+    #[test]
+    fn the_last_missing_member_leaving_completes_the_rebalance() {
+        let (mut group, ids) = stable(2);
+        group.join(request(&ids[0], &["range"]), 20, 5_000);
+        assert_eq!(group.leave(&[(ids[1].clone(), None)], 5_001), vec![Ok(())]);
+        assert_eq!(join_for(&group.take_replies(), 20).generation_id, 2);
+    }
+
+    #[test]
+    fn the_leader_stays_leader_across_a_rebalance() {
+        let (mut group, ids) = stable(2);
+        group.join(request(&ids[1], &["range", "roundrobin"]), 21, 5_000);
+        group.join(request(&ids[0], &["range"]), 20, 5_001);
+        let replies = group.take_replies();
+        assert_eq!(join_for(&replies, 21).leader, ids[0]);
+        assert_eq!(join_for(&replies, 20).members.len(), 2);
+    }
+
+    #[test]
+    fn a_new_leader_is_chosen_when_the_leader_leaves() {
+        let (mut group, ids) = stable(2);
+        group.leave(&[(ids[0].clone(), None)], 5_000);
+        group.join(request(&ids[1], &["range"]), 21, 5_001);
+        let response = join_for(&group.take_replies(), 21);
+        assert_eq!(response.leader, ids[1]);
+        assert_eq!(response.members.len(), 1);
+    }
+
+    #[test]
+    fn the_protocol_is_chosen_by_majority_vote() {
+        let mut group = Group::new("g", delayed_limits());
+        group.join(request("", &["roundrobin", "range"]), 1, 0);
+        group.join(request("", &["range", "roundrobin"]), 2, 1);
+        group.join(request("", &["range", "roundrobin", "sticky"]), 3, 2);
+        group.tick(DELAY_MS);
+        assert_eq!(join_for(&group.take_replies(), 1).protocol_name.as_deref(), Some("range"));
+    }
+
+    #[test]
+    fn a_tied_vote_goes_to_the_earliest_voter() {
+        let mut group = Group::new("g", delayed_limits());
+        group.join(request("", &["roundrobin", "range"]), 1, 0);
+        group.join(request("", &["range", "roundrobin"]), 2, 1);
+        group.tick(DELAY_MS);
+        assert_eq!(group.describe().protocol, "roundrobin");
+    }
+
+    #[test]
+    fn leaving_answers_the_members_parked_join() {
+        let (mut group, ids) = stable(2);
+        group.join(request(&ids[0], &["range"]), 20, 5_000);
+        group.leave(&[(ids[0].clone(), None)], 5_001);
+        let replies = group.take_replies();
+        assert_eq!(join_for(&replies, 20).error, Some(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn the_last_member_leaving_empties_the_group_and_bumps_the_generation() {
+        let (mut group, ids) = stable(1);
+        assert_eq!(group.leave(&[(ids[0].clone(), None)], 5_000), vec![Ok(())]);
+        assert_eq!((group.state(), group.generation_id()), (GroupState::Empty, 2));
+        assert_eq!(group.protocol_type(), None);
+        assert_eq!(group.next_deadline_ms(), None);
+    }
+
+    #[test]
+    fn duplicate_join_while_parked_answers_the_older_ticket() {
+        let (mut group, ids) = stable(2);
+        group.join(request(&ids[0], &["range"]), 20, 5_000);
+        group.join(request(&ids[0], &["range"]), 21, 5_001);
+        group.join(request(&ids[1], &["range"]), 22, 5_002);
+        let replies = group.take_replies();
+        assert!(join_for(&replies, 20).error.is_some(), "the older ticket is not left hanging");
+        assert_eq!(join_for(&replies, 21).generation_id, 2);
+    }
+
+    #[test]
+    fn a_pending_member_id_expires_after_its_session_timeout() {
+        let mut group = Group::new("g", limits());
+        let mut join = request("", &["range"]);
+        join.require_known_member_id = true;
+        let member_id = group.join(join.clone(), 1, 0).unwrap().member_id;
+        assert_eq!(group.next_deadline_ms(), Some(SESSION_MS));
+        group.tick(SESSION_MS);
+        assert_eq!(group.next_deadline_ms(), None);
+        join.member_id = member_id;
+        assert_eq!(group.join(join, 2, SESSION_MS).unwrap().error, Some(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn a_pending_member_refused_once_keeps_its_member_id() {
+        let (mut group, _) = stable(1);
+        let mut join = request("", &["sticky"]);
+        join.require_known_member_id = true;
+        let member_id = group.join(join.clone(), 1, 5_000).unwrap().member_id;
+        join.member_id = member_id.clone();
+        assert_eq!(group.join(join.clone(), 2, 5_001).unwrap().error, Some(GroupError::InconsistentGroupProtocol));
+        join.protocols = request("", &["range"]).protocols;
+        assert!(group.join(join, 3, 5_002).is_none(), "accepted with the same id");
+        assert_eq!(group.member_count(), 2);
+    }
+
+    #[test]
+    fn a_rebalance_waits_for_pending_member_ids() {
+        let (mut group, ids) = stable(2);
+        let mut newcomer = request("", &["range"]);
+        newcomer.require_known_member_id = true;
+        newcomer.member_id = group.join(newcomer.clone(), 30, 5_000).unwrap().member_id;
+        group.join(request(&ids[0], &["range"]), 31, 5_001);
+        group.join(request(&ids[1], &["range"]), 32, 5_002);
+        assert!(group.take_replies().is_empty(), "still expecting the newcomer");
+        group.join(newcomer, 33, 5_003);
+        let replies = group.take_replies();
+        assert_eq!(replies.len(), 3);
+        assert_eq!(join_for(&replies, 31).members.len(), 3);
+    }
+
+    #[test]
+    fn a_pending_member_may_leave() {
+        let mut group = Group::new("g", limits());
+        let mut join = request("", &["range"]);
+        join.require_known_member_id = true;
+        join.member_id = group.join(join.clone(), 1, 0).unwrap().member_id;
+        assert_eq!(group.leave(&[(join.member_id.clone(), None)], 1), vec![Ok(())]);
+        assert_eq!(group.join(join, 2, 2).unwrap().error, Some(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn a_full_group_refuses_new_members() {
+        let mut group = Group::new("g", GroupLimits { members_max: 1, ..limits() });
+        assert!(group.join(request("", &["range"]), 1, 0).is_none());
+        assert_eq!(group.join(request("", &["range"]), 2, 1).unwrap().error, Some(GroupError::GroupMaxSizeReached));
+        let mut pending = request("", &["range"]);
+        pending.require_known_member_id = true;
+        assert_eq!(group.join(pending, 3, 2).unwrap().error, Some(GroupError::GroupMaxSizeReached));
+        assert_eq!(group.member_count(), 1);
+    }
+
+    #[test]
+    fn a_session_timeout_above_the_maximum_is_invalid() {
+        let mut group = Group::new("g", limits());
+        let mut join = request("", &["range"]);
+        join.session_timeout_ms = GroupLimits::default().session_timeout_ms_max + 1;
+        assert_eq!(group.join(join, 1, 0).unwrap().error, Some(GroupError::InvalidSessionTimeout));
+        assert_eq!(group.state(), GroupState::Empty);
+    }
+
+    #[test]
+    fn a_join_without_protocols_is_inconsistent() {
+        let mut group = Group::new("g", limits());
+        assert_eq!(group.join(request("", &[]), 1, 0).unwrap().error, Some(GroupError::InconsistentGroupProtocol));
+        let mut no_type = request("", &["range"]);
+        no_type.protocol_type = String::new();
+        assert_eq!(group.join(no_type, 2, 0).unwrap().error, Some(GroupError::InconsistentGroupProtocol));
+    }
+
+    #[test]
+    fn a_member_switching_to_a_protocol_nobody_else_has_is_inconsistent() {
+        let (mut group, ids) = stable(2);
+        let response = group.join(request(&ids[1], &["sticky"]), 20, 5_000).unwrap();
+        assert_eq!(response.error, Some(GroupError::InconsistentGroupProtocol));
+        assert_eq!(group.state(), GroupState::Stable);
+    }
+
+    #[test]
+    fn member_ids_are_unique_and_start_with_the_client_id() {
+        let mut group = Group::new("g", limits());
+        let mut join = request("", &["range"]);
+        join.require_known_member_id = true;
+        let ids: HashSet<String> =
+            (0..100).map(|ticket| group.join(join.clone(), ticket, 7).unwrap().member_id).collect();
+        assert_eq!(ids.len(), 100);
+        assert!(ids.iter().all(|id| id.starts_with("client-")));
+    }
+
+    #[test]
+    fn a_static_leader_rejoining_in_stable_gets_the_member_list() {
+        let mut group = Group::new("g", limits());
+        group.join(static_request("worker-1"), 1, 0);
+        let old_id = joins(&mut group).pop().unwrap().1.member_id;
+        group.sync(&old_id, None, 1, None, None, vec![], 2, 1);
+        let response = group.join(static_request("worker-1"), 3, 100).unwrap();
+        assert_eq!(response.leader, response.member_id);
+        assert_eq!(response.members.len(), 1);
+        assert_eq!(response.members[0].member_id, response.member_id);
+        assert_eq!(response.members[0].group_instance_id.as_deref(), Some("worker-1"));
+    }
+
+    #[test]
+    fn a_static_member_rejoining_with_new_protocols_rebalances() {
+        let mut group = Group::new("g", limits());
+        group.join(static_request("worker-1"), 1, 0);
+        let old_id = joins(&mut group).pop().unwrap().1.member_id;
+        group.sync(&old_id, None, 1, None, None, vec![], 2, 1);
+        let changed = JoinRequest { protocols: request("", &["roundrobin"]).protocols, ..static_request("worker-1") };
+        assert!(group.join(changed, 3, 100).is_none());
+        let response = joins(&mut group).pop().unwrap().1;
+        assert_eq!((response.generation_id, response.protocol_name.as_deref()), (2, Some("roundrobin")));
+        assert_ne!(response.member_id, old_id);
+    }
+
+    #[test]
+    fn a_static_member_rejoining_fences_its_parked_join() {
+        let mut group = Group::new("g", delayed_limits());
+        group.join(static_request("worker-1"), 1, 0);
+        group.join(request("", &["range"]), 2, 0);
+        group.tick(DELAY_MS);
+        let replies = group.take_replies();
+        let (static_id, dynamic_id) = (join_for(&replies, 1).member_id, join_for(&replies, 2).member_id);
+        group.sync(&dynamic_id, None, 1, None, None, vec![], 3, DELAY_MS);
+        group.sync(&static_id, None, 1, None, None, vec![], 4, DELAY_MS);
+        assert_eq!(group.take_replies().len(), 2);
+        // The static leader's rejoin starts a rebalance and parks; then its process restarts.
+        let rejoin = JoinRequest { member_id: static_id.clone(), ..static_request("worker-1") };
+        assert!(group.join(rejoin, 5, DELAY_MS + 1).is_none());
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+        assert!(group.join(static_request("worker-1"), 6, DELAY_MS + 2).is_none());
+        assert_eq!(join_for(&group.take_replies(), 5).error, Some(GroupError::FencedInstanceId));
+        group.join(request(&dynamic_id, &["range"]), 7, DELAY_MS + 3);
+        let replies = group.take_replies();
+        let restarted = join_for(&replies, 6);
+        assert_eq!((restarted.error, restarted.generation_id), (None, 2));
+        assert_ne!(restarted.member_id, static_id);
+        assert_eq!(restarted.leader, restarted.member_id, "the static member keeps the lead");
+    }
+
+    #[test]
+    fn a_stale_member_id_with_a_known_instance_id_is_fenced() {
+        let mut group = Group::new("g", limits());
+        group.join(static_request("worker-1"), 1, 0);
+        let member_id = joins(&mut group).pop().unwrap().1.member_id;
+        assert_eq!(group.heartbeat("someone-else", Some("worker-1"), 1, 1), Err(GroupError::FencedInstanceId));
+        assert_eq!(group.validate_commit("someone-else", Some("worker-1"), 1), Err(GroupError::FencedInstanceId));
+        let stale = JoinRequest { member_id: "someone-else".to_string(), ..static_request("worker-1") };
+        assert_eq!(group.join(stale, 2, 1).unwrap().error, Some(GroupError::FencedInstanceId));
+        assert_eq!(group.heartbeat(&member_id, Some("worker-1"), 1, 1), Ok(()));
+    }
+
+    #[test]
+    fn a_static_member_whose_session_expires_is_removed() {
+        let mut group = Group::new("g", limits());
+        group.join(static_request("worker-1"), 1, 0);
+        joins(&mut group);
+        group.tick(SESSION_MS);
+        assert_eq!((group.state(), group.member_count()), (GroupState::Empty, 0));
+        assert!(group.join(static_request("worker-1"), 2, SESSION_MS + 1).is_none(), "joins as a new member");
+        assert_eq!(joins(&mut group).pop().unwrap().1.generation_id, 3);
+    }
+
+    #[test]
+    fn a_static_member_leaves_by_instance_id() {
+        let mut group = Group::new("g", limits());
+        group.join(static_request("worker-1"), 1, 0);
+        let member_id = joins(&mut group).pop().unwrap().1.member_id;
+        assert_eq!(
+            group.leave(&[("stale-id".to_string(), Some("worker-1".to_string()))], 1),
+            vec![Err(GroupError::FencedInstanceId)]
+        );
+        assert_eq!(group.leave(&[(String::new(), Some("worker-1".to_string()))], 2), vec![Ok(())]);
+        assert_eq!(group.member_count(), 0);
+        assert_eq!(group.heartbeat(&member_id, None, 1, 3), Err(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn a_commit_while_completing_the_rebalance_is_refused() {
+        let (group, ids) = completing(2);
+        assert_eq!(group.validate_commit(&ids[1], None, 1), Err(GroupError::RebalanceInProgress));
+    }
+
+    #[test]
+    fn a_commit_while_preparing_a_rebalance_is_allowed_for_the_current_generation() {
+        let (mut group, ids) = stable(2);
+        group.join(request(&ids[0], &["range"]), 20, 5_000);
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+        assert_eq!(group.validate_commit(&ids[1], None, 1), Ok(()), "members commit before they rejoin");
+        assert_eq!(group.validate_commit("stranger", None, 1), Err(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn a_simple_commit_is_allowed_once_the_group_is_empty_again() {
+        let (mut group, ids) = stable(1);
+        assert_eq!(group.validate_commit("", None, -1), Err(GroupError::UnknownMemberId));
+        group.leave(&[(ids[0].clone(), None)], 5_000);
+        assert_eq!(group.validate_commit("", None, -1), Ok(()));
+        assert_eq!(group.validate_commit(&ids[0], None, 1), Err(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn a_deleted_group_is_dead_and_refuses_joins() {
+        let mut group = Group::new("g", limits());
+        assert_eq!(group.delete(), Ok(()));
+        assert_eq!(group.state(), GroupState::Dead);
+        assert_eq!(group.join(request("", &["range"]), 1, 0).unwrap().error, Some(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn a_group_with_members_cannot_be_deleted() {
+        let (mut group, _) = completing(1);
+        assert_eq!(group.delete(), Err(GroupError::NonEmptyGroup));
+        assert_eq!(group.state(), GroupState::CompletingRebalance);
+    }
+
+    #[test]
+    fn next_deadline_is_none_for_an_empty_group() {
+        assert_eq!(Group::new("g", limits()).next_deadline_ms(), None);
+    }
+
+    #[test]
+    fn next_deadline_in_stable_is_the_earliest_session_expiry() {
+        let (mut group, ids) = stable(2);
+        group.heartbeat(&ids[0], None, 1, 5_000).unwrap();
+        assert_eq!(group.next_deadline_ms(), Some(DELAY_MS + 1 + SESSION_MS), "the second member's session");
+    }
+
+    #[test]
+    fn next_deadline_while_preparing_includes_the_rebalance_timeout() {
+        let (mut group, ids) = stable(2);
+        group.join(request(&ids[0], &["range"]), 20, 5_000);
+        assert_eq!(group.next_deadline_ms(), Some(DELAY_MS + 1 + SESSION_MS), "the follower's session first");
+        assert_eq!(group.heartbeat(&ids[1], None, 1, 30_000), Err(GroupError::RebalanceInProgress));
+        assert_eq!(group.next_deadline_ms(), Some(5_000 + REBALANCE_MS), "the rebalance timeout comes first now");
+    }
+
+    #[test]
+    fn next_deadline_while_completing_includes_the_sync_timeout() {
+        let (mut group, ids) = completing(1);
+        group.heartbeat(&ids[0], None, 1, DELAY_MS + REBALANCE_MS - SESSION_MS + 1).unwrap();
+        assert_eq!(group.next_deadline_ms(), Some(DELAY_MS + REBALANCE_MS));
+    }
+
+    #[test]
+    fn a_leader_that_never_syncs_is_removed_at_the_rebalance_timeout() {
+        let (mut group, ids) = completing(2);
+        group.sync(&ids[1], None, 1, None, None, vec![], 11, DELAY_MS + 1);
+        for now_ms in [10_000, 20_000, 30_000] {
+            assert_eq!(group.heartbeat(&ids[0], None, 1, now_ms), Ok(()));
+            assert_eq!(group.heartbeat(&ids[1], None, 1, now_ms), Ok(()));
+        }
+        group.tick(DELAY_MS + REBALANCE_MS);
+        assert_eq!(group.member_count(), 1);
+        assert_eq!(group.state(), GroupState::PreparingRebalance);
+        assert_eq!(sync_for(&group.take_replies(), 11).error, Some(GroupError::RebalanceInProgress));
+        assert_eq!(group.heartbeat(&ids[0], None, 1, DELAY_MS + REBALANCE_MS), Err(GroupError::UnknownMemberId));
+    }
+
+    #[test]
+    fn describe_reports_each_member_with_its_chosen_metadata_and_assignment() {
+        let (group, ids) = stable(2);
+        let description = group.describe();
+        assert_eq!(description.state, GroupState::Stable);
+        assert_eq!((description.protocol_type.as_str(), description.protocol.as_str()), ("consumer", "range"));
+        assert_eq!(description.members.len(), 2);
+        for (i, id) in ids.iter().enumerate() {
+            let member = description.members.iter().find(|member| &member.member_id == id).unwrap();
+            assert_eq!((member.client_id.as_str(), member.client_host.as_str()), ("client", "/127.0.0.1"));
+            assert_eq!(member.metadata, Bytes::from_static(b"meta-range"));
+            assert_eq!(member.assignment, Bytes::from(format!("A{i}")));
+        }
     }
 }

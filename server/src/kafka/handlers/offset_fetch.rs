@@ -23,24 +23,16 @@ pub async fn handle(shard: &ShardRef, request: OffsetFetchRequest, version: i16)
                 .flat_map(|topic| topic.partition_indexes.iter().map(move |p| (topic.name.0.to_string(), *p)))
                 .collect()
         });
-        let topics = fetch(shard, request.group_id.0.as_str(), partitions)
-            .await
-            .into_iter()
-            .map(|(topic, partitions)| {
-                let partitions = partitions
-                    .into_iter()
-                    .map(|(partition, committed)| {
-                        let (offset, epoch, metadata) = fields(&committed);
-                        OffsetFetchResponsePartition::default()
-                            .with_partition_index(partition)
-                            .with_committed_offset(offset)
-                            .with_committed_leader_epoch(epoch)
-                            .with_metadata(Some(str_bytes(metadata)))
-                    })
-                    .collect();
-                OffsetFetchResponseTopic::default().with_name(topic_name(&topic)).with_partitions(partitions)
-            })
-            .collect();
+        let topics = fetch(shard, request.group_id.0.as_str(), partitions).await;
+        let topics = respond(topics, |partition, (offset, epoch, metadata)| {
+            OffsetFetchResponsePartition::default()
+                .with_partition_index(partition)
+                .with_committed_offset(offset)
+                .with_committed_leader_epoch(epoch)
+                .with_metadata(Some(str_bytes(metadata)))
+        })
+        .map(|(topic, partitions)| OffsetFetchResponseTopic::default().with_name(topic).with_partitions(partitions))
+        .collect();
         return Some(OffsetFetchResponse::default().with_topics(topics));
     }
     let mut groups = Vec::with_capacity(request.groups.len());
@@ -51,27 +43,30 @@ pub async fn handle(shard: &ShardRef, request: OffsetFetchRequest, version: i16)
                 .flat_map(|topic| topic.partition_indexes.iter().map(move |p| (topic.name.0.to_string(), *p)))
                 .collect()
         });
-        let topics = fetch(shard, wanted.group_id.0.as_str(), partitions)
-            .await
-            .into_iter()
-            .map(|(topic, partitions)| {
-                let partitions = partitions
-                    .into_iter()
-                    .map(|(partition, committed)| {
-                        let (offset, epoch, metadata) = fields(&committed);
-                        OffsetFetchResponsePartitions::default()
-                            .with_partition_index(partition)
-                            .with_committed_offset(offset)
-                            .with_committed_leader_epoch(epoch)
-                            .with_metadata(Some(str_bytes(metadata)))
-                    })
-                    .collect();
-                OffsetFetchResponseTopics::default().with_name(topic_name(&topic)).with_partitions(partitions)
-            })
-            .collect();
+        let topics = fetch(shard, wanted.group_id.0.as_str(), partitions).await;
+        let topics = respond(topics, |partition, (offset, epoch, metadata)| {
+            OffsetFetchResponsePartitions::default()
+                .with_partition_index(partition)
+                .with_committed_offset(offset)
+                .with_committed_leader_epoch(epoch)
+                .with_metadata(Some(str_bytes(metadata)))
+        })
+        .map(|(topic, partitions)| OffsetFetchResponseTopics::default().with_name(topic).with_partitions(partitions))
+        .collect();
         groups.push(OffsetFetchResponseGroup::default().with_group_id(wanted.group_id).with_topics(topics));
     }
     Some(OffsetFetchResponse::default().with_groups(groups))
+}
+
+/// Builds each topic's partition entries with `entry` (v1-7 and v8 have distinct types).
+fn respond<P>(
+    topics: ByTopic,
+    entry: impl Fn(i32, (i64, i32, &str)) -> P,
+) -> impl Iterator<Item = (kafka_protocol::messages::TopicName, Vec<P>)> {
+    topics.into_iter().map(move |(topic, partitions)| {
+        let entries = partitions.iter().map(|(partition, committed)| entry(*partition, fields(committed))).collect();
+        (topic_name(&topic), entries)
+    })
 }
 
 /// (offset, leader epoch, metadata) as the response carries them: -1, -1, "" when none.

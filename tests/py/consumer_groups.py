@@ -74,6 +74,12 @@ def share(bootstrap, topic, group, assignor):
     expect(assignments[0].isdisjoint(assignments[1]), f"a partition held twice: {assignments}")
     expect_equal(assignments[0] | assignments[1], set(range(PARTITIONS)), "partitions covered")
     log(f"{assignor}: split {sorted(assignments[0])} / {sorted(assignments[1])}")
+    admin = admin_client(bootstrap)  # held: a collected client cancels its futures
+    described = admin.describe_consumer_groups([group], request_timeout=REQUEST_TIMEOUT_S)[group].result()
+    expect_equal(len(described.members), 2, "members described")
+    for member in described.members:
+        expect(member.client_id and member.host.endswith("127.0.0.1"), f"member client id and host: {member}")
+        expect(member.assignment is not None and member.assignment.topic_partitions, f"member assignment: {member}")
     deadline = time.monotonic() + CONSUME_TIMEOUT_S
     while len(seen) < MESSAGES // 2 and time.monotonic() < deadline:
         poll_round(first, seen)

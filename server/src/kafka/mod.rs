@@ -20,7 +20,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::runtime::ShardRef;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use registry::{DispatchError, OrderPoint};
+use registry::{DispatchError, OrderPoint, RequestContext};
 use response::ResponseBuffer;
 use std::os::fd::{AsRawFd, FromRawFd};
 
@@ -92,7 +92,10 @@ async fn serve_connection(shard: &ShardRef, stream: TcpStream) -> Result<(), Clo
     let writer_stream = duplicate(&stream).map_err(Closed::Io)?;
     let (pending_sender, pending_receiver) = local_channel::new_bounded(IN_FLIGHT_REQUESTS_MAX);
     let writer = glommio::spawn_local(write_responses(writer_stream, pending_receiver));
-    let read_result = read_requests(shard, stream, pending_sender).await;
+    // Kafka shows a client's host as "/<ip>" (DescribeGroups).
+    let client_host: Rc<str> =
+        stream.peer_addr().map_or_else(|_| "".into(), |address| format!("/{}", address.ip()).into());
+    let read_result = read_requests(shard, &client_host, stream, pending_sender).await;
     let write_result = writer.await;
     read_result.and(write_result)
 }
@@ -102,6 +105,7 @@ type PendingResponse = glommio::Task<Result<Option<Vec<Bytes>>, Closed>>;
 
 async fn read_requests(
     shard: &ShardRef,
+    client_host: &Rc<str>,
     mut stream: TcpStream,
     pending: LocalSender<PendingResponse>,
 ) -> Result<(), Closed> {
@@ -123,8 +127,8 @@ async fn read_requests(
         stream.read_exact(&mut frame).await.map_err(Closed::Io)?;
         let (order, ordered) = OrderPoint::new();
         let handler = glommio::spawn_local({
-            let shard = shard.clone();
-            async move { handle_frame(&shard, frame.freeze(), order).await }
+            let (shard, client_host) = (shard.clone(), client_host.clone());
+            async move { handle_frame(&shard, &client_host, frame.freeze(), order).await }
         });
         if pending.send(handler).await.is_err() {
             return Ok(()); // the writer stopped (and said why)
@@ -168,7 +172,12 @@ fn duplicate(stream: &TcpStream) -> std::io::Result<TcpStream> {
 }
 
 /// Answers one request frame: `Ok(None)` when the API sends no response.
-async fn handle_frame(shard: &ShardRef, mut frame: Bytes, order: OrderPoint) -> Result<Option<Vec<Bytes>>, Closed> {
+async fn handle_frame(
+    shard: &ShardRef,
+    client_host: &str,
+    mut frame: Bytes,
+    order: OrderPoint,
+) -> Result<Option<Vec<Bytes>>, Closed> {
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -185,11 +194,16 @@ async fn handle_frame(shard: &ShardRef, mut frame: Bytes, order: OrderPoint) -> 
     let header = RequestHeader::decode(&mut frame, key.request_header_version(version))
         .map_err(|error| Closed::Protocol(format!("malformed {key:?} request header: {error}")))?;
     let mut out = response_buffer(correlation_id, key.response_header_version(version))?;
-    match registry::dispatch(shard, key, version, &mut frame, &mut out, order).await {
+    let context = RequestContext {
+        shard: shard.clone(),
+        client_id: header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default(),
+        client_host: client_host.to_string(),
+    };
+    match registry::dispatch(&context, key, version, &mut frame, &mut out, order).await {
         Ok(true) => Ok(Some(out.finish())),
         Ok(false) => Ok(None),
         Err(error @ DispatchError::Decode(_)) => {
-            let client = header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default();
+            let client = &context.client_id;
             Err(Closed::Protocol(format!("{key:?} v{version} from client '{client}': {error}")))
         }
         Err(error) => Err(Closed::Protocol(error.to_string())),

@@ -92,6 +92,23 @@ no_shared_records!(
     OffsetDeleteResponse
 );
 
+/// What a handler knows of the request besides its body: the shard it runs on (it derefs to
+/// it, so handlers route as before) and who is asking.
+pub struct RequestContext {
+    pub shard: ShardRef,
+    /// The request header's client id ("" when absent).
+    pub client_id: String,
+    /// The peer address as Kafka shows it (`/127.0.0.1`).
+    pub client_host: String,
+}
+
+impl std::ops::Deref for RequestContext {
+    type Target = ShardRef;
+    fn deref(&self) -> &ShardRef {
+        &self.shard
+    }
+}
+
 /// Released by a handler once the part of its work whose order matters is done (Produce: the
 /// appends), so the connection may start on its next request while this one finishes (waits
 /// for fdatasync). Dropping it releases it too, so a handler that fails never stalls the
@@ -132,7 +149,7 @@ macro_rules! registry {
         /// Returns false when the API sends no response (Produce with acks=0). Ordered handlers
         /// release `order` themselves; the others release it at once.
         pub async fn dispatch(
-            shard: &ShardRef,
+            shard: &RequestContext,
             key: ApiKey,
             version: i16,
             body: &mut Bytes,

@@ -3,8 +3,8 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
 use crate::kafka::errors;
+use crate::kafka::registry::RequestContext;
 use crate::kafka::registry::SUPPORTED;
-use crate::runtime::ShardRef;
 
 pub fn response(error_code: i16) -> ApiVersionsResponse {
     let api_keys = SUPPORTED
@@ -19,6 +19,10 @@ pub fn response(error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
 }
 
-pub async fn handle(_shard: &ShardRef, _request: ApiVersionsRequest, _version: i16) -> Option<ApiVersionsResponse> {
+pub async fn handle(
+    _context: &RequestContext,
+    _request: ApiVersionsRequest,
+    _version: i16,
+) -> Option<ApiVersionsResponse> {
     Some(response(errors::NONE))
 }

@@ -4,18 +4,18 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use super::str_bytes;
 use crate::kafka::errors::{self, KafkaError};
+use crate::kafka::registry::RequestContext;
 use crate::runtime::mesh::{ShardRequest, ShardResponse};
 use crate::runtime::routing::METADATA_SHARD;
-use crate::runtime::ShardRef;
 
 pub async fn handle(
-    shard: &ShardRef,
+    context: &RequestContext,
     request: CreatePartitionsRequest,
     _version: i16,
 ) -> Option<CreatePartitionsResponse> {
     let counts = request.topics.iter().map(|topic| (topic.name.0.to_string(), topic.count.max(0) as u32)).collect();
     let request_kind = ShardRequest::CreatePartitions { counts, validate_only: request.validate_only };
-    let changes = match shard.call(METADATA_SHARD, request_kind).await {
+    let changes = match context.call(METADATA_SHARD, request_kind).await {
         ShardResponse::TopicChanges(changes) => changes,
         _ => unreachable!("CreatePartitions answers with TopicChanges"),
     };

@@ -1,21 +1,25 @@
-//! CreateTopics: validated and applied by the metadata shard, persisted in the manifest and
-//! visible on every shard before the answer goes out.
+//! CreateTopics: validated and applied by the metadata context, persisted in the manifest and
+//! visible on every context before the answer goes out.
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use sluice_engine::partition::config::CONFIG_NAMES;
 
 use super::str_bytes;
 use crate::kafka::errors::KafkaError;
+use crate::kafka::registry::RequestContext;
 use crate::metadata::NewTopic;
 use crate::runtime::mesh::{ShardRequest, ShardResponse};
 use crate::runtime::routing::METADATA_SHARD;
-use crate::runtime::ShardRef;
 
 /// DescribeConfigs/CreateTopics config source codes (Kafka's).
 pub const SOURCE_TOPIC_OVERRIDE: i8 = 1;
 pub const SOURCE_DEFAULT: i8 = 5;
 
-pub async fn handle(shard: &ShardRef, request: CreateTopicsRequest, _version: i16) -> Option<CreateTopicsResponse> {
+pub async fn handle(
+    context: &RequestContext,
+    request: CreateTopicsRequest,
+    _version: i16,
+) -> Option<CreateTopicsResponse> {
     let topics = request
         .topics
         .iter()
@@ -32,7 +36,7 @@ pub async fn handle(shard: &ShardRef, request: CreateTopicsRequest, _version: i1
                 .collect(),
         })
         .collect();
-    let changes = match shard
+    let changes = match context
         .call(METADATA_SHARD, ShardRequest::CreateTopics { topics, validate_only: request.validate_only })
         .await
     {

@@ -5,14 +5,18 @@ use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use super::groups::on_coordinator;
 use crate::coordinator::{GroupAnswer, GroupCall};
 use crate::kafka::errors::optional_group_error_code;
-use crate::runtime::ShardRef;
+use crate::kafka::registry::RequestContext;
 
-pub async fn handle(shard: &ShardRef, request: DeleteGroupsRequest, _version: i16) -> Option<DeleteGroupsResponse> {
+pub async fn handle(
+    context: &RequestContext,
+    request: DeleteGroupsRequest,
+    _version: i16,
+) -> Option<DeleteGroupsResponse> {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
         let id = group_id.0.to_string();
         let GroupAnswer::Delete(mut answers) =
-            on_coordinator(shard, &id, GroupCall::Delete { groups: vec![id.clone()] }).await
+            on_coordinator(context, &id, GroupCall::Delete { groups: vec![id.clone()] }).await
         else {
             unreachable!("Delete answers with Delete");
         };

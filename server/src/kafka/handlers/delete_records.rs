@@ -4,10 +4,14 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::scatter;
 use crate::kafka::errors::KafkaError;
+use crate::kafka::registry::RequestContext;
 use crate::runtime::mesh::{ShardRequest, ShardResponse};
-use crate::runtime::ShardRef;
 
-pub async fn handle(shard: &ShardRef, request: DeleteRecordsRequest, _version: i16) -> Option<DeleteRecordsResponse> {
+pub async fn handle(
+    context: &RequestContext,
+    request: DeleteRecordsRequest,
+    _version: i16,
+) -> Option<DeleteRecordsResponse> {
     let deletes = request
         .topics
         .iter()
@@ -17,7 +21,7 @@ pub async fn handle(shard: &ShardRef, request: DeleteRecordsRequest, _version: i
         })
         .collect();
     let results = scatter(
-        shard,
+        context,
         deletes,
         |deletes| ShardRequest::DeleteRecords { deletes },
         |response| match response {

@@ -1,17 +1,21 @@
-//! DeleteTopics: the metadata shard drops the topics from the manifest; every owner shard
+//! DeleteTopics: the metadata context drops the topics from the manifest; every owner context
 //! closes and deletes their partitions before the answer goes out.
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 
 use super::{str_bytes, topic_name};
 use crate::kafka::errors::{self, KafkaError};
+use crate::kafka::registry::RequestContext;
 use crate::runtime::mesh::{ShardRequest, ShardResponse};
 use crate::runtime::routing::METADATA_SHARD;
-use crate::runtime::ShardRef;
 
-pub async fn handle(shard: &ShardRef, request: DeleteTopicsRequest, version: i16) -> Option<DeleteTopicsResponse> {
+pub async fn handle(
+    context: &RequestContext,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> Option<DeleteTopicsResponse> {
     let names: Vec<Option<String>> = if version >= 6 {
-        let metadata = shard.metadata();
+        let metadata = context.metadata();
         request
             .topics
             .iter()
@@ -27,7 +31,7 @@ pub async fn handle(shard: &ShardRef, request: DeleteTopicsRequest, version: i16
         request.topic_names.iter().map(|name| Some(name.0.to_string())).collect()
     };
     let known: Vec<String> = names.iter().flatten().cloned().collect();
-    let changes = match shard.call(METADATA_SHARD, ShardRequest::DeleteTopics { names: known }).await {
+    let changes = match context.call(METADATA_SHARD, ShardRequest::DeleteTopics { names: known }).await {
         ShardResponse::TopicChanges(changes) => changes,
         _ => unreachable!("DeleteTopics answers with TopicChanges"),
     };

@@ -7,7 +7,7 @@ use sluice_engine::partition::config::CONFIG_NAMES;
 use super::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC_OVERRIDE};
 use super::str_bytes;
 use crate::kafka::errors;
-use crate::runtime::ShardRef;
+use crate::kafka::registry::RequestContext;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -19,11 +19,11 @@ const CONFIG_TYPE_LONG: i8 = 5;
 const SOURCE_STATIC_BROKER: i8 = 4;
 
 pub async fn handle(
-    shard: &ShardRef,
+    context: &RequestContext,
     request: DescribeConfigsRequest,
     _version: i16,
 ) -> Option<DescribeConfigsResponse> {
-    let metadata = shard.metadata();
+    let metadata = context.metadata();
     let results = request
         .resources
         .into_iter()
@@ -54,7 +54,7 @@ pub async fn handle(
                         .with_error_message(Some(str_bytes("unknown topic"))),
                 },
                 RESOURCE_BROKER => {
-                    let config = &shard.config;
+                    let config = &context.config;
                     let settings = [
                         ("auto.create.topics.enable", config.auto_create_topics.to_string(), CONFIG_TYPE_BOOLEAN),
                         ("num.partitions", config.default_partitions.to_string(), CONFIG_TYPE_INT),

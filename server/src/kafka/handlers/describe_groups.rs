@@ -6,7 +6,7 @@ use sluice_engine::group::state_machine::GroupState;
 use super::groups::on_coordinator;
 use super::str_bytes;
 use crate::coordinator::{GroupAnswer, GroupCall};
-use crate::runtime::ShardRef;
+use crate::kafka::registry::RequestContext;
 
 /// Kafka's names for group states.
 pub fn state_name(state: GroupState) -> &'static str {
@@ -19,12 +19,16 @@ pub fn state_name(state: GroupState) -> &'static str {
     }
 }
 
-pub async fn handle(shard: &ShardRef, request: DescribeGroupsRequest, _version: i16) -> Option<DescribeGroupsResponse> {
+pub async fn handle(
+    context: &RequestContext,
+    request: DescribeGroupsRequest,
+    _version: i16,
+) -> Option<DescribeGroupsResponse> {
     let mut groups = Vec::with_capacity(request.groups.len());
     for group_id in request.groups {
         let id = group_id.0.to_string();
         let GroupAnswer::Describe(mut found) =
-            on_coordinator(shard, &id, GroupCall::Describe { groups: vec![id.clone()] }).await
+            on_coordinator(context, &id, GroupCall::Describe { groups: vec![id.clone()] }).await
         else {
             unreachable!("Describe answers with Describe");
         };

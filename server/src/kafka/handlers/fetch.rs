@@ -1,4 +1,4 @@
-//! Fetch: reads each partition on its owner shard; if less than `min_bytes` came back, waits
+//! Fetch: reads each partition on its owner context; if less than `min_bytes` came back, waits
 //! (up to `max_wait_ms`) for an append notification from any owner, then reads once more.
 //! Stored batch bytes go out unchanged.
 use std::time::Duration;
@@ -8,13 +8,13 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::scatter;
 use crate::kafka::errors::{self, KafkaError};
+use crate::kafka::registry::RequestContext;
 use crate::limits::FETCH_WAIT_MS_MAX;
 use crate::runtime::mesh::{Fetched, ShardError, ShardRequest, ShardResponse, TopicPartition};
-use crate::runtime::ShardRef;
 
 type Read = (TopicPartition, i64, usize);
 
-pub async fn handle(shard: &ShardRef, request: FetchRequest, _version: i16) -> Option<FetchResponse> {
+pub async fn handle(context: &RequestContext, request: FetchRequest, _version: i16) -> Option<FetchResponse> {
     let response_bytes_max = request.max_bytes.max(0) as usize;
     let reads: Vec<Read> = request
         .topics
@@ -27,24 +27,24 @@ pub async fn handle(shard: &ShardRef, request: FetchRequest, _version: i16) -> O
             })
         })
         .collect();
-    let mut results = read(shard, &reads).await;
+    let mut results = read(context, &reads).await;
     let wait_ms = (request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX);
     let fetched_bytes = |results: &[Result<Fetched, ShardError>]| -> usize {
         results.iter().filter_map(|result| result.as_ref().ok()).map(|fetched| fetched.records.len()).sum()
     };
     let any_error = results.iter().any(Result::is_err);
     if !any_error && wait_ms > 0 && fetched_bytes(&results) < request.min_bytes.max(1) as usize && !reads.is_empty() {
-        wait_for_data(shard, &reads, wait_ms).await;
-        results = read(shard, &reads).await;
+        wait_for_data(context, &reads, wait_ms).await;
+        results = read(context, &reads).await;
     }
     Some(build_response(request, results, response_bytes_max))
 }
 
-async fn read(shard: &ShardRef, reads: &[Read]) -> Vec<Result<Fetched, ShardError>> {
+async fn read(context: &RequestContext, reads: &[Read]) -> Vec<Result<Fetched, ShardError>> {
     let items =
         reads.iter().map(|(topic_partition, offset, max_bytes)| (topic_partition.clone(), (*offset, *max_bytes)));
     scatter(
-        shard,
+        context,
         items.collect(),
         |share| ShardRequest::Fetch {
             reads: share
@@ -60,18 +60,20 @@ async fn read(shard: &ShardRef, reads: &[Read]) -> Vec<Result<Fetched, ShardErro
     .await
 }
 
-/// Waits until any owner shard reports new data for one of the partitions, or the time is up.
-async fn wait_for_data(shard: &ShardRef, reads: &[Read], wait_ms: u64) {
+/// Waits until any owner context reports new data for one of the partitions, or the time is up.
+async fn wait_for_data(context: &RequestContext, reads: &[Read], wait_ms: u64) {
     let mut by_owner: std::collections::BTreeMap<usize, Vec<(TopicPartition, i64)>> = Default::default();
     for (topic_partition, offset, _) in reads {
         by_owner
-            .entry(shard.owner_of(&topic_partition.0, topic_partition.1))
+            .entry(context.owner_of(&topic_partition.0, topic_partition.1))
             .or_default()
             .push((topic_partition.clone(), *offset));
     }
     let waits: Vec<_> = by_owner
         .into_iter()
-        .map(|(owner, watches)| Box::pin(shard.call(owner, ShardRequest::WaitForData { watches, timeout_ms: wait_ms })))
+        .map(|(owner, watches)| {
+            Box::pin(context.call(owner, ShardRequest::WaitForData { watches, timeout_ms: wait_ms }))
+        })
         .collect();
     let first = futures::future::select_all(waits);
     let deadline = glommio::timer::sleep(Duration::from_millis(wait_ms + 5));

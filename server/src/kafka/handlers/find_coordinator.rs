@@ -1,18 +1,18 @@
-//! FindCoordinator: this broker coordinates every group (on the shard `routing::coordinator`
+//! FindCoordinator: this broker coordinates every group (on the context `routing::coordinator`
 //! picks, which clients never see), so the answer is always this broker's address.
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::metadata::BROKER_ID;
 use super::str_bytes;
-use crate::runtime::ShardRef;
+use crate::kafka::registry::RequestContext;
 
 pub async fn handle(
-    shard: &ShardRef,
+    context: &RequestContext,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> Option<FindCoordinatorResponse> {
-    let listen = shard.config.kafka_listen;
+    let listen = context.config.kafka_listen;
     let host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
     let port = i32::from(listen.port());
     if version < 4 {

@@ -1,15 +1,19 @@
-//! InitProducerId: idempotent producers get a producer id from the metadata shard (persisted
+//! InitProducerId: idempotent producers get a producer id from the metadata context (persisted
 //! in the manifest, never reused). Transactions are not supported.
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::kafka::errors::KafkaError;
+use crate::kafka::registry::RequestContext;
 use crate::runtime::mesh::{ShardRequest, ShardResponse};
 use crate::runtime::routing::METADATA_SHARD;
-use crate::runtime::ShardRef;
 
 const TRANSACTIONS_UNSUPPORTED: i16 = kafka_protocol::ResponseError::TransactionalIdAuthorizationFailed.code();
 
-pub async fn handle(shard: &ShardRef, request: InitProducerIdRequest, _version: i16) -> Option<InitProducerIdResponse> {
+pub async fn handle(
+    context: &RequestContext,
+    request: InitProducerIdRequest,
+    _version: i16,
+) -> Option<InitProducerIdResponse> {
     if request.transactional_id.as_ref().is_some_and(|id| !id.0.is_empty()) {
         return Some(
             InitProducerIdResponse::default()
@@ -27,7 +31,7 @@ pub async fn handle(shard: &ShardRef, request: InitProducerIdRequest, _version: 
             );
         }
     }
-    match shard.call(METADATA_SHARD, ShardRequest::AllocateProducerId).await {
+    match context.call(METADATA_SHARD, ShardRequest::AllocateProducerId).await {
         ShardResponse::ProducerId(Ok(id)) => {
             Some(InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(0))
         }

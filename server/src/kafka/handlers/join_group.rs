@@ -7,16 +7,16 @@ use super::groups::{on_coordinator, optional_text, text};
 use super::str_bytes;
 use crate::coordinator::{GroupAnswer, GroupCall};
 use crate::kafka::errors::optional_group_error_code;
-use crate::runtime::ShardRef;
+use crate::kafka::registry::RequestContext;
 
-pub async fn handle(shard: &ShardRef, request: JoinGroupRequest, version: i16) -> Option<JoinGroupResponse> {
+pub async fn handle(context: &RequestContext, request: JoinGroupRequest, version: i16) -> Option<JoinGroupResponse> {
     let group = request.group_id.0.to_string();
     let session_timeout_ms = request.session_timeout_ms.max(0) as u64;
     let join = JoinRequest {
         member_id: text(&request.member_id),
         group_instance_id: optional_text(&request.group_instance_id),
-        client_id: String::new(),
-        client_host: String::new(),
+        client_id: context.client_id.clone(),
+        client_host: context.client_host.clone(),
         session_timeout_ms,
         // v0 has no rebalance timeout: Kafka uses the session timeout.
         rebalance_timeout_ms: if version >= 1 {
@@ -29,7 +29,7 @@ pub async fn handle(shard: &ShardRef, request: JoinGroupRequest, version: i16) -
         require_known_member_id: version >= 4,
     };
     let GroupAnswer::Join(answer) =
-        on_coordinator(shard, &group, GroupCall::Join { group: group.clone(), request: join }).await
+        on_coordinator(context, &group, GroupCall::Join { group: group.clone(), request: join }).await
     else {
         unreachable!("Join answers with Join");
     };

@@ -6,9 +6,9 @@ use super::groups::{on_coordinator, optional_text, text};
 use super::str_bytes;
 use crate::coordinator::{GroupAnswer, GroupCall};
 use crate::kafka::errors::optional_group_error_code;
-use crate::runtime::ShardRef;
+use crate::kafka::registry::RequestContext;
 
-pub async fn handle(shard: &ShardRef, request: LeaveGroupRequest, version: i16) -> Option<LeaveGroupResponse> {
+pub async fn handle(context: &RequestContext, request: LeaveGroupRequest, version: i16) -> Option<LeaveGroupResponse> {
     let group = request.group_id.0.to_string();
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         request
@@ -20,7 +20,7 @@ pub async fn handle(shard: &ShardRef, request: LeaveGroupRequest, version: i16) 
         vec![(text(&request.member_id), None)]
     };
     let call = GroupCall::Leave { group: group.clone(), members: members.clone() };
-    let GroupAnswer::Leave(results) = on_coordinator(shard, &group, call).await else {
+    let GroupAnswer::Leave(results) = on_coordinator(context, &group, call).await else {
         unreachable!("Leave answers with Leave");
     };
     if version < 3 {

@@ -1,14 +1,14 @@
-//! ListGroups: every shard's coordinator is asked and the answers merged.
+//! ListGroups: every context's coordinator is asked and the answers merged.
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::describe_groups::state_name;
 use super::str_bytes;
 use crate::coordinator::{GroupAnswer, GroupCall};
-use crate::runtime::ShardRef;
+use crate::kafka::registry::RequestContext;
 
-pub async fn handle(shard: &ShardRef, request: ListGroupsRequest, _version: i16) -> Option<ListGroupsResponse> {
-    let answers = shard.group_call_everywhere(|| GroupCall::List).await;
+pub async fn handle(context: &RequestContext, request: ListGroupsRequest, _version: i16) -> Option<ListGroupsResponse> {
+    let answers = context.group_call_everywhere(|| GroupCall::List).await;
     let mut groups: Vec<ListedGroup> = answers
         .into_iter()
         .flat_map(|answer| match answer {

@@ -1,14 +1,18 @@
 //! ListOffsets: earliest (-2), latest (-1, the high watermark) or the first offset at or after
-//! a timestamp, answered by the owner shard from the time index.
+//! a timestamp, answered by the owner context from the time index.
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::scatter;
 use crate::kafka::errors::KafkaError;
+use crate::kafka::registry::RequestContext;
 use crate::runtime::mesh::{ShardRequest, ShardResponse};
-use crate::runtime::ShardRef;
 
-pub async fn handle(shard: &ShardRef, request: ListOffsetsRequest, _version: i16) -> Option<ListOffsetsResponse> {
+pub async fn handle(
+    context: &RequestContext,
+    request: ListOffsetsRequest,
+    _version: i16,
+) -> Option<ListOffsetsResponse> {
     let queries = request
         .topics
         .iter()
@@ -21,7 +25,7 @@ pub async fn handle(shard: &ShardRef, request: ListOffsetsRequest, _version: i16
         })
         .collect();
     let results = scatter(
-        shard,
+        context,
         queries,
         |queries| ShardRequest::ListOffsets { queries },
         |response| match response {

@@ -7,14 +7,14 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 
 use super::{str_bytes, topic_name};
 use crate::kafka::errors::{self, KafkaError};
+use crate::kafka::registry::RequestContext;
 use crate::metadata::TopicMeta;
-use crate::runtime::ShardRef;
 
 /// This broker's id in every response.
 pub const BROKER_ID: i32 = 0;
 pub const CLUSTER_ID: &str = "sluice";
 
-pub async fn handle(shard: &ShardRef, request: MetadataRequest, version: i16) -> Option<MetadataResponse> {
+pub async fn handle(context: &RequestContext, request: MetadataRequest, version: i16) -> Option<MetadataResponse> {
     let requested: Option<Vec<String>> = match request.topics {
         // v0: an empty list means all topics.
         Some(topics) if !(version == 0 && topics.is_empty()) => {
@@ -22,22 +22,22 @@ pub async fn handle(shard: &ShardRef, request: MetadataRequest, version: i16) ->
         }
         _ => None,
     };
-    let auto_create = shard.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    let auto_create = context.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
     let mut topics = Vec::new();
     match requested {
-        None => topics.extend(shard.metadata().topics.values().map(describe)),
+        None => topics.extend(context.metadata().topics.values().map(describe)),
         Some(names) => {
             for name in names {
                 let mut error = None;
-                if !shard.metadata().topics.contains_key(&name) {
+                if !context.metadata().topics.contains_key(&name) {
                     error = Some(if auto_create {
-                        shard.ensure_topic(&name).await.err().map(|error| KafkaError::from(&error))
+                        context.ensure_topic(&name).await.err().map(|error| KafkaError::from(&error))
                     } else {
                         Some(KafkaError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic"))
                     })
                     .flatten();
                 }
-                let metadata = shard.metadata();
+                let metadata = context.metadata();
                 match (error, metadata.topics.get(&name)) {
                     (None, Some(topic)) => topics.push(describe(topic)),
                     (error, _) => {
@@ -50,7 +50,7 @@ pub async fn handle(shard: &ShardRef, request: MetadataRequest, version: i16) ->
             }
         }
     }
-    let listen = shard.config.kafka_listen;
+    let listen = context.config.kafka_listen;
     let host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
     let broker = MetadataResponseBroker::default()
         .with_node_id(BrokerId(BROKER_ID))

@@ -7,12 +7,16 @@ use sluice_engine::group::offsets::{CommittedOffset, COMMIT_METADATA_BYTES_MAX};
 use super::groups::{on_coordinator, optional_text, text};
 use crate::coordinator::{CommitError, GroupAnswer, GroupCall};
 use crate::kafka::errors::{self, group_error_code, KafkaError};
+use crate::kafka::registry::RequestContext;
 use crate::runtime::mesh::ShardError;
-use crate::runtime::ShardRef;
 
 const OFFSET_METADATA_TOO_LARGE: i16 = kafka_protocol::ResponseError::OffsetMetadataTooLarge.code();
 
-pub async fn handle(shard: &ShardRef, request: OffsetCommitRequest, _version: i16) -> Option<OffsetCommitResponse> {
+pub async fn handle(
+    context: &RequestContext,
+    request: OffsetCommitRequest,
+    _version: i16,
+) -> Option<OffsetCommitResponse> {
     let group = request.group_id.0.to_string();
     let now_ms = crate::runtime::shard::now_ms();
     let too_large = |metadata: &Option<kafka_protocol::protocol::StrBytes>| {
@@ -40,7 +44,7 @@ pub async fn handle(shard: &ShardRef, request: OffsetCommitRequest, _version: i1
         generation_id: request.generation_id_or_member_epoch,
         offsets,
     };
-    let GroupAnswer::Commit(result) = on_coordinator(shard, &group, call).await else {
+    let GroupAnswer::Commit(result) = on_coordinator(context, &group, call).await else {
         unreachable!("Commit answers with Commit");
     };
     let code = match result {

@@ -6,10 +6,14 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use super::groups::on_coordinator;
 use crate::coordinator::{CommitError, GroupAnswer, GroupCall};
 use crate::kafka::errors::{group_error_code, optional_group_error_code, KafkaError};
+use crate::kafka::registry::RequestContext;
 use crate::runtime::mesh::ShardError;
-use crate::runtime::ShardRef;
 
-pub async fn handle(shard: &ShardRef, request: OffsetDeleteRequest, _version: i16) -> Option<OffsetDeleteResponse> {
+pub async fn handle(
+    context: &RequestContext,
+    request: OffsetDeleteRequest,
+    _version: i16,
+) -> Option<OffsetDeleteResponse> {
     let group = request.group_id.0.to_string();
     let partitions: Vec<(String, i32)> = request
         .topics
@@ -19,7 +23,7 @@ pub async fn handle(shard: &ShardRef, request: OffsetDeleteRequest, _version: i1
         })
         .collect();
     let GroupAnswer::DeleteOffsets(answer) =
-        on_coordinator(shard, &group, GroupCall::DeleteOffsets { group: group.clone(), partitions }).await
+        on_coordinator(context, &group, GroupCall::DeleteOffsets { group: group.clone(), partitions }).await
     else {
         unreachable!("DeleteOffsets answers with DeleteOffsets");
     };

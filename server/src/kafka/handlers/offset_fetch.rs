@@ -1,5 +1,5 @@
 //! OffsetFetch: committed offsets, -1 where none. v1-7 ask for one group; v8 for several,
-//! each answered by its own coordinator shard.
+//! each answered by its own coordinator context.
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
@@ -10,12 +10,16 @@ use sluice_engine::group::offsets::CommittedOffset;
 use super::groups::on_coordinator;
 use super::{str_bytes, topic_name};
 use crate::coordinator::{GroupAnswer, GroupCall};
-use crate::runtime::ShardRef;
+use crate::kafka::registry::RequestContext;
 
 /// Per topic, in the order the coordinator answered: (partition, committed offset if any).
 type ByTopic = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
-pub async fn handle(shard: &ShardRef, request: OffsetFetchRequest, version: i16) -> Option<OffsetFetchResponse> {
+pub async fn handle(
+    context: &RequestContext,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> Option<OffsetFetchResponse> {
     if version < 8 {
         let partitions = request.topics.as_ref().map(|topics| {
             topics
@@ -23,7 +27,7 @@ pub async fn handle(shard: &ShardRef, request: OffsetFetchRequest, version: i16)
                 .flat_map(|topic| topic.partition_indexes.iter().map(move |p| (topic.name.0.to_string(), *p)))
                 .collect()
         });
-        let topics = fetch(shard, request.group_id.0.as_str(), partitions).await;
+        let topics = fetch(context, request.group_id.0.as_str(), partitions).await;
         let topics = respond(topics, |partition, (offset, epoch, metadata)| {
             OffsetFetchResponsePartition::default()
                 .with_partition_index(partition)
@@ -43,7 +47,7 @@ pub async fn handle(shard: &ShardRef, request: OffsetFetchRequest, version: i16)
                 .flat_map(|topic| topic.partition_indexes.iter().map(move |p| (topic.name.0.to_string(), *p)))
                 .collect()
         });
-        let topics = fetch(shard, wanted.group_id.0.as_str(), partitions).await;
+        let topics = fetch(context, wanted.group_id.0.as_str(), partitions).await;
         let topics = respond(topics, |partition, (offset, epoch, metadata)| {
             OffsetFetchResponsePartitions::default()
                 .with_partition_index(partition)
@@ -75,9 +79,9 @@ fn fields(committed: &Option<CommittedOffset>) -> (i64, i32, &str) {
 }
 
 /// Asks the group's coordinator and groups the answers by topic, keeping their order.
-async fn fetch(shard: &ShardRef, group: &str, partitions: Option<Vec<(String, i32)>>) -> ByTopic {
+async fn fetch(context: &RequestContext, group: &str, partitions: Option<Vec<(String, i32)>>) -> ByTopic {
     let call = GroupCall::Fetch { group: group.to_string(), partitions };
-    let GroupAnswer::Fetch(found) = on_coordinator(shard, group, call).await else {
+    let GroupAnswer::Fetch(found) = on_coordinator(context, group, call).await else {
         unreachable!("Fetch answers with Fetch");
     };
     let mut topics: ByTopic = Vec::new();

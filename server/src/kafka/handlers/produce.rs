@@ -7,11 +7,11 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::{gather, group_by_owner, str_bytes};
 use crate::kafka::errors::{self, KafkaError};
 use crate::kafka::registry::OrderPoint;
+use crate::kafka::registry::RequestContext;
 use crate::runtime::mesh::{Appended, ShardError, ShardRequest, ShardResponse, TopicPartition};
-use crate::runtime::ShardRef;
 
 pub async fn handle(
-    shard: &ShardRef,
+    context: &RequestContext,
     request: ProduceRequest,
     _version: i16,
     order: OrderPoint,
@@ -22,13 +22,13 @@ pub async fn handle(
     let mut slots = Vec::new();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
-        let topic_error = prepare_topic(shard, &name, acks).await;
+        let topic_error = prepare_topic(context, &name, acks).await;
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let mut response = PartitionProduceResponse::default().with_index(data.index).with_base_offset(-1);
             response.log_append_time_ms = -1;
             let error = topic_error.clone().or_else(|| {
-                (!shard.metadata().partition_exists(&name, data.index))
+                (!context.metadata().partition_exists(&name, data.index))
                     .then(|| KafkaError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "unknown partition"))
             });
             match (error, data.records) {
@@ -43,7 +43,7 @@ pub async fn handle(
         }
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
     }
-    let results = append_in_order(shard, acks, writes, order).await;
+    let results = append_in_order(context, acks, writes, order).await;
     for ((topic_index, partition_index), result) in slots.into_iter().zip(results) {
         let response = &mut responses[topic_index].partition_responses[partition_index];
         match result {
@@ -57,11 +57,11 @@ pub async fn handle(
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
-/// Sends each owner shard its writes, releases `order` once every owner has appended (so the
+/// Sends each owner context its writes, releases `order` once every owner has appended (so the
 /// connection's next request appends after these), then waits for the answers (acks=all:
 /// after the fdatasync).
 async fn append_in_order(
-    shard: &ShardRef,
+    context: &RequestContext,
     acks: i16,
     writes: Vec<(TopicPartition, Bytes)>,
     mut order: OrderPoint,
@@ -70,7 +70,7 @@ async fn append_in_order(
     let mut positions = Vec::new();
     let mut appended = Vec::new();
     let mut requests = Vec::new();
-    for (owner, indexes, share) in group_by_owner(shard, writes) {
+    for (owner, indexes, share) in group_by_owner(context, writes) {
         let (appended_sender, appended_receiver) = futures::channel::oneshot::channel();
         positions.push(indexes);
         appended.push(appended_receiver);
@@ -78,7 +78,7 @@ async fn append_in_order(
     }
     // Started as a task so the sends go out (in order) while we wait for the appends.
     let calls = glommio::spawn_local({
-        let shard = shard.clone();
+        let shard = context.shard.clone();
         async move {
             let calls = requests.into_iter().map(|(owner, request)| {
                 let shard = shard.clone();
@@ -103,17 +103,17 @@ async fn append_in_order(
 }
 
 /// Checks acks and makes sure the topic exists (auto-creating it if allowed).
-async fn prepare_topic(shard: &ShardRef, name: &str, acks: i16) -> Option<KafkaError> {
+async fn prepare_topic(context: &RequestContext, name: &str, acks: i16) -> Option<KafkaError> {
     if !matches!(acks, -1..=1) {
         return Some(KafkaError::new(errors::INVALID_REQUIRED_ACKS, format!("acks must be -1, 0 or 1, got {acks}")));
     }
-    if shard.metadata().topics.contains_key(name) {
+    if context.metadata().topics.contains_key(name) {
         return None;
     }
-    if !shard.config.auto_create_topics {
+    if !context.config.auto_create_topics {
         return Some(KafkaError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic"));
     }
-    shard.ensure_topic(name).await.err().map(|error| KafkaError::from(&error))
+    context.ensure_topic(name).await.err().map(|error| KafkaError::from(&error))
 }
 
 fn set_error(response: &mut PartitionProduceResponse, error: &KafkaError) {

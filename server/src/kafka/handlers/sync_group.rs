@@ -5,9 +5,9 @@ use super::groups::{on_coordinator, optional_text, text};
 use super::str_bytes;
 use crate::coordinator::{GroupAnswer, GroupCall};
 use crate::kafka::errors::optional_group_error_code;
-use crate::runtime::ShardRef;
+use crate::kafka::registry::RequestContext;
 
-pub async fn handle(shard: &ShardRef, request: SyncGroupRequest, _version: i16) -> Option<SyncGroupResponse> {
+pub async fn handle(context: &RequestContext, request: SyncGroupRequest, _version: i16) -> Option<SyncGroupResponse> {
     let group = request.group_id.0.to_string();
     let call = GroupCall::Sync {
         group: group.clone(),
@@ -18,7 +18,7 @@ pub async fn handle(shard: &ShardRef, request: SyncGroupRequest, _version: i16) 
         protocol_name: optional_text(&request.protocol_name),
         assignments: request.assignments.into_iter().map(|entry| (text(&entry.member_id), entry.assignment)).collect(),
     };
-    let GroupAnswer::Sync(answer) = on_coordinator(shard, &group, call).await else {
+    let GroupAnswer::Sync(answer) = on_coordinator(context, &group, call).await else {
         unreachable!("Sync answers with Sync");
     };
     Some(

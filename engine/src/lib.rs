@@ -29,4 +29,5 @@ pub mod manifest;
 pub mod partition;
 pub mod record;
 pub mod segment;
+pub mod stream;
 pub mod sync;

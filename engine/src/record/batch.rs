@@ -236,7 +236,7 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
 
 /// Reads a zigzag varint (Kafka record fields) from the front of `bytes`; returns the value
 /// and how many bytes it took.
-fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
+pub(crate) fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
     let mut value = 0u64;
     for (index, byte) in bytes.iter().take(10).enumerate() {
         value |= u64::from(byte & 0x7f) << (7 * index);
@@ -261,14 +261,14 @@ pub fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<(i64, i6
     records(batch)?.find(|record| record.timestamp >= timestamp).map(|record| (record.offset, record.timestamp))
 }
 
-fn take_varint(cursor: &mut &[u8]) -> Option<i64> {
+pub(crate) fn take_varint(cursor: &mut &[u8]) -> Option<i64> {
     let (value, used) = read_varint(cursor)?;
     *cursor = cursor.get(used..)?;
     Some(value)
 }
 
 /// A length-prefixed field (key or value); length -1 is null.
-fn take_field<'a>(cursor: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
+pub(crate) fn take_field<'a>(cursor: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
     let length = take_varint(cursor)?;
     if length < 0 {
         return Some(None);
@@ -285,11 +285,28 @@ pub struct Record<'a> {
     pub timestamp: i64,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
+    /// The record's headers, still encoded (count, then key and value of each): see [`headers`].
+    pub headers: &'a [u8],
+}
+
+/// The headers of a record, `(key, value)` in order; a null value is `None`. A header that
+/// does not parse ends the iteration.
+pub fn headers(encoded: &[u8]) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + '_ {
+    let mut cursor = encoded;
+    let mut remaining = take_varint(&mut cursor).unwrap_or(0).max(0);
+    std::iter::from_fn(move || {
+        if remaining == 0 {
+            return None;
+        }
+        remaining -= 1;
+        let key = take_field(&mut cursor)??;
+        let value = take_field(&mut cursor)?;
+        Some((key, value))
+    })
 }
 
 /// The records of an uncompressed batch, in order; `None` for a compressed batch. A record
 /// that does not parse ends the iteration (the batch's CRC was checked when it was written).
-/// Record headers are skipped.
 pub fn records(batch: &[u8]) -> Option<impl Iterator<Item = Record<'_>> + '_> {
     let (header, total_bytes) = frame(batch).ok()?;
     if header.compression() != 0 {
@@ -312,7 +329,13 @@ pub fn records(batch: &[u8]) -> Option<impl Iterator<Item = Record<'_>> + '_> {
         let offset_delta = take_varint(&mut cursor)?;
         let key = take_field(&mut cursor)?;
         let value = take_field(&mut cursor)?;
-        Some(Record { offset: base_offset + offset_delta, timestamp: base_timestamp + timestamp_delta, key, value })
+        Some(Record {
+            offset: base_offset + offset_delta,
+            timestamp: base_timestamp + timestamp_delta,
+            key,
+            value,
+            headers: cursor,
+        })
     }))
 }
 
@@ -352,23 +375,47 @@ pub mod build {
     /// An uncompressed batch whose keys and values may be null (tombstones), timestamps
     /// `base_timestamp + i`. This is how Sluice writes its internal logs.
     pub fn batch_of(base_offset: i64, base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
-        fn put_field(out: &mut Vec<u8>, field: Option<&[u8]>) {
-            match field {
-                Some(bytes) => {
-                    put_varint(out, bytes.len() as i64);
-                    out.extend_from_slice(bytes);
-                }
-                None => put_varint(out, -1),
+        let records: Vec<_> = records.iter().map(|(key, value)| (*key, *value, &[][..])).collect();
+        encode(base_offset, base_timestamp, &records)
+    }
+
+    /// A one-record uncompressed batch with headers (how a stream entry is written).
+    pub fn record_with_headers(
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&[u8], &[u8])],
+    ) -> Vec<u8> {
+        encode(0, timestamp, &[(key, value, headers)])
+    }
+
+    type Encoded<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, &'a [(&'a [u8], &'a [u8])]);
+
+    fn put_field(out: &mut Vec<u8>, field: Option<&[u8]>) {
+        match field {
+            Some(bytes) => {
+                put_varint(out, bytes.len() as i64);
+                out.extend_from_slice(bytes);
             }
+            None => put_varint(out, -1),
         }
+    }
+
+    fn encode(base_offset: i64, base_timestamp: i64, records: &[Encoded<'_>]) -> Vec<u8> {
         let mut body = Vec::new();
-        for (index, (key, value)) in records.iter().enumerate() {
-            let mut record = vec![0u8]; // attributes
+        let mut record = Vec::new();
+        for (index, (key, value, headers)) in records.iter().enumerate() {
+            record.clear();
+            record.push(0); // attributes
             put_varint(&mut record, index as i64); // timestamp delta
             put_varint(&mut record, index as i64); // offset delta
             put_field(&mut record, *key);
             put_field(&mut record, *value);
-            put_varint(&mut record, 0); // headers
+            put_varint(&mut record, headers.len() as i64);
+            for (name, content) in headers.iter() {
+                put_field(&mut record, Some(name));
+                put_field(&mut record, Some(content));
+            }
             put_varint(&mut body, record.len() as i64);
             body.extend_from_slice(&record);
         }
@@ -473,8 +520,13 @@ mod tests {
         set_base_offset(&mut batch, 7);
         let all: Vec<Record<'_>> = records(&batch).unwrap().collect();
         assert_eq!(all.len(), 2);
-        assert_eq!(all[0], Record { offset: 7, timestamp: 500, key: Some(b"k1"), value: Some(b"v1") });
-        assert_eq!(all[1], Record { offset: 8, timestamp: 501, key: Some(b""), value: Some(b"value two") });
+        let no_headers: &[u8] = &[0];
+        assert_eq!(all[0], Record { offset: 7, timestamp: 500, key: Some(b"k1"), value: Some(b"v1"), headers: no_headers });
+        assert_eq!(
+            all[1],
+            Record { offset: 8, timestamp: 501, key: Some(b""), value: Some(b"value two"), headers: no_headers }
+        );
+        assert_eq!(headers(all[0].headers).count(), 0);
         let mut compressed = batch.clone();
         compressed[22] |= 1;
         assert!(records(&compressed).is_none());

@@ -3,11 +3,14 @@ use std::io::Write;
 use std::path::Path;
 
 /// Replaces `path` with `contents` atomically: write a temp file, fsync it, rename it over
-/// `path`, fsync the directory. A crash leaves either the old or the new file, never a mix.
+/// `path`, fsync the directory. A crash leaves either the old or the new file, never a mix
+/// (and perhaps the temp file, named `path` with `.tmp` appended).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir =
         path.parent().ok_or_else(|| std::io::Error::other(format!("{} has no parent directory", path.display())))?;
-    let temp = path.with_extension("tmp");
+    let mut temp_name = path.as_os_str().to_owned();
+    temp_name.push(".tmp");
+    let temp = std::path::PathBuf::from(temp_name);
     {
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(contents)?;

@@ -29,12 +29,21 @@ impl std::fmt::Display for ProducerError {
     }
 }
 
+/// One batch a producer wrote: its sequence range and the offsets it got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct WrittenBatch {
-    first_sequence: i32,
-    last_sequence: i32,
-    base_offset: i64,
-    last_offset: i64,
+pub struct WrittenBatch {
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+}
+
+/// One producer's state as a snapshot holds it: its epoch and its kept batches, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerState {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub batches: Vec<WrittenBatch>,
 }
 
 #[derive(Debug, Clone)]
@@ -54,7 +63,7 @@ pub enum SequenceCheck {
 }
 
 /// The producer state of one partition. Lives with its partition on one shard.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ProducerTable {
     producers: HashMap<i64, ProducerEntry>,
     clock: u64,
@@ -136,7 +145,46 @@ impl ProducerTable {
         }
     }
 
-    /// Forgets batches at or past `offset` (a flush failed and the log rolled back there).
+    /// Every producer's state, the least recently seen first (the order eviction follows).
+    pub fn states(&self) -> Vec<ProducerState> {
+        let mut entries: Vec<(&i64, &ProducerEntry)> = self.producers.iter().collect();
+        entries.sort_unstable_by_key(|(_, entry)| entry.last_seen);
+        entries
+            .into_iter()
+            .map(|(producer_id, entry)| ProducerState {
+                producer_id: *producer_id,
+                epoch: entry.epoch,
+                batches: entry.batches.iter().copied().collect(),
+            })
+            .collect()
+    }
+
+    /// The table holding `states` (as `states` returns them: the last is the most recently
+    /// seen). Callers check the limits first (the snapshot decoder does).
+    pub fn from_states(states: Vec<ProducerState>) -> Self {
+        assert!(states.len() <= PRODUCERS_PER_PARTITION_MAX, "{} producers in one table", states.len());
+        let mut table = Self::default();
+        for state in states {
+            assert!(state.batches.len() <= PRODUCER_BATCHES_KEPT, "{} batches kept", state.batches.len());
+            table.clock += 1;
+            let entry = ProducerEntry { epoch: state.epoch, batches: state.batches.into(), last_seen: table.clock };
+            table.producers.insert(state.producer_id, entry);
+        }
+        table
+    }
+
+    /// Number of producers remembered.
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// Forgets batches at or past `offset` (the log was cut there). Epochs stay as they are; a
+    /// partition rolling back restores its durable table instead, which also undoes an epoch
+    /// bump that only a discarded batch made.
     pub fn truncate_from(&mut self, offset: i64) {
         for entry in self.producers.values_mut() {
             entry.batches.retain(|batch| batch.base_offset < offset);

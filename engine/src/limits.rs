@@ -14,8 +14,12 @@ pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 /// 256 KiB of log at the default interval): after a crash recovery scans at most that much
 /// past the last persisted entry, and the flusher does not touch index files every round.
 pub const INDEX_PERSIST_ENTRIES_MIN: usize = 64;
-/// How much of the active segment's tail is read at open to rebuild idempotent producers' state.
+/// With no usable producer snapshot, how much of the log's tail (across segments) is replayed
+/// at open to rebuild idempotent producers' state.
 pub const PRODUCER_STATE_REBUILD_BYTES: u64 = 16 << 20;
+/// Producer-state snapshots kept per partition, the newest; an older one is the fallback if
+/// the newest is corrupt.
+pub const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
 /// Recovery and cold reads fetch segment files in chunks of this size.
 pub const READ_CHUNK_BYTES: usize = 1 << 20;
 /// Smallest read issued for a fetch, so a scan from an index entry finds whole batches.
@@ -38,3 +42,4 @@ const _: () = assert!(SEGMENT_BYTES_MIN % DMA_BLOCK_BYTES == 0);
 const _: () = assert!(FLUSH_ROUND_BYTES_MAX as u64 % DMA_BLOCK_BYTES == 0);
 const _: () = assert!(PENDING_BYTES_MAX >= FLUSH_ROUND_BYTES_MAX);
 const _: () = assert!(MESSAGE_BYTES_MAX_LIMIT as u64 <= SEGMENT_BYTES_MAX);
+const _: () = assert!(PRODUCER_SNAPSHOTS_KEPT >= 1);

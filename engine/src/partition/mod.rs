@@ -2,6 +2,7 @@
 pub mod config;
 #[allow(clippy::module_inception)]
 pub mod partition;
+mod producer_recovery;
 pub mod producer_snapshot;
 pub mod producers;
 pub mod retention;

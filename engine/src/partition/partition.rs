@@ -7,6 +7,10 @@
 //! `wait_durable` callers (acks=all) and fetch long-polls wake. Readers only ever see durable
 //! batches, so nothing a consumer saw can vanish in a crash.
 //!
+//! Idempotent producers' state is checked at append, recorded again when the batch is durable,
+//! snapshotted at every roll and at close (`producer_snapshot`) and rebuilt at open from the
+//! newest snapshot plus the log written since (`producer_recovery`).
+//!
 //! A `Partition` lives on the shard that owns it and is never shared with another thread.
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -17,6 +21,8 @@ use bytes::{Bytes, BytesMut};
 use glommio::io::DmaFile;
 
 use super::config::PartitionConfig;
+use super::producer_recovery::{self, SegmentExtent};
+use super::producer_snapshot;
 use super::producers::{ProducerError, ProducerTable, SequenceCheck};
 use crate::index::offset_index::{OffsetIndex, OffsetIndexEntry};
 use crate::index::time_index::{TimeIndex, TimeIndexEntry};
@@ -86,7 +92,18 @@ struct MemoryBatch {
     base_offset: i64,
     last_offset: i64,
     max_timestamp: i64,
+    /// Set for an idempotent producer's batch, so the flusher can record it as durable.
+    producer: Option<ProducerBatch>,
     bytes: Bytes,
+}
+
+/// The producer fields of an idempotent batch.
+#[derive(Debug, Clone, Copy)]
+struct ProducerBatch {
+    producer_id: i64,
+    epoch: i16,
+    first_sequence: i32,
+    records_count: i32,
 }
 
 /// What the partition knows of one segment's durable content.
@@ -176,8 +193,14 @@ struct State {
     last_storage_error: Option<String>,
     closed: bool,
     flusher_running: bool,
-    /// Idempotent producers' recent batches (rebuilt from the active segment at open).
+    /// Idempotent producers' recent batches, queued ones included: appends are checked
+    /// against this.
     producers: ProducerTable,
+    /// The same for durable batches only: the table as of `durable_offset`. Snapshots are taken
+    /// of it, and a rollback restores `producers` from it.
+    durable_producers: ProducerTable,
+    /// Offset of the newest producer snapshot on disk (loaded at open or written since).
+    snapshot_offset: Option<i64>,
 }
 
 pub struct Partition {
@@ -231,7 +254,17 @@ impl Partition {
         let first_base = segments.first().map_or(0, |segment| segment.base_offset);
         let log_start_offset = checkpoint_start.max(first_base).min(next_offset);
         let active = segments.last().map_or((0, 0), |segment| (segment.base_offset, segment.size_bytes));
-        let producers = rebuild_producers(dir, segments.last())?;
+        let extents: Vec<SegmentExtent<'_>> = segments
+            .iter()
+            .map(|segment| SegmentExtent {
+                base_offset: segment.base_offset,
+                size_bytes: segment.size_bytes,
+                offset_index: &segment.offset_index,
+            })
+            .collect();
+        let recovered_producers = producer_recovery::recover_producers(dir, &extents, next_offset)?;
+        let snapshot_offset = recovered_producers.snapshot_offset;
+        tracing::info!(dir = %dir.display(), snapshot_offset, replayed_batches = recovered_producers.replayed_batches, producers = recovered_producers.table.len(), "producer state recovered");
         let appender = SegmentAppender::open(&segment::log_path(dir, active.0), active.0, active.1).await?;
         tracing::info!(dir = %dir.display(), log_start_offset, next_offset, segments = segments.len(), "partition opened");
         let partition = Rc::new(Self {
@@ -251,7 +284,9 @@ impl Partition {
                 last_storage_error: None,
                 closed: false,
                 flusher_running: true,
-                producers,
+                producers: recovered_producers.table.clone(),
+                durable_producers: recovered_producers.table,
+                snapshot_offset,
             }),
             work: Notify::default(),
             durable: Notify::default(),
@@ -310,10 +345,19 @@ impl Partition {
             notified.await;
         }
         let mut state = self.state.borrow_mut();
-        let idempotent = info.producer_id >= 0;
-        if idempotent {
-            let check =
-                state.producers.check(info.producer_id, info.producer_epoch, info.base_sequence, info.records_count);
+        let producer = (info.producer_id >= 0).then_some(ProducerBatch {
+            producer_id: info.producer_id,
+            epoch: info.producer_epoch,
+            first_sequence: info.base_sequence,
+            records_count: info.records_count,
+        });
+        if let Some(producer) = producer {
+            let check = state.producers.check(
+                producer.producer_id,
+                producer.epoch,
+                producer.first_sequence,
+                producer.records_count,
+            );
             if let SequenceCheck::Duplicate { base_offset, last_offset } = check.map_err(PartitionError::Producer)? {
                 // A retry of a batch already written: its original offsets, nothing written.
                 let generation = state.generation;
@@ -327,9 +371,8 @@ impl Partition {
         }
         let base_offset = state.next_offset;
         let last_offset = base_offset + i64::from(info.last_offset_delta);
-        if idempotent {
-            let (epoch, sequence, count) = (info.producer_epoch, info.base_sequence, info.records_count);
-            state.producers.record(info.producer_id, epoch, sequence, count, base_offset, last_offset);
+        if let Some(producer) = producer {
+            record_producer_batch(&mut state.producers, &producer, base_offset, last_offset);
         }
         let mut stored = BytesMut::from(batch);
         batch::set_base_offset(&mut stored, base_offset);
@@ -338,6 +381,7 @@ impl Partition {
             base_offset,
             last_offset,
             max_timestamp: info.max_timestamp,
+            producer,
             bytes: stored.freeze(),
         });
         state.memory_bytes += info.size_bytes;
@@ -543,6 +587,7 @@ impl Partition {
         if let Err(error) = appender.seal().await {
             tracing::warn!(dir = %self.dir.display(), %error, "sealing the active segment at close failed; recovery will trim it");
         }
+        self.snapshot_producers();
         self.state.borrow_mut().flusher_running = false;
         self.durable.notify_all();
     }
@@ -576,6 +621,8 @@ impl Partition {
                 tracing::warn!(dir = %self.dir.display(), %error, "sealing a rolled segment failed; recovery will trim it");
             }
             self.state.borrow_mut().segments.push(Segment::new(base_offset));
+            assert_eq!(self.state.borrow().durable_offset, base_offset, "a roll starts at the durable offset");
+            self.snapshot_producers();
         }
         appender.write(round.batches.iter().map(|batch| &batch.bytes[..]), round.total_bytes).await?;
         appender.sync().await
@@ -583,6 +630,11 @@ impl Partition {
 
     fn complete_round(&self, round: &Round, appender: &SegmentAppender) {
         let mut state = self.state.borrow_mut();
+        for batch in round.batches.iter() {
+            if let Some(producer) = &batch.producer {
+                record_producer_batch(&mut state.durable_producers, producer, batch.base_offset, batch.last_offset);
+            }
+        }
         let segment = state.segments.last_mut().expect("a partition always has an active segment");
         debug_assert_eq!(segment.base_offset, appender.base_offset());
         for batch in &round.batches {
@@ -629,6 +681,35 @@ impl Partition {
         }
     }
 
+    /// Writes the snapshot of the durable producer table at the durable offset (at a roll and
+    /// at close) and deletes all but the newest `PRODUCER_SNAPSHOTS_KEPT`. Synchronous, like
+    /// the other small metadata files: it runs once per segment. A failure only logs; open
+    /// then replays from an older snapshot.
+    fn snapshot_producers(&self) {
+        let state = self.state.borrow();
+        let unchanged = state.snapshot_offset == Some(state.durable_offset);
+        // With no producer state and no snapshot, the tail scan at open finds nothing either.
+        let never_idempotent = state.snapshot_offset.is_none() && state.durable_producers.is_empty();
+        if unchanged || never_idempotent || !self.dir.exists() {
+            // (A missing directory: the partition is being deleted.)
+            return;
+        }
+        let offset = state.durable_offset;
+        let first_base = state.segments.first().map_or(offset, |segment| segment.base_offset);
+        let written = producer_snapshot::write_snapshot(&self.dir, offset, &state.durable_producers);
+        drop(state);
+        match written {
+            Ok(()) => self.state.borrow_mut().snapshot_offset = Some(offset),
+            Err(error) => {
+                tracing::warn!(dir = %self.dir.display(), offset, %error, "writing a producer snapshot failed");
+                return;
+            }
+        }
+        if let Err(error) = producer_snapshot::delete_old_snapshots(&self.dir, PRODUCER_SNAPSHOTS_KEPT, first_base) {
+            tracing::warn!(dir = %self.dir.display(), %error, "listing producer snapshots failed");
+        }
+    }
+
     /// A write or sync failed: discard everything not durable, so offsets stay dense and no
     /// batch that was not synced is ever served. Queued appends report a storage error.
     fn roll_back(&self, error: &std::io::Error) {
@@ -641,8 +722,9 @@ impl Partition {
         state.queued_batches = 0;
         state.queued_bytes = 0;
         state.next_offset = state.durable_offset;
-        let durable_offset = state.durable_offset;
-        state.producers.truncate_from(durable_offset);
+        // Forget the discarded batches: the durable table is exactly what survived (it also
+        // undoes an epoch bump that only a discarded batch made).
+        state.producers = state.durable_producers.clone();
         state.generation += 1;
         let entry = (state.generation, state.durable_offset);
         state.rollback_offsets.push_back(entry);
@@ -697,6 +779,10 @@ impl StateView<'_> {
         self.state.log_start_offset
     }
 
+    pub(super) fn first_segment_base(&self) -> i64 {
+        self.state.segments.first().map_or(self.state.log_start_offset, |segment| segment.base_offset)
+    }
+
     /// Removes the oldest segment from the partition (never the active one); the log start
     /// moves to the next segment's base. Returns the removed base offset.
     pub(super) fn remove_oldest(&mut self) -> Option<i64> {
@@ -712,36 +798,10 @@ impl StateView<'_> {
     }
 }
 
-/// Rebuilds idempotent producers' state from the tail of the active segment (at most
-/// `PRODUCER_STATE_REBUILD_BYTES`, starting at an index entry), so a producer retrying across
-/// a broker restart is still answered with its original offsets. Producers silent for longer
-/// than that tail start afresh.
-fn rebuild_producers(dir: &Path, active: Option<&Segment>) -> std::io::Result<ProducerTable> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut table = ProducerTable::default();
-    let Some(segment) = active.filter(|segment| segment.size_bytes > 0) else { return Ok(table) };
-    let wanted_start = segment.size_bytes.saturating_sub(PRODUCER_STATE_REBUILD_BYTES);
-    let start = segment
-        .offset_index
-        .entries()
-        .iter()
-        .rev()
-        .find(|entry| u64::from(entry.position.get()) <= wanted_start)
-        .map_or(0, |entry| u64::from(entry.position.get()));
-    let mut file = std::fs::File::open(segment::log_path(dir, segment.base_offset))?;
-    file.seek(SeekFrom::Start(start))?;
-    let mut tail = Vec::with_capacity((segment.size_bytes - start) as usize);
-    file.take(segment.size_bytes - start).read_to_end(&mut tail)?;
-    for range in batch::split(&tail).map_while(Result::ok) {
-        let Ok(header) = batch::header(&tail[range]) else { break };
-        if header.producer_id.get() >= 0 {
-            let records_count = header.records_count.get();
-            let (producer_id, epoch, sequence) =
-                (header.producer_id.get(), header.producer_epoch.get(), header.base_sequence.get());
-            table.record(producer_id, epoch, sequence, records_count, header.base_offset.get(), header.last_offset());
-        }
-    }
-    Ok(table)
+/// Records an appended idempotent batch in `table`.
+fn record_producer_batch(table: &mut ProducerTable, producer: &ProducerBatch, base_offset: i64, last_offset: i64) {
+    let (epoch, sequence, count) = (producer.epoch, producer.first_sequence, producer.records_count);
+    table.record(producer.producer_id, epoch, sequence, count, base_offset, last_offset);
 }
 
 /// Drops durable batches from the front of the read cache while it is over budget.

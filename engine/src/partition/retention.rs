@@ -1,8 +1,10 @@
 //! Retention: deleting whole segments by age (`retention.ms`), by size (`retention.bytes`) and
-//! below the log start offset (DeleteRecords). Runs from a background task with bounded work
-//! per tick; the active segment is never deleted.
+//! below the log start offset (DeleteRecords), with the producer snapshots that only they could
+//! be replayed with. Runs from a background task with bounded work per tick; the active segment
+//! is never deleted.
 use super::partition::Partition;
-use crate::limits::RETENTION_DELETES_PER_TICK_MAX;
+use super::producer_snapshot;
+use crate::limits::{PRODUCER_SNAPSHOTS_KEPT, RETENTION_DELETES_PER_TICK_MAX};
 use crate::segment;
 
 impl Partition {
@@ -42,6 +44,14 @@ impl Partition {
             }
         }
         if !removed.is_empty() {
+            // Snapshots below the first kept segment cannot be replayed from any more. (Not
+            // "below the log start offset": DeleteRecords moves that inside a segment whose
+            // snapshot is still the one to replay from.)
+            let first_base = self.with_state(|view| view.first_segment_base());
+            if let Err(error) = producer_snapshot::delete_old_snapshots(self.dir(), PRODUCER_SNAPSHOTS_KEPT, first_base)
+            {
+                tracing::warn!(dir = %self.dir().display(), %error, "listing producer snapshots failed");
+            }
             tracing::info!(dir = %self.dir().display(), segments = removed.len(), log_start_offset = self.log_start_offset(), "retention deleted segments");
         }
         removed.len()

@@ -21,5 +21,6 @@ pub mod http;
 pub mod kafka;
 pub mod limits;
 pub mod metadata;
+pub mod net;
 pub mod resp;
 pub mod runtime;

@@ -27,3 +27,18 @@ const _: () = assert!(RING_DEPTH <= 32_768);
 pub const GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT: u64 = 3_000;
 /// Size at which an internal offsets partition is compacted by snapshot.
 pub const OFFSETS_COMPACTION_BYTES_DEFAULT: u64 = 32 << 20;
+
+/// Largest RESP request (one command with its arguments) a connection may buffer.
+pub const RESP_REQUEST_BYTES_MAX: usize = 64 << 20;
+/// Commands one RESP connection may have in flight (pipelined XADDs waiting for fsync).
+pub const RESP_IN_FLIGHT_COMMANDS_MAX: usize = 1024;
+/// Replies gathered into one socket write.
+pub const RESP_WRITE_BATCH_BYTES: usize = 64 << 10;
+/// Entries one XRANGE/XREVRANGE/XREAD reply may hold; a range past it without COUNT is refused.
+pub const RESP_RANGE_ENTRIES_MAX: usize = 100_000;
+/// Bytes read from a stream per fetch while scanning it.
+pub const RESP_SCAN_READ_BYTES: usize = 1 << 20;
+/// Upper bound on XREAD BLOCK, whatever the client asks (0, "forever", waits in rounds of it).
+pub const RESP_BLOCK_ROUND_MS: u64 = 30_000;
+/// How often a blocked XREAD looks again for streams that did not exist when it started.
+pub const RESP_MISSING_STREAM_RECHECK_MS: u64 = 100;

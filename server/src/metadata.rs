@@ -73,7 +73,9 @@ pub struct TopicChangeResult {
     pub result: Result<TopicMeta, TopicChangeError>,
 }
 
-/// Kafka's rule: 1..=249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+/// Kafka's rule: 1..=249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`; plus `:`, so
+/// Redis stream keys such as `jobs:dlq` name their topic as they are (librdkafka, kcat and
+/// kafka-python accept such names; Kafka's Java client does not).
 pub fn check_topic_name(name: &str) -> Result<(), TopicChangeError> {
     let invalid = |reason: String| Err(TopicChangeError::InvalidName(reason));
     if name.is_empty() || name.len() > TOPIC_NAME_BYTES_MAX {
@@ -82,8 +84,8 @@ pub fn check_topic_name(name: &str) -> Result<(), TopicChangeError> {
     if name == "." || name == ".." {
         return invalid(format!("topic name '{name}' is not allowed"));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return invalid(format!("topic name '{name}' has an illegal character {bad:?} (allowed: a-z A-Z 0-9 . _ -)"));
+    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))) {
+        return invalid(format!("topic name '{name}' has an illegal character {bad:?} (allowed: a-z A-Z 0-9 . _ - :)"));
     }
     Ok(())
 }

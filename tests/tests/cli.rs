@@ -55,3 +55,19 @@ fn serve_rejects_an_unknown_flag_by_name() {
         finished.failure_report()
     );
 }
+
+#[test]
+fn a_second_broker_on_the_same_ports_refuses_to_start() {
+    let broker = sluice_tests::Broker::builder().shards(1).start();
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut args = broker.serve_args();
+    let data_dir_flag = args.iter().position(|arg| arg == "--data-dir").expect("serve args name the data dir");
+    args[data_dir_flag + 1] = other_dir.path().to_str().unwrap().to_string();
+    let finished = run_sluice(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        finished.status.is_some_and(|status| !status.success()),
+        "a second broker on the same listen addresses must not start\n{}",
+        finished.failure_report()
+    );
+    assert!(finished.stderr.contains("is another broker running?"), "{}", finished.failure_report());
+}

@@ -521,7 +521,10 @@ mod tests {
         let all: Vec<Record<'_>> = records(&batch).unwrap().collect();
         assert_eq!(all.len(), 2);
         let no_headers: &[u8] = &[0];
-        assert_eq!(all[0], Record { offset: 7, timestamp: 500, key: Some(b"k1"), value: Some(b"v1"), headers: no_headers });
+        assert_eq!(
+            all[0],
+            Record { offset: 7, timestamp: 500, key: Some(b"k1"), value: Some(b"v1"), headers: no_headers }
+        );
         assert_eq!(
             all[1],
             Record { offset: 8, timestamp: 501, key: Some(b""), value: Some(b"value two"), headers: no_headers }

@@ -22,7 +22,6 @@ use crate::runtime::ShardRef;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use registry::{DispatchError, OrderPoint, RequestContext};
 use response::ResponseBuffer;
-use std::os::fd::{AsRawFd, FromRawFd};
 
 use crate::limits::IN_FLIGHT_REQUESTS_MAX;
 
@@ -89,7 +88,7 @@ impl std::fmt::Display for Closed {
 /// next request appends while the previous one waits for its fdatasync.
 async fn serve_connection(shard: &ShardRef, stream: TcpStream) -> Result<(), Closed> {
     stream.set_nodelay(true).map_err(|error| Closed::Io(error.into()))?;
-    let writer_stream = duplicate(&stream).map_err(Closed::Io)?;
+    let writer_stream = crate::net::duplicate(&stream).map_err(Closed::Io)?;
     let (pending_sender, pending_receiver) = local_channel::new_bounded(IN_FLIGHT_REQUESTS_MAX);
     let writer = glommio::spawn_local(write_responses(writer_stream, pending_receiver));
     // Kafka shows a client's host as "/<ip>" (DescribeGroups).
@@ -158,17 +157,6 @@ async fn write_parts(stream: &mut TcpStream, parts: &[Bytes]) -> std::io::Result
         stream.write_all(part).await?;
     }
     Ok(())
-}
-
-/// A second handle on the same socket, so reads and writes run in separate tasks.
-fn duplicate(stream: &TcpStream) -> std::io::Result<TcpStream> {
-    // SAFETY: dup returns a new descriptor we own (or -1); from_raw_fd takes ownership of it.
-    let fd = unsafe { libc::dup(stream.as_raw_fd()) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh, valid, connected TCP socket descriptor owned by nobody else.
-    Ok(unsafe { TcpStream::from_raw_fd(fd) })
 }
 
 /// Answers one request frame: `Ok(None)` when the API sends no response.

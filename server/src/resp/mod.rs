@@ -1,15 +1,34 @@
-//! The Redis (RESP) front door. Until the Streams commands land it answers PING (so health
-//! checks and `redis-cli ping` work) and refuses everything else with a clear error.
+//! The Redis (RESP) front door: Redis Streams over the partition log.
+//!
+//! Data flow: a connection (on whichever shard accepted it) parses request frames with the
+//! `redis-protocol` crate (`command::Args`), runs each command (`commands/`, one family per
+//! file) and hands the reply to the connection's writer task, which answers in request order
+//! (`reply::Reply`, RESP2 or RESP3). A stream is partition 0 of the topic named by its key; its
+//! owner shard appends XADD's entry, which is answered once fdatasync covered it. Pipelined
+//! XADDs do not wait for each other's fsync (one fdatasync serves many); any other command
+//! first waits for the XADDs before it, so it sees their entries.
+pub mod command;
+pub mod commands;
+pub mod reply;
+pub mod session;
+pub mod streams;
+
+use std::cell::Cell;
+use std::rc::Rc;
+
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use redis_protocol::resp2::decode::decode_bytes_mut;
-use redis_protocol::resp2::types::BytesFrame;
 
+use crate::limits::{RESP_IN_FLIGHT_COMMANDS_MAX, RESP_REQUEST_BYTES_MAX, RESP_WRITE_BATCH_BYTES};
 use crate::runtime::ShardRef;
+use command::Args;
+use commands::Outcome;
+use reply::Reply;
+use session::Session;
 
-/// Largest request (one command with its arguments) a RESP connection may buffer.
-const RESP_REQUEST_BYTES_MAX: usize = 512 << 20;
 const READ_CHUNK_BYTES: usize = 16 << 10;
 
 pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
@@ -19,38 +38,90 @@ pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
     if shard.id == 0 {
         tracing::info!(%address, "RESP listener ready");
     }
-    Ok(glommio::spawn_local(async move {
-        loop {
-            match listener.accept().await {
-                Ok(stream) => {
-                    glommio::spawn_local(async move {
-                        if let Err(error) = serve_connection(stream).await {
-                            tracing::debug!(%error, "RESP connection closed");
-                        }
-                    })
-                    .detach();
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "RESP accept failed");
-                    glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-                }
-            }
-        }
-    }))
+    Ok(glommio::spawn_local(accept_loop(shard, listener)))
 }
 
-async fn serve_connection(mut stream: TcpStream) -> std::io::Result<()> {
+async fn accept_loop(shard: ShardRef, listener: TcpListener) {
+    let open_connections = Rc::new(Cell::new(0usize));
+    let mut accepted = 0u64;
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "RESP accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if open_connections.get() >= shard.config.connections_max {
+            tracing::warn!(limit = shard.config.connections_max, "RESP connection refused: connections-max reached");
+            let mut stream = stream;
+            let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+            continue;
+        }
+        accepted += 1;
+        // Unique across shards: shard ids interleave.
+        let client_id = accepted * shard.count as u64 + shard.id as u64;
+        open_connections.set(open_connections.get() + 1);
+        let (session, open_connections) = (Session::new(shard.clone(), client_id), open_connections.clone());
+        glommio::spawn_local(async move {
+            if let Err(error) = serve_connection(session, stream).await {
+                tracing::debug!(%error, "RESP connection closed");
+            }
+            open_connections.set(open_connections.get() - 1);
+        })
+        .detach();
+    }
+}
+
+/// A reply as it leaves the reader: ready, or a task that finishes it (XADD waiting for fsync).
+/// It carries the protocol in force when the command ran (HELLO changes it for what follows).
+struct Pending {
+    resp3: bool,
+    reply: Outcome,
+}
+
+/// Two tasks per connection: this one reads and runs commands in order; the writer answers.
+async fn serve_connection(session: Rc<Session>, stream: TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let writer_stream = crate::net::duplicate(&stream)?;
+    let (pending_sender, pending_receiver) = local_channel::new_bounded(RESP_IN_FLIGHT_COMMANDS_MAX);
+    let writer = glommio::spawn_local(write_replies(writer_stream, pending_receiver));
+    let read_result = read_commands(&session, stream, pending_sender).await;
+    let write_result = writer.await;
+    read_result.and(write_result)
+}
+
+async fn read_commands(
+    session: &Rc<Session>,
+    mut stream: TcpStream,
+    pending: LocalSender<Pending>,
+) -> std::io::Result<()> {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     loop {
         loop {
-            let decoded = decode_bytes_mut(&mut buffer)
-                .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string()))?;
-            let Some((frame, _, _)) = decoded else { break };
-            stream.write_all(&reply(&frame)).await?;
+            let frame = match decode_bytes_mut(&mut buffer) {
+                Ok(Some((frame, _, _))) => frame,
+                Ok(None) => break,
+                Err(error) => {
+                    let reply = Reply::error(format!("ERR Protocol error: {error}"));
+                    let _ = pending.send(Pending { resp3: session.resp3.get(), reply: Outcome::Close(reply) }).await;
+                    return Ok(());
+                }
+            };
+            let outcome = match Args::from_frame(frame) {
+                Ok(args) => commands::execute(session, args).await,
+                Err(reply) => Outcome::Reply(reply),
+            };
+            let close = matches!(outcome, Outcome::Close(_));
+            if pending.send(Pending { resp3: session.resp3.get(), reply: outcome }).await.is_err() || close {
+                return Ok(()); // the writer stopped (the client went away) or QUIT
+            }
         }
         if buffer.len() > RESP_REQUEST_BYTES_MAX {
-            stream.write_all(b"-ERR Protocol error: request too large\r\n").await?;
+            let reply = Reply::error(format!("ERR Protocol error: request larger than {RESP_REQUEST_BYTES_MAX} bytes"));
+            let _ = pending.send(Pending { resp3: session.resp3.get(), reply: Outcome::Close(reply) }).await;
             return Ok(());
         }
         let read = stream.read(&mut chunk).await?;
@@ -61,32 +132,31 @@ async fn serve_connection(mut stream: TcpStream) -> std::io::Result<()> {
     }
 }
 
-fn reply(frame: &BytesFrame) -> Vec<u8> {
-    let BytesFrame::Array(parts) = frame else {
-        return b"-ERR Protocol error: expected an array of bulk strings\r\n".to_vec();
-    };
-    let words: Vec<&[u8]> = parts
-        .iter()
-        .filter_map(|part| match part {
-            BytesFrame::BulkString(bytes) | BytesFrame::SimpleString(bytes) => Some(&bytes[..]),
-            _ => None,
-        })
-        .collect();
-    match words.split_first() {
-        Some((command, args)) if command.eq_ignore_ascii_case(b"PING") => match args {
-            [] => b"+PONG\r\n".to_vec(),
-            [message] => {
-                let mut out = format!("${}\r\n", message.len()).into_bytes();
-                out.extend_from_slice(message);
-                out.extend_from_slice(b"\r\n");
-                out
-            }
-            _ => b"-ERR wrong number of arguments for 'ping' command\r\n".to_vec(),
-        },
-        Some((command, _)) => {
-            let name = String::from_utf8_lossy(command).replace(['\r', '\n'], " ");
-            format!("-ERR unknown command '{name}'\r\n").into_bytes()
+/// Answers in request order, gathering replies that are already there into one write.
+async fn write_replies(mut stream: TcpStream, pending: LocalReceiver<Pending>) -> std::io::Result<()> {
+    let mut out = BytesMut::with_capacity(RESP_WRITE_BATCH_BYTES);
+    let mut next = pending.recv().await;
+    while let Some(Pending { resp3, reply }) = next {
+        let (reply, close) = match reply {
+            Outcome::Reply(reply) => (reply, false),
+            Outcome::Later(task) => (task.await, false),
+            Outcome::Close(reply) => (reply, true),
+        };
+        reply.encode(resp3, &mut out);
+        if close {
+            stream.write_all(&out).await?;
+            return stream.close().await;
         }
-        None => b"-ERR Protocol error: empty command\r\n".to_vec(),
+        next = if out.len() < RESP_WRITE_BATCH_BYTES {
+            futures_lite::future::poll_once(pending.recv()).await.flatten()
+        } else {
+            None
+        };
+        if next.is_none() {
+            stream.write_all(&out).await?;
+            out.clear();
+            next = pending.recv().await;
+        }
     }
+    Ok(())
 }

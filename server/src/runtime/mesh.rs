@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use sluice_engine::partition::PartitionError;
+use sluice_engine::stream::id::{AssignError, IdRequest, StreamId};
 
 use crate::coordinator::{GroupAnswer, GroupCall};
 use crate::metadata::{Metadata, NewTopic, TopicChangeError, TopicChangeResult};
@@ -31,6 +32,31 @@ impl std::fmt::Display for ShardError {
             Self::UnknownTopicOrPartition => write!(f, "unknown topic or partition"),
             Self::Partition(error) => write!(f, "{error}"),
         }
+    }
+}
+
+/// A new stream entry: its ID and offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamAdded {
+    pub id: StreamId,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamAddError {
+    Id(AssignError),
+    Shard(ShardError),
+}
+
+impl From<ShardError> for StreamAddError {
+    fn from(error: ShardError) -> Self {
+        Self::Shard(error)
+    }
+}
+
+impl From<PartitionError> for StreamAddError {
+    fn from(error: PartitionError) -> Self {
+        Self::Shard(ShardError::Partition(error))
     }
 }
 
@@ -70,6 +96,14 @@ pub enum ShardRequest {
     Fetch {
         reads: Vec<(TopicPartition, i64, usize)>,
     },
+    /// XADD: append one entry to a stream, answered once it is durable. `appended` fires
+    /// once it is ordered in the log.
+    StreamAdd {
+        stream: TopicPartition,
+        id: IdRequest,
+        fields: Vec<(Bytes, Bytes)>,
+        appended: Option<futures::channel::oneshot::Sender<()>>,
+    },
     /// Completes when any of the partitions has data past the given offset, or on timeout.
     WaitForData {
         watches: Vec<(TopicPartition, i64)>,
@@ -104,6 +138,7 @@ pub enum ShardRequest {
 pub enum ShardResponse {
     Produce(Vec<Result<Appended, ShardError>>),
     Fetch(Vec<Result<Fetched, ShardError>>),
+    StreamAdded(Result<StreamAdded, StreamAddError>),
     Waited,
     ListOffsets(Vec<Result<OffsetAt, ShardError>>),
     DeleteRecords(Vec<Result<i64, ShardError>>),

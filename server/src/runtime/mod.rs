@@ -20,6 +20,8 @@ use shard::Shard;
 
 /// How often a shard looks at the stop flag (shutdown only, not a hot path).
 const STOP_POLL_INTERVAL_MS: u64 = 50;
+/// How long start-up waits for a listen address a just-killed process still holds.
+const LISTEN_ADDRESS_WAIT_MS: u64 = 3_000;
 
 /// Starts one executor per shard and blocks until they all stop. Setting `stop` (SIGTERM)
 /// makes every shard stop accepting, flush and sync its partitions, and return.
@@ -31,6 +33,7 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         .map_err(|error| format!("cannot create data dir {}: {error}", config.data_dir.display()))?;
     // Fail early, on the main thread, if the manifest cannot be read.
     Metadata::load(&config.data_dir)?;
+    check_listen_addresses_free(&config)?;
     sluice_engine::fs::create_direct_io_probe(&config.data_dir)
         .map_err(|error| format!("cannot write in data dir {}: {error}", config.data_dir.display()))?;
     tracing::info!(
@@ -120,6 +123,25 @@ async fn run_shard(
     // Keep this shard's mesh channels open until every shard is done, so no in-flight request
     // finds a peer gone. Every shard only waits here after finishing its own local work.
     stopped.wait();
+    Ok(())
+}
+
+/// Every shard binds its listeners with SO_REUSEPORT (the kernel spreads connections over the
+/// shards), which would also let this broker share a port with another process listening the
+/// same way, e.g. a second broker, splitting its clients between two brokers. A plain bind
+/// first fails if anyone listens there. A broker killed a moment ago may hold its sockets for
+/// a few milliseconds more (io_uring releases them asynchronously): wait for that, bounded.
+fn check_listen_addresses_free(config: &Config) -> Result<(), String> {
+    let listeners = [("Kafka", config.kafka_listen), ("RESP", config.resp_listen), ("HTTP", config.http_listen)];
+    for (door, address) in listeners {
+        let started = std::time::Instant::now();
+        while let Err(error) = std::net::TcpListener::bind(address) {
+            if started.elapsed() >= Duration::from_millis(LISTEN_ADDRESS_WAIT_MS) {
+                return Err(format!("cannot listen for {door} on {address}: {error} (is another broker running?)"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     Ok(())
 }
 

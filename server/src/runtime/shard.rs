@@ -5,7 +5,7 @@
 //! A local call runs directly; a remote one travels over the channel mesh as one message and
 //! the owner answers on a one-shot channel. The owner appends, waits for the group-committed
 //! fdatasync when acks=all, and replies.
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use sluice_engine::partition::{Partition, PartitionError};
 use sluice_engine::record::batch;
+use sluice_engine::stream::entry;
+use sluice_engine::stream::id::{self as stream_id, IdRequest, StreamId};
 use sluice_engine::sync::Notify;
 
 use super::mesh::*;
@@ -26,6 +28,32 @@ struct OwnedPartition {
     topic_id: [u8; 16],
     partition: Rc<Partition>,
 }
+
+/// The tail of a stream (a partition XADD writes to), on the shard that owns it: the last
+/// entry ID handed out, and a lock held from choosing an ID to appending its entry, so IDs
+/// and offsets grow in the same order. The fsync wait happens outside the lock (group commit).
+#[derive(Default)]
+struct StreamTail {
+    /// `None` until the first XADD after start reads it from the log.
+    last_id: Cell<Option<StreamId>>,
+    order: RefCell<Option<Rc<glommio::sync::Semaphore>>>,
+}
+
+impl StreamTail {
+    fn order(&self) -> Rc<glommio::sync::Semaphore> {
+        self.order.borrow_mut().get_or_insert_with(|| Rc::new(glommio::sync::Semaphore::new(1))).clone()
+    }
+
+    /// A Kafka producer appended a batch: new entries must come after its records' IDs.
+    fn note_kafka_batch(&self, batch_bytes: &[u8], last_offset: i64) {
+        if let (Some(last), Ok(header)) = (self.last_id.get(), batch::header(batch_bytes)) {
+            self.last_id.set(Some(last.max(entry::kafka_record_id(header.max_timestamp.get(), last_offset))));
+        }
+    }
+}
+
+/// Bytes read from a stream's end to find its last entry ID (at least one whole batch is read).
+const STREAM_TAIL_READ_BYTES: usize = 64 << 10;
 
 /// Everything one shard owns. Lives on its executor only; never shared with another thread.
 pub struct Shard {
@@ -41,6 +69,8 @@ pub struct Shard {
     catalogue_lock: glommio::sync::Semaphore,
     /// Consumer groups coordinated here; set once at start.
     coordinator: RefCell<Option<Rc<Coordinator>>>,
+    /// Streams XADD wrote to since start, by partition.
+    stream_tails: RefCell<HashMap<TopicPartition, Rc<StreamTail>>>,
 }
 
 impl Shard {
@@ -55,6 +85,7 @@ impl Shard {
             appended: Rc::new(Notify::default()),
             catalogue_lock: glommio::sync::Semaphore::new(1),
             coordinator: RefCell::new(None),
+            stream_tails: RefCell::new(HashMap::new()),
         })
     }
 
@@ -106,6 +137,9 @@ impl Shard {
                 ShardResponse::Produce(self.produce(acks, writes, appended).await)
             }
             ShardRequest::Fetch { reads } => ShardResponse::Fetch(self.fetch(reads).await),
+            ShardRequest::StreamAdd { stream, id, fields, appended } => {
+                ShardResponse::StreamAdded(self.stream_add(stream, id, fields, appended).await)
+            }
             ShardRequest::WaitForData { watches, timeout_ms } => {
                 self.wait_for_data(&watches, timeout_ms).await;
                 ShardResponse::Waited
@@ -196,13 +230,47 @@ impl Shard {
             .map_err(|error| ShardError::Partition(PartitionError::InvalidBatch(error)))?;
         let mut first_base = None;
         let mut last = None;
+        let tail = self.stream_tails.borrow().get(topic_partition).cloned();
         for range in ranges {
-            let mut result = partition.append(&records[range]).await?;
+            let mut result = partition.append(&records[range.clone()]).await?;
+            if let Some(tail) = &tail {
+                tail.note_kafka_batch(&records[range], result.last_offset);
+            }
             let base = *first_base.get_or_insert(result.base_offset);
             result.base_offset = base;
             last = Some(result);
         }
         Ok((partition, last))
+    }
+
+    /// XADD on the stream's owner: picks the entry's ID after the stream's last, appends the
+    /// entry (in ID order), then waits for its fdatasync: the entry is durable when answered.
+    async fn stream_add(
+        &self,
+        stream: TopicPartition,
+        id: IdRequest,
+        fields: Vec<(bytes::Bytes, bytes::Bytes)>,
+        on_appended: Option<futures::channel::oneshot::Sender<()>>,
+    ) -> Result<StreamAdded, StreamAddError> {
+        let partition = self.partition(&stream)?;
+        let tail = self.stream_tails.borrow_mut().entry(stream).or_default().clone();
+        let order = tail.order();
+        let Ok(_in_order) = order.acquire_permit(1).await else {
+            return Err(ShardError::Partition(PartitionError::Closed).into());
+        };
+        let last = match tail.last_id.get() {
+            Some(last) => last,
+            None => stream_last_id(&partition).await?,
+        };
+        let id = stream_id::assign(last, id, now_ms().max(0) as u64).map_err(StreamAddError::Id)?;
+        let appended = partition.append(&entry::encode(id, &fields)).await?;
+        tail.last_id.set(Some(id));
+        drop(_in_order);
+        if let Some(on_appended) = on_appended {
+            let _ = on_appended.send(());
+        }
+        partition.wait_durable(&appended).await?;
+        Ok(StreamAdded { id, offset: appended.base_offset })
     }
 
     async fn fetch(&self, reads: Vec<(TopicPartition, i64, usize)>) -> Vec<Result<Fetched, ShardError>> {
@@ -221,6 +289,31 @@ impl Shard {
             results.push(result);
         }
         results
+    }
+
+    /// Waits until a watched partition, on whichever shard owns it, has data past the offset
+    /// given with it, or `wait_ms` have passed (Fetch long poll, XREAD BLOCK).
+    pub async fn wait_for_data_anywhere(self: &Rc<Self>, watches: Vec<(TopicPartition, i64)>, wait_ms: u64) {
+        let mut by_owner: std::collections::BTreeMap<usize, Vec<(TopicPartition, i64)>> = Default::default();
+        for (topic_partition, offset) in watches {
+            by_owner
+                .entry(self.owner_of(&topic_partition.0, topic_partition.1))
+                .or_default()
+                .push((topic_partition, offset));
+        }
+        if by_owner.is_empty() {
+            glommio::timer::sleep(Duration::from_millis(wait_ms)).await;
+            return;
+        }
+        let waits: Vec<_> = by_owner
+            .into_iter()
+            .map(|(owner, watches)| {
+                Box::pin(self.call(owner, ShardRequest::WaitForData { watches, timeout_ms: wait_ms }))
+            })
+            .collect();
+        let first = futures::future::select_all(waits);
+        let deadline = glommio::timer::sleep(Duration::from_millis(wait_ms + 5));
+        futures_lite::future::or(async { drop(first.await) }, deadline).await;
     }
 
     /// Waits (bounded by `timeout_ms`) until a watched partition's high watermark passes the
@@ -451,17 +544,13 @@ impl Shard {
 
     /// Topic creation on demand (Kafka auto-create, XADD): asks the metadata shard and returns
     /// once this shard's snapshot has the topic (or it could not be created).
-    pub async fn ensure_topic(self: &Rc<Self>, name: &str) -> Result<(), TopicChangeError> {
+    /// `partitions`: `None` for the broker's default.
+    pub async fn ensure_topic(self: &Rc<Self>, name: &str, partitions: Option<u32>) -> Result<(), TopicChangeError> {
         if self.metadata().topics.contains_key(name) {
             return Ok(());
         }
         let request = ShardRequest::CreateTopics {
-            topics: vec![NewTopic {
-                name: name.to_string(),
-                partitions: None,
-                replication_factor: -1,
-                configs: Vec::new(),
-            }],
+            topics: vec![NewTopic { name: name.to_string(), partitions, replication_factor: -1, configs: Vec::new() }],
             validate_only: false,
         };
         match self.call(METADATA_SHARD, request).await {
@@ -511,6 +600,17 @@ impl Shard {
             partition.close().await;
         }
     }
+}
+
+/// The last entry ID of a stream, read from its last durable batch (`0-0` when it is empty).
+async fn stream_last_id(partition: &Partition) -> Result<StreamId, ShardError> {
+    let end = partition.high_watermark();
+    if end == partition.log_start_offset() {
+        return Ok(StreamId::MIN);
+    }
+    let read = partition.read(end - 1, STREAM_TAIL_READ_BYTES).await?;
+    let last_batch = batch::split(&read.records).filter_map(Result::ok).last();
+    Ok(last_batch.and_then(|range| entry::last_id(&read.records.slice(range))).unwrap_or(StreamId::MIN))
 }
 
 pub fn now_ms() -> i64 {

@@ -1,8 +1,6 @@
 //! Fetch: reads each partition on its owner context; if less than `min_bytes` came back, waits
 //! (up to `max_wait_ms`) for an append notification from any owner, then reads once more.
 //! Stored batch bytes go out unchanged.
-use std::time::Duration;
-
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
@@ -34,7 +32,8 @@ pub async fn handle(context: &RequestContext, request: FetchRequest, _version: i
     };
     let any_error = results.iter().any(Result::is_err);
     if !any_error && wait_ms > 0 && fetched_bytes(&results) < request.min_bytes.max(1) as usize && !reads.is_empty() {
-        wait_for_data(context, &reads, wait_ms).await;
+        let watches = reads.iter().map(|(topic_partition, offset, _)| (topic_partition.clone(), *offset)).collect();
+        context.wait_for_data_anywhere(watches, wait_ms).await;
         results = read(context, &reads).await;
     }
     Some(build_response(request, results, response_bytes_max))
@@ -58,26 +57,6 @@ async fn read(context: &RequestContext, reads: &[Read]) -> Vec<Result<Fetched, S
         },
     )
     .await
-}
-
-/// Waits until any owner context reports new data for one of the partitions, or the time is up.
-async fn wait_for_data(context: &RequestContext, reads: &[Read], wait_ms: u64) {
-    let mut by_owner: std::collections::BTreeMap<usize, Vec<(TopicPartition, i64)>> = Default::default();
-    for (topic_partition, offset, _) in reads {
-        by_owner
-            .entry(context.owner_of(&topic_partition.0, topic_partition.1))
-            .or_default()
-            .push((topic_partition.clone(), *offset));
-    }
-    let waits: Vec<_> = by_owner
-        .into_iter()
-        .map(|(owner, watches)| {
-            Box::pin(context.call(owner, ShardRequest::WaitForData { watches, timeout_ms: wait_ms }))
-        })
-        .collect();
-    let first = futures::future::select_all(waits);
-    let deadline = glommio::timer::sleep(Duration::from_millis(wait_ms + 5));
-    futures_lite::future::or(async { drop(first.await) }, deadline).await;
 }
 
 fn build_response(

@@ -31,7 +31,7 @@ pub async fn handle(context: &RequestContext, request: MetadataRequest, version:
                 let mut error = None;
                 if !context.metadata().topics.contains_key(&name) {
                     error = Some(if auto_create {
-                        context.ensure_topic(&name).await.err().map(|error| KafkaError::from(&error))
+                        context.ensure_topic(&name, None).await.err().map(|error| KafkaError::from(&error))
                     } else {
                         Some(KafkaError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic"))
                     })

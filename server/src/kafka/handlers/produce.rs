@@ -113,7 +113,7 @@ async fn prepare_topic(context: &RequestContext, name: &str, acks: i16) -> Optio
     if !context.config.auto_create_topics {
         return Some(KafkaError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic"));
     }
-    context.ensure_topic(name).await.err().map(|error| KafkaError::from(&error))
+    context.ensure_topic(name, None).await.err().map(|error| KafkaError::from(&error))
 }
 
 fn set_error(response: &mut PartitionProduceResponse, error: &KafkaError) {

@@ -1,0 +1,171 @@
+//! Connection commands: PING, ECHO, HELLO, SELECT, CLIENT, COMMAND, INFO, CONFIG (QUIT is
+//! handled by the connection). Enough for redis-cli, redis-py and redis-benchmark.
+use bytes::Bytes;
+
+use crate::resp::command::{syntax_error, Args, CommandResult};
+use crate::resp::reply::Reply;
+use crate::resp::session::Session;
+
+/// The Redis version reported to clients: the one whose stream commands sluice follows.
+pub const REDIS_VERSION: &str = "7.2.0";
+
+pub fn ping(session: &Session, args: &mut Args) -> CommandResult {
+    let _ = session;
+    match (args.next_word(), args.remaining()) {
+        (None, _) => Ok(Reply::Status("PONG")),
+        (Some(message), 0) => Ok(Reply::Bulk(message)),
+        _ => Err(args.wrong_arity()),
+    }
+}
+
+pub fn echo(args: &mut Args) -> CommandResult {
+    let message = args.required()?;
+    if args.remaining() > 0 {
+        return Err(args.wrong_arity());
+    }
+    Ok(Reply::Bulk(message))
+}
+
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]`: switches to RESP3 (or back to 2).
+pub fn hello(session: &Session, args: &mut Args) -> CommandResult {
+    if let Some(version) = args.next_word() {
+        match &version[..] {
+            b"2" => session.resp3.set(false),
+            b"3" => session.resp3.set(true),
+            _ => return Err(Reply::error("NOPROTO unsupported protocol version")),
+        }
+    }
+    while let Some(option) = args.next_word() {
+        if option.eq_ignore_ascii_case(b"SETNAME") {
+            *session.name.borrow_mut() = Some(args.required()?);
+        } else if option.eq_ignore_ascii_case(b"AUTH") {
+            // No ACLs: any credentials are accepted, as Redis without requirepass does.
+            args.required()?;
+            args.required()?;
+        } else {
+            return Err(syntax_error());
+        }
+    }
+    let protocol = if session.resp3.get() { 3 } else { 2 };
+    Ok(Reply::Map(vec![
+        (Reply::bulk("server"), Reply::bulk("redis")),
+        (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
+        (Reply::bulk("proto"), Reply::Integer(protocol)),
+        (Reply::bulk("id"), Reply::Integer(session.id as i64)),
+        (Reply::bulk("mode"), Reply::bulk("standalone")),
+        (Reply::bulk("role"), Reply::bulk("master")),
+        (Reply::bulk("modules"), Reply::Array(Vec::new())),
+    ]))
+}
+
+/// Only database 0 exists (streams are topics; there is one namespace).
+pub fn select(args: &mut Args) -> CommandResult {
+    let index = args.integer()?;
+    args.finish()?;
+    if index == 0 {
+        Ok(Reply::OK)
+    } else {
+        Err(Reply::error("ERR DB index is out of range"))
+    }
+}
+
+pub fn client(session: &Session, args: &mut Args) -> CommandResult {
+    let sub = args.required()?.to_ascii_uppercase();
+    match &sub[..] {
+        b"SETNAME" => {
+            let name = args.required()?;
+            args.finish()?;
+            if name.iter().any(|byte| *byte <= b' ') {
+                return Err(Reply::error("ERR Client names cannot contain spaces, newlines or special characters."));
+            }
+            *session.name.borrow_mut() = (!name.is_empty()).then_some(name);
+            Ok(Reply::OK)
+        }
+        b"GETNAME" => Ok(session.name.borrow().clone().map_or(Reply::Null, Reply::Bulk)),
+        b"ID" => Ok(Reply::Integer(session.id as i64)),
+        // Client libraries announce themselves (redis-py: lib-name, lib-ver); nothing to keep.
+        b"SETINFO" => Ok(Reply::OK),
+        _ => Err(Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&sub).to_ascii_lowercase()
+        ))),
+    }
+}
+
+/// `COMMAND` (empty list: clients fall back to their own tables), `COMMAND COUNT`, `COMMAND
+/// DOCS` (empty: redis-cli then offers no hints).
+pub fn command(args: &mut Args) -> CommandResult {
+    match args.next_word().map(|sub| sub.to_ascii_uppercase()) {
+        None => Ok(Reply::Array(Vec::new())),
+        Some(sub) if &sub[..] == b"COUNT" => Ok(Reply::Integer(0)),
+        Some(sub) if &sub[..] == b"DOCS" || &sub[..] == b"INFO" => Ok(Reply::Array(Vec::new())),
+        Some(_) => Err(syntax_error()),
+    }
+}
+
+/// `INFO [section]`: server and keyspace.
+pub async fn info(session: &Session, args: &mut Args) -> CommandResult {
+    let section = args.next_word().map(|section| String::from_utf8_lossy(&section).to_ascii_lowercase());
+    let wants =
+        |name: &str| section.as_deref().is_none_or(|asked| asked == name || asked == "all" || asked == "everything");
+    let mut text = String::new();
+    if wants("server") {
+        text.push_str(&format!(
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nsluice_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::process::id(),
+            session.shard.config.resp_listen.port(),
+        ));
+    }
+    if wants("keyspace") {
+        let keys = session.shard.metadata().topics.len();
+        text.push_str("# Keyspace\r\n");
+        if keys > 0 {
+            text.push_str(&format!("db0:keys={keys},expires=0,avg_ttl=0\r\n"));
+        }
+    }
+    Ok(Reply::Bulk(Bytes::from(text)))
+}
+
+/// `CONFIG GET pattern...`: what redis-benchmark asks (save, appendonly); CONFIG SET refused.
+pub fn config(args: &mut Args) -> CommandResult {
+    let sub = args.required()?.to_ascii_uppercase();
+    if &sub[..] != b"GET" {
+        return Err(Reply::error("ERR CONFIG SET and friends are not supported: configure sluice with its flags"));
+    }
+    let known: [(&str, &str); 3] = [("save", ""), ("appendonly", "yes"), ("appendfsync", "always")];
+    let mut pairs = Vec::new();
+    for pattern in args.rest() {
+        let pattern = String::from_utf8_lossy(&pattern).to_ascii_lowercase();
+        for (name, value) in known {
+            if glob_matches(&pattern, name)
+                && !pairs.iter().any(|(known, _): &(Reply, Reply)| *known == Reply::bulk(name))
+            {
+                pairs.push((Reply::bulk(name), Reply::bulk(value)));
+            }
+        }
+    }
+    Ok(Reply::Map(pairs))
+}
+
+/// `*` and exact names: the patterns clients send to CONFIG GET.
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((prefix, suffix)) => name.starts_with(prefix) && name[prefix.len()..].ends_with(suffix),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_patterns_match_like_redis() {
+        assert!(glob_matches("*", "save"));
+        assert!(glob_matches("append*", "appendonly"));
+        assert!(!glob_matches("append*", "save"));
+        assert!(glob_matches("save", "save"));
+    }
+}

@@ -1,0 +1,65 @@
+//! One file per command family. Each command reads its words from `Args` and returns a
+//! `Reply` (or an error reply); XADD returns a task that finishes once its entry is durable.
+pub mod connection;
+pub mod keys;
+pub mod xadd;
+pub mod xrange;
+pub mod xread;
+pub mod xtrim;
+
+use std::rc::Rc;
+
+use super::command::Args;
+use super::reply::Reply;
+use super::session::Session;
+
+/// What running a command gives the connection's writer.
+pub enum Outcome {
+    Reply(Reply),
+    /// Answered when the task ends (XADD: after fdatasync).
+    Later(glommio::Task<Reply>),
+    /// Answer, then close the connection (QUIT, protocol errors).
+    Close(Reply),
+}
+
+impl From<Result<Reply, Reply>> for Outcome {
+    fn from(result: Result<Reply, Reply>) -> Self {
+        Outcome::Reply(result.unwrap_or_else(|error| error))
+    }
+}
+
+pub async fn execute(session: &Rc<Session>, mut args: Args) -> Outcome {
+    let name = args.name();
+    if name != "xadd" {
+        session.settled().await;
+    }
+    match name.as_str() {
+        "xadd" => xadd::xadd(session, &mut args).await,
+        "quit" => Outcome::Close(Reply::OK),
+        "ping" => connection::ping(session, &mut args).into(),
+        "echo" => connection::echo(&mut args).into(),
+        "hello" => connection::hello(session, &mut args).into(),
+        "select" => connection::select(&mut args).into(),
+        "client" => connection::client(session, &mut args).into(),
+        "command" => connection::command(&mut args).into(),
+        "info" => connection::info(session, &mut args).await.into(),
+        "config" => connection::config(&mut args).into(),
+        "del" => keys::del(session, &mut args).await.into(),
+        "exists" => keys::exists(session, &mut args).into(),
+        "type" => keys::key_type(session, &mut args).into(),
+        "xlen" => xtrim::xlen(session, &mut args).await.into(),
+        "xtrim" => xtrim::xtrim(session, &mut args).await.into(),
+        "xrange" => xrange::xrange(session, &mut args, false).await.into(),
+        "xrevrange" => xrange::xrange(session, &mut args, true).await.into(),
+        "xread" => xread::xread(session, &mut args).await.into(),
+        _ => Outcome::Reply(unknown_command(&mut args)),
+    }
+}
+
+/// Redis's text, to the trailing space.
+fn unknown_command(args: &mut Args) -> Reply {
+    let name = args.original_name();
+    let shown: String =
+        args.rest().iter().take(8).map(|word| format!("'{}' ", String::from_utf8_lossy(word))).collect();
+    Reply::error(format!("ERR unknown command '{name}', with args beginning with: {shown}"))
+}

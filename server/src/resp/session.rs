@@ -1,0 +1,58 @@
+//! What one RESP connection remembers between commands.
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use sluice_engine::sync::Notify;
+
+use crate::runtime::ShardRef;
+
+/// Lives on the shard that accepted the connection; never shared.
+pub struct Session {
+    pub shard: ShardRef,
+    /// Unique across shards (CLIENT ID).
+    pub id: u64,
+    /// Chosen with HELLO 3.
+    pub resp3: Cell<bool>,
+    /// CLIENT SETNAME.
+    pub name: RefCell<Option<Bytes>>,
+    /// XADDs answered later (waiting for fsync): any other command waits for them first, so
+    /// it sees their entries, as a Redis client expects of a pipeline.
+    deferred: Cell<usize>,
+    deferred_done: Notify,
+}
+
+impl Session {
+    pub fn new(shard: ShardRef, id: u64) -> Rc<Self> {
+        Rc::new(Self {
+            shard,
+            id,
+            resp3: Cell::new(false),
+            name: RefCell::new(None),
+            deferred: Cell::new(0),
+            deferred_done: Notify::default(),
+        })
+    }
+
+    pub fn defer_started(&self) {
+        self.deferred.set(self.deferred.get() + 1);
+    }
+
+    pub fn defer_finished(&self) {
+        self.deferred.set(self.deferred.get() - 1);
+        if self.deferred.get() == 0 {
+            self.deferred_done.notify_all();
+        }
+    }
+
+    /// Returns once no deferred command is left.
+    pub async fn settled(&self) {
+        loop {
+            let done = self.deferred_done.notified();
+            if self.deferred.get() == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+}

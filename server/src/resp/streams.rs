@@ -1,0 +1,248 @@
+//! Reading a stream: the log of partition 0 of its topic, read on the owner shard and turned
+//! into entries here (`sluice_engine::stream::entry`). Entry IDs grow with offsets, so an ID
+//! bound becomes an offset through the time index (an ID's milliseconds are its record's
+//! timestamp), and a scan from there filters by ID.
+use bytes::Bytes;
+use sluice_engine::partition::PartitionError;
+use sluice_engine::record::batch;
+use sluice_engine::stream::entry::{self, Entry};
+use sluice_engine::stream::id::StreamId;
+
+use super::reply::Reply;
+use super::session::Session;
+use crate::limits::RESP_SCAN_READ_BYTES;
+use crate::metadata::check_topic_name;
+use crate::runtime::mesh::{
+    Fetched, ShardError, ShardRequest, ShardResponse, TopicPartition, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP,
+};
+
+/// The partition a stream lives in.
+pub const STREAM_PARTITION: i32 = 0;
+
+/// A stream that exists: the key, its partition and the shard that owns it.
+pub struct Stream {
+    pub key: Bytes,
+    pub partition: TopicPartition,
+    pub owner: usize,
+}
+
+/// The name a key gives its topic, or the error for a key no topic can have.
+pub fn topic_name(key: &[u8]) -> Result<String, Reply> {
+    let name = std::str::from_utf8(key).map_err(|_| Reply::error("ERR stream keys must be UTF-8 text in sluice"))?;
+    check_topic_name(name).map_err(|error| Reply::error(format!("ERR invalid stream key: {error}")))?;
+    Ok(name.to_string())
+}
+
+/// The stream at `key`, or `None` when there is none.
+pub fn find(session: &Session, key: &Bytes) -> Result<Option<Stream>, Reply> {
+    let name = topic_name(key)?;
+    if !session.shard.metadata().topics.contains_key(&name) {
+        return Ok(None);
+    }
+    let owner = session.shard.owner_of(&name, STREAM_PARTITION);
+    Ok(Some(Stream { key: key.clone(), partition: (name, STREAM_PARTITION), owner }))
+}
+
+pub fn storage_error(error: &ShardError) -> Reply {
+    Reply::error(format!("ERR storage: {error}"))
+}
+
+impl Stream {
+    /// Queries the owner's ListOffsets (earliest, latest or by timestamp); `None` when no
+    /// record is that recent.
+    async fn list_offset(&self, session: &Session, timestamp: i64) -> Result<Option<i64>, Reply> {
+        let queries = vec![(self.partition.clone(), timestamp)];
+        match session.shard.call(self.owner, ShardRequest::ListOffsets { queries }).await {
+            ShardResponse::ListOffsets(mut results) => match results.pop() {
+                Some(Ok(found)) => Ok((found.offset >= 0).then_some(found.offset)),
+                Some(Err(ShardError::UnknownTopicOrPartition)) | None => Ok(Some(0)),
+                Some(Err(error)) => Err(storage_error(&error)),
+            },
+            _ => unreachable!("ListOffsets answers with ListOffsets"),
+        }
+    }
+
+    /// The first retained offset and the end of the durable log.
+    pub async fn offsets(&self, session: &Session) -> Result<(i64, i64), Reply> {
+        let start = self.list_offset(session, EARLIEST_TIMESTAMP).await?.unwrap_or(0);
+        let end = self.list_offset(session, LATEST_TIMESTAMP).await?.unwrap_or(start);
+        Ok((start, end))
+    }
+
+    /// An offset at or before the first entry whose ID is at least `id` (the log end if none).
+    pub async fn seek(&self, session: &Session, id: StreamId) -> Result<i64, Reply> {
+        if id == StreamId::MIN {
+            return Ok(self.list_offset(session, EARLIEST_TIMESTAMP).await?.unwrap_or(0));
+        }
+        match self.list_offset(session, entry::timestamp_of(id)).await? {
+            Some(offset) => Ok(offset),
+            None => Ok(self.list_offset(session, LATEST_TIMESTAMP).await?.unwrap_or(0)),
+        }
+    }
+
+    /// Durable batches from `offset` on; an offset below the log start reads from the start.
+    async fn fetch(&self, session: &Session, offset: i64) -> Result<Fetched, Reply> {
+        let mut offset = offset;
+        for _ in 0..2 {
+            let reads = vec![(self.partition.clone(), offset, RESP_SCAN_READ_BYTES)];
+            match session.shard.call(self.owner, ShardRequest::Fetch { reads }).await {
+                ShardResponse::Fetch(mut results) => match results.pop() {
+                    Some(Ok(fetched)) => return Ok(fetched),
+                    Some(Err(ShardError::Partition(PartitionError::OffsetOutOfRange {
+                        log_start_offset,
+                        high_watermark,
+                        ..
+                    }))) => {
+                        if offset > high_watermark {
+                            break;
+                        }
+                        offset = log_start_offset;
+                    }
+                    Some(Err(ShardError::UnknownTopicOrPartition)) | None => break,
+                    Some(Err(error)) => return Err(storage_error(&error)),
+                },
+                _ => unreachable!("Fetch answers with Fetch"),
+            }
+        }
+        Ok(Fetched { records: Bytes::new(), high_watermark: offset, log_start_offset: offset })
+    }
+
+    /// Entries with an ID in `first..=last` from `offset` on, up to `limit` of them; also
+    /// the offset after the last one looked at.
+    pub async fn scan(
+        &self,
+        session: &Session,
+        offset: i64,
+        first: StreamId,
+        last: StreamId,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, i64), Reply> {
+        let mut found = Vec::new();
+        let mut next = offset;
+        while found.len() < limit {
+            let fetched = self.fetch(session, next).await?;
+            if fetched.records.is_empty() {
+                break;
+            }
+            for entry in decode(&fetched.records) {
+                if entry.offset < next {
+                    continue;
+                }
+                next = entry.offset + 1;
+                if entry.id > last {
+                    return Ok((found, next));
+                }
+                if entry.id >= first {
+                    found.push(entry);
+                    if found.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok((found, next))
+    }
+
+    /// Entries with an ID in `first..=last`, newest first, up to `limit`: windows of the log
+    /// read forward from the end back to the start.
+    pub async fn scan_back(
+        &self,
+        session: &Session,
+        first: StreamId,
+        last: StreamId,
+        limit: usize,
+    ) -> Result<Vec<Entry>, Reply> {
+        let (start, end) = self.offsets(session).await?;
+        // Every entry up to `last` lies before the first record of a later millisecond.
+        let mut before = match last.ms.checked_add(1) {
+            Some(later) => self.seek(session, StreamId::new(later, 0)).await?.clamp(start, end),
+            None => end,
+        };
+        let mut found = Vec::new();
+        let mut window = 64i64;
+        while found.len() < limit && before > start {
+            let from = (before - window).max(start);
+            let mut chunk = Vec::new();
+            let mut offset = from;
+            while offset < before {
+                let fetched = self.fetch(session, offset).await?;
+                if fetched.records.is_empty() {
+                    break;
+                }
+                for entry in decode(&fetched.records) {
+                    if entry.offset >= offset && entry.offset < before {
+                        offset = entry.offset + 1;
+                        chunk.push(entry);
+                    } else if entry.offset >= before {
+                        offset = before;
+                    }
+                }
+            }
+            let reached_first = chunk.first().is_some_and(|entry| entry.id < first);
+            for entry in chunk.into_iter().rev().filter(|entry| entry.id >= first && entry.id <= last) {
+                if found.len() == limit {
+                    break;
+                }
+                found.push(entry);
+            }
+            if reached_first {
+                break;
+            }
+            before = from;
+            window = (window * 2).min(4096);
+        }
+        Ok(found)
+    }
+
+    /// Moves the stream's start to `offset` (entries before it are gone); returns how many
+    /// entries that removed.
+    pub async fn trim_to(&self, session: &Session, offset: i64) -> Result<i64, Reply> {
+        let (start, end) = self.offsets(session).await?;
+        let offset = offset.min(end);
+        if offset <= start {
+            return Ok(0);
+        }
+        let deletes = vec![(self.partition.clone(), offset)];
+        match session.shard.call(self.owner, ShardRequest::DeleteRecords { deletes }).await {
+            ShardResponse::DeleteRecords(mut results) => match results.pop() {
+                Some(Ok(new_start)) => Ok(new_start - start),
+                Some(Err(error)) => Err(storage_error(&error)),
+                None => Ok(0),
+            },
+            _ => unreachable!("DeleteRecords answers with DeleteRecords"),
+        }
+    }
+}
+
+/// The entries of stored batches, in log order; compressed batches (from Kafka producers)
+/// are decompressed here, off the owner shard.
+pub fn decode(records: &Bytes) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    for range in batch::split(records).map_while(Result::ok) {
+        let one = records.slice(range);
+        match entry::entries(&one) {
+            Some(found) => entries.extend(found),
+            None => entries.extend(decompress(one)),
+        }
+    }
+    entries
+}
+
+fn decompress(mut batch_bytes: Bytes) -> Vec<Entry> {
+    use kafka_protocol::records::RecordBatchDecoder;
+    match RecordBatchDecoder::decode(&mut batch_bytes) {
+        Ok(set) => set
+            .records
+            .into_iter()
+            .filter(|record| !record.control)
+            .map(|record| {
+                let headers = record.headers.into_iter().map(|(name, value)| (Bytes::from(name), value));
+                entry::from_kafka_record(record.offset, record.timestamp, record.key, record.value, headers)
+            })
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "a stored batch could not be decompressed; its entries are skipped");
+            Vec::new()
+        }
+    }
+}

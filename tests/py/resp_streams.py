@@ -1,0 +1,241 @@
+"""Redis Streams on sluice with redis-py: the commands a Redis user relies on, checked against
+Redis's replies, and one log behind both front doors.
+
+Modes:
+- `commands`: XADD (auto, partial and explicit IDs, errors, NOMKSTREAM, MAXLEN), XLEN, XRANGE
+  and XREVRANGE (exclusive bounds, COUNT), XREAD (COUNT, BLOCK woken by another client, `$`),
+  XTRIM, DEL/EXISTS/TYPE, connection commands, pipelines, RESP3.
+- `interop`: what XADD writes a Kafka consumer reads (key = ID, headers = fields); what a
+  Kafka producer writes (also gzip-compressed) XRANGE returns as key, value and header fields.
+- `write --stream S --count N --ids FILE`: XADDs N entries, appending each acknowledged ID
+  to FILE as soon as it is acknowledged (the broker may be killed meanwhile).
+- `check --stream S --ids FILE`: every ID in FILE is in the stream with its fields, in order,
+  and a new XADD gets a greater ID.
+"""
+
+import threading
+import time
+
+import redis
+from confluent_kafka import Consumer, Producer
+
+from common import REQUEST_TIMEOUT_S, argument_parser, expect, expect_equal, log, run_main
+
+SOCKET_TIMEOUT_S = 30
+BLOCK_WAKE_DELAY_S = 0.3
+
+
+def client(address, protocol=2):
+    host, port = address.rsplit(":", 1)
+    return redis.Redis(host=host, port=int(port), protocol=protocol, socket_timeout=SOCKET_TIMEOUT_S)
+
+
+def expect_error(call, text, what):
+    try:
+        call()
+    except redis.ResponseError as error:
+        expect(text in str(error), f"{what}: expected an error with {text!r}, got {error!r}")
+        return
+    raise AssertionError(f"{what}: expected the error {text!r}, got a reply")
+
+
+def ids(entries):
+    return [entry_id.decode() for entry_id, _ in entries]
+
+
+def check_ids_and_errors(r, stream):
+    first = r.xadd(stream, {"job": "resize", "size": "10"}).decode()
+    ms, seq = (int(part) for part in first.split("-"))
+    expect(abs(ms - time.time() * 1000) < 60_000, f"auto ID {first} is not near the current time")
+    second = r.xadd(stream, {"job": "crop"}, id=f"{ms}-*").decode()
+    expect_equal(second, f"{ms}-{seq + 1}", "ms-* takes the next sequence")
+    expect_error(lambda: r.xadd(stream, {"a": "1"}, id="1-1"), "equal or smaller than the target stream top item",
+                 "an ID below the top item")
+    expect_error(lambda: r.xadd("fresh-" + stream, {"a": "1"}, id="0-0"), "must be greater than 0-0", "ID 0-0")
+    expect_error(lambda: r.xadd(stream, {"a": "1"}, id="bad"), "Invalid stream ID", "a malformed ID")
+    explicit = r.xadd(stream, {"k": "v"}, id=f"{ms + 5}-7").decode()
+    expect_equal(explicit, f"{ms + 5}-7", "an explicit ID is kept")
+    expect_equal(r.xadd("missing-" + stream, {"a": "1"}, nomkstream=True), None, "NOMKSTREAM on a missing key")
+    expect_equal(r.exists("missing-" + stream), 0, "NOMKSTREAM created nothing")
+    return [first, second, explicit]
+
+
+def check_ranges(r, stream, written):
+    expect_equal(r.xlen(stream), 3, "XLEN")
+    entries = r.xrange(stream)
+    expect_equal(ids(entries), written, "XRANGE - + order")
+    expect_equal(entries[0][1], {b"job": b"resize", b"size": b"10"}, "fields of the first entry")
+    expect_equal(ids(r.xrange(stream, min=written[1])), written[1:], "XRANGE from an ID")
+    expect_equal(ids(r.xrange(stream, min="(" + written[0])), written[1:], "XRANGE exclusive start")
+    expect_equal(ids(r.xrange(stream, max="(" + written[2])), written[:2], "XRANGE exclusive end")
+    expect_equal(ids(r.xrange(stream, count=2)), written[:2], "XRANGE COUNT")
+    ms = written[0].split("-")[0]
+    expect_equal(ids(r.xrange(stream, min=ms, max=ms)), written[:2], "XRANGE by millisecond")
+    expect_equal(ids(r.xrevrange(stream)), written[::-1], "XREVRANGE + -")
+    expect_equal(ids(r.xrevrange(stream, count=1)), written[2:], "XREVRANGE COUNT 1")
+    expect_equal(ids(r.xrevrange(stream, max="(" + written[2], min="-")), written[1::-1], "XREVRANGE exclusive")
+    expect_equal(r.xrange(stream, min=written[2], max=written[0]), [], "an empty interval")
+    expect_equal(r.xrange("missing-" + stream), [], "XRANGE on a missing key")
+    expect_error(lambda: r.xrange(stream, min="(0-0", max="(0-0"), "invalid end ID for the interval",
+                 "an exclusive end before everything")
+
+
+def check_xread(address, r, stream, written):
+    got = r.xread({stream: "0-0"}, count=2)
+    expect_equal([(key.decode(), ids(entries)) for key, entries in got], [(stream, written[:2])], "XREAD COUNT 2")
+    expect_equal(r.xread({stream: written[2]}), [], "XREAD past the last entry")
+    expect_equal(r.xread({stream: "$"}, block=200), [], "XREAD BLOCK times out with nothing")
+
+    def late_writer():
+        time.sleep(BLOCK_WAKE_DELAY_S)
+        client(address).xadd(stream, {"late": "yes"})
+
+    writer = threading.Thread(target=late_writer)
+    started = time.monotonic()
+    writer.start()
+    got = r.xread({stream: "$", "missing-" + stream: "$"}, block=10_000)
+    waited = time.monotonic() - started
+    writer.join()
+    expect_equal(len(got), 1, "one stream answered the blocked XREAD")
+    expect_equal(got[0][1][0][1], {b"late": b"yes"}, "the blocked XREAD got the new entry")
+    expect(waited < 5, f"the blocked XREAD was woken by the append, not the timeout ({waited:.2f}s)")
+    return ids(got[0][1])[0]
+
+
+def check_trim_and_keys(r, stream):
+    removed = r.xtrim(stream, maxlen=2, approximate=False)
+    expect_equal(removed, 2, "XTRIM MAXLEN 2 removed two entries")
+    expect_equal(r.xlen(stream), 2, "XLEN after XTRIM")
+    r.xadd(stream, {"n": "5"}, maxlen=2)
+    expect_equal(r.xlen(stream), 2, "XADD MAXLEN keeps the length")
+    last_two = ids(r.xrange(stream))
+    expect_equal(r.xtrim(stream, minid=last_two[1]), 1, "XTRIM MINID")
+    expect_equal(ids(r.xrange(stream)), last_two[1:], "what XTRIM MINID kept")
+    expect_equal(r.type(stream), b"stream", "TYPE of a stream")
+    expect_equal(r.type("missing-" + stream), b"none", "TYPE of a missing key")
+    expect_equal(r.exists(stream, "missing-" + stream), 1, "EXISTS counts existing keys")
+    expect_equal(r.delete(stream), 1, "DEL removes the stream")
+    expect_equal(r.exists(stream), 0, "the stream is gone")
+    expect_equal(r.xlen(stream), 0, "XLEN of a deleted stream")
+
+
+def check_connection(address):
+    r = client(address)
+    expect(r.ping(), "PING")
+    expect_equal(r.echo("hello"), b"hello", "ECHO")
+    r.client_setname("worker-1")
+    expect_equal(r.client_getname(), "worker-1", "CLIENT GETNAME (redis-py decodes it)")
+    expect(isinstance(r.client_id(), int), "CLIENT ID is an integer")
+    expect(r.execute_command("SELECT", 0), "SELECT 0")
+    expect_error(lambda: r.execute_command("SELECT", 1), "DB index is out of range", "SELECT 1")
+    expect_equal(r.info("server").get("redis_version"), "7.2.0", "INFO server")
+    expect_error(lambda: r.execute_command("NOSUCHCOMMAND", "x"), "unknown command", "an unknown command")
+
+
+def check_pipeline_and_resp3(address, stream):
+    r = client(address)
+    pipe = r.pipeline(transaction=False)
+    for index in range(200):
+        pipe.xadd(stream, {"i": str(index)})
+    pipe.xlen(stream)
+    replies = pipe.execute()
+    written = [reply.decode() for reply in replies[:-1]]
+    expect_equal(replies[-1], 200, "XLEN right after a pipeline of XADDs sees all of them")
+    parsed = [tuple(int(part) for part in entry_id.split("-")) for entry_id in written]
+    expect(parsed == sorted(set(parsed)), "pipelined XADD IDs strictly increase")
+    expect_equal(ids(r.xrange(stream)), written, "every pipelined entry, in order")
+    r3 = client(address, protocol=3)
+    got = r3.xread({stream: "0-0"}, count=3)
+    expect(isinstance(got, dict), f"RESP3 XREAD replies with a map, got {type(got)}")
+    expect_equal(ids(got[stream.encode()][0]), written[:3], "RESP3 XREAD entries")
+
+
+def commands(args):
+    r = client(args.resp)
+    stream = f"jobs-{time.time_ns()}"
+    written = check_ids_and_errors(r, stream)
+    check_ranges(r, stream, written)
+    check_xread(args.resp, r, stream, written)
+    check_trim_and_keys(r, stream)
+    check_connection(args.resp)
+    check_pipeline_and_resp3(args.resp, f"{stream}:pipelined")
+    log("ok: commands")
+
+
+def interop(args):
+    r = client(args.resp)
+    stream = f"events-{time.time_ns()}"
+    first = r.xadd(stream, {"user": "ada", "action": "login"}).decode()
+    consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": f"{stream}-reader",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([stream])
+    deadline = time.monotonic() + REQUEST_TIMEOUT_S
+    message = None
+    while message is None and time.monotonic() < deadline:
+        polled = consumer.poll(0.2)
+        if polled is not None and not polled.error():
+            message = polled
+    consumer.close()
+    expect(message is not None, "a Kafka consumer read the XADD entry")
+    expect_equal(message.key(), first.encode(), "the record key is the entry ID")
+    expect_equal(message.value(), None, "the record value is null")
+    expect_equal(message.headers(), [("user", b"ada"), ("action", b"login")], "fields are record headers")
+    expect_equal(message.timestamp()[1], int(first.split("-")[0]), "the record timestamp is the ID's ms")
+
+    for compression in ("none", "gzip"):
+        producer = Producer({"bootstrap.servers": args.bootstrap, "acks": "all", "compression.type": compression})
+        producer.produce(stream, key=b"order-7", value=f"paid-{compression}".encode(), headers=[("source", b"kafka")])
+        expect_equal(producer.flush(REQUEST_TIMEOUT_S), 0, "Kafka produce to the stream")
+    entries = r.xrange(stream)
+    expect_equal(len(entries), 3, "XRANGE sees the XADD entry and both Kafka records")
+    for (entry_id, fields), compression in zip(entries[1:], ("none", "gzip")):
+        expect_equal(fields, {b"key": b"order-7", b"value": f"paid-{compression}".encode(), b"source": b"kafka"},
+                     f"a Kafka record ({compression}) read as fields")
+    later = r.xadd(stream, {"after": "kafka"}).decode()
+    as_tuple = lambda text: tuple(int(part) for part in text.split("-"))  # noqa: E731
+    expect(all(as_tuple(later) > as_tuple(entry_id.decode()) for entry_id, _ in entries),
+           f"an XADD after Kafka records gets a greater ID ({later} vs {ids(entries)})")
+    log("ok: interop")
+
+
+def write(args):
+    r = client(args.resp)
+    with open(args.ids, "a") as acknowledged:
+        for index in range(args.count):
+            entry_id = r.xadd(args.stream, {"index": str(index), "payload": "x" * (index % 50)})
+            acknowledged.write(entry_id.decode() + "\n")
+            acknowledged.flush()
+
+
+def check(args):
+    r = client(args.resp)
+    with open(args.ids) as file:
+        acknowledged = [line.strip() for line in file if line.strip()]
+    entries = r.xrange(args.stream)
+    stored = {entry_id.decode(): fields for entry_id, fields in entries}
+    expect_equal(ids(entries), sorted(stored, key=lambda text: tuple(int(p) for p in text.split("-"))),
+                 "entries in ID order")
+    for index, entry_id in enumerate(acknowledged):
+        expect(entry_id in stored, f"acknowledged entry {entry_id} (#{index}) is missing after the restart")
+        expect_equal(stored[entry_id], {b"index": str(index).encode(), b"payload": b"x" * (index % 50)},
+                     f"fields of {entry_id}")
+    if acknowledged:
+        newer = r.xadd(args.stream, {"after": "restart"}).decode()
+        last = tuple(int(part) for part in acknowledged[-1].split("-"))
+        expect(tuple(int(part) for part in newer.split("-")) > last, f"new ID {newer} after {acknowledged[-1]}")
+    log(f"ok: {len(acknowledged)} acknowledged entries present of {len(entries)} stored")
+
+
+def main():
+    parser = argument_parser(__doc__)
+    parser.add_argument("--resp", required=True, help="RESP address host:port")
+    parser.add_argument("mode", choices=["commands", "interop", "write", "check"])
+    parser.add_argument("--stream")
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--ids")
+    args = parser.parse_args()
+    {"commands": commands, "interop": interop, "write": write, "check": check}[args.mode](args)
+
+
+if __name__ == "__main__":
+    run_main(main)

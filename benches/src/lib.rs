@@ -6,9 +6,14 @@
 //! - `benches/index.rs`: offset and time index lookups.
 //! - `produce_e2e.sh` / `produce_e2e.py`: librdkafka producing to a release broker with
 //!   acks=all, next to the raw direct-write bandwidth of the same disk, in one run.
+//! - `src/bin/sluice-bench.rs`, the load generator: pipelined produce (closed or open loop) with
+//!   pre-encoded batches, consume, and the disk and loopback ceilings to compare them with.
+//!   Its parts live in [`load`]; start reading at [`load::produce::run`].
 //!
 //! Run the micro-benchmarks with `cargo bench -p sluice-bench` (a few minutes on 2 cores).
 //! This library holds what they share: realistic record batches built without a client.
+pub mod load;
+
 use sluice_engine::record::batch::build;
 
 /// Value size of every benchmark record, in bytes (the "1 KiB messages" of the figures).
@@ -35,8 +40,13 @@ pub fn filler_bytes(length_bytes: usize, seed: u64) -> Vec<u8> {
 /// A valid, uncompressed RecordBatch v2 of `records` records, each with an 8-byte key and a
 /// [`RECORD_VALUE_BYTES`] value, timestamps from `base_timestamp_ms` on.
 pub fn record_batch(records: usize, base_timestamp_ms: i64) -> Vec<u8> {
+    record_batch_sized(records, RECORD_VALUE_BYTES, base_timestamp_ms)
+}
+
+/// [`record_batch`] with values of `value_bytes` bytes each.
+pub fn record_batch_sized(records: usize, value_bytes: usize, base_timestamp_ms: i64) -> Vec<u8> {
     assert!(records > 0, "a batch holds at least one record");
-    let values: Vec<Vec<u8>> = (0..records).map(|index| filler_bytes(RECORD_VALUE_BYTES, index as u64 + 1)).collect();
+    let values: Vec<Vec<u8>> = (0..records).map(|index| filler_bytes(value_bytes, index as u64 + 1)).collect();
     let keys: Vec<[u8; 8]> = (0..records).map(|index| (index as u64).to_be_bytes()).collect();
     let pairs: Vec<(&[u8], &[u8])> = keys.iter().zip(&values).map(|(key, value)| (&key[..], &value[..])).collect();
     build::batch(0, base_timestamp_ms, &pairs)

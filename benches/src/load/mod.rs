@@ -1,0 +1,28 @@
+//! # The load generator behind `sluice-bench`
+//!
+//! A small Kafka client of its own, so what is measured is the broker and not a client library:
+//! std threads and blocking sockets, requests encoded once and replayed.
+//!
+//! - [`wire`]: frames, request encoding, response decoding, one blocking [`wire::Connection`],
+//!   and [`wire::PreparedProduce`], a Produce request encoded once whose correlation id is
+//!   patched in place for every send.
+//! - [`admin`]: create the topic and wait until every partition has a leader.
+//! - [`produce`]: the produce run. Per connection a sender thread and a receiver thread share
+//!   the socket; at most `in_flight` requests are outstanding, answered in order. Closed loop
+//!   sends as soon as a slot frees up; open loop (`rate`) sends on a fixed schedule and measures
+//!   latency from the *intended* send time, so a stalled broker cannot hide its stall
+//!   (coordinated omission).
+//! - [`stats`]: latency histograms, the live progress line, percentiles.
+//! - [`report`]: the human table and the JSON document.
+//! - [`disk`]: what the disk under the data directory can do (sequential O_DIRECT writes,
+//!   4 KiB write + fdatasync latency), to put the broker's figure next to.
+//! - [`consume`]: fetch a topic from its earliest offsets, next to the loopback TCP bandwidth.
+//! - [`limits`]: every bound, with its unit.
+pub mod admin;
+pub mod consume;
+pub mod disk;
+pub mod limits;
+pub mod produce;
+pub mod report;
+pub mod stats;
+pub mod wire;

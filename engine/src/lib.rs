@@ -28,6 +28,8 @@ pub mod limits;
 pub mod manifest;
 pub mod partition;
 pub mod record;
+pub mod queue;
 pub mod segment;
+pub mod state_log;
 pub mod stream;
 pub mod sync;

@@ -1,0 +1,462 @@
+//! One consumer group of one stream. Commands read the state, decide the [`Event`]s (with
+//! the time in them), persist them, then [`apply`] them: replaying the same events rebuilds
+//! the same state after a restart.
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+
+use crate::stream::id::StreamId;
+
+/// Pending entries a group may hold; reading more new entries is refused past it.
+pub const PENDING_PER_GROUP_MAX: usize = 100_000;
+/// Consumers a group may have.
+pub const CONSUMERS_PER_GROUP_MAX: usize = 10_000;
+
+/// What sluice adds to Redis groups (`XGROUP CREATE ... MAXDELIVERIES n DEADLETTER s
+/// VISIBILITY ms`, changed later with `XGROUP CONFIG`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// After this many deliveries, the next delivery attempt moves the entry to the
+    /// dead-letter stream instead.
+    pub max_deliveries: Option<u64>,
+    /// Where dead entries go; `<key>:dlq` when not set.
+    pub dead_letter: Option<Bytes>,
+    /// `XREADGROUP >` also hands out entries pending longer than this.
+    pub visibility_ms: Option<u64>,
+}
+
+/// An entry delivered and not yet acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub offset: i64,
+    pub consumer: Bytes,
+    pub delivered_ms: u64,
+    pub deliveries: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consumer {
+    /// Last time it read or claimed (XINFO `seen-time`).
+    pub seen_ms: u64,
+    /// Last time it was given entries (XINFO `active-time`); `None`: never.
+    pub active_ms: Option<u64>,
+    pub pending: BTreeSet<StreamId>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamGroup {
+    /// The last ID handed out by `XREADGROUP >`.
+    pub last_delivered: StreamId,
+    /// Where `XREADGROUP >` reads next in the log.
+    pub next_offset: i64,
+    /// Entries read by the group (XINFO `entries-read`), when known.
+    pub entries_read: Option<u64>,
+    pub config: GroupConfig,
+    pub consumers: BTreeMap<Bytes, Consumer>,
+    pub pending: BTreeMap<StreamId, Pending>,
+}
+
+/// How a claim changes an entry's delivery count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deliveries {
+    Keep,
+    Increment,
+    Set(u64),
+}
+
+/// A change to the groups of one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A group's whole state: XGROUP CREATE, and every group in a snapshot.
+    Group {
+        name: Bytes,
+        group: StreamGroup,
+    },
+    Destroyed {
+        name: Bytes,
+    },
+    /// XGROUP SETID.
+    SetId {
+        name: Bytes,
+        last_delivered: StreamId,
+        next_offset: i64,
+        entries_read: Option<u64>,
+    },
+    Configured {
+        name: Bytes,
+        config: GroupConfig,
+    },
+    ConsumerCreated {
+        name: Bytes,
+        consumer: Bytes,
+        at_ms: u64,
+    },
+    ConsumerDeleted {
+        name: Bytes,
+        consumer: Bytes,
+    },
+    /// Entries given to `consumer` for the first time (or forced into the pending list by
+    /// XCLAIM FORCE). `advance`: the group's new last delivered ID and read position.
+    Delivered {
+        name: Bytes,
+        consumer: Bytes,
+        at_ms: u64,
+        entries: Vec<(StreamId, i64)>,
+        advance: Option<(StreamId, i64)>,
+        noack: bool,
+    },
+    /// Pending entries (re)delivered to `consumer`: history reads, XCLAIM, XAUTOCLAIM,
+    /// visibility timeouts. `delivered_ms` is their new delivery time.
+    Claimed {
+        name: Bytes,
+        consumer: Bytes,
+        at_ms: u64,
+        delivered_ms: u64,
+        ids: Vec<StreamId>,
+        deliveries: Deliveries,
+    },
+    /// XACK.
+    Acked {
+        name: Bytes,
+        ids: Vec<StreamId>,
+    },
+    /// Taken off the pending list without an ack: moved to the dead-letter stream, or gone
+    /// from the stream (trimmed) when a claim found them.
+    Dropped {
+        name: Bytes,
+        ids: Vec<StreamId>,
+    },
+}
+
+impl Event {
+    pub fn group_name(&self) -> &Bytes {
+        match self {
+            Event::Group { name, .. }
+            | Event::Destroyed { name }
+            | Event::SetId { name, .. }
+            | Event::Configured { name, .. }
+            | Event::ConsumerCreated { name, .. }
+            | Event::ConsumerDeleted { name, .. }
+            | Event::Delivered { name, .. }
+            | Event::Claimed { name, .. }
+            | Event::Acked { name, .. }
+            | Event::Dropped { name, .. } => name,
+        }
+    }
+}
+
+/// Applies `event` to the groups of a stream. Events about a group that does not exist are
+/// ignored (a replay after the group was destroyed).
+pub fn apply(groups: &mut BTreeMap<Bytes, StreamGroup>, event: &Event) {
+    if let Event::Group { name, group } = event {
+        groups.insert(name.clone(), group.clone());
+        return;
+    }
+    if let Event::Destroyed { name } = event {
+        groups.remove(name);
+        return;
+    }
+    let Some(group) = groups.get_mut(event.group_name()) else {
+        return;
+    };
+    match event {
+        Event::Group { .. } | Event::Destroyed { .. } => unreachable!("handled above"),
+        Event::SetId { last_delivered, next_offset, entries_read, .. } => {
+            group.last_delivered = *last_delivered;
+            group.next_offset = *next_offset;
+            group.entries_read = *entries_read;
+        }
+        Event::Configured { config, .. } => group.config = config.clone(),
+        Event::ConsumerCreated { consumer, at_ms, .. } => {
+            group
+                .consumers
+                .entry(consumer.clone())
+                .or_insert_with(|| Consumer { seen_ms: *at_ms, ..Consumer::default() });
+        }
+        Event::ConsumerDeleted { consumer, .. } => {
+            if let Some(gone) = group.consumers.remove(consumer) {
+                for id in gone.pending {
+                    group.pending.remove(&id);
+                }
+            }
+        }
+        Event::Delivered { consumer, at_ms, entries, advance, noack, .. } => {
+            group.touch(consumer, *at_ms, !entries.is_empty());
+            if !noack {
+                for (id, offset) in entries {
+                    group.release(id);
+                    let pending =
+                        Pending { offset: *offset, consumer: consumer.clone(), delivered_ms: *at_ms, deliveries: 1 };
+                    group.pending.insert(*id, pending);
+                    group.consumer_mut(consumer).pending.insert(*id);
+                }
+            }
+            if let Some((last, next_offset)) = advance {
+                group.last_delivered = group.last_delivered.max(*last);
+                group.next_offset = group.next_offset.max(*next_offset);
+                group.entries_read = group.entries_read.map(|read| read + entries.len() as u64);
+            }
+        }
+        Event::Claimed { consumer, at_ms, delivered_ms, ids, deliveries, .. } => {
+            group.touch(consumer, *at_ms, !ids.is_empty());
+            for id in ids {
+                let Some(pending) = group.pending.get(id).cloned() else { continue };
+                if let Some(previous) = group.consumers.get_mut(&pending.consumer) {
+                    previous.pending.remove(id);
+                }
+                let count = match deliveries {
+                    Deliveries::Keep => pending.deliveries,
+                    Deliveries::Increment => pending.deliveries + 1,
+                    Deliveries::Set(count) => *count,
+                };
+                group.pending.insert(
+                    *id,
+                    Pending {
+                        offset: pending.offset,
+                        consumer: consumer.clone(),
+                        delivered_ms: *delivered_ms,
+                        deliveries: count,
+                    },
+                );
+                group.consumer_mut(consumer).pending.insert(*id);
+            }
+        }
+        Event::Acked { ids, .. } | Event::Dropped { ids, .. } => {
+            for id in ids {
+                group.release(id);
+            }
+        }
+    }
+}
+
+impl StreamGroup {
+    /// A new group whose `XREADGROUP >` starts after `last_delivered`, at `next_offset`.
+    pub fn new(last_delivered: StreamId, next_offset: i64, entries_read: Option<u64>, config: GroupConfig) -> Self {
+        Self { last_delivered, next_offset, entries_read, config, ..Self::default() }
+    }
+
+    fn consumer_mut(&mut self, name: &Bytes) -> &mut Consumer {
+        self.consumers.entry(name.clone()).or_default()
+    }
+
+    fn touch(&mut self, name: &Bytes, at_ms: u64, active: bool) {
+        let consumer = self.consumer_mut(name);
+        consumer.seen_ms = consumer.seen_ms.max(at_ms);
+        if active {
+            consumer.active_ms = Some(consumer.active_ms.unwrap_or(0).max(at_ms));
+        }
+    }
+
+    /// Takes `id` off the pending list and its consumer's.
+    fn release(&mut self, id: &StreamId) {
+        if let Some(pending) = self.pending.remove(id) {
+            if let Some(consumer) = self.consumers.get_mut(&pending.consumer) {
+                consumer.pending.remove(id);
+            }
+        }
+    }
+
+    /// Pending entries idle for at least `min_idle_ms` at `now_ms`, oldest ID first, from
+    /// `start` on, at most `count`.
+    pub fn idle_pending(&self, start: StreamId, min_idle_ms: u64, now_ms: u64, count: usize) -> Vec<StreamId> {
+        self.pending
+            .range(start..)
+            .filter(|(_, pending)| now_ms.saturating_sub(pending.delivered_ms) >= min_idle_ms)
+            .take(count)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Whether another delivery of `id` would exceed `MAXDELIVERIES` (it goes to the
+    /// dead-letter stream instead).
+    pub fn is_dead(&self, id: &StreamId) -> bool {
+        match (self.config.max_deliveries, self.pending.get(id)) {
+            (Some(max), Some(pending)) => pending.deliveries >= max,
+            _ => false,
+        }
+    }
+
+    /// `consumer`'s pending entries after `after`, at most `count`.
+    pub fn consumer_pending_after(&self, consumer: &Bytes, after: StreamId, count: usize) -> Vec<(StreamId, Pending)> {
+        let Some(consumer) = self.consumers.get(consumer) else {
+            return Vec::new();
+        };
+        let Some(first) = after.successor() else {
+            return Vec::new();
+        };
+        consumer
+            .pending
+            .range(first..)
+            .take(count)
+            .filter_map(|id| self.pending.get(id).map(|pending| (*id, pending.clone())))
+            .collect()
+    }
+
+    /// XPENDING summary: count, smallest and greatest ID, pending per consumer.
+    pub fn pending_summary(&self) -> (usize, Option<StreamId>, Option<StreamId>, Vec<(Bytes, usize)>) {
+        let first = self.pending.keys().next().copied();
+        let last = self.pending.keys().next_back().copied();
+        let per_consumer = self
+            .consumers
+            .iter()
+            .filter(|(_, consumer)| !consumer.pending.is_empty())
+            .map(|(name, consumer)| (name.clone(), consumer.pending.len()))
+            .collect();
+        (self.pending.len(), first, last, per_consumer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> Bytes {
+        Bytes::from(text.to_string())
+    }
+
+    fn id(ms: u64) -> StreamId {
+        StreamId::new(ms, 0)
+    }
+
+    fn created() -> BTreeMap<Bytes, StreamGroup> {
+        let mut groups = BTreeMap::new();
+        apply(
+            &mut groups,
+            &Event::Group {
+                name: name("g"),
+                group: StreamGroup::new(StreamId::MIN, 0, Some(0), GroupConfig::default()),
+            },
+        );
+        groups
+    }
+
+    fn deliver(groups: &mut BTreeMap<Bytes, StreamGroup>, consumer: &str, at_ms: u64, ids: &[u64]) {
+        let entries: Vec<(StreamId, i64)> = ids.iter().map(|ms| (id(*ms), *ms as i64)).collect();
+        let advance = entries.last().map(|(last, offset)| (*last, offset + 1));
+        apply(
+            groups,
+            &Event::Delivered { name: name("g"), consumer: name(consumer), at_ms, entries, advance, noack: false },
+        );
+    }
+
+    #[test]
+    fn delivery_adds_pending_entries_and_moves_the_group_on() {
+        let mut groups = created();
+        deliver(&mut groups, "alice", 100, &[1, 2, 3]);
+        let group = &groups[&name("g")];
+        assert_eq!(group.last_delivered, id(3));
+        assert_eq!(group.next_offset, 4);
+        assert_eq!(group.entries_read, Some(3));
+        assert_eq!(group.pending.len(), 3);
+        assert_eq!(
+            group.pending[&id(2)],
+            Pending { offset: 2, consumer: name("alice"), delivered_ms: 100, deliveries: 1 }
+        );
+        assert_eq!(group.consumers[&name("alice")].pending.len(), 3);
+        assert_eq!(group.consumers[&name("alice")].active_ms, Some(100));
+    }
+
+    #[test]
+    fn noack_delivery_moves_on_without_pending_entries() {
+        let mut groups = created();
+        apply(
+            &mut groups,
+            &Event::Delivered {
+                name: name("g"),
+                consumer: name("c"),
+                at_ms: 5,
+                entries: vec![(id(1), 1)],
+                advance: Some((id(1), 2)),
+                noack: true,
+            },
+        );
+        let group = &groups[&name("g")];
+        assert!(group.pending.is_empty());
+        assert_eq!(group.last_delivered, id(1));
+    }
+
+    #[test]
+    fn acks_and_drops_remove_entries_from_both_lists() {
+        let mut groups = created();
+        deliver(&mut groups, "alice", 100, &[1, 2, 3]);
+        apply(&mut groups, &Event::Acked { name: name("g"), ids: vec![id(1), id(9)] });
+        apply(&mut groups, &Event::Dropped { name: name("g"), ids: vec![id(2)] });
+        let group = &groups[&name("g")];
+        assert_eq!(group.pending.keys().copied().collect::<Vec<_>>(), vec![id(3)]);
+        assert_eq!(group.consumers[&name("alice")].pending.iter().copied().collect::<Vec<_>>(), vec![id(3)]);
+    }
+
+    #[test]
+    fn claims_move_ownership_and_count_deliveries() {
+        let mut groups = created();
+        deliver(&mut groups, "alice", 100, &[1, 2]);
+        let claim = |deliveries| Event::Claimed {
+            name: name("g"),
+            consumer: name("bob"),
+            at_ms: 500,
+            delivered_ms: 500,
+            ids: vec![id(1)],
+            deliveries,
+        };
+        apply(&mut groups, &claim(Deliveries::Increment));
+        let group = &groups[&name("g")];
+        assert_eq!(group.pending[&id(1)].consumer, name("bob"));
+        assert_eq!(group.pending[&id(1)].deliveries, 2);
+        assert_eq!(group.pending[&id(1)].delivered_ms, 500);
+        assert!(!group.consumers[&name("alice")].pending.contains(&id(1)));
+        assert!(group.consumers[&name("bob")].pending.contains(&id(1)));
+        apply(&mut groups, &claim(Deliveries::Keep));
+        assert_eq!(groups[&name("g")].pending[&id(1)].deliveries, 2);
+        apply(&mut groups, &claim(Deliveries::Set(7)));
+        assert_eq!(groups[&name("g")].pending[&id(1)].deliveries, 7);
+    }
+
+    #[test]
+    fn idle_entries_and_dead_entries_are_found() {
+        let mut groups = created();
+        deliver(&mut groups, "alice", 100, &[1, 2]);
+        deliver(&mut groups, "alice", 900, &[3]);
+        let group = groups.get_mut(&name("g")).unwrap_or_else(|| unreachable!());
+        assert_eq!(group.idle_pending(StreamId::MIN, 500, 1_000, 10), vec![id(1), id(2)]);
+        assert_eq!(group.idle_pending(id(2), 500, 1_000, 10), vec![id(2)]);
+        assert_eq!(group.idle_pending(StreamId::MIN, 500, 1_000, 1), vec![id(1)]);
+        assert!(!group.is_dead(&id(1)));
+        group.config.max_deliveries = Some(1);
+        assert!(group.is_dead(&id(1)));
+        assert!(!group.is_dead(&id(42)), "not pending, not dead");
+    }
+
+    #[test]
+    fn deleting_a_consumer_drops_its_pending_entries() {
+        let mut groups = created();
+        deliver(&mut groups, "alice", 100, &[1]);
+        deliver(&mut groups, "bob", 100, &[2]);
+        apply(&mut groups, &Event::ConsumerDeleted { name: name("g"), consumer: name("alice") });
+        let group = &groups[&name("g")];
+        assert_eq!(group.pending.keys().copied().collect::<Vec<_>>(), vec![id(2)]);
+        assert!(!group.consumers.contains_key(&name("alice")));
+        let (count, first, last, per_consumer) = group.pending_summary();
+        assert_eq!((count, first, last), (1, Some(id(2)), Some(id(2))));
+        assert_eq!(per_consumer, vec![(name("bob"), 1)]);
+    }
+
+    #[test]
+    fn history_reads_see_own_entries_after_an_id() {
+        let mut groups = created();
+        deliver(&mut groups, "alice", 100, &[1, 2, 3]);
+        deliver(&mut groups, "bob", 100, &[4]);
+        let group = &groups[&name("g")];
+        let ids: Vec<StreamId> =
+            group.consumer_pending_after(&name("alice"), id(1), 10).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec![id(2), id(3)]);
+        assert!(group.consumer_pending_after(&name("carol"), StreamId::MIN, 10).is_empty());
+    }
+
+    #[test]
+    fn events_for_a_destroyed_group_are_ignored() {
+        let mut groups = created();
+        apply(&mut groups, &Event::Destroyed { name: name("g") });
+        deliver(&mut groups, "alice", 100, &[1]);
+        assert!(groups.is_empty());
+    }
+}

@@ -56,6 +56,15 @@ pub struct StreamGroup {
     pub pending: BTreeMap<StreamId, Pending>,
 }
 
+/// XPENDING's summary form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSummary {
+    pub count: usize,
+    pub first: Option<StreamId>,
+    pub last: Option<StreamId>,
+    pub per_consumer: Vec<(Bytes, usize)>,
+}
+
 /// How a claim changes an entry's delivery count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deliveries {
@@ -292,8 +301,8 @@ impl StreamGroup {
             .collect()
     }
 
-    /// XPENDING summary: count, smallest and greatest ID, pending per consumer.
-    pub fn pending_summary(&self) -> (usize, Option<StreamId>, Option<StreamId>, Vec<(Bytes, usize)>) {
+    /// XPENDING summary.
+    pub fn pending_summary(&self) -> PendingSummary {
         let first = self.pending.keys().next().copied();
         let last = self.pending.keys().next_back().copied();
         let per_consumer = self
@@ -302,7 +311,7 @@ impl StreamGroup {
             .filter(|(_, consumer)| !consumer.pending.is_empty())
             .map(|(name, consumer)| (name.clone(), consumer.pending.len()))
             .collect();
-        (self.pending.len(), first, last, per_consumer)
+        PendingSummary { count: self.pending.len(), first, last, per_consumer }
     }
 }
 
@@ -435,9 +444,9 @@ mod tests {
         let group = &groups[&name("g")];
         assert_eq!(group.pending.keys().copied().collect::<Vec<_>>(), vec![id(2)]);
         assert!(!group.consumers.contains_key(&name("alice")));
-        let (count, first, last, per_consumer) = group.pending_summary();
-        assert_eq!((count, first, last), (1, Some(id(2)), Some(id(2))));
-        assert_eq!(per_consumer, vec![(name("bob"), 1)]);
+        let summary = group.pending_summary();
+        assert_eq!((summary.count, summary.first, summary.last), (1, Some(id(2)), Some(id(2))));
+        assert_eq!(summary.per_consumer, vec![(name("bob"), 1)]);
     }
 
     #[test]

@@ -55,18 +55,28 @@ pub const DEFAULT_SHARDS: usize = 2;
 /// Path of the `sluice` binary under test: `SLUICE_BIN` if set, else `<target>/<profile>/sluice`
 /// next to the directory that holds this test executable (`<target>/<profile>/deps/`).
 pub fn sluice_bin() -> PathBuf {
-    let path = match std::env::var_os("SLUICE_BIN") {
+    workspace_bin("sluice", "SLUICE_BIN")
+}
+
+/// Path of the `sluice-bench` load generator, found like [`sluice_bin`] (`SLUICE_BENCH_BIN`).
+pub fn sluice_bench_bin() -> PathBuf {
+    workspace_bin("sluice-bench", "SLUICE_BENCH_BIN")
+}
+
+/// A binary of this workspace: `$env_var` if set, else `<target>/<profile>/<name>`.
+fn workspace_bin(name: &str, env_var: &str) -> PathBuf {
+    let path = match std::env::var_os(env_var) {
         Some(path) => PathBuf::from(path),
         None => {
             let test_exe = std::env::current_exe().expect("current_exe");
             let profile_dir =
                 test_exe.parent().and_then(Path::parent).expect("test executable lives in <target>/<profile>/deps/");
-            profile_dir.join("sluice")
+            profile_dir.join(name)
         }
     };
     assert!(
         path.is_file(),
-        "sluice binary not found at {}: run `cargo build --bins` first (or set SLUICE_BIN)",
+        "{name} binary not found at {}: run `cargo build --workspace --bins` first (or set {env_var})",
         path.display()
     );
     path

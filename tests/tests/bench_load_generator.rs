@@ -1,0 +1,122 @@
+//! Story: an operator measures a broker with `sluice-bench`. A two-second acks=all produce run
+//! reports what it measured, without errors, and every message it counted as acknowledged is
+//! there to be read back by `sluice-bench consume`. A run the broker refuses (messages larger
+//! than max.message.bytes) fails loudly instead of reporting a figure.
+//!
+//! No performance is asserted here: figures depend on the machine (see README, Benchmarks).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use sluice_tests::{sluice_bench_bin, unique_topic, Broker, Finished, Running};
+
+/// Bound on one `sluice-bench` run (a 2.5 s run plus setup and drain).
+const BENCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn sluice_bench(args: &[&str]) -> Finished {
+    let mut command = Command::new(sluice_bench_bin());
+    command.args(args);
+    Running::spawn(command, None).wait(BENCH_TIMEOUT)
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("the --json file was written")).expect("valid JSON")
+}
+
+#[test]
+fn an_acks_all_run_reports_its_figures_and_everything_acknowledged_can_be_read_back() {
+    let broker = Broker::builder().shards(2).start();
+    let topic = unique_topic("bench");
+    let scratch = tempfile::tempdir().unwrap();
+    let produce_json = scratch.path().join("produce.json");
+    let consume_json = scratch.path().join("consume.json");
+
+    let produced = sluice_bench(&[
+        "produce",
+        "--bootstrap",
+        &broker.bootstrap(),
+        "--topic",
+        &topic,
+        "--partitions",
+        "2",
+        "--producers",
+        "2",
+        "--records-per-batch",
+        "16",
+        "--acks",
+        "all",
+        "--in-flight",
+        "4",
+        "--warmup-s",
+        "0.5",
+        "--duration-s",
+        "2",
+        "--json",
+        produce_json.to_str().unwrap(),
+    ]);
+    assert!(produced.succeeded(), "{}", produced.failure_report());
+    assert!(produced.stdout.contains("msgs/s") && produced.stdout.contains("p99.9"), "{}", produced.stdout);
+    assert!(produced.stderr.contains("produce measure"), "a progress line every second:\n{}", produced.stderr);
+
+    let report = read_json(&produce_json);
+    let result = &report["result"];
+    assert_eq!(result["errors"], 0, "{report:#}");
+    assert_eq!(result["partitions"], 2, "{report:#}");
+    let measured = result["messages"].as_u64().unwrap();
+    let acked_total = result["messages_acked_total"].as_u64().unwrap();
+    assert!(measured > 0, "{report:#}");
+    assert!(acked_total >= measured, "{report:#}");
+    assert_eq!(acked_total % 16, 0, "whole 16-record batches were acknowledged: {report:#}");
+    assert!(result["latency"]["count"].as_u64().unwrap() > 0, "{report:#}");
+    assert!(result["latency"]["p50_ms"].as_f64().unwrap() <= result["latency"]["max_ms"].as_f64().unwrap());
+
+    let consumed = sluice_bench(&[
+        "consume",
+        "--bootstrap",
+        &broker.bootstrap(),
+        "--topic",
+        &topic,
+        "--no-loopback",
+        "--quiet",
+        "--json",
+        consume_json.to_str().unwrap(),
+    ]);
+    assert!(consumed.succeeded(), "{}", consumed.failure_report());
+    let read = read_json(&consume_json);
+    assert_eq!(read["result"]["reached_end"], true, "{read:#}");
+    assert_eq!(
+        read["result"]["messages"].as_u64().unwrap(),
+        acked_total,
+        "every acknowledged message is in the log, and nothing else: {read:#}"
+    );
+}
+
+#[test]
+fn a_run_the_broker_refuses_exits_non_zero_and_names_the_error() {
+    let broker = Broker::builder().shards(2).start();
+    let topic = unique_topic("bench-too-large");
+
+    // One 2 MB record per batch: over the default max.message.bytes (1 MiB).
+    let refused = sluice_bench(&[
+        "produce",
+        "--bootstrap",
+        &broker.bootstrap(),
+        "--topic",
+        &topic,
+        "--message-bytes",
+        "2000000",
+        "--records-per-batch",
+        "1",
+        "--messages",
+        "3",
+        "--warmup-s",
+        "0",
+        "--quiet",
+    ]);
+    assert_eq!(refused.status.and_then(|status| status.code()), Some(1), "{}", refused.failure_report());
+    assert!(refused.stdout.contains("errors          3"), "{}", refused.failure_report());
+    assert!(refused.stdout.contains("MessageTooLarge (10)"), "{}", refused.failure_report());
+    assert!(refused.stderr.contains("3 errors"), "{}", refused.failure_report());
+}

@@ -24,3 +24,4 @@ pub mod metadata;
 pub mod net;
 pub mod resp;
 pub mod runtime;
+pub mod stream_groups;

@@ -49,6 +49,14 @@ impl Reply {
         Reply::Array(vec![Reply::text(entry.id), Reply::Array(fields)])
     }
 
+    /// An entry that may be gone from the stream (trimmed): `[id, nil]` then.
+    pub fn maybe_entry(id: sluice_engine::stream::id::StreamId, entry: Option<Entry>) -> Self {
+        match entry {
+            Some(entry) => Reply::entry(entry),
+            None => Reply::Array(vec![Reply::text(id), Reply::NullArray]),
+        }
+    }
+
     pub fn entries(entries: Vec<Entry>) -> Self {
         Reply::Array(entries.into_iter().map(Reply::entry).collect())
     }

@@ -246,3 +246,43 @@ fn decompress(mut batch_bytes: Bytes) -> Vec<Entry> {
         }
     }
 }
+
+/// Runs a group command on the stream's owner.
+pub async fn group_call(
+    session: &Session,
+    stream: &Stream,
+    call: crate::stream_groups::GroupCall,
+) -> Result<crate::stream_groups::GroupAnswer, crate::stream_groups::GroupError> {
+    let request = ShardRequest::StreamGroup { topic: stream.partition.0.clone(), call };
+    match session.shard.call(stream.owner, request).await {
+        ShardResponse::StreamGroup(result) => result,
+        _ => unreachable!("StreamGroup answers with StreamGroup"),
+    }
+}
+
+/// The reply for a group error; `nogroup` is the command's NOGROUP text.
+pub fn group_error(error: crate::stream_groups::GroupError, nogroup: impl FnOnce() -> String) -> Reply {
+    use crate::stream_groups::GroupError;
+    match error {
+        GroupError::NoGroup | GroupError::NoStream => Reply::error(nogroup()),
+        GroupError::BusyGroup => Reply::error("BUSYGROUP Consumer Group name already exists"),
+        GroupError::PendingFull => Reply::error(format!(
+            "ERR the group holds {} pending entries, its limit: acknowledge entries (XACK) before reading more",
+            sluice_engine::queue::group::PENDING_PER_GROUP_MAX
+        )),
+        GroupError::TooManyConsumers => Reply::error(format!(
+            "ERR the group has {} consumers, its limit: delete some (XGROUP DELCONSUMER)",
+            sluice_engine::queue::group::CONSUMERS_PER_GROUP_MAX
+        )),
+        GroupError::Storage(reason) => Reply::error(format!("ERR storage: {reason}")),
+    }
+}
+
+/// Redis's usual NOGROUP text.
+pub fn no_group(key: &[u8], group: &[u8]) -> String {
+    format!(
+        "NOGROUP No such key '{}' or consumer group '{}'",
+        String::from_utf8_lossy(key),
+        String::from_utf8_lossy(group)
+    )
+}

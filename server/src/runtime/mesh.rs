@@ -133,6 +133,11 @@ pub enum ShardRequest {
     AllocateProducerId,
     /// To the group's coordinator shard (`routing::coordinator`), or to every shard (ListGroups).
     Group(GroupCall),
+    /// A Redis stream group command, to the stream's owner.
+    StreamGroup {
+        topic: String,
+        call: crate::stream_groups::GroupCall,
+    },
 }
 
 pub enum ShardResponse {
@@ -145,6 +150,7 @@ pub enum ShardResponse {
     TopicChanges(Vec<TopicChangeResult>),
     Applied,
     Group(GroupAnswer),
+    StreamGroup(Result<crate::stream_groups::GroupAnswer, crate::stream_groups::GroupError>),
     ProducerId(Result<i64, TopicChangeError>),
 }
 

@@ -23,6 +23,7 @@ use super::routing::{coordinator, owner, METADATA_SHARD};
 use crate::config::Config;
 use crate::coordinator::{Coordinator, GroupAnswer, GroupCall};
 use crate::metadata::{Metadata, NewTopic, TopicChangeError, TopicChangeResult};
+use crate::stream_groups::{GroupAnswer as StreamGroupAnswer, GroupCall as StreamGroupCall, GroupError, StreamGroups};
 
 struct OwnedPartition {
     topic_id: [u8; 16],
@@ -71,6 +72,10 @@ pub struct Shard {
     coordinator: RefCell<Option<Rc<Coordinator>>>,
     /// Streams XADD wrote to since start, by partition.
     stream_tails: RefCell<HashMap<TopicPartition, Rc<StreamTail>>>,
+    /// Redis stream groups of the streams this shard owns, by topic; opened on first use.
+    stream_groups: RefCell<HashMap<String, Rc<StreamGroups>>>,
+    /// Serialises opening group logs (so one is never opened twice).
+    stream_groups_opening: glommio::sync::Semaphore,
 }
 
 impl Shard {
@@ -86,6 +91,8 @@ impl Shard {
             catalogue_lock: glommio::sync::Semaphore::new(1),
             coordinator: RefCell::new(None),
             stream_tails: RefCell::new(HashMap::new()),
+            stream_groups: RefCell::new(HashMap::new()),
+            stream_groups_opening: glommio::sync::Semaphore::new(1),
         })
     }
 
@@ -158,6 +165,10 @@ impl Shard {
                 ShardResponse::Applied
             }
             ShardRequest::AllocateProducerId => ShardResponse::ProducerId(self.allocate_producer_id().await),
+            ShardRequest::StreamGroup { topic, call } => {
+                // Boxed: dead-lettering calls shards again (an async recursion).
+                ShardResponse::StreamGroup(Box::pin(self.stream_group_call(&topic, call)).await)
+            }
             ShardRequest::Group(call) => {
                 let coordinator = self.coordinator.borrow().clone();
                 match coordinator {
@@ -166,6 +177,33 @@ impl Shard {
                 }
             }
         }
+    }
+
+    /// Runs a Redis stream group command on this shard, the stream's owner.
+    async fn stream_group_call(
+        self: &Rc<Self>,
+        topic: &str,
+        call: StreamGroupCall,
+    ) -> Result<StreamGroupAnswer, GroupError> {
+        let groups = self.stream_groups_of(topic).await?;
+        groups.handle(self, call).await
+    }
+
+    async fn stream_groups_of(&self, topic: &str) -> Result<Rc<StreamGroups>, GroupError> {
+        if let Some(groups) = self.stream_groups.borrow().get(topic) {
+            return Ok(groups.clone());
+        }
+        let Ok(_opening) = self.stream_groups_opening.acquire_permit(1).await else {
+            return Err(GroupError::Storage("the shard is closing".to_string()));
+        };
+        if let Some(groups) = self.stream_groups.borrow().get(topic) {
+            return Ok(groups.clone());
+        }
+        let stream = (topic.to_string(), crate::resp::streams::STREAM_PARTITION);
+        let partition = self.partition(&stream).map_err(|_| GroupError::NoStream)?;
+        let groups = Rc::new(StreamGroups::open(self, topic, partition).await.map_err(GroupError::Storage)?);
+        self.stream_groups.borrow_mut().insert(topic.to_string(), groups.clone());
+        Ok(groups)
     }
 
     fn partition(&self, topic_partition: &TopicPartition) -> Result<Rc<Partition>, ShardError> {
@@ -495,6 +533,11 @@ impl Shard {
             .collect();
         for (key, partition) in stale {
             self.partitions.borrow_mut().remove(&key);
+            self.stream_tails.borrow_mut().remove(&key);
+            let groups = self.stream_groups.borrow_mut().remove(&key.0);
+            if let Some(groups) = groups {
+                groups.close().await;
+            }
             partition.close().await;
             if let Err(error) = std::fs::remove_dir_all(partition.dir()) {
                 tracing::warn!(dir = %partition.dir().display(), %error, "removing a deleted partition failed");
@@ -593,6 +636,10 @@ impl Shard {
         let coordinator = self.coordinator.borrow().clone();
         if let Some(coordinator) = coordinator {
             coordinator.close().await;
+        }
+        let groups: Vec<Rc<StreamGroups>> = self.stream_groups.borrow_mut().drain().map(|(_, groups)| groups).collect();
+        for groups in groups {
+            groups.close().await;
         }
         let partitions: Vec<Rc<Partition>> =
             self.partitions.borrow().values().map(|owned| owned.partition.clone()).collect();

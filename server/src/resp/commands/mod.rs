@@ -2,9 +2,14 @@
 //! `Reply` (or an error reply); XADD returns a task that finishes once its entry is durable.
 pub mod connection;
 pub mod keys;
+pub mod xack;
 pub mod xadd;
+pub mod xclaim;
+pub mod xgroup;
+pub mod xinfo;
 pub mod xrange;
 pub mod xread;
+pub mod xreadgroup;
 pub mod xtrim;
 
 use std::rc::Rc;
@@ -52,6 +57,13 @@ pub async fn execute(session: &Rc<Session>, mut args: Args) -> Outcome {
         "xrange" => xrange::xrange(session, &mut args, false).await.into(),
         "xrevrange" => xrange::xrange(session, &mut args, true).await.into(),
         "xread" => xread::xread(session, &mut args).await.into(),
+        "xgroup" => xgroup::xgroup(session, &mut args).await.into(),
+        "xreadgroup" => xreadgroup::xreadgroup(session, &mut args).await.into(),
+        "xack" => xack::xack(session, &mut args).await.into(),
+        "xpending" => xack::xpending(session, &mut args).await.into(),
+        "xclaim" => xclaim::xclaim(session, &mut args).await.into(),
+        "xautoclaim" => xclaim::xautoclaim(session, &mut args).await.into(),
+        "xinfo" => xinfo::xinfo(session, &mut args).await.into(),
         _ => Outcome::Reply(unknown_command(&mut args)),
     }
 }

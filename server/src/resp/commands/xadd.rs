@@ -17,7 +17,7 @@ use crate::resp::streams::{self, storage_error, Stream, STREAM_PARTITION};
 use crate::runtime::mesh::{ShardRequest, ShardResponse, StreamAddError, StreamAdded};
 
 /// A new stream is a topic of one partition (Redis streams are one ordered sequence).
-const STREAM_PARTITIONS: u32 = 1;
+pub const STREAM_PARTITIONS: u32 = 1;
 
 struct Request {
     key: Bytes,

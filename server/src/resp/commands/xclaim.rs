@@ -1,0 +1,122 @@
+//! XCLAIM key group consumer min-idle-time id ... [IDLE ms] [TIME ms] [RETRYCOUNT n] [FORCE]
+//! [JUSTID] and XAUTOCLAIM key group consumer min-idle-time start [COUNT n] [JUSTID].
+//!
+//! A claim is a delivery: past the group's MAXDELIVERIES the entry goes to the dead-letter
+//! stream instead of to the claimer (JUSTID claims are not deliveries and never do).
+use sluice_engine::stream::id::StreamId;
+
+use super::xack::parse_ids;
+use crate::resp::command::{Args, CommandResult};
+use crate::resp::reply::Reply;
+use crate::resp::session::Session;
+use crate::resp::streams::{self, group_call, group_error, no_group};
+use crate::runtime::shard::now_ms;
+use crate::stream_groups::{ClaimOptions, GroupAnswer, GroupCall};
+
+/// XAUTOCLAIM's default COUNT, as in Redis.
+const AUTOCLAIM_COUNT_DEFAULT: usize = 100;
+/// XAUTOCLAIM's largest COUNT.
+const AUTOCLAIM_COUNT_MAX: usize = 10_000;
+
+fn is_option(word: &[u8]) -> bool {
+    ["IDLE", "TIME", "RETRYCOUNT", "FORCE", "JUSTID", "LASTID"]
+        .iter()
+        .any(|option| word.eq_ignore_ascii_case(option.as_bytes()))
+}
+
+pub async fn xclaim(session: &Session, args: &mut Args) -> CommandResult {
+    let (key, group, consumer) = (args.required()?, args.required()?, args.required()?);
+    let min_idle_ms = args.integer().map_err(|_| Reply::error("ERR Invalid min-idle-time argument for XCLAIM"))?;
+    let mut id_words = Vec::new();
+    while let Some(word) = args.peek().filter(|word| !is_option(word)).cloned() {
+        id_words.push(word);
+        args.next_word();
+    }
+    let ids = parse_ids(&id_words)?;
+    if ids.is_empty() {
+        return Err(args.wrong_arity());
+    }
+    let now = now_ms().max(0) as u64;
+    let mut options = ClaimOptions { delivered_ms: None, retry_count: None, force: false, just_id: false };
+    while args.remaining() > 0 {
+        if args.take_keyword("IDLE") {
+            options.delivered_ms = Some(now.saturating_sub(args.count()?));
+        } else if args.take_keyword("TIME") {
+            options.delivered_ms = Some(args.count()?);
+        } else if args.take_keyword("RETRYCOUNT") {
+            options.retry_count = Some(args.count()?);
+        } else if args.take_keyword("FORCE") {
+            options.force = true;
+        } else if args.take_keyword("JUSTID") {
+            options.just_id = true;
+        } else if args.take_keyword("LASTID") {
+            return Err(Reply::error("ERR LASTID is not supported by sluice (it serves Redis replication)"));
+        } else {
+            return Err(Reply::error(format!(
+                "ERR Unrecognized XCLAIM option '{}'",
+                String::from_utf8_lossy(&args.required()?)
+            )));
+        }
+    }
+    let Some(stream) = streams::find(session, &key)? else {
+        return Err(Reply::error(no_group(&key, &group)));
+    };
+    let just_id = options.just_id;
+    let call =
+        GroupCall::Claim { group: group.clone(), consumer, min_idle_ms: min_idle_ms.max(0) as u64, ids, options };
+    let answer =
+        group_call(session, &stream, call).await.map_err(|error| group_error(error, || no_group(&key, &group)))?;
+    let GroupAnswer::AutoClaimed { entries, .. } = answer else { unreachable!("claims answer with AutoClaimed") };
+    Ok(claimed(entries, just_id))
+}
+
+fn claimed(entries: Vec<(StreamId, Option<sluice_engine::stream::entry::Entry>)>, just_id: bool) -> Reply {
+    Reply::Array(
+        entries
+            .into_iter()
+            .map(|(id, entry)| if just_id { Reply::text(id) } else { Reply::maybe_entry(id, entry) })
+            .collect(),
+    )
+}
+
+pub async fn xautoclaim(session: &Session, args: &mut Args) -> CommandResult {
+    let (key, group, consumer) = (args.required()?, args.required()?, args.required()?);
+    let min_idle_ms = args.integer().map_err(|_| Reply::error("ERR Invalid min-idle-time argument for XAUTOCLAIM"))?;
+    let start = super::xrange::bound(&args.required()?, true)?;
+    let mut count = AUTOCLAIM_COUNT_DEFAULT;
+    let mut just_id = false;
+    while args.remaining() > 0 {
+        if args.take_keyword("COUNT") {
+            let asked = args.integer()?;
+            if asked < 1 || asked as u64 > AUTOCLAIM_COUNT_MAX as u64 {
+                return Err(Reply::error(format!("ERR COUNT must be > 0 and at most {AUTOCLAIM_COUNT_MAX}")));
+            }
+            count = asked as usize;
+        } else if args.take_keyword("JUSTID") {
+            just_id = true;
+        } else {
+            return Err(crate::resp::command::syntax_error());
+        }
+    }
+    let Some(stream) = streams::find(session, &key)? else {
+        return Err(Reply::error(no_group(&key, &group)));
+    };
+    let call = GroupCall::AutoClaim {
+        group: group.clone(),
+        consumer,
+        min_idle_ms: min_idle_ms.max(0) as u64,
+        start,
+        count,
+        just_id,
+    };
+    let answer =
+        group_call(session, &stream, call).await.map_err(|error| group_error(error, || no_group(&key, &group)))?;
+    let GroupAnswer::AutoClaimed { next, entries, deleted } = answer else {
+        unreachable!("XAUTOCLAIM answers with AutoClaimed")
+    };
+    Ok(Reply::Array(vec![
+        Reply::text(next),
+        claimed(entries, just_id),
+        Reply::Array(deleted.into_iter().map(Reply::text).collect()),
+    ]))
+}

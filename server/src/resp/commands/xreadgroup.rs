@@ -1,0 +1,117 @@
+//! XREADGROUP GROUP group consumer [COUNT n] [BLOCK ms] [NOACK] STREAMS key ... id ...
+//!
+//! `>` hands out entries no consumer of the group has had (and, with VISIBILITY, entries
+//! idle past it); any other ID re-reads the consumer's own pending entries after it. BLOCK
+//! waits, as XREAD does, only when every ID is `>`.
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sluice_engine::stream::entry::Entry;
+use sluice_engine::stream::id::StreamId;
+
+use super::xread::parse_options;
+use crate::limits::RESP_BLOCK_ROUND_MS;
+use crate::resp::command::{syntax_error, Args, CommandResult};
+use crate::resp::reply::Reply;
+use crate::resp::session::Session;
+use crate::resp::streams::{self, group_call, group_error, Stream};
+use crate::stream_groups::{GroupAnswer, GroupCall};
+
+/// Per stream: its key and the entries (an entry trimmed from the stream is `None`).
+type Found = Vec<(Bytes, Vec<(StreamId, Option<Entry>)>)>;
+
+enum Position {
+    New,
+    After(StreamId),
+}
+
+pub async fn xreadgroup(session: &Session, args: &mut Args) -> CommandResult {
+    if !args.take_keyword("GROUP") {
+        return Err(syntax_error());
+    }
+    let (group, consumer) = (args.required()?, args.required()?);
+    let (options, noack, words) = parse_options(args, true)?;
+    let (keys, ids) = words.split_at(words.len() / 2);
+    let mut reads: Vec<(Stream, Position)> = Vec::with_capacity(keys.len());
+    for (key, id) in keys.iter().zip(ids) {
+        let nogroup = || Reply::error(no_group(key, &group));
+        let stream = streams::find(session, key)?.ok_or_else(nogroup)?;
+        let position = if &id[..] == b">" {
+            Position::New
+        } else {
+            Position::After(
+                StreamId::parse(id, 0)
+                    .ok_or_else(|| Reply::error("ERR Invalid stream ID specified as stream command argument"))?,
+            )
+        };
+        reads.push((stream, position));
+    }
+    let all_new = reads.iter().all(|(_, position)| matches!(position, Position::New));
+    let deadline = options.block.filter(|_| all_new).map(|block| block.map(|wait| Instant::now() + wait));
+    loop {
+        // Where the streams end before reading: a blocked read wakes on anything after that.
+        let mut watches = Vec::new();
+        if deadline.is_some() {
+            for (stream, _) in &reads {
+                let (_, end) = stream.offsets(session).await?;
+                watches.push((stream.partition.clone(), end));
+            }
+        }
+        let mut found: Found = Vec::new();
+        for (stream, position) in &reads {
+            let call = match position {
+                Position::New => {
+                    GroupCall::ReadNew { group: group.clone(), consumer: consumer.clone(), count: options.count, noack }
+                }
+                Position::After(after) => GroupCall::ReadHistory {
+                    group: group.clone(),
+                    consumer: consumer.clone(),
+                    after: *after,
+                    count: options.count,
+                },
+            };
+            let answer = group_call(session, stream, call)
+                .await
+                .map_err(|error| group_error(error, || no_group(&stream.key, &group)))?;
+            let GroupAnswer::Entries(entries) = answer else { unreachable!("group reads answer with Entries") };
+            // History reads always name their stream; new reads only when they got entries.
+            if !entries.is_empty() || matches!(position, Position::After(_)) {
+                found.push((stream.key.clone(), entries));
+            }
+        }
+        if !found.is_empty() {
+            return Ok(reply(session, found));
+        }
+        let Some(deadline) = deadline else {
+            return Ok(Reply::NullArray);
+        };
+        let now = Instant::now();
+        if deadline.is_some_and(|deadline| now >= deadline) {
+            return Ok(Reply::NullArray);
+        }
+        let round = deadline.map_or(Duration::from_millis(RESP_BLOCK_ROUND_MS), |deadline| deadline - now);
+        let round_ms = round.as_millis().min(u128::from(RESP_BLOCK_ROUND_MS)) as u64;
+        session.shard.wait_for_data_anywhere(watches, round_ms.max(1)).await;
+    }
+}
+
+fn no_group(key: &[u8], group: &[u8]) -> String {
+    format!(
+        "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
+        String::from_utf8_lossy(key),
+        String::from_utf8_lossy(group)
+    )
+}
+
+fn reply(session: &Session, found: Found) -> Reply {
+    let entries = |entries: Vec<(StreamId, Option<Entry>)>| {
+        Reply::Array(entries.into_iter().map(|(id, entry)| Reply::maybe_entry(id, entry)).collect())
+    };
+    if session.resp3.get() {
+        Reply::Map(found.into_iter().map(|(key, found)| (Reply::Bulk(key), entries(found))).collect())
+    } else {
+        Reply::Array(
+            found.into_iter().map(|(key, found)| Reply::Array(vec![Reply::Bulk(key), entries(found)])).collect(),
+        )
+    }
+}

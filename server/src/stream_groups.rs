@@ -1,0 +1,722 @@
+//! Redis stream consumer groups on the shard that owns the stream.
+//!
+//! Each stream with groups has a group log, `<data>/topics/<topic>/stream-groups/` (a
+//! `StateLog`), replayed into memory when the stream's groups are first used after a start.
+//! A command runs under the stream's group lock: it reads what it needs (entries from the
+//! stream's partition, which is local), decides its events (`sluice_engine::queue`), applies
+//! them and appends them to the group log in that order; then, outside the lock, it waits for
+//! the fdatasync before answering. So every answered XREADGROUP, XACK, XCLAIM and group change
+//! survives kill -9, and many clients share one fdatasync.
+//!
+//! Dead-lettering writes the entry to the dead-letter stream (durably, through that stream's
+//! owner) before the group log drops it from the pending list: a crash in between delivers it
+//! to the dead-letter stream twice rather than losing it.
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use sluice_engine::partition::{Partition, PartitionError};
+use sluice_engine::queue::codec;
+use sluice_engine::queue::group::{
+    apply, Deliveries, Event, GroupConfig, PendingSummary, StreamGroup, CONSUMERS_PER_GROUP_MAX, PENDING_PER_GROUP_MAX,
+};
+use sluice_engine::state_log::StateLog;
+use sluice_engine::stream::entry::Entry;
+use sluice_engine::stream::id::{IdRequest, StreamId};
+
+use crate::runtime::mesh::{ShardRequest, ShardResponse, StreamAddError};
+use crate::runtime::shard::{now_ms, Shard};
+use crate::runtime::ShardRef;
+
+/// Directory of a stream's group log inside its topic directory.
+pub const GROUP_LOG_DIR: &str = "stream-groups";
+/// Bytes read per step when looking up entries by offset.
+const ENTRY_READ_BYTES: usize = 256 << 10;
+/// Suffix of the default dead-letter stream (`<key>:dlq`).
+pub const DEAD_LETTER_SUFFIX: &str = ":dlq";
+
+/// Where a group starts reading: after the stream's last entry (`$`) or after an ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartId {
+    Last,
+    After(StreamId),
+}
+
+/// One change of XGROUP CONFIG (and of CREATE's extra options).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChange {
+    MaxDeliveries(Option<u64>),
+    DeadLetter(Option<Bytes>),
+    VisibilityMs(Option<u64>),
+}
+
+pub fn change_config(config: &mut GroupConfig, change: &ConfigChange) {
+    match change {
+        ConfigChange::MaxDeliveries(value) => config.max_deliveries = *value,
+        ConfigChange::DeadLetter(value) => config.dead_letter = value.clone(),
+        ConfigChange::VisibilityMs(value) => config.visibility_ms = *value,
+    }
+}
+
+pub struct ClaimOptions {
+    /// New delivery time (TIME, or now minus IDLE); `None`: now.
+    pub delivered_ms: Option<u64>,
+    pub retry_count: Option<u64>,
+    pub force: bool,
+    pub just_id: bool,
+}
+
+pub enum GroupCall {
+    Create {
+        group: Bytes,
+        start: StartId,
+        entries_read: Option<u64>,
+        config: Vec<ConfigChange>,
+    },
+    SetId {
+        group: Bytes,
+        start: StartId,
+        entries_read: Option<u64>,
+    },
+    Configure {
+        group: Bytes,
+        changes: Vec<ConfigChange>,
+    },
+    Destroy {
+        group: Bytes,
+    },
+    CreateConsumer {
+        group: Bytes,
+        consumer: Bytes,
+    },
+    DeleteConsumer {
+        group: Bytes,
+        consumer: Bytes,
+    },
+    /// `XREADGROUP ... >`.
+    ReadNew {
+        group: Bytes,
+        consumer: Bytes,
+        count: usize,
+        noack: bool,
+    },
+    /// `XREADGROUP ... <id>`: the consumer's own pending entries after `after`.
+    ReadHistory {
+        group: Bytes,
+        consumer: Bytes,
+        after: StreamId,
+        count: usize,
+    },
+    Ack {
+        group: Bytes,
+        ids: Vec<StreamId>,
+    },
+    PendingSummary {
+        group: Bytes,
+    },
+    PendingRange {
+        group: Bytes,
+        first: StreamId,
+        last: StreamId,
+        count: usize,
+        consumer: Option<Bytes>,
+        min_idle_ms: u64,
+    },
+    Claim {
+        group: Bytes,
+        consumer: Bytes,
+        min_idle_ms: u64,
+        ids: Vec<StreamId>,
+        options: ClaimOptions,
+    },
+    AutoClaim {
+        group: Bytes,
+        consumer: Bytes,
+        min_idle_ms: u64,
+        start: StreamId,
+        count: usize,
+        just_id: bool,
+    },
+    InfoGroups,
+    InfoConsumers {
+        group: Bytes,
+    },
+}
+
+/// One XPENDING extended line.
+pub struct PendingLine {
+    pub id: StreamId,
+    pub consumer: Bytes,
+    pub idle_ms: u64,
+    pub deliveries: u64,
+}
+
+pub struct GroupInfo {
+    pub name: Bytes,
+    pub consumers: usize,
+    pub pending: usize,
+    pub last_delivered: StreamId,
+    pub entries_read: Option<u64>,
+    pub config: GroupConfig,
+}
+
+pub struct ConsumerInfo {
+    pub name: Bytes,
+    pub pending: usize,
+    pub idle_ms: u64,
+    pub inactive_ms: Option<u64>,
+}
+
+pub enum GroupAnswer {
+    Done,
+    Count(i64),
+    /// Entries, or just their IDs (`None` fields: XCLAIM JUSTID), or IDs whose entry is gone.
+    Entries(Vec<(StreamId, Option<Entry>)>),
+    Summary(PendingSummary),
+    Pending(Vec<PendingLine>),
+    AutoClaimed {
+        next: StreamId,
+        entries: Vec<(StreamId, Option<Entry>)>,
+        deleted: Vec<StreamId>,
+    },
+    Groups(Vec<GroupInfo>),
+    Consumers(Vec<ConsumerInfo>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupError {
+    NoGroup,
+    BusyGroup,
+    NoStream,
+    PendingFull,
+    TooManyConsumers,
+    Storage(String),
+}
+
+impl From<PartitionError> for GroupError {
+    fn from(error: PartitionError) -> Self {
+        GroupError::Storage(error.to_string())
+    }
+}
+
+/// The groups of one stream, on its owner shard.
+pub struct StreamGroups {
+    key: Bytes,
+    partition: Rc<Partition>,
+    log: StateLog,
+    groups: RefCell<BTreeMap<Bytes, StreamGroup>>,
+    /// Held from reading the state to appending the events (never across the fsync wait).
+    order: glommio::sync::Semaphore,
+}
+
+impl StreamGroups {
+    /// Opens the stream's group log and replays it.
+    pub async fn open(shard: &Shard, topic: &str, partition: Rc<Partition>) -> Result<Self, String> {
+        let dir = shard.config.data_dir.join("topics").join(topic).join(GROUP_LOG_DIR);
+        let log = StateLog::open(&dir, shard.config.offsets_compaction_bytes)
+            .await
+            .map_err(|error| format!("cannot open the group log {}: {error}", dir.display()))?;
+        let mut groups = BTreeMap::new();
+        let mut unreadable = 0usize;
+        let replayed = log
+            .replay(|key, value| match codec::decode(key, value) {
+                Some(event) => apply(&mut groups, &event),
+                None => unreadable += 1,
+            })
+            .await
+            .map_err(|error| format!("cannot replay the group log {}: {error}", dir.display()))?;
+        if unreadable > 0 {
+            tracing::warn!(dir = %dir.display(), unreadable, "skipped unreadable group log records");
+        }
+        if replayed > 0 {
+            tracing::info!(stream = topic, groups = groups.len(), records = replayed, "stream groups recovered");
+        }
+        Ok(Self {
+            key: Bytes::from(topic.to_string()),
+            partition,
+            log,
+            groups: RefCell::new(groups),
+            order: glommio::sync::Semaphore::new(1),
+        })
+    }
+
+    pub async fn close(&self) {
+        self.log.close().await;
+    }
+
+    /// Runs one group command: decide under the lock, then wait for durability.
+    pub async fn handle(&self, shard: &ShardRef, call: GroupCall) -> Result<GroupAnswer, GroupError> {
+        let Ok(permit) = self.order.acquire_permit(1).await else {
+            return Err(GroupError::Storage("the stream's groups are closed".to_string()));
+        };
+        let (events, answer) = self.decide(shard, call).await?;
+        let appended = if events.is_empty() {
+            None
+        } else {
+            {
+                let mut groups = self.groups.borrow_mut();
+                for event in &events {
+                    apply(&mut groups, event);
+                }
+            }
+            let records: Vec<_> = events.iter().map(codec::encode).collect();
+            Some(self.log.append(&records).await?)
+        };
+        if self.log.wants_compaction() {
+            let snapshot: Vec<_> = self
+                .groups
+                .borrow()
+                .iter()
+                .map(|(name, group)| codec::encode(&Event::Group { name: name.clone(), group: group.clone() }))
+                .collect();
+            match self.log.compact(&snapshot).await {
+                Ok(deleted) => {
+                    tracing::info!(groups = snapshot.len(), deleted_segments = deleted, "group log compacted")
+                }
+                Err(error) => tracing::warn!(%error, "compacting a group log failed"),
+            }
+        }
+        drop(permit);
+        if let Some(appended) = appended {
+            self.log.wait_durable(&appended).await?;
+        }
+        Ok(answer)
+    }
+
+    fn group(&self, name: &Bytes) -> Result<StreamGroup, GroupError> {
+        self.groups.borrow().get(name).cloned().ok_or(GroupError::NoGroup)
+    }
+
+    async fn decide(&self, shard: &ShardRef, call: GroupCall) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
+        let now = now_ms().max(0) as u64;
+        match call {
+            GroupCall::Create { group, start, entries_read, config } => {
+                if self.groups.borrow().contains_key(&group) {
+                    return Err(GroupError::BusyGroup);
+                }
+                let (last, next_offset) = self.start_position(start).await?;
+                let mut group_config = GroupConfig::default();
+                for change in &config {
+                    change_config(&mut group_config, change);
+                }
+                let state = StreamGroup::new(last, next_offset, entries_read.or(Some(0)), group_config);
+                Ok((vec![Event::Group { name: group, group: state }], GroupAnswer::Done))
+            }
+            GroupCall::SetId { group, start, entries_read } => {
+                self.group(&group)?;
+                let (last, next_offset) = self.start_position(start).await?;
+                let event = Event::SetId { name: group, last_delivered: last, next_offset, entries_read };
+                Ok((vec![event], GroupAnswer::Done))
+            }
+            GroupCall::Configure { group, changes } => {
+                let mut config = self.group(&group)?.config;
+                for change in &changes {
+                    change_config(&mut config, change);
+                }
+                Ok((vec![Event::Configured { name: group, config }], GroupAnswer::Done))
+            }
+            GroupCall::Destroy { group } => {
+                if !self.groups.borrow().contains_key(&group) {
+                    return Ok((Vec::new(), GroupAnswer::Count(0)));
+                }
+                Ok((vec![Event::Destroyed { name: group }], GroupAnswer::Count(1)))
+            }
+            GroupCall::CreateConsumer { group, consumer } => {
+                let state = self.group(&group)?;
+                if state.consumers.contains_key(&consumer) {
+                    return Ok((Vec::new(), GroupAnswer::Count(0)));
+                }
+                if state.consumers.len() >= CONSUMERS_PER_GROUP_MAX {
+                    return Err(GroupError::TooManyConsumers);
+                }
+                Ok((vec![Event::ConsumerCreated { name: group, consumer, at_ms: now }], GroupAnswer::Count(1)))
+            }
+            GroupCall::DeleteConsumer { group, consumer } => {
+                let state = self.group(&group)?;
+                let Some(found) = state.consumers.get(&consumer) else {
+                    return Ok((Vec::new(), GroupAnswer::Count(0)));
+                };
+                let pending = found.pending.len() as i64;
+                Ok((vec![Event::ConsumerDeleted { name: group, consumer }], GroupAnswer::Count(pending)))
+            }
+            GroupCall::ReadNew { group, consumer, count, noack } => {
+                self.read_new(shard, group, consumer, count, noack, now).await
+            }
+            GroupCall::ReadHistory { group, consumer, after, count } => {
+                let state = self.group(&group)?;
+                let own = state.consumer_pending_after(&consumer, after, count);
+                let ids: Vec<StreamId> = own.iter().map(|(id, _)| *id).collect();
+                let entries = self.entries_at(own.iter().map(|(_, pending)| pending.offset)).await?;
+                let reply = own.iter().map(|(id, pending)| (*id, entries.get(&pending.offset).cloned())).collect();
+                let event = Event::Claimed {
+                    name: group,
+                    consumer,
+                    at_ms: now,
+                    delivered_ms: now,
+                    ids,
+                    deliveries: Deliveries::Increment,
+                };
+                Ok((vec![event], GroupAnswer::Entries(reply)))
+            }
+            GroupCall::Ack { group, ids } => {
+                let state = self.group(&group)?;
+                let acked: Vec<StreamId> = ids.into_iter().filter(|id| state.pending.contains_key(id)).collect();
+                let count = acked.len() as i64;
+                let events = if acked.is_empty() { Vec::new() } else { vec![Event::Acked { name: group, ids: acked }] };
+                Ok((events, GroupAnswer::Count(count)))
+            }
+            GroupCall::PendingSummary { group } => {
+                Ok((Vec::new(), GroupAnswer::Summary(self.group(&group)?.pending_summary())))
+            }
+            GroupCall::PendingRange { group, first, last, count, consumer, min_idle_ms } => {
+                let state = self.group(&group)?;
+                let lines = state
+                    .pending
+                    .range(first..=last)
+                    .filter(|(_, pending)| consumer.as_ref().is_none_or(|name| *name == pending.consumer))
+                    .filter(|(_, pending)| now.saturating_sub(pending.delivered_ms) >= min_idle_ms)
+                    .take(count)
+                    .map(|(id, pending)| PendingLine {
+                        id: *id,
+                        consumer: pending.consumer.clone(),
+                        idle_ms: now.saturating_sub(pending.delivered_ms),
+                        deliveries: pending.deliveries,
+                    })
+                    .collect();
+                Ok((Vec::new(), GroupAnswer::Pending(lines)))
+            }
+            GroupCall::Claim { group, consumer, min_idle_ms, ids, options } => {
+                self.claim(shard, group, consumer, min_idle_ms, ids, options, now).await
+            }
+            GroupCall::AutoClaim { group, consumer, min_idle_ms, start, count, just_id } => {
+                let state = self.group(&group)?;
+                let candidates = state.idle_pending(start, min_idle_ms, now, count.saturating_add(1));
+                let next = if candidates.len() > count { candidates[count] } else { StreamId::MIN };
+                let chosen: Vec<StreamId> = candidates.into_iter().take(count).collect();
+                let options = ClaimOptions { delivered_ms: None, retry_count: None, force: false, just_id };
+                let (events, claimed) = self.claim(shard, group, consumer, min_idle_ms, chosen, options, now).await?;
+                let GroupAnswer::AutoClaimed { entries, deleted, .. } = claimed else {
+                    unreachable!("claim answers with AutoClaimed")
+                };
+                Ok((events, GroupAnswer::AutoClaimed { next, entries, deleted }))
+            }
+            GroupCall::InfoGroups => {
+                let infos = self
+                    .groups
+                    .borrow()
+                    .iter()
+                    .map(|(name, group)| GroupInfo {
+                        name: name.clone(),
+                        consumers: group.consumers.len(),
+                        pending: group.pending.len(),
+                        last_delivered: group.last_delivered,
+                        entries_read: group.entries_read,
+                        config: group.config.clone(),
+                    })
+                    .collect();
+                Ok((Vec::new(), GroupAnswer::Groups(infos)))
+            }
+            GroupCall::InfoConsumers { group } => {
+                let state = self.group(&group)?;
+                let infos = state
+                    .consumers
+                    .iter()
+                    .map(|(name, consumer)| ConsumerInfo {
+                        name: name.clone(),
+                        pending: consumer.pending.len(),
+                        idle_ms: now.saturating_sub(consumer.seen_ms),
+                        inactive_ms: consumer.active_ms.map(|active| now.saturating_sub(active)),
+                    })
+                    .collect();
+                Ok((Vec::new(), GroupAnswer::Consumers(infos)))
+            }
+        }
+    }
+
+    /// The last delivered ID and read position of a group starting at `start`.
+    async fn start_position(&self, start: StartId) -> Result<(StreamId, i64), GroupError> {
+        match start {
+            StartId::Last => {
+                let end = self.partition.high_watermark();
+                let last = self.last_id().await?;
+                Ok((last, end))
+            }
+            StartId::After(id) => {
+                // Start at the first record that may be after `id`; the read filters by ID.
+                let offset =
+                    match self.partition.offset_for_timestamp(sluice_engine::stream::entry::timestamp_of(id)).await? {
+                        Some((offset, _)) => offset,
+                        None => self.partition.high_watermark(),
+                    };
+                Ok((id, offset.max(self.partition.log_start_offset())))
+            }
+        }
+    }
+
+    /// The ID of the stream's last durable entry (`0-0` when empty).
+    async fn last_id(&self) -> Result<StreamId, GroupError> {
+        let end = self.partition.high_watermark();
+        if end <= self.partition.log_start_offset() {
+            return Ok(StreamId::MIN);
+        }
+        let entries = self.entries_at(std::iter::once(end - 1)).await?;
+        Ok(entries.get(&(end - 1)).map_or(StreamId::MIN, |entry| entry.id))
+    }
+
+    /// Entries at `offsets`, read from the local partition; offsets no longer in the log
+    /// (trimmed) are missing from the map.
+    async fn entries_at(&self, offsets: impl Iterator<Item = i64>) -> Result<HashMap<i64, Entry>, GroupError> {
+        let mut wanted: Vec<i64> = offsets.collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut found = HashMap::with_capacity(wanted.len());
+        let mut read_up_to = i64::MIN;
+        for offset in wanted {
+            if offset < read_up_to || offset < self.partition.log_start_offset() {
+                continue;
+            }
+            let fetched = match self.partition.read(offset, ENTRY_READ_BYTES).await {
+                Ok(fetched) => fetched,
+                Err(PartitionError::OffsetOutOfRange { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            };
+            for entry in crate::resp::streams::decode(&fetched.records) {
+                read_up_to = read_up_to.max(entry.offset + 1);
+                found.insert(entry.offset, entry);
+            }
+            read_up_to = read_up_to.max(offset + 1);
+        }
+        Ok(found)
+    }
+
+    /// New entries after the group's last delivered ID, from its read position, at most `count`.
+    async fn new_entries(&self, group: &StreamGroup, count: usize) -> Result<(Vec<Entry>, i64), GroupError> {
+        let mut next = group.next_offset.max(self.partition.log_start_offset());
+        let mut found = Vec::new();
+        while found.len() < count && next < self.partition.high_watermark() {
+            let fetched = match self.partition.read(next, ENTRY_READ_BYTES).await {
+                Ok(fetched) => fetched,
+                Err(PartitionError::OffsetOutOfRange { log_start_offset, .. }) if next < log_start_offset => {
+                    next = log_start_offset;
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
+            if fetched.records.is_empty() {
+                break;
+            }
+            for entry in crate::resp::streams::decode(&fetched.records) {
+                if entry.offset < next {
+                    continue;
+                }
+                next = entry.offset + 1;
+                if entry.id > group.last_delivered {
+                    found.push(entry);
+                    if found.len() == count {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok((found, next))
+    }
+
+    async fn read_new(
+        &self,
+        shard: &ShardRef,
+        name: Bytes,
+        consumer: Bytes,
+        count: usize,
+        noack: bool,
+        now: u64,
+    ) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
+        let group = self.group(&name)?;
+        let mut events = Vec::new();
+        let mut reply = Vec::new();
+        // Entries whose consumer has been silent past the visibility timeout come back first.
+        if let Some(visibility_ms) = group.config.visibility_ms {
+            let idle = group.idle_pending(StreamId::MIN, visibility_ms, now, count);
+            if !idle.is_empty() {
+                let options = ClaimOptions { delivered_ms: None, retry_count: None, force: false, just_id: false };
+                let (claim_events, claimed) =
+                    self.claim(shard, name.clone(), consumer.clone(), visibility_ms, idle, options, now).await?;
+                events.extend(claim_events);
+                if let GroupAnswer::AutoClaimed { entries, .. } = claimed {
+                    reply.extend(entries);
+                }
+            }
+        }
+        let wanted = count - reply.len().min(count);
+        let room = if noack { wanted } else { PENDING_PER_GROUP_MAX.saturating_sub(group.pending.len()) };
+        if wanted > 0 && room == 0 && reply.is_empty() {
+            return Err(GroupError::PendingFull);
+        }
+        let (entries, next_offset) = self.new_entries(&group, wanted.min(room)).await?;
+        if let Some(last) = entries.last() {
+            events.push(Event::Delivered {
+                name,
+                consumer,
+                at_ms: now,
+                entries: entries.iter().map(|entry| (entry.id, entry.offset)).collect(),
+                advance: Some((last.id, next_offset)),
+                noack,
+            });
+        }
+        reply.extend(entries.into_iter().map(|entry| (entry.id, Some(entry))));
+        Ok((events, GroupAnswer::Entries(reply)))
+    }
+
+    /// XCLAIM (and XAUTOCLAIM's and visibility's claims): claims the idle pending entries of
+    /// `ids`, dead-letters those past MAXDELIVERIES, drops those gone from the stream.
+    /// Answers `AutoClaimed` with the claimed entries and the dropped IDs.
+    #[allow(clippy::too_many_arguments)]
+    async fn claim(
+        &self,
+        shard: &ShardRef,
+        name: Bytes,
+        consumer: Bytes,
+        min_idle_ms: u64,
+        ids: Vec<StreamId>,
+        options: ClaimOptions,
+        now: u64,
+    ) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
+        let group = self.group(&name)?;
+        let mut forced = Vec::new();
+        let mut claimable = Vec::new();
+        for id in ids {
+            match group.pending.get(&id) {
+                Some(pending) if now.saturating_sub(pending.delivered_ms) >= min_idle_ms => claimable.push(id),
+                Some(_) => {}
+                None if options.force => forced.push(id),
+                None => {}
+            }
+        }
+        let mut events = Vec::new();
+        // FORCE: entries that exist in the stream join the pending list.
+        if !forced.is_empty() {
+            let mut found = Vec::new();
+            for id in forced {
+                if let Some(entry) = self.find(id).await? {
+                    found.push((entry.id, entry.offset));
+                }
+            }
+            if !found.is_empty() {
+                claimable.extend(found.iter().map(|(id, _)| *id));
+                events.push(Event::Delivered {
+                    name: name.clone(),
+                    consumer: consumer.clone(),
+                    at_ms: now,
+                    entries: found.clone(),
+                    advance: None,
+                    noack: false,
+                });
+            }
+        }
+        let dead: Vec<StreamId> = if options.just_id {
+            Vec::new()
+        } else {
+            claimable.iter().copied().filter(|id| group.is_dead(id)).collect()
+        };
+        let offsets: HashMap<StreamId, i64> = claimable
+            .iter()
+            .filter_map(|id| group.pending.get(id).map(|pending| (*id, pending.offset)))
+            .chain(events.iter().flat_map(|event| match event {
+                Event::Delivered { entries, .. } => entries.clone(),
+                _ => Vec::new(),
+            }))
+            .collect();
+        let entries = self.entries_at(claimable.iter().filter_map(|id| offsets.get(id).copied())).await?;
+        let mut deleted = Vec::new();
+        let mut claimed = Vec::new();
+        let mut reply = Vec::new();
+        for id in &claimable {
+            let entry = offsets.get(id).and_then(|offset| entries.get(offset));
+            match entry {
+                None => deleted.push(*id),
+                Some(entry) if dead.contains(id) => {
+                    let deliveries = group.pending.get(id).map_or(0, |pending| pending.deliveries);
+                    self.dead_letter(shard, &name, &group.config, entry, deliveries).await?;
+                    deleted.push(*id);
+                }
+                Some(entry) => {
+                    claimed.push(*id);
+                    reply.push((*id, (!options.just_id).then(|| entry.clone())));
+                }
+            }
+        }
+        if !claimed.is_empty() {
+            let deliveries = match (options.retry_count, options.just_id) {
+                (Some(count), _) => Deliveries::Set(count),
+                (None, true) => Deliveries::Keep,
+                (None, false) => Deliveries::Increment,
+            };
+            events.push(Event::Claimed {
+                name: name.clone(),
+                consumer,
+                at_ms: now,
+                delivered_ms: options.delivered_ms.unwrap_or(now),
+                ids: claimed,
+                deliveries,
+            });
+        }
+        if !deleted.is_empty() {
+            events.push(Event::Dropped { name, ids: deleted.clone() });
+        }
+        Ok((events, GroupAnswer::AutoClaimed { next: StreamId::MIN, entries: reply, deleted }))
+    }
+
+    /// The entry with exactly `id`, if the stream has it.
+    async fn find(&self, id: StreamId) -> Result<Option<Entry>, GroupError> {
+        let probe = StreamGroup::new(
+            id.predecessor().unwrap_or(StreamId::MIN),
+            self.start_position(StartId::After(id)).await?.1,
+            None,
+            GroupConfig::default(),
+        );
+        let (entries, _) = self.new_entries(&probe, 1).await?;
+        Ok(entries.into_iter().next().filter(|entry| entry.id == id))
+    }
+
+    /// Appends `entry` to the group's dead-letter stream with where it came from, and waits
+    /// until that is durable.
+    async fn dead_letter(
+        &self,
+        shard: &ShardRef,
+        group: &Bytes,
+        config: &GroupConfig,
+        entry: &Entry,
+        deliveries: u64,
+    ) -> Result<(), GroupError> {
+        let target = match &config.dead_letter {
+            Some(stream) => String::from_utf8_lossy(stream).into_owned(),
+            None => format!("{}{DEAD_LETTER_SUFFIX}", String::from_utf8_lossy(&self.key)),
+        };
+        let mut fields = vec![
+            (Bytes::from_static(b"origin-stream"), self.key.clone()),
+            (Bytes::from_static(b"origin-id"), Bytes::from(entry.id.to_string())),
+            (Bytes::from_static(b"group"), group.clone()),
+            (Bytes::from_static(b"deliveries"), Bytes::from(deliveries.to_string())),
+        ];
+        fields.extend(entry.fields.iter().cloned());
+        shard.ensure_topic(&target, Some(1)).await.map_err(|error| GroupError::Storage(error.to_string()))?;
+        let owner = shard.owner_of(&target, crate::resp::streams::STREAM_PARTITION);
+        let request = ShardRequest::StreamAdd {
+            stream: (target.clone(), crate::resp::streams::STREAM_PARTITION),
+            id: IdRequest::Auto,
+            fields,
+            appended: None,
+        };
+        match shard.call(owner, request).await {
+            ShardResponse::StreamAdded(Ok(added)) => {
+                tracing::info!(stream = %String::from_utf8_lossy(&self.key), group = %String::from_utf8_lossy(group), id = %entry.id, deliveries, dead_letter = %target, dead_letter_id = %added.id, "entry dead-lettered");
+                Ok(())
+            }
+            ShardResponse::StreamAdded(Err(StreamAddError::Id(error))) => Err(GroupError::Storage(error.to_string())),
+            ShardResponse::StreamAdded(Err(StreamAddError::Shard(error))) => {
+                Err(GroupError::Storage(error.to_string()))
+            }
+            _ => unreachable!("StreamAdd answers with StreamAdded"),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+"""Work queues on Redis stream groups with redis-py: competing workers, redelivery, claims,
+dead-lettering after MAXDELIVERIES, visibility timeouts, and group state across kill -9.
+
+Modes:
+- `queue`: two workers share a queue: every job is delivered once, acknowledged, none left.
+- `redelivery`: pending entries, XPENDING (summary, extended, IDLE), history reads, XCLAIM
+  (JUSTID, RETRYCOUNT, FORCE), XAUTOCLAIM, delivery counts as Redis counts them, errors.
+- `dead-letter`: MAXDELIVERIES moves an entry to the dead-letter stream with its origin;
+  VISIBILITY hands a silent worker's entry to the next XREADGROUP >.
+- `prepare --stream S`: builds group state (deliveries, acks, claims) and writes it to --state.
+- `verify --stream S`: the group state after a restart equals --state exactly; then reads the
+  next new entry and records the new state in --state.
+"""
+
+import json
+import time
+
+import redis
+
+from common import argument_parser, expect, expect_equal, log, run_main
+
+SOCKET_TIMEOUT_S = 30
+JOBS = 100
+
+
+def client(address):
+    host, port = address.rsplit(":", 1)
+    return redis.Redis(host=host, port=int(port), socket_timeout=SOCKET_TIMEOUT_S)
+
+
+def expect_error(call, text, what):
+    try:
+        call()
+    except redis.ResponseError as error:
+        expect(text in str(error), f"{what}: expected an error with {text!r}, got {error!r}")
+        return
+    raise AssertionError(f"{what}: expected the error {text!r}, got a reply")
+
+
+def read(r, stream, group, consumer, count=None, position=">", **options):
+    got = r.xreadgroup(group, consumer, {stream: position}, count=count, **options)
+    return got[0][1] if got else []
+
+
+def queue(args):
+    r = client(args.resp)
+    stream = f"jobs-{time.time_ns()}"
+    expect_error(lambda: r.xgroup_create(stream, "workers", id="0"), "requires the key to exist", "no MKSTREAM")
+    expect(r.xgroup_create(stream, "workers", id="$", mkstream=True), "XGROUP CREATE MKSTREAM")
+    expect_error(lambda: r.xgroup_create(stream, "workers", id="$"), "BUSYGROUP", "a second CREATE")
+    expect_error(lambda: r.xreadgroup("nope", "w", {stream: ">"}), "NOGROUP", "XREADGROUP on a missing group")
+    for index in range(JOBS):
+        r.xadd(stream, {"job": str(index)})
+    done = {}
+    for _ in range(JOBS):
+        for worker in ("worker-a", "worker-b"):
+            for entry_id, fields in read(r, stream, "workers", worker, count=7):
+                expect(entry_id not in done, f"{entry_id} delivered twice")
+                done[entry_id] = worker
+                expect_equal(r.xack(stream, "workers", entry_id), 1, "XACK of a delivered entry")
+        if len(done) == JOBS:
+            break
+    expect_equal(len(done), JOBS, "every job delivered")
+    expect(set(done.values()) == {"worker-a", "worker-b"}, "both workers got jobs")
+    expect_equal(r.xpending(stream, "workers")["pending"], 0, "nothing pending after the acks")
+    expect_equal(read(r, stream, "workers", "worker-a"), [], "no more new entries")
+    expect_equal(r.xack(stream, "workers", "1-1"), 0, "XACK of an unknown ID")
+    expect_equal(r.xack(stream, "nope", "1-1"), 0, "XACK in a missing group")
+    info = r.xinfo_groups(stream)[0]
+    expect_equal((info["name"], info["pending"], info["entries-read"], info["lag"]), (b"workers", 0, JOBS, 0),
+                 "XINFO GROUPS")
+    expect_equal(r.xgroup_destroy(stream, "workers"), 1, "XGROUP DESTROY")
+    log("ok: queue")
+
+
+def redelivery(args):
+    r = client(args.resp)
+    stream = f"retry-{time.time_ns()}"
+    r.xgroup_create(stream, "g", id="$", mkstream=True)
+    ids = [r.xadd(stream, {"n": str(index)}).decode() for index in range(4)]
+    got = read(r, stream, "g", "alice", count=3)
+    expect_equal([entry_id.decode() for entry_id, _ in got], ids[:3], "alice got three")
+    summary = r.xpending(stream, "g")
+    expect_equal((summary["pending"], summary["min"].decode(), summary["max"].decode()), (3, ids[0], ids[2]),
+                 "XPENDING summary")
+    expect_equal(summary["consumers"], [{"name": b"alice", "pending": 3}], "pending per consumer")
+    lines = r.xpending_range(stream, "g", "-", "+", 10)
+    expect_equal([(line["message_id"].decode(), line["consumer"], line["times_delivered"]) for line in lines],
+                 [(entry_id, b"alice", 1) for entry_id in ids[:3]], "XPENDING extended")
+    expect_equal(r.xpending_range(stream, "g", "-", "+", 10, idle=60_000), [], "XPENDING IDLE filters")
+    history = read(r, stream, "g", "alice", position="0")
+    expect_equal([entry_id.decode() for entry_id, _ in history], ids[:3], "alice re-reads her pending entries")
+    expect_equal(r.xpending_range(stream, "g", ids[0], ids[0], 1)[0]["times_delivered"], 2,
+                 "a history read is a delivery")
+    expect_equal(r.xclaim(stream, "g", "bob", 60_000, [ids[0]]), [], "XCLAIM respects min-idle-time")
+    time.sleep(0.05)
+    claimed = r.xclaim(stream, "g", "bob", 10, [ids[0]])
+    expect_equal([(entry_id.decode(), fields) for entry_id, fields in claimed], [(ids[0], {b"n": b"0"})], "XCLAIM")
+    line = r.xpending_range(stream, "g", ids[0], ids[0], 1)[0]
+    expect_equal((line["consumer"], line["times_delivered"]), (b"bob", 3), "claimed by bob, delivered 3 times")
+    just = r.xclaim(stream, "g", "carol", 0, [ids[0]], justid=True)
+    expect_equal([entry_id.decode() for entry_id in just], [ids[0]], "XCLAIM JUSTID")
+    expect_equal(r.xpending_range(stream, "g", ids[0], ids[0], 1)[0]["times_delivered"], 3, "JUSTID is not a delivery")
+    r.xclaim(stream, "g", "carol", 0, [ids[1]], retrycount=9, justid=True)
+    expect_equal(r.xpending_range(stream, "g", ids[1], ids[1], 1)[0]["times_delivered"], 9, "RETRYCOUNT")
+    forced = r.xclaim(stream, "g", "dave", 0, [ids[3]], force=True, justid=True)
+    expect_equal([entry_id.decode() for entry_id in forced], [ids[3]], "XCLAIM FORCE adds a pending entry")
+    next_id, entries, deleted = r.xautoclaim(stream, "g", "erin", 0, "0-0", count=2)[:3]
+    expect_equal([entry_id.decode() for entry_id, _ in entries], ids[:2], "XAUTOCLAIM claims the oldest two")
+    expect_equal(next_id.decode(), ids[2], "XAUTOCLAIM's cursor is the next pending ID")
+    expect_equal(deleted, [], "nothing deleted")
+    expect_equal(r.xgroup_createconsumer(stream, "g", "frank"), 1, "CREATECONSUMER")
+    expect_equal(r.xgroup_delconsumer(stream, "g", "erin"), 2, "DELCONSUMER returns its pending count")
+    expect_equal(r.xpending(stream, "g")["pending"], 2, "erin's entries left the pending list")
+    consumers = {consumer["name"]: consumer["pending"] for consumer in r.xinfo_consumers(stream, "g")}
+    expect_equal(consumers.get(b"frank"), 0, "XINFO CONSUMERS lists the new consumer")
+    log("ok: redelivery")
+
+
+def dead_letter(args):
+    r = client(args.resp)
+    stream = f"flaky-{time.time_ns()}"
+    dead = f"{stream}:graveyard"
+    r.execute_command("XGROUP", "CREATE", stream, "g", "$", "MKSTREAM", "MAXDELIVERIES", 2, "DEADLETTER", dead)
+    poison = r.xadd(stream, {"job": "poison"}).decode()
+    expect_equal(len(read(r, stream, "g", "a")), 1, "first delivery")
+    expect_equal(len(r.xclaim(stream, "g", "b", 0, [poison])), 1, "second delivery (a claim)")
+    expect_equal(r.xclaim(stream, "g", "c", 0, [poison]), [], "the third delivery attempt dead-letters it")
+    expect_equal(r.xpending(stream, "g")["pending"], 0, "the dead entry left the pending list")
+    moved = r.xrange(dead)
+    expect_equal(len(moved), 1, "one entry in the dead-letter stream")
+    expect_equal(moved[0][1], {b"origin-stream": stream.encode(), b"origin-id": poison.encode(), b"group": b"g",
+                               b"deliveries": b"2", b"job": b"poison"}, "the dead-letter entry says where it came from")
+
+    visible = f"visible-{time.time_ns()}"
+    r.execute_command("XGROUP", "CREATE", visible, "g", "$", "MKSTREAM", "VISIBILITY", 300, "MAXDELIVERIES", 2)
+    job = r.xadd(visible, {"job": "slow"}).decode()
+    expect_equal(len(read(r, visible, "g", "crashed-worker")), 1, "a worker takes the job and dies")
+    expect_equal(read(r, visible, "g", "healthy"), [], "not visible again before the timeout")
+    time.sleep(0.4)
+    again = read(r, visible, "g", "healthy")
+    expect_equal([entry_id.decode() for entry_id, _ in again], [job], "redelivered after the visibility timeout")
+    line = r.xpending_range(visible, "g", "-", "+", 1)[0]
+    expect_equal((line["consumer"], line["times_delivered"]), (b"healthy", 2), "now owned by the healthy worker")
+    time.sleep(0.4)
+    expect_equal(read(r, visible, "g", "third"), [], "past MAXDELIVERIES it is not handed out again")
+    expect_equal([fields[b"origin-id"].decode() for _, fields in r.xrange(f"{visible}:dlq")], [job],
+                 "it went to the default dead-letter stream <key>:dlq")
+    r.execute_command("XGROUP", "CONFIG", visible, "g", "VISIBILITY", 0, "MAXDELIVERIES", 0)
+    groups = r.xinfo_groups(visible)
+    expect_equal((groups[0]["visibility-ms"], groups[0]["max-deliveries"]), (None, None), "XGROUP CONFIG turns them off")
+    log("ok: dead-letter")
+
+
+def group_state(r, stream):
+    pending = [(line["message_id"].decode(), line["consumer"].decode(), line["times_delivered"])
+               for line in r.xpending_range(stream, "g", "-", "+", 10_000)]
+    info = r.xinfo_groups(stream)[0]
+    return {"pending": pending, "last_delivered": info["last-delivered-id"].decode(),
+            "entries_read": info["entries-read"]}
+
+
+def prepare(args):
+    r = client(args.resp)
+    r.xgroup_create(args.stream, "g", id="$", mkstream=True)
+    ids = [r.xadd(args.stream, {"n": str(index)}).decode() for index in range(50)]
+    read(r, args.stream, "g", "a", count=20)
+    read(r, args.stream, "g", "b", count=10)
+    r.xack(args.stream, "g", *ids[:5])
+    r.xclaim(args.stream, "g", "c", 0, ids[10:12])
+    read(r, args.stream, "g", "a", position="0", count=3)
+    # Changes that leave the state as it was but grow the group log (to have it compacted).
+    for index in range(100):
+        r.xgroup_createconsumer(args.stream, "g", f"passing-{index}")
+        r.xgroup_delconsumer(args.stream, "g", f"passing-{index}")
+    state = group_state(r, args.stream)
+    state["next"] = 30
+    expect_equal(len(state["pending"]), 25, "pending entries before the crash")
+    with open(args.state, "w") as file:
+        json.dump(state, file)
+    log(f"ok: prepared {state['last_delivered']}")
+
+
+def verify(args):
+    r = client(args.resp)
+    with open(args.state) as file:
+        before = json.load(file)
+    after = group_state(r, args.stream)
+    expect_equal(after["pending"], [tuple(line) for line in before["pending"]], "pending entries after the restart")
+    expect_equal(after["last_delivered"], before["last_delivered"], "last delivered ID after the restart")
+    expect_equal(after["entries_read"], before["entries_read"], "entries read after the restart")
+    following = read(r, args.stream, "g", "a", count=1)
+    expected = {b"n": str(before["next"]).encode()}
+    expect(following and following[0][1] == expected, f"the next new entry is #{before['next']}, got {following}")
+    # That read changed the state: record it for the next restart.
+    state = group_state(r, args.stream)
+    state["next"] = before["next"] + 1
+    with open(args.state, "w") as file:
+        json.dump(state, file)
+    log("ok: group state identical after the restart")
+
+
+def main():
+    parser = argument_parser(__doc__)
+    parser.add_argument("--resp", required=True)
+    parser.add_argument("mode", choices=["queue", "redelivery", "dead-letter", "prepare", "verify"])
+    parser.add_argument("--stream")
+    parser.add_argument("--state")
+    args = parser.parse_args()
+    {"queue": queue, "redelivery": redelivery, "dead-letter": dead_letter, "prepare": prepare,
+     "verify": verify}[args.mode](args)
+
+
+if __name__ == "__main__":
+    run_main(main)

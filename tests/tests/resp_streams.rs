@@ -113,3 +113,23 @@ fn redis_cli_works_and_garbage_is_refused() {
     client.read_exact(&mut answer).unwrap();
     assert_eq!(String::from_utf8_lossy(&answer), expected);
 }
+
+/// redis-benchmark: 50 clients pipelining XADDs into one new stream (they race to create it),
+/// every one acknowledged and stored.
+#[test]
+fn redis_benchmark_pipelined_xadds_all_land() {
+    const REQUESTS: usize = 20_000;
+    if Command::new("redis-benchmark").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: redis-benchmark is not installed (tests/run installs redis-tools)");
+        return;
+    }
+    let broker = Broker::builder().shards(2).start();
+    let (host, port) = broker.resp_addr().rsplit_once(':').map(|(h, p)| (h.to_string(), p.to_string())).unwrap();
+    let mut command = Command::new("redis-benchmark");
+    command.args(["-h", &host, "-p", &port, "-n", &REQUESTS.to_string(), "-c", "50", "-P", "16", "-q"]);
+    command.args(["XADD", "bench:stream", "*", "field", "value-of-about-thirty-bytes...."]);
+    let finished = Running::spawn(command, None).wait(SCRIPT_TIMEOUT);
+    assert!(finished.succeeded(), "{}", finished.failure_report());
+    assert!(!finished.stdout.contains("Error"), "{}", finished.failure_report());
+    assert_eq!(redis_cli(&broker, &["XLEN", "bench:stream"]).trim(), REQUESTS.to_string());
+}

@@ -129,6 +129,8 @@ pub enum ShardRequest {
     },
     /// From the metadata shard to every shard: open and close partitions to match.
     ApplyMetadata(Arc<Metadata>),
+    /// Then, once every shard applied it: show it to this shard's clients.
+    ExposeMetadata(Arc<Metadata>),
     /// To the metadata shard: hand out a new producer id (persisted in the manifest).
     AllocateProducerId,
     /// To the group's coordinator shard (`routing::coordinator`), or to every shard (ListGroups).

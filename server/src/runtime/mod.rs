@@ -22,6 +22,8 @@ use shard::Shard;
 const STOP_POLL_INTERVAL_MS: u64 = 50;
 /// How long start-up waits for a listen address a just-killed process still holds.
 const LISTEN_ADDRESS_WAIT_MS: u64 = 3_000;
+/// How long a connection attempt to a listen address may take before it counts as free.
+const LISTEN_PROBE_TIMEOUT_MS: u64 = 200;
 
 /// Starts one executor per shard and blocks until they all stop. Setting `stop` (SIGTERM)
 /// makes every shard stop accepting, flush and sync its partitions, and return.
@@ -90,7 +92,9 @@ async fn run_shard(
         .map_err(|error| format!("direct I/O does not work in {}: {error}", config.data_dir.display()))?;
     let metadata = Metadata::load(&config.data_dir)?;
     let shard = Shard::new(config.clone(), senders, Metadata::default());
-    shard.apply_metadata(Arc::new(metadata)).await;
+    let metadata = Arc::new(metadata);
+    shard.apply_metadata(metadata.clone()).await;
+    shard.expose_metadata(metadata);
     let limits = sluice_engine::group::state_machine::GroupLimits {
         initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
         ..Default::default()
@@ -128,16 +132,20 @@ async fn run_shard(
 
 /// Every shard binds its listeners with SO_REUSEPORT (the kernel spreads connections over the
 /// shards), which would also let this broker share a port with another process listening the
-/// same way, e.g. a second broker, splitting its clients between two brokers. A plain bind
-/// first fails if anyone listens there. A broker killed a moment ago may hold its sockets for
-/// a few milliseconds more (io_uring releases them asynchronously): wait for that, bounded.
+/// same way, e.g. a second broker, splitting its clients between two brokers. So start-up
+/// refuses an address where something accepts connections. (A bind test would also trip over
+/// the previous run's connections in TIME_WAIT.) A broker killed a moment ago may accept for
+/// a few milliseconds more (io_uring releases its sockets asynchronously): wait, bounded.
 fn check_listen_addresses_free(config: &Config) -> Result<(), String> {
     let listeners = [("Kafka", config.kafka_listen), ("RESP", config.resp_listen), ("HTTP", config.http_listen)];
     for (door, address) in listeners {
         let started = std::time::Instant::now();
-        while let Err(error) = std::net::TcpListener::bind(address) {
+        while std::net::TcpStream::connect_timeout(&address, Duration::from_millis(LISTEN_PROBE_TIMEOUT_MS)).is_ok() {
             if started.elapsed() >= Duration::from_millis(LISTEN_ADDRESS_WAIT_MS) {
-                return Err(format!("cannot listen for {door} on {address}: {error} (is another broker running?)"));
+                return Err(format!(
+                    "cannot listen for {door} on {address}: another process accepts connections there \
+                     (is another broker running?)"
+                ));
             }
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -64,6 +64,9 @@ pub struct Shard {
     senders: Senders<MeshMessage>,
     partitions: RefCell<HashMap<TopicPartition, OwnedPartition>>,
     metadata: RefCell<Arc<Metadata>>,
+    /// Version of the newest catalogue whose partitions this shard opened (may be ahead of
+    /// `metadata` while a change is being published).
+    applied_version: Cell<u64>,
     /// Fires when any partition of this shard has new durable data (fetch long polls).
     appended: Rc<Notify>,
     /// Serialises catalogue changes on the metadata shard.
@@ -87,6 +90,7 @@ impl Shard {
             senders,
             partitions: RefCell::new(HashMap::new()),
             metadata: RefCell::new(Arc::new(metadata)),
+            applied_version: Cell::new(0),
             appended: Rc::new(Notify::default()),
             catalogue_lock: glommio::sync::Semaphore::new(1),
             coordinator: RefCell::new(None),
@@ -162,6 +166,10 @@ impl Shard {
             }
             ShardRequest::ApplyMetadata(metadata) => {
                 self.apply_metadata(metadata).await;
+                ShardResponse::Applied
+            }
+            ShardRequest::ExposeMetadata(metadata) => {
+                self.expose_metadata(metadata);
                 ShardResponse::Applied
             }
             ShardRequest::AllocateProducerId => ShardResponse::ProducerId(self.allocate_producer_id().await),
@@ -441,9 +449,13 @@ impl Shard {
             return Err(reason);
         }
         let snapshot = Arc::new(draft);
+        // Two rounds: every shard opens and closes partitions, then every shard shows the change.
         let applies: Vec<_> =
             (0..self.count).map(|shard| self.call(shard, ShardRequest::ApplyMetadata(snapshot.clone()))).collect();
         futures::future::join_all(applies).await;
+        let exposes: Vec<_> =
+            (0..self.count).map(|shard| self.call(shard, ShardRequest::ExposeMetadata(snapshot.clone()))).collect();
+        futures::future::join_all(exposes).await;
         Ok(())
     }
 
@@ -519,11 +531,13 @@ impl Shard {
 
     /// Opens the partitions this shard owns that `metadata` has and it lacks; closes and deletes
     /// those it has that `metadata` dropped (or that belong to a deleted and re-created topic).
+    /// The catalogue shows a change only once every shard applied it, so a client that sees a
+    /// topic on any shard finds its partitions open on their owners (`publish_catalogue`).
     pub async fn apply_metadata(&self, metadata: Arc<Metadata>) {
-        if metadata.version < self.metadata.borrow().version {
+        if metadata.version < self.applied_version.get() {
             return;
         }
-        *self.metadata.borrow_mut() = metadata.clone();
+        self.applied_version.set(metadata.version);
         let stale: Vec<(TopicPartition, Rc<Partition>)> = self
             .partitions
             .borrow()
@@ -568,6 +582,13 @@ impl Shard {
                     owned.partition.set_config(meta.config.clone());
                 }
             }
+        }
+    }
+
+    /// Makes `metadata` this shard's view of the catalogue (after every shard applied it).
+    pub fn expose_metadata(&self, metadata: Arc<Metadata>) {
+        if metadata.version >= self.metadata.borrow().version {
+            *self.metadata.borrow_mut() = metadata;
         }
     }
 

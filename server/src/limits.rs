@@ -42,3 +42,5 @@ pub const RESP_SCAN_READ_BYTES: usize = 1 << 20;
 pub const RESP_BLOCK_ROUND_MS: u64 = 30_000;
 /// How often a blocked XREAD looks again for streams that did not exist when it started.
 pub const RESP_MISSING_STREAM_RECHECK_MS: u64 = 100;
+/// Commands that may wait in XREAD/XREADGROUP BLOCK at once, per shard.
+pub const RESP_BLOCKED_CLIENTS_MAX_PER_SHARD: usize = 1024;

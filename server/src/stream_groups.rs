@@ -361,7 +361,9 @@ impl StreamGroups {
             }
             GroupCall::Ack { group, ids } => {
                 let state = self.group(&group)?;
-                let acked: Vec<StreamId> = ids.into_iter().filter(|id| state.pending.contains_key(id)).collect();
+                let mut acked: Vec<StreamId> = ids.into_iter().filter(|id| state.pending.contains_key(id)).collect();
+                acked.sort_unstable();
+                acked.dedup();
                 let count = acked.len() as i64;
                 let events = if acked.is_empty() { Vec::new() } else { vec![Event::Acked { name: group, ids: acked }] };
                 Ok((events, GroupAnswer::Count(count)))

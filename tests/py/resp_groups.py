@@ -114,6 +114,16 @@ def redelivery(args):
     expect_equal(r.xpending(stream, "g")["pending"], 2, "erin's entries left the pending list")
     consumers = {consumer["name"]: consumer["pending"] for consumer in r.xinfo_consumers(stream, "g")}
     expect_equal(consumers.get(b"frank"), 0, "XINFO CONSUMERS lists the new consumer")
+    extra = r.xadd(stream, {"n": "extra"}).decode()
+    got = read(r, stream, "g", "frank", noack=True)
+    # ids[3] entered the pending list by XCLAIM FORCE, never by `>`: the group still hands it
+    # out (as Redis does), with the new entry.
+    expect_equal([entry_id.decode() for entry_id, _ in got], [ids[3], extra], "NOACK read of new entries")
+    expect_equal(r.xpending(stream, "g")["pending"], 2, "NOACK entries are not pending")
+    r3 = redis.Redis(host=args.resp.rsplit(":", 1)[0], port=int(args.resp.rsplit(":", 1)[1]), protocol=3,
+                     socket_timeout=SOCKET_TIMEOUT_S)
+    history = r3.xreadgroup("g", "dave", {stream: "0"})
+    expect(isinstance(history, dict) and stream.encode() in history, f"RESP3 XREADGROUP is a map: {history}")
     log("ok: redelivery")
 
 

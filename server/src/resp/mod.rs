@@ -103,9 +103,18 @@ async fn read_commands(
         loop {
             let frame = match decode_bytes_mut(&mut buffer) {
                 Ok(Some((frame, _, _))) => frame,
-                Ok(None) => break,
+                Ok(None) => match check_declared_lengths(&buffer) {
+                    Ok(()) => break,
+                    Err(reason) => {
+                        let reply = Reply::error(format!("ERR Protocol error: {reason}"));
+                        let _ =
+                            pending.send(Pending { resp3: session.resp3.get(), reply: Outcome::Close(reply) }).await;
+                        return Ok(());
+                    }
+                },
                 Err(error) => {
-                    let reply = Reply::error(format!("ERR Protocol error: {error}"));
+                    let reason = check_declared_lengths(&buffer).err().unwrap_or_else(|| error.to_string());
+                    let reply = Reply::error(format!("ERR Protocol error: {reason}"));
                     let _ = pending.send(Pending { resp3: session.resp3.get(), reply: Outcome::Close(reply) }).await;
                     return Ok(());
                 }
@@ -130,6 +139,42 @@ async fn read_commands(
         }
         buffer.extend_from_slice(&chunk[..read]);
     }
+}
+
+/// Arguments one command may have.
+const RESP_ARGUMENTS_MAX: i64 = 1 << 20;
+
+/// A partial request announcing more than the limits (a 4 GB bulk string, a million
+/// arguments) is refused now, not buffered until it arrives. Walks the array header and the
+/// bulk headers that arrived so far.
+fn check_declared_lengths(buffer: &[u8]) -> Result<(), String> {
+    fn header(rest: &[u8], kind: u8) -> Option<(i64, usize)> {
+        let end = rest.windows(2).position(|pair| pair == b"\r\n")?;
+        if rest.first() != Some(&kind) {
+            return None;
+        }
+        let value = std::str::from_utf8(&rest[1..end]).ok()?.parse::<i64>().ok()?;
+        Some((value, end + 2))
+    }
+    let Some((count, mut position)) = header(buffer, b'*') else {
+        return Ok(()); // incomplete, or not an array: the decoder reports what is wrong
+    };
+    if count > RESP_ARGUMENTS_MAX || count < -1 {
+        return Err(format!("invalid multibulk length {count} (at most {RESP_ARGUMENTS_MAX} arguments)"));
+    }
+    for _ in 0..count.max(0) {
+        let Some((length, used)) = header(&buffer[position..], b'$') else {
+            return Ok(());
+        };
+        if length > RESP_REQUEST_BYTES_MAX as i64 || length < -1 {
+            return Err(format!("invalid bulk length {length} (at most {RESP_REQUEST_BYTES_MAX} bytes)"));
+        }
+        position += used + length.max(0) as usize + 2;
+        if position >= buffer.len() {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// Answers in request order, gathering replies that are already there into one write.
@@ -159,4 +204,18 @@ async fn write_replies(mut stream: TcpStream, pending: LocalReceiver<Pending>) -
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_declared_lengths_are_refused_before_they_arrive() {
+        assert!(check_declared_lengths(b"*2\r\n$4\r\nPING\r\n$4294967296\r\n").is_err());
+        assert!(check_declared_lengths(b"*99999999\r\n").is_err());
+        assert!(check_declared_lengths(b"*3\r\n$4\r\nXADD\r\n$1\r\ns\r\n$100\r\nabc").is_ok());
+        assert!(check_declared_lengths(b"*1\r\n$4\r\nPI").is_ok());
+        assert!(check_declared_lengths(b"").is_ok());
+    }
 }

@@ -56,3 +56,34 @@ impl Session {
         }
     }
 }
+
+thread_local! {
+    /// Commands blocked (XREAD/XREADGROUP BLOCK) on this shard: one executor per thread, so
+    /// this count is the shard's, with no lock.
+    static BLOCKED_ON_SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A blocked command's place in the shard's count; freed when dropped.
+pub struct Blocked(());
+
+impl Blocked {
+    /// Takes a place, or refuses when `RESP_BLOCKED_CLIENTS_MAX_PER_SHARD` are blocked already.
+    pub fn enter() -> Result<Self, crate::resp::reply::Reply> {
+        let limit = crate::limits::RESP_BLOCKED_CLIENTS_MAX_PER_SHARD;
+        BLOCKED_ON_SHARD.with(|blocked| {
+            if blocked.get() >= limit {
+                return Err(crate::resp::reply::Reply::error(format!(
+                    "ERR too many blocked clients ({limit} per core): retry later or without BLOCK"
+                )));
+            }
+            blocked.set(blocked.get() + 1);
+            Ok(Blocked(()))
+        })
+    }
+}
+
+impl Drop for Blocked {
+    fn drop(&mut self) {
+        BLOCKED_ON_SHARD.with(|blocked| blocked.set(blocked.get() - 1));
+    }
+}

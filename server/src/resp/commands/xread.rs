@@ -82,6 +82,7 @@ pub async fn xread(session: &Session, args: &mut Args) -> CommandResult {
         cursors.push(Cursor { key: key.clone(), after, offset });
     }
     let deadline = options.block.map(|block| block.map(|wait| Instant::now() + wait));
+    let mut blocked = None;
     loop {
         let found = read_once(session, &mut cursors, options.count).await?;
         if !found.is_empty() {
@@ -90,6 +91,9 @@ pub async fn xread(session: &Session, args: &mut Args) -> CommandResult {
         let Some(deadline) = deadline else {
             return Ok(Reply::NullArray);
         };
+        if blocked.is_none() {
+            blocked = Some(crate::resp::session::Blocked::enter()?);
+        }
         let now = Instant::now();
         let mut round = deadline.map_or(Duration::from_millis(RESP_BLOCK_ROUND_MS), |deadline| deadline - now);
         if deadline.is_some_and(|deadline| now >= deadline) {

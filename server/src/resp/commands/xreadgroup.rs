@@ -48,6 +48,7 @@ pub async fn xreadgroup(session: &Session, args: &mut Args) -> CommandResult {
     }
     let all_new = reads.iter().all(|(_, position)| matches!(position, Position::New));
     let deadline = options.block.filter(|_| all_new).map(|block| block.map(|wait| Instant::now() + wait));
+    let mut blocked = None;
     loop {
         // Where the streams end before reading: a blocked read wakes on anything after that.
         let mut watches = Vec::new();
@@ -85,6 +86,9 @@ pub async fn xreadgroup(session: &Session, args: &mut Args) -> CommandResult {
         let Some(deadline) = deadline else {
             return Ok(Reply::NullArray);
         };
+        if blocked.is_none() {
+            blocked = Some(crate::resp::session::Blocked::enter()?);
+        }
         let now = Instant::now();
         if deadline.is_some_and(|deadline| now >= deadline) {
             return Ok(Reply::NullArray);

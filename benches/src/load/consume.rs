@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Mutex};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,8 +23,6 @@ use super::limits::{
 use super::stats::{print_progress, LiveCounters};
 use super::wire::{error_name, ClientError, Connection};
 
-/// Error descriptions kept for the report.
-const ERROR_SAMPLES_MAX: usize = 8;
 /// Fetches in a row that may return nothing for a partition below its end offset before the
 /// consumer gives up on the run (each waits up to [`FETCH_WAIT_MS`]).
 const EMPTY_FETCHES_MAX: u32 = 20;
@@ -92,7 +90,6 @@ pub fn run(config: &ConsumeConfig) -> Result<ConsumeResult, ClientError> {
     let partitions = admin::wait_for_leaders(&mut setup, &config.topic)?;
     let cursors = offsets(&mut setup, &config.topic, partitions)?;
     let counters = LiveCounters::new(0);
-    let errors = Mutex::new(Vec::new());
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(config.duration_s_max.max(0.0));
     let (stop_progress, progress_stopped) = mpsc::channel::<()>();
@@ -104,8 +101,8 @@ pub fn run(config: &ConsumeConfig) -> Result<ConsumeResult, ClientError> {
         let consumers: Vec<_> = (0..config.consumers)
             .map(|index| {
                 let share: Vec<Cursor> = cursors.iter().skip(index).step_by(config.consumers).copied().collect();
-                let (counters, errors) = (&counters, &errors);
-                scope.spawn(move || consume_share(config, share, deadline, counters, errors))
+                let counters = &counters;
+                scope.spawn(move || consume_share(config, share, deadline, counters))
             })
             .collect();
         let totals = consumers.into_iter().map(|handle| handle.join().unwrap_or_default()).collect();
@@ -117,7 +114,6 @@ pub fn run(config: &ConsumeConfig) -> Result<ConsumeResult, ClientError> {
     let loopback_mb_per_s = loopback_mb_per_s.map_err(|source| ClientError::Io { doing: "loopback test", source })?;
     let messages: u64 = totals.iter().map(|totals| totals.messages).sum();
     let log_bytes: u64 = totals.iter().map(|totals| totals.log_bytes).sum();
-    let error_samples = errors.into_inner().unwrap_or_default();
     Ok(ConsumeResult {
         partitions,
         messages,
@@ -128,7 +124,7 @@ pub fn run(config: &ConsumeConfig) -> Result<ConsumeResult, ClientError> {
         reached_end: totals.iter().all(|totals| totals.reached_end),
         loopback_mb_per_s,
         errors: counters.errors.load(Ordering::Relaxed),
-        error_samples,
+        error_samples: counters.error_samples(),
     })
 }
 
@@ -182,23 +178,15 @@ fn list_offsets(
 }
 
 /// One consumer: fetch its partitions until each reaches its end offset, the deadline passes,
-/// or something fails (noted in `errors`).
+/// or something fails (noted in `counters`).
 fn consume_share(
     config: &ConsumeConfig,
     mut cursors: Vec<Cursor>,
     deadline: Instant,
     counters: &LiveCounters,
-    errors: &Mutex<Vec<String>>,
 ) -> ConsumerTotals {
     let mut totals = ConsumerTotals::default();
-    let note = |description: String| {
-        counters.errors.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut samples) = errors.lock() {
-            if samples.len() < ERROR_SAMPLES_MAX {
-                samples.push(description);
-            }
-        }
-    };
+    let note = |description: String| counters.note_error(description);
     let mut connection = match Connection::connect(&config.bootstrap) {
         Ok(connection) => connection,
         Err(error) => {

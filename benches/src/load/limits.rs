@@ -74,7 +74,34 @@ pub const FETCH_PARTITION_BYTES_DEFAULT: i32 = 8 << 20;
 /// Fetch `max_wait_ms`: how long the broker may hold a fetch that found nothing.
 pub const FETCH_WAIT_MS: i32 = 500;
 
+/// Error descriptions a report keeps (the count of errors is exact, the list is a sample).
+pub const ERROR_SAMPLES_MAX: usize = 8;
+
+/// Room the RESP read buffer grows by; a connection reads up to this much per call.
+pub const RESP_READ_BUFFER_BYTES: usize = 64 << 10;
+/// Largest RESP reply accepted; a longer bulk string or a bigger unparsed backlog means a
+/// broken stream.
+pub const RESP_REPLY_BYTES_MAX: usize = 256 << 20;
+/// Deepest nesting of RESP arrays accepted (XREADGROUP's replies are 4 deep).
+pub const RESP_REPLY_DEPTH_MAX: usize = 8;
+/// Commands one RESP connection may have outstanding (sluice's `RESP_IN_FLIGHT_COMMANDS_MAX`).
+pub const PIPELINE_MAX: usize = 1024;
+/// Entries one XREADGROUP may ask for.
+pub const READ_COUNT_MAX: usize = 100_000;
+/// Entries one XREADGROUP asks for unless `--count` says otherwise.
+pub const READ_COUNT_DEFAULT: usize = 100;
+/// XREADGROUP BLOCK unless `--block-ms` says otherwise: also how often an idle consumer checks
+/// whether the run is over.
+pub const READ_BLOCK_MS_DEFAULT: u64 = 100;
+/// Longest XREADGROUP BLOCK accepted (a consumer must notice the end of the run).
+pub const READ_BLOCK_MS_MAX: u64 = 10_000;
+/// After the producers stop, how long the consumers may take to read what they acknowledged.
+pub const CONSUME_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 const _: () = assert!(DISK_BLOCK_BYTES % DIRECT_IO_ALIGNMENT_BYTES == 0);
 const _: () = assert!(SYNC_WRITE_BYTES % DIRECT_IO_ALIGNMENT_BYTES == 0);
 const _: () = assert!(FETCH_PARTITION_BYTES_DEFAULT <= FETCH_RESPONSE_BYTES_MAX);
 const _: () = assert!((FETCH_RESPONSE_BYTES_MAX as usize) < RESPONSE_BYTES_MAX);
+const _: () = assert!(READ_COUNT_DEFAULT <= READ_COUNT_MAX);
+const _: () = assert!(READ_BLOCK_MS_DEFAULT <= READ_BLOCK_MS_MAX);
+const _: () = assert!((READ_BLOCK_MS_MAX as u128) < IO_TIMEOUT.as_millis(), "a blocked read answers in time");

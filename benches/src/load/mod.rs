@@ -12,6 +12,11 @@
 //!   sends as soon as a slot frees up; open loop (`rate`) sends on a fixed schedule and measures
 //!   latency from the *intended* send time, so a stalled broker cannot hide its stall
 //!   (coordinated omission).
+//! - [`timeline`]: warm-up, measured window, when sending stops, the open-loop schedule; shared
+//!   by every load.
+//! - [`resp_wire`]: the RESP2 wire for the Redis Streams loads: commands, replies, one
+//!   blocking [`resp_wire::RespConnection`], and [`resp_wire::PreparedXadd`], an XADD encoded
+//!   once whose send-time field is patched in place.
 //! - [`stats`]: latency histograms, the live progress line, percentiles.
 //! - [`report`]: the human table and the JSON document.
 //! - [`disk`]: what the disk under the data directory can do (sequential O_DIRECT writes,
@@ -24,5 +29,7 @@ pub mod disk;
 pub mod limits;
 pub mod produce;
 pub mod report;
+pub mod resp_wire;
 pub mod stats;
+pub mod timeline;
 pub mod wire;

@@ -9,14 +9,14 @@
 //! Each request carries one batch of `records_per_batch` records for one partition; a
 //! connection cycles through the partitions, starting at its own index so connections spread.
 //!
-//! Timeline: everything acknowledged after `warmup` counts; in a timed run sending stops at
-//! `warmup + duration` and only answers that arrive before then count towards throughput.
-//! Latency is recorded for every request sent after the warm-up, answered in time or not.
-//! Closed loop, a request's latency starts when it is written; open loop (`rate`), it starts
+//! Timeline ([`super::timeline`]): everything acknowledged after `warmup` counts; in a timed
+//! run sending stops at `warmup + duration` and only answers that arrive before then count
+//! towards throughput. Latency is recorded for every request sent after the warm-up, answered
+//! in time or not. Closed loop, a request's latency starts when it is written; open loop (`rate`), it starts
 //! when the schedule said it should have been written, so waiting for a free slot counts.
 use std::io::Write;
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
 use std::thread;
@@ -33,21 +33,10 @@ use super::limits::{
     RECORDS_PER_BATCH_MAX,
 };
 use super::stats::{latency_histogram, print_progress, record_latency, LatencySummary, LiveCounters};
+pub use super::timeline::StopAfter;
+use super::timeline::{sleep_until, Timeline};
 use super::wire::{self, decode_response, error_name, produce_error_code, read_frame, ClientError, PreparedProduce};
 use crate::{now_ms, record_batch_sized};
-
-/// Error descriptions kept for the report (the count of errors is exact, the list is a sample).
-const ERROR_SAMPLES_MAX: usize = 8;
-
-/// When a run stops sending.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-#[serde(rename_all = "snake_case")]
-pub enum StopAfter {
-    /// Seconds of measurement after the warm-up.
-    Seconds(f64),
-    /// Messages sent in all, warm-up included (rounded up to whole batches).
-    Messages(u64),
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProduceConfig {
@@ -88,13 +77,7 @@ impl ProduceConfig {
                 self.rate_msgs_per_s.is_none_or(|rate| rate > 0.0 && rate.is_finite()),
                 "--rate is a positive number of messages per second".to_string(),
             ),
-            (
-                match self.stop_after {
-                    StopAfter::Seconds(seconds) => seconds > 0.0 && seconds.is_finite(),
-                    StopAfter::Messages(messages) => messages > 0,
-                },
-                "--duration-s or --messages must be positive".to_string(),
-            ),
+            (self.stop_after.is_valid(), "--duration-s or --messages must be positive".to_string()),
         ];
         match checks.into_iter().find(|(valid, _)| !valid) {
             Some((_, message)) => Err(message),
@@ -173,7 +156,7 @@ pub fn run(config: &ProduceConfig) -> Result<ProduceResult, ProduceError> {
     let (stop_progress, progress_stopped) = mpsc::channel::<()>();
     let totals = thread::scope(|scope| {
         if config.progress {
-            let (counters, started, warmup) = (&run.counters, run.started, config.warmup());
+            let (counters, started, warmup) = (&run.counters, run.timeline.started, config.warmup());
             scope.spawn(move || print_progress("produce", counters, started, warmup, progress_stopped));
         }
         let connections: Vec<_> = (0..config.producers)
@@ -216,66 +199,39 @@ fn prepare_requests(config: &ProduceConfig, partitions: i32) -> Result<Vec<Prepa
 struct RunContext<'a> {
     config: &'a ProduceConfig,
     partitions: i32,
-    started: Instant,
-    warmup_end: Instant,
-    /// Timed runs stop sending here.
-    send_until: Option<Instant>,
-    /// Runs bounded by messages: requests handed out so far, and how many there are.
-    requests_claimed: AtomicU64,
-    requests_total: Option<u64>,
+    timeline: Timeline,
     /// Record values and whole batch of one request, in bytes.
     payload_bytes_per_request: u64,
     log_bytes_per_request: u64,
     counters: LiveCounters,
-    error_samples: Mutex<Vec<String>>,
 }
 
 impl<'a> RunContext<'a> {
     fn new(config: &'a ProduceConfig, partitions: i32) -> Self {
-        let started = Instant::now();
-        let warmup_end = started + config.warmup();
-        let (send_until, requests_total) = match config.stop_after {
-            StopAfter::Seconds(seconds) => (Some(warmup_end + Duration::from_secs_f64(seconds)), None),
-            StopAfter::Messages(messages) => (None, Some(messages.div_ceil(config.records_per_batch as u64))),
-        };
         assert!(partitions >= 1, "a topic has partitions");
         let batch_bytes = record_batch_sized(config.records_per_batch, config.message_bytes, 0).len();
         Self {
             config,
             partitions,
-            started,
-            warmup_end,
-            send_until,
-            requests_claimed: AtomicU64::new(0),
-            requests_total,
+            timeline: Timeline::new(config.stop_after, config.warmup(), config.records_per_batch as u64),
             payload_bytes_per_request: (config.records_per_batch * config.message_bytes) as u64,
             log_bytes_per_request: batch_bytes as u64,
             counters: LiveCounters::new(config.producers),
-            error_samples: Mutex::new(Vec::new()),
         }
     }
 
     /// Whether another request may go out at `now`.
     fn may_send(&self, now: Instant) -> bool {
-        match (self.send_until, self.requests_total) {
-            (Some(until), _) => now < until,
-            (None, Some(total)) => self.requests_claimed.fetch_add(1, Ordering::Relaxed) < total,
-            (None, None) => false,
-        }
+        self.timeline.may_send(now)
     }
 
     /// Whether an answer arriving at `acked_at` counts towards throughput.
     fn in_window(&self, acked_at: Instant) -> bool {
-        acked_at >= self.warmup_end && self.send_until.is_none_or(|until| acked_at < until)
+        self.timeline.in_window(acked_at)
     }
 
     fn note_error(&self, description: String) {
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut samples) = self.error_samples.lock() {
-            if samples.len() < ERROR_SAMPLES_MAX {
-                samples.push(description);
-            }
-        }
+        self.counters.note_error(description);
     }
 
     fn result(&self, totals: Vec<ConnectionTotals>) -> ProduceResult {
@@ -283,11 +239,7 @@ impl<'a> RunContext<'a> {
         for connection in totals {
             sum.merge(connection);
         }
-        let window_end = match self.send_until {
-            Some(until) => until,
-            None => sum.last_ack.unwrap_or(self.warmup_end).max(self.warmup_end),
-        };
-        let measured_s = window_end.duration_since(self.warmup_end).as_secs_f64();
+        let measured_s = self.timeline.measured_s(sum.last_ack);
         let per_s = |value: u64| if measured_s > 0.0 { value as f64 / measured_s } else { 0.0 };
         ProduceResult {
             partitions: self.partitions,
@@ -301,7 +253,7 @@ impl<'a> RunContext<'a> {
             schedule_lag_max_ms: self.config.rate_msgs_per_s.map(|_| sum.schedule_lag_max.as_secs_f64() * 1e3),
             errors: self.counters.errors.load(Ordering::Relaxed),
             failed_messages: sum.failed_messages,
-            error_samples: self.error_samples.lock().map(|samples| samples.clone()).unwrap_or_default(),
+            error_samples: self.counters.error_samples(),
         }
     }
 }
@@ -455,15 +407,13 @@ fn send_loop(
 ) -> ConnectionTotals {
     let mut totals = ConnectionTotals::default();
     let interval = run.config.request_interval();
-    // Open loop: connections take turns, evenly spread over one interval.
-    let first_send =
-        run.started + interval.map_or(Duration::ZERO, |interval| interval * index as u32 / run.config.producers as u32);
     let mut next_partition = index % prepared.len();
     for request_index in 0u64.. {
-        let scheduled = interval.map(|interval| first_send + interval.mul_f64(request_index as f64));
+        let scheduled =
+            interval.map(|interval| run.timeline.scheduled_send(interval, index, run.config.producers, request_index));
         if let Some(at) = scheduled {
             sleep_until(at);
-            if at >= run.warmup_end {
+            if at >= run.timeline.warmup_end {
                 totals.schedule_lag_max = totals.schedule_lag_max.max(Instant::now().saturating_duration_since(at));
             }
         }
@@ -515,12 +465,10 @@ fn receive_loop(
         match error_code {
             Ok(0) => {
                 totals.count_acked(run, acked_at);
-                if sent.latency_from >= run.warmup_end {
+                if sent.latency_from >= run.timeline.warmup_end {
                     let latency = acked_at.saturating_duration_since(sent.latency_from);
                     record_latency(&mut totals.latency, latency);
-                    if let Ok(mut interval) = run.counters.interval_latency[index].lock() {
-                        record_latency(&mut interval, latency);
-                    }
+                    run.counters.record_interval_latency(index, latency);
                 }
             }
             Ok(code) => {
@@ -535,13 +483,6 @@ fn receive_loop(
         }
     }
     totals
-}
-
-fn sleep_until(at: Instant) {
-    let now = Instant::now();
-    if at > now {
-        thread::sleep(at - now);
-    }
 }
 
 #[cfg(test)]

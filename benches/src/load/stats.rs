@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::limits::{LATENCY_SIGNIFICANT_DIGITS, LATENCY_US_MAX, PROGRESS_INTERVAL};
+use super::limits::{ERROR_SAMPLES_MAX, LATENCY_SIGNIFICANT_DIGITS, LATENCY_US_MAX, PROGRESS_INTERVAL};
 
 /// An empty latency histogram, 1 us to [`LATENCY_US_MAX`].
 pub fn latency_histogram() -> Histogram<u64> {
@@ -60,6 +60,8 @@ pub struct LiveCounters {
     /// Latencies since the last progress line, one histogram per connection so connections
     /// don't contend (the progress line takes each lock once a second).
     pub interval_latency: Vec<Mutex<Histogram<u64>>>,
+    /// What went wrong, for the report: the first [`ERROR_SAMPLES_MAX`] of `errors`.
+    error_samples: Mutex<Vec<String>>,
 }
 
 impl LiveCounters {
@@ -69,6 +71,28 @@ impl LiveCounters {
             payload_bytes: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             interval_latency: (0..connections).map(|_| Mutex::new(latency_histogram())).collect(),
+            error_samples: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Counts an error and keeps its description if it is one of the first few.
+    pub fn note_error(&self, description: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut samples) = self.error_samples.lock() {
+            if samples.len() < ERROR_SAMPLES_MAX {
+                samples.push(description);
+            }
+        }
+    }
+
+    pub fn error_samples(&self) -> Vec<String> {
+        self.error_samples.lock().map(|samples| samples.clone()).unwrap_or_default()
+    }
+
+    /// Records a latency into connection `index`'s histogram of the current progress interval.
+    pub fn record_interval_latency(&self, index: usize, latency: Duration) {
+        if let Some(Ok(mut histogram)) = self.interval_latency.get(index).map(Mutex::lock) {
+            record_latency(&mut histogram, latency);
         }
     }
 

@@ -159,14 +159,14 @@ fn check_declared_lengths(buffer: &[u8]) -> Result<(), String> {
     let Some((count, mut position)) = header(buffer, b'*') else {
         return Ok(()); // incomplete, or not an array: the decoder reports what is wrong
     };
-    if count > RESP_ARGUMENTS_MAX || count < -1 {
+    if !(-1..=RESP_ARGUMENTS_MAX).contains(&count) {
         return Err(format!("invalid multibulk length {count} (at most {RESP_ARGUMENTS_MAX} arguments)"));
     }
     for _ in 0..count.max(0) {
         let Some((length, used)) = header(&buffer[position..], b'$') else {
             return Ok(());
         };
-        if length > RESP_REQUEST_BYTES_MAX as i64 || length < -1 {
+        if !(-1..=RESP_REQUEST_BYTES_MAX as i64).contains(&length) {
             return Err(format!("invalid bulk length {length} (at most {RESP_REQUEST_BYTES_MAX} bytes)"));
         }
         position += used + length.max(0) as usize + 2;

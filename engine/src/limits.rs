@@ -26,6 +26,12 @@ pub const READ_CHUNK_BYTES: usize = 1 << 20;
 pub const READ_MIN_BYTES: usize = 64 << 10;
 /// Segments deleted per partition per retention tick (bounded background work).
 pub const RETENTION_DELETES_PER_TICK_MAX: usize = 8;
+/// `sluice verify` looks for partition logs this many directory levels below `topics/` and
+/// `internal/` (a partition is `<topic>/<partition>`: two levels; one more for nested logs).
+pub const VERIFY_DIR_DEPTH_MAX: usize = 3;
+/// `sluice verify` keeps the details of this many findings per segment (and its indexes); the
+/// rest are only counted, so a shredded file does not print a line per byte.
+pub const VERIFY_FINDINGS_PER_SEGMENT_MAX: usize = 64;
 
 /// Topic config defaults (Kafka names in comments).
 pub const SEGMENT_BYTES_DEFAULT: u64 = 256 << 20; // segment.bytes

@@ -1,10 +1,12 @@
 //! Segment files: `<base_offset:020>.log` with its `.index` and `.timeindex`.
 //!
 //! The appender writes with direct I/O and keeps the partial last block in memory; the reader
-//! reads byte ranges back; recovery finds the valid end of a segment after a crash.
+//! reads byte ranges back; recovery finds the valid end of a segment after a crash; verify
+//! checks a stopped broker's segments and indexes offline and reports what it finds.
 pub mod appender;
 pub mod reader;
 pub mod recovery;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 

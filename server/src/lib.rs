@@ -15,6 +15,7 @@
 //! - [`coordinator`]: consumer groups and committed offsets of the groups a shard coordinates.
 //! - [`metadata`]: the topic catalogue (one writer: shard 0) and its snapshots.
 //! - [`config`]: flags, `SLUICE_*` variables and the TOML file.
+//! - [`verify`]: `sluice verify`, the offline check of a stopped broker's data directory.
 pub mod config;
 pub mod coordinator;
 pub mod http;
@@ -25,3 +26,4 @@ pub mod net;
 pub mod resp;
 pub mod runtime;
 pub mod stream_groups;
+pub mod verify;

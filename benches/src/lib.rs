@@ -8,7 +8,11 @@
 //!   acks=all, next to the raw direct-write bandwidth of the same disk, in one run.
 //! - `src/bin/sluice-bench.rs`, the load generator: pipelined produce (closed or open loop) with
 //!   pre-encoded batches, consume, and the disk and loopback ceilings to compare them with.
-//!   Its parts live in [`load`]; start reading at [`load::produce::run`].
+//!   On the RESP side, `xadd` and `xreadgroup` do the same for Redis Streams, against sluice
+//!   or redis-server. Its parts live in [`load`]; start reading at [`load::produce::run`] and
+//!   [`load::xadd::run`].
+//! - `compare`: sluice next to redis-server (three persistence settings) on one machine, in
+//!   one run, written to `results/compare-<date>.md`.
 //!
 //! Run the micro-benchmarks with `cargo bench -p sluice-bench` (a few minutes on 2 cores).
 //! This library holds what they share: realistic record batches built without a client.

@@ -1,9 +1,12 @@
-//! `sluice-bench`: load for a Sluice (or any Kafka) broker, and the ceilings to compare with.
+//! `sluice-bench`: load for a Sluice broker (or any Kafka broker, or redis-server on the RESP
+//! side), and the ceilings to compare with.
 //!
 //! ```text
 //! sluice-bench produce --producers 4 --acks all --duration-s 10 --disk-dir /data
 //! sluice-bench consume --topic sluice-bench
 //! sluice-bench disk --dir /data
+//! sluice-bench xadd --resp 127.0.0.1:6379 --producers 50 --pipeline 16 --duration-s 5
+//! sluice-bench xreadgroup --resp 127.0.0.1:6379 --consumers 2 --producers 4 --rate 10000
 //! ```
 //! Exit status 0 only if the run had no errors and measured something. The parts live in
 //! `sluice_bench::load`.
@@ -14,8 +17,12 @@ use clap::{Args, Parser, Subcommand};
 use sluice_bench::load::consume::{self, ConsumeConfig};
 use sluice_bench::load::disk::{self, DiskConfig, DiskReport};
 use sluice_bench::load::limits::{DISK_WRITERS_DEFAULT, DISK_WRITE_BYTES_DEFAULT, FETCH_PARTITION_BYTES_DEFAULT};
-use sluice_bench::load::produce::{self, ProduceConfig, StopAfter};
+use sluice_bench::load::limits::{READ_BLOCK_MS_DEFAULT, READ_COUNT_DEFAULT};
+use sluice_bench::load::produce::{self, ProduceConfig};
 use sluice_bench::load::report;
+use sluice_bench::load::timeline::{epoch_us_now, StopAfter};
+use sluice_bench::load::xadd::{self, XaddConfig};
+use sluice_bench::load::xreadgroup::{self, XreadgroupConfig};
 
 #[derive(Debug, Parser)]
 #[command(name = "sluice-bench", version, about = "Load generator for Sluice: produce, consume, and the disk under it")]
@@ -32,6 +39,11 @@ enum Command {
     Consume(ConsumeArgs),
     /// Sequential O_DIRECT write bandwidth and fdatasync latency of the disk under DIR.
     Disk(DiskArgs),
+    /// RESP: XADD pre-encoded entries over pipelined connections; report msgs/s and latency.
+    Xadd(XaddArgs),
+    /// RESP: read with a new consumer group (XREADGROUP, XACK), alone or with XADD producers
+    /// alongside; report the consume rate and the end-to-end latency.
+    Xreadgroup(XreadgroupArgs),
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +91,97 @@ struct ProduceArgs {
     /// No progress line on stderr.
     #[arg(long)]
     quiet: bool,
+}
+
+/// What the RESP loads share: where, which stream, the entries, and the XADD load's shape.
+#[derive(Debug, Args)]
+struct StreamLoadArgs {
+    /// Address of the RESP listener: sluice's --resp-listen, or a redis-server.
+    #[arg(long, visible_alias = "target", default_value = "127.0.0.1:6379")]
+    resp: String,
+    /// The stream's key (with sluice, a topic of one partition: one shard writes it).
+    #[arg(long, default_value = "sluice-bench-stream")]
+    stream: String,
+    /// Size of each entry's `data` field (each entry also has a 16-digit `ts` field).
+    #[arg(long, default_value_t = 100)]
+    message_bytes: usize,
+    /// XADDs outstanding per connection.
+    #[arg(long, visible_alias = "in-flight", default_value_t = 16)]
+    pipeline: usize,
+    /// Seconds measured after the warm-up [default: 10].
+    #[arg(long, conflicts_with = "messages")]
+    duration_s: Option<f64>,
+    /// Stop after this many entries (warm-up included) instead of after a time.
+    #[arg(long)]
+    messages: Option<u64>,
+    #[arg(long, default_value_t = 2.0)]
+    warmup_s: f64,
+    /// Open loop: XADDs per second over all producers, sent on a fixed schedule; latency counts
+    /// from the intended send time.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Also write the results to this file as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress line on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl StreamLoadArgs {
+    fn stop_after(&self) -> StopAfter {
+        match (self.messages, self.duration_s) {
+            (Some(messages), _) => StopAfter::Messages(messages),
+            (None, seconds) => StopAfter::Seconds(seconds.unwrap_or(10.0)),
+        }
+    }
+
+    fn xadd_config(&self, producers: usize) -> XaddConfig {
+        XaddConfig {
+            target: self.resp.clone(),
+            stream: self.stream.clone(),
+            producers,
+            message_bytes: self.message_bytes,
+            pipeline: self.pipeline,
+            stop_after: self.stop_after(),
+            warmup_s: self.warmup_s,
+            rate_msgs_per_s: self.rate,
+            progress: !self.quiet,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct XaddArgs {
+    #[command(flatten)]
+    load: StreamLoadArgs,
+    /// Connections, each one thread sending and reading.
+    #[arg(long, default_value_t = 50)]
+    producers: usize,
+}
+
+#[derive(Debug, Args)]
+struct XreadgroupArgs {
+    #[command(flatten)]
+    load: StreamLoadArgs,
+    /// XADD connections run alongside (0: only read, what is there or what others add).
+    #[arg(long, default_value_t = 0)]
+    producers: usize,
+    /// The consumer group, created by the run [default: sluice-bench-<time>, a new one].
+    #[arg(long)]
+    group: Option<String>,
+    /// Where the new group starts: `$` (entries added from now on) or `0` (the whole stream).
+    #[arg(long, default_value = "$")]
+    start_id: String,
+    /// Consumers of the group, one connection each.
+    #[arg(long, default_value_t = 2)]
+    consumers: usize,
+    /// XREADGROUP COUNT.
+    #[arg(long, default_value_t = READ_COUNT_DEFAULT)]
+    count: usize,
+    /// XREADGROUP BLOCK, in milliseconds.
+    #[arg(long, default_value_t = READ_BLOCK_MS_DEFAULT)]
+    block_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +236,8 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce_command(args),
         Command::Consume(args) => consume_command(args),
         Command::Disk(args) => disk_command(args),
+        Command::Xadd(args) => xadd_command(args),
+        Command::Xreadgroup(args) => xreadgroup_command(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -218,6 +323,55 @@ fn consume_command(args: ConsumeArgs) -> Result<(), String> {
     }
     if result.errors > 0 {
         return Err(format!("{} errors while consuming", result.errors));
+    }
+    Ok(())
+}
+
+fn xadd_command(args: XaddArgs) -> Result<(), String> {
+    let config = args.load.xadd_config(args.producers);
+    let result = xadd::run(&config)?;
+    report::print_xadd(&config, &result);
+    if let Some(path) = &args.load.json {
+        report::write_json(path, &report::XaddDocument { command: "xadd", config: &config, result: &result })?;
+    }
+    if result.errors > 0 {
+        return Err(format!("{} errors ({} entries not acknowledged)", result.errors, result.failed_messages));
+    }
+    if result.messages == 0 {
+        return Err("no entry was acknowledged inside the measured window".into());
+    }
+    Ok(())
+}
+
+fn xreadgroup_command(args: XreadgroupArgs) -> Result<(), String> {
+    if args.producers == 0 && args.load.rate.is_some() {
+        return Err("--rate paces producers: give --producers too".into());
+    }
+    let config = XreadgroupConfig {
+        target: args.load.resp.clone(),
+        stream: args.load.stream.clone(),
+        group: args.group.unwrap_or_else(|| format!("sluice-bench-{}", epoch_us_now())),
+        start_id: args.start_id,
+        consumers: args.consumers,
+        count: args.count,
+        block_ms: args.block_ms,
+        stop_after: args.load.stop_after(),
+        warmup_s: args.load.warmup_s,
+        producers: (args.producers > 0).then(|| args.load.xadd_config(args.producers)),
+        progress: !args.load.quiet,
+    };
+    let result = xreadgroup::run(&config)?;
+    report::print_xreadgroup(&config, &result);
+    if let Some(path) = &args.load.json {
+        let document = report::XreadgroupDocument { command: "xreadgroup", config: &config, result: &result };
+        report::write_json(path, &document)?;
+    }
+    let producer_errors = result.producers.as_ref().map_or(0, |producers| producers.errors);
+    if result.errors + producer_errors > 0 {
+        return Err(format!("{} errors reading, {producer_errors} writing", result.errors));
+    }
+    if result.messages == 0 {
+        return Err("no entry was read inside the measured window".into());
     }
     Ok(())
 }

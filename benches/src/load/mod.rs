@@ -1,7 +1,8 @@
 //! # The load generator behind `sluice-bench`
 //!
-//! A small Kafka client of its own, so what is measured is the broker and not a client library:
-//! std threads and blocking sockets, requests encoded once and replayed.
+//! A small Kafka client and a small RESP client of its own, so what is measured is the broker
+//! and not a client library: std threads and blocking sockets, requests encoded once and
+//! replayed.
 //!
 //! - [`wire`]: frames, request encoding, response decoding, one blocking [`wire::Connection`],
 //!   and [`wire::PreparedProduce`], a Produce request encoded once whose correlation id is
@@ -21,6 +22,13 @@
 //! - [`report`]: the human table and the JSON document.
 //! - [`disk`]: what the disk under the data directory can do (sequential O_DIRECT writes,
 //!   4 KiB write + fdatasync latency), to put the broker's figure next to.
+//! - [`xadd`]: the RESP produce run, against sluice or redis-server: one thread per
+//!   connection writes every XADD that is due in one write and reads the replies in order, up
+//!   to `pipeline` outstanding; closed or open loop like [`produce`]. Each entry carries its
+//!   send time.
+//! - [`xreadgroup`]: a new consumer group read with XREADGROUP and XACK, alone or with
+//!   [`xadd`] producers alongside: consume rate, and end-to-end latency from each entry's send
+//!   time to its read.
 //! - [`consume`]: fetch a topic from its earliest offsets, next to the loopback TCP bandwidth.
 //! - [`limits`]: every bound, with its unit.
 pub mod admin;
@@ -33,3 +41,5 @@ pub mod resp_wire;
 pub mod stats;
 pub mod timeline;
 pub mod wire;
+pub mod xadd;
+pub mod xreadgroup;

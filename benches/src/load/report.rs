@@ -6,7 +6,9 @@ use serde::Serialize;
 use super::consume::{ConsumeConfig, ConsumeResult};
 use super::disk::DiskReport;
 use super::produce::{ProduceConfig, ProduceResult};
-use super::stats::thousands;
+use super::stats::{thousands, LatencySummary};
+use super::xadd::{XaddConfig, XaddResult};
+use super::xreadgroup::{XreadgroupConfig, XreadgroupResult};
 
 /// The JSON document of a produce run.
 #[derive(Debug, Serialize)]
@@ -25,6 +27,22 @@ pub struct ConsumeDocument<'a> {
     pub command: &'static str,
     pub config: &'a ConsumeConfig,
     pub result: &'a ConsumeResult,
+}
+
+/// The JSON document of an XADD run.
+#[derive(Debug, Serialize)]
+pub struct XaddDocument<'a> {
+    pub command: &'static str,
+    pub config: &'a XaddConfig,
+    pub result: &'a XaddResult,
+}
+
+/// The JSON document of an XREADGROUP run (its producers, if any, inside).
+#[derive(Debug, Serialize)]
+pub struct XreadgroupDocument<'a> {
+    pub command: &'static str,
+    pub config: &'a XreadgroupConfig,
+    pub result: &'a XreadgroupResult,
 }
 
 /// The JSON document of a disk measurement alone.
@@ -52,10 +70,7 @@ fn acks_name(acks: i16) -> String {
 }
 
 pub fn print_produce(config: &ProduceConfig, result: &ProduceResult, disk: Option<&DiskReport>) {
-    let mode = match config.rate_msgs_per_s {
-        Some(rate) => format!("open loop at {} msgs/s", thousands(rate as u64)),
-        None => "closed loop".to_string(),
-    };
+    let mode = open_or_closed_loop(config.rate_msgs_per_s);
     println!(
         "sluice-bench produce: topic {}, {} partitions, {} producers, {} records of {} B per request, acks={}, \
          in-flight {}, {mode}",
@@ -78,14 +93,10 @@ pub fn print_produce(config: &ProduceConfig, result: &ProduceResult, disk: Optio
         result.log_mb_per_s
     );
     match &result.latency {
-        Some(latency) => println!(
-            "  latency (ms)    p50 {:.2}   p90 {:.2}   p99 {:.2}   p99.9 {:.2}   max {:.2}   ({} requests, from {})",
-            latency.p50_ms,
-            latency.p90_ms,
-            latency.p99_ms,
-            latency.p99_9_ms,
-            latency.max_ms,
-            thousands(latency.count),
+        Some(latency) => print_latency(
+            "latency (ms)",
+            latency,
+            "requests",
             if config.rate_msgs_per_s.is_some() { "the intended send time" } else { "the write" },
         ),
         None if config.acks == 0 => println!("  latency         not measured (acks=0 has no answers)"),
@@ -103,6 +114,107 @@ pub fn print_produce(config: &ProduceConfig, result: &ProduceResult, disk: Optio
             println!("  ratio to disk   {ratio:.2} (payload MB/s over the disk's best direct-write MB/s)");
         }
     }
+}
+
+fn print_latency(label: &str, latency: &LatencySummary, counted: &str, from: &str) {
+    println!(
+        "  {label:<15} p50 {:.2}   p90 {:.2}   p99 {:.2}   p99.9 {:.2}   max {:.2}   ({} {counted}, from {from})",
+        latency.p50_ms,
+        latency.p90_ms,
+        latency.p99_ms,
+        latency.p99_9_ms,
+        latency.max_ms,
+        thousands(latency.count),
+    );
+}
+
+fn open_or_closed_loop(rate_msgs_per_s: Option<f64>) -> String {
+    match rate_msgs_per_s {
+        Some(rate) => format!("open loop at {} msgs/s", thousands(rate as u64)),
+        None => "closed loop".to_string(),
+    }
+}
+
+pub fn print_xadd(config: &XaddConfig, result: &XaddResult) {
+    println!(
+        "sluice-bench xadd: {} stream {}, {} connections, {} B entries, pipeline {}, {}",
+        config.target,
+        config.stream,
+        config.producers,
+        config.message_bytes,
+        config.pipeline,
+        open_or_closed_loop(config.rate_msgs_per_s),
+    );
+    print_xadd_lines(config, result);
+    print_errors(result.errors, &result.error_samples);
+}
+
+fn print_xadd_lines(config: &XaddConfig, result: &XaddResult) {
+    println!("  measured        {:.1} s after {:.1} s of warm-up", result.measured_s, config.warmup_s);
+    println!(
+        "  entries         {} acknowledged in the window ({} in all)",
+        thousands(result.messages),
+        thousands(result.messages_acked_total)
+    );
+    println!(
+        "  throughput      {} msgs/s   {:.1} MB/s payload",
+        thousands(result.msgs_per_s as u64),
+        result.payload_mb_per_s
+    );
+    let from = if config.rate_msgs_per_s.is_some() { "the intended send time" } else { "the write" };
+    match &result.latency {
+        Some(latency) => print_latency("XADD (ms)", latency, "commands", from),
+        None => println!("  XADD latency    no command sent after the warm-up was answered"),
+    }
+    if let Some(lag) = result.schedule_lag_max_ms {
+        println!("  schedule lag    {lag:.2} ms at most (a full pipeline, or the client itself, held a send back)");
+    }
+}
+
+pub fn print_xreadgroup(config: &XreadgroupConfig, result: &XreadgroupResult) {
+    println!(
+        "sluice-bench xreadgroup: {} stream {}, group {} from {}, {} consumers, COUNT {}, BLOCK {} ms",
+        config.target, config.stream, config.group, config.start_id, config.consumers, config.count, config.block_ms,
+    );
+    println!("  measured        {:.1} s after {:.1} s of warm-up", result.measured_s, config.warmup_s);
+    println!(
+        "  entries         {} read in the window ({} in all, {} acknowledged with XACK; {} reads, {} empty)",
+        thousands(result.messages),
+        thousands(result.messages_read_total),
+        thousands(result.messages_acked_total),
+        thousands(result.reads),
+        thousands(result.empty_reads),
+    );
+    println!(
+        "  consume rate    {} msgs/s   {:.1} MB/s payload",
+        thousands(result.msgs_per_s as u64),
+        result.payload_mb_per_s
+    );
+    let from = match config.producers.as_ref().and_then(|producers| producers.rate_msgs_per_s) {
+        Some(_) => "the intended send time",
+        None => "the XADD write",
+    };
+    match &result.end_to_end_latency {
+        Some(latency) => print_latency("end to end (ms)", latency, "entries", from),
+        None => println!("  end to end      no benchmark entry sent after the warm-up was read"),
+    }
+    if let (Some(producers), Some(produced)) = (&config.producers, &result.producers) {
+        println!(
+            "  producers       {} connections, {} B entries, pipeline {}, {}",
+            producers.producers,
+            producers.message_bytes,
+            producers.pipeline,
+            open_or_closed_loop(producers.rate_msgs_per_s)
+        );
+        print_xadd_lines(producers, produced);
+        if produced.errors > 0 {
+            println!("  XADD errors     {}", produced.errors);
+            for sample in &produced.error_samples {
+                println!("                  {sample}");
+            }
+        }
+    }
+    print_errors(result.errors, &result.error_samples);
 }
 
 fn print_errors(errors: u64, samples: &[String]) {

@@ -145,6 +145,16 @@ macro_rules! registry {
             $(ApiSupport { key: ApiKey::$key, min_version: $min, max_version: $max },)*
         ];
 
+        /// Decodes a request body of `key` at `version` without running anything (what the
+        /// fuzz target `kafka_request` drives).
+        pub fn decode_body(key: ApiKey, version: i16, body: &mut Bytes) -> Result<(), DispatchError> {
+            match key {
+                $(ApiKey::$okey => decode::<$orequest>(body, version).map(drop),)*
+                $(ApiKey::$key => decode::<$request>(body, version).map(drop),)*
+                _ => Err(DispatchError::UnsupportedVersion { key, version }),
+            }
+        }
+
         /// Decodes the request body, runs its handler and encodes the response body into `out`.
         /// Returns false when the API sends no response (Produce with acks=0). Ordered handlers
         /// release `order` themselves; the others release it at once.

@@ -147,7 +147,7 @@ const RESP_ARGUMENTS_MAX: i64 = 1 << 20;
 /// A partial request announcing more than the limits (a 4 GB bulk string, a million
 /// arguments) is refused now, not buffered until it arrives. Walks the array header and the
 /// bulk headers that arrived so far.
-fn check_declared_lengths(buffer: &[u8]) -> Result<(), String> {
+pub fn check_declared_lengths(buffer: &[u8]) -> Result<(), String> {
     fn header(rest: &[u8], kind: u8) -> Option<(i64, usize)> {
         let end = rest.windows(2).position(|pair| pair == b"\r\n")?;
         if rest.first() != Some(&kind) {
@@ -217,5 +217,30 @@ mod tests {
         assert!(check_declared_lengths(b"*3\r\n$4\r\nXADD\r\n$1\r\ns\r\n$100\r\nabc").is_ok());
         assert!(check_declared_lengths(b"*1\r\n$4\r\nPI").is_ok());
         assert!(check_declared_lengths(b"").is_ok());
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive, framing and argument parsing answer or wait, never panic.
+        #[test]
+        fn any_bytes_are_parsed_without_panicking(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = check_declared_lengths(&input);
+            let mut buffer = BytesMut::from(&input[..]);
+            while let Ok(Some((frame, _, _))) = decode_bytes_mut(&mut buffer) {
+                if let Ok(mut args) = Args::from_frame(frame) {
+                    let _ = args.name();
+                    let _ = args.rest();
+                }
+            }
+        }
+
+        /// Commands cut anywhere parse as "wait for more", never as a different command.
+        #[test]
+        fn a_cut_command_waits_for_the_rest(cut in 0usize..40) {
+            let whole = b"*3\r\n$4\r\nXLEN\r\n$6\r\nstream\r\n$2\r\nab\r\n";
+            let cut = cut.min(whole.len() - 1);
+            let mut buffer = BytesMut::from(&whole[..cut]);
+            proptest::prop_assert!(matches!(decode_bytes_mut(&mut buffer), Ok(None)));
+            proptest::prop_assert!(check_declared_lengths(&whole[..cut]).is_ok());
+        }
     }
 }

@@ -100,6 +100,8 @@ pub fn recover_segment(dir: &Path, base_offset: i64) -> std::io::Result<Recovere
 
     let index_path = super::offset_index_path(dir, base_offset);
     let time_index_path = super::time_index_path(dir, base_offset);
+    let file_length = |path: &Path| std::fs::metadata(path).map_or(0, |metadata| metadata.len());
+    let (index_file_bytes, time_index_file_bytes) = (file_length(&index_path), file_length(&time_index_path));
     let mut offset_index = OffsetIndex::from_entries(valid_offset_entries(crate::index::read_entries(&index_path)?));
     offset_index.truncate_to_position(file_bytes.min(u64::from(u32::MAX)) as u32);
     let mut time_index = TimeIndex::from_entries(crate::index::read_entries::<TimeIndexEntry>(&time_index_path)?);
@@ -146,7 +148,14 @@ pub fn recover_segment(dir: &Path, base_offset: i64) -> std::io::Result<Recovere
         file.set_len(end)?;
         file.sync_all()?;
     }
-    if offset_index.entries().len() != persisted_offset_entries || time_index.entries().len() != persisted_time_entries
+    // Rewrite the indexes when recovery changed them, or when their files hold more than the
+    // entries kept (a torn last entry, or damage dropped): entries appended later must line up.
+    let entry_bytes = |count: usize, size: usize| (count * size) as u64;
+    let files_hold_more = index_file_bytes != entry_bytes(persisted_offset_entries, OFFSET_ENTRY_BYTES)
+        || time_index_file_bytes != entry_bytes(persisted_time_entries, TIME_ENTRY_BYTES);
+    if offset_index.entries().len() != persisted_offset_entries
+        || time_index.entries().len() != persisted_time_entries
+        || files_hold_more
     {
         crate::index::write_entries(&index_path, offset_index.entries())?;
         crate::index::write_entries(&time_index_path, time_index.entries())?;
@@ -164,6 +173,9 @@ pub fn recover_segment(dir: &Path, base_offset: i64) -> std::io::Result<Recovere
         cut_bytes,
     })
 }
+
+const OFFSET_ENTRY_BYTES: usize = std::mem::size_of::<OffsetIndexEntry>();
+const TIME_ENTRY_BYTES: usize = std::mem::size_of::<TimeIndexEntry>();
 
 fn valid_offset_entries(mut entries: Vec<OffsetIndexEntry>) -> Vec<OffsetIndexEntry> {
     // Keep the longest strictly increasing prefix; anything else is damage.
@@ -312,5 +324,27 @@ mod tests {
         let reread = recover_segment(dir.path(), 0).unwrap();
         assert_eq!(reread.offset_index.entries(), second.offset_index.entries());
         assert_eq!(reread.cut_bytes, 0);
+    }
+
+    #[test]
+    fn a_torn_index_entry_is_cut_so_later_entries_line_up() {
+        let (log, _) = log_of(60);
+        let dir = tempfile::tempdir().unwrap();
+        write_segment(dir.path(), &log);
+        let first = recover_segment(dir.path(), 0).unwrap();
+        let index_path = crate::segment::offset_index_path(dir.path(), 0);
+        let time_path = crate::segment::time_index_path(dir.path(), 0);
+        // A crash tore the last entry of both index files.
+        for path in [&index_path, &time_path] {
+            let mut bytes = std::fs::read(path).unwrap();
+            bytes.extend_from_slice(&[7, 7, 7]);
+            std::fs::write(path, bytes).unwrap();
+        }
+        let second = recover_segment(dir.path(), 0).unwrap();
+        assert_eq!(second.offset_index.entries(), first.offset_index.entries());
+        let index_bytes = std::fs::metadata(&index_path).unwrap().len() as usize;
+        assert_eq!(index_bytes, first.offset_index.entries().len() * OFFSET_ENTRY_BYTES);
+        let time_bytes = std::fs::metadata(&time_path).unwrap().len() as usize;
+        assert_eq!(time_bytes, second.time_index.entries().len() * TIME_ENTRY_BYTES);
     }
 }

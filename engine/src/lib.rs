@@ -10,6 +10,7 @@
 //! - [`segment`]: the direct-I/O appender, the reader and crash recovery.
 //! - [`index`]: the sparse offset and time indexes.
 //! - [`manifest`]: the topic catalogue, persisted atomically with flatbuffers.
+//! - [`metrics`]: fixed-bucket histograms; fdatasync latency and group-commit size per shard.
 //!
 //! ## Durability contract
 //! - **appended**: the batch has offsets and is ordered in memory (what acks=1 waits for).
@@ -26,6 +27,7 @@ pub mod group;
 pub mod index;
 pub mod limits;
 pub mod manifest;
+pub mod metrics;
 pub mod partition;
 pub mod queue;
 pub mod record;

@@ -27,6 +27,7 @@ use super::producers::{ProducerError, ProducerTable, SequenceCheck};
 use crate::index::offset_index::{OffsetIndex, OffsetIndexEntry};
 use crate::index::time_index::{TimeIndex, TimeIndexEntry};
 use crate::limits::*;
+use crate::metrics::StorageMetrics;
 use crate::record::batch::{self, BatchError};
 use crate::segment::{self, appender::SegmentAppender, reader, recovery};
 use crate::sync::Notify;
@@ -214,6 +215,8 @@ pub struct Partition {
     /// Shared by every partition of the shard: fires whenever any of them has new durable data
     /// (fetch long polls over several partitions wait on it).
     shard_appended: Rc<Notify>,
+    /// The shard's fdatasync latency and group-commit size.
+    storage_metrics: Rc<StorageMetrics>,
 }
 
 struct Round {
@@ -291,6 +294,7 @@ impl Partition {
             work: Notify::default(),
             durable: Notify::default(),
             shard_appended,
+            storage_metrics: StorageMetrics::current(),
         });
         glommio::spawn_local(partition.clone().run_flusher(appender)).detach();
         Ok(partition)
@@ -625,7 +629,11 @@ impl Partition {
             self.snapshot_producers();
         }
         appender.write(round.batches.iter().map(|batch| &batch.bytes[..]), round.total_bytes).await?;
-        appender.sync().await
+        let sync_started = std::time::Instant::now();
+        appender.sync().await?;
+        self.storage_metrics.fsync_seconds.observe_duration(sync_started.elapsed());
+        self.storage_metrics.fsync_batches.observe(round.batches.len() as f64);
+        Ok(())
     }
 
     fn complete_round(&self, round: &Round, appender: &SegmentAppender) {

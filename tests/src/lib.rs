@@ -208,6 +208,7 @@ impl Ports {
 pub struct BrokerBuilder {
     shards: usize,
     extra_args: Vec<String>,
+    data_dir: Option<PathBuf>,
 }
 
 impl BrokerBuilder {
@@ -234,10 +235,16 @@ impl BrokerBuilder {
         self
     }
 
+    /// Keep the data in `dir` (e.g. on a small filesystem) instead of the temporary directory.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
     /// Start the broker and wait until its Kafka port accepts connections.
     pub fn start(self) -> Broker {
         let root = tempfile::Builder::new().prefix("sluice-test-").tempdir().expect("create temp dir");
-        let data_dir = root.path().join("data");
+        let data_dir = self.data_dir.unwrap_or_else(|| root.path().join("data"));
         fs::create_dir_all(&data_dir).expect("create data dir");
         let mut broker = Broker {
             binary: sluice_bin(),
@@ -276,7 +283,7 @@ pub struct Broker {
 impl Broker {
     /// A builder with the defaults: [`DEFAULT_SHARDS`] shards, no extra arguments.
     pub fn builder() -> BrokerBuilder {
-        BrokerBuilder { shards: DEFAULT_SHARDS, extra_args: Vec::new() }
+        BrokerBuilder { shards: DEFAULT_SHARDS, extra_args: Vec::new(), data_dir: None }
     }
 
     /// Start a broker with the defaults.

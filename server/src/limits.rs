@@ -12,6 +12,13 @@ pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
 /// Partitions a single topic may have.
 pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
+/// Partitions the broker holds in all (each is open files and memory on its shard).
+pub const PARTITIONS_PER_BROKER_MAX: u32 = 20_000;
+/// Topics one Metadata request may create (auto.create.topics.enable); the rest are answered
+/// UNKNOWN_TOPIC_OR_PARTITION and a client asks again.
+pub const AUTO_CREATED_TOPICS_PER_REQUEST_MAX: usize = 64;
+
+const _: () = assert!(PARTITIONS_PER_TOPIC_MAX <= PARTITIONS_PER_BROKER_MAX);
 /// Longest topic name Kafka allows.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// How often the retention task looks at every partition of a shard.

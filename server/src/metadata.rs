@@ -7,7 +7,7 @@ use std::path::Path;
 use sluice_engine::manifest::{Manifest, TopicManifest};
 use sluice_engine::partition::PartitionConfig;
 
-use crate::limits::{PARTITIONS_PER_TOPIC_MAX, TOPIC_NAME_BYTES_MAX};
+use crate::limits::{PARTITIONS_PER_BROKER_MAX, PARTITIONS_PER_TOPIC_MAX, TOPIC_NAME_BYTES_MAX};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicMeta {
@@ -158,6 +158,7 @@ impl Metadata {
         if !matches!(new.replication_factor, -1 | 1) {
             return Err(TopicChangeError::InvalidReplicationFactor(new.replication_factor));
         }
+        self.check_room_for(partitions)?;
         let config = build_config(&new.configs)?;
         let meta = TopicMeta {
             name: new.name.clone(),
@@ -182,8 +183,22 @@ impl Metadata {
                 topic.partitions
             )));
         }
+        let added = count - topic.partitions;
+        self.check_room_for(added)?;
+        let topic = self.topics.get_mut(name).ok_or(TopicChangeError::UnknownTopic)?;
         topic.partitions = count;
         Ok(topic.clone())
+    }
+
+    /// Every partition is open files and memory on its shard: the broker holds a bounded number.
+    fn check_room_for(&self, added: u32) -> Result<(), TopicChangeError> {
+        let held: u64 = self.topics.values().map(|topic| u64::from(topic.partitions)).sum();
+        if held + u64::from(added) > u64::from(PARTITIONS_PER_BROKER_MAX) {
+            return Err(TopicChangeError::InvalidPartitions(format!(
+                "the broker holds {held} partitions; {added} more would pass its limit of {PARTITIONS_PER_BROKER_MAX}"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -191,6 +206,23 @@ impl Metadata {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_broker_holds_a_bounded_number_of_partitions() {
+        let mut metadata = Metadata::default();
+        let big = PARTITIONS_PER_TOPIC_MAX;
+        let mut created = 0;
+        while metadata.add_topic(&new_topic(&format!("t{created}"), Some(big)), 1).is_ok() {
+            created += 1;
+        }
+        assert_eq!(created, PARTITIONS_PER_BROKER_MAX / big);
+        let refused = metadata.add_topic(&new_topic("one-more", Some(1)), 1);
+        assert!(matches!(refused, Err(TopicChangeError::InvalidPartitions(reason)) if reason.contains("limit")));
+        metadata.remove_topic("t0").unwrap();
+        metadata.add_topic(&new_topic("small", Some(1)), 1).unwrap();
+        let refused = metadata.grow_topic("small", big + 1);
+        assert!(matches!(refused, Err(TopicChangeError::InvalidPartitions(_))));
+    }
 
     fn new_topic(name: &str, partitions: Option<u32>) -> NewTopic {
         NewTopic { name: name.to_string(), partitions, replication_factor: -1, configs: Vec::new() }

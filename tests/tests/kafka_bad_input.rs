@@ -9,10 +9,11 @@ use std::net::TcpStream;
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest,
-    ProduceResponse, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use sluice_engine::record::batch::build;
@@ -150,4 +151,29 @@ fn corrupt_and_oversized_batches_are_refused_and_nothing_is_written() {
     // The same connection carries on, and nothing was written by the refused batches.
     let (error, offset) = produce(&mut stream, &topic, build::batch(0, 1, &[(b"k", b"second")]), 6);
     assert_eq!((error, offset), (0, 1), "the next good batch gets the next offset");
+}
+
+/// A Metadata request naming 100k unknown topics, with auto-creation allowed: answered for
+/// every name, a bounded number created (not 100k topics and their files), others served.
+#[test]
+fn a_request_naming_100k_topics_creates_a_bounded_number() {
+    const NAMES: usize = 100_000;
+    const CREATED_MAX: usize = 64;
+    let broker = Broker::builder().shards(2).start();
+    let mut stream = connect(&broker);
+    let topics = (0..NAMES)
+        .map(|index| {
+            MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(format!("flood-{index}")))))
+        })
+        .collect();
+    let request = MetadataRequest::default().with_topics(Some(topics)).with_allow_auto_topic_creation(true);
+    let started = std::time::Instant::now();
+    let response: MetadataResponse = call(&mut stream, &request, 9, 1);
+    assert_eq!(response.topics.len(), NAMES, "every name is answered");
+    let created = response.topics.iter().filter(|topic| topic.error_code == 0).count();
+    assert!(created > 0 && created <= CREATED_MAX, "{created} topics created by one request");
+    let unknown = response.topics.iter().filter(|topic| topic.error_code == 3).count();
+    assert_eq!(created + unknown, NAMES, "the rest are UNKNOWN_TOPIC_OR_PARTITION");
+    eprintln!("100k-topic Metadata answered in {:?}", started.elapsed());
+    api_versions_work(&broker);
 }

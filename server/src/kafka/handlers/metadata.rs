@@ -8,6 +8,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use super::{str_bytes, topic_name};
 use crate::kafka::errors::{self, KafkaError};
 use crate::kafka::registry::RequestContext;
+use crate::limits::AUTO_CREATED_TOPICS_PER_REQUEST_MAX;
 use crate::metadata::TopicMeta;
 
 /// This broker's id in every response.
@@ -27,10 +28,13 @@ pub async fn handle(context: &RequestContext, request: MetadataRequest, version:
     match requested {
         None => topics.extend(context.metadata().topics.values().map(describe)),
         Some(names) => {
+            let mut created = 0usize;
             for name in names {
                 let mut error = None;
                 if !context.metadata().topics.contains_key(&name) {
-                    error = Some(if auto_create {
+                    let may_create = auto_create && created < AUTO_CREATED_TOPICS_PER_REQUEST_MAX;
+                    created += usize::from(may_create);
+                    error = Some(if may_create {
                         context.ensure_topic(&name, None).await.err().map(|error| KafkaError::from(&error))
                     } else {
                         Some(KafkaError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "unknown topic"))

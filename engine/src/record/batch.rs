@@ -322,16 +322,17 @@ pub fn records(batch: &[u8]) -> Option<impl Iterator<Item = Record<'_>> + '_> {
         }
         remaining -= 1;
         let (length, used) = read_varint(rest)?;
-        let record = rest.get(used..used + usize::try_from(length).ok()?)?;
+        let record = rest.get(used..used.checked_add(usize::try_from(length).ok()?)?)?;
         rest = &rest[used + record.len()..];
         let mut cursor = record.get(1..)?; // attributes
         let timestamp_delta = take_varint(&mut cursor)?;
         let offset_delta = take_varint(&mut cursor)?;
         let key = take_field(&mut cursor)?;
         let value = take_field(&mut cursor)?;
+        // A producer controls the deltas (the CRC only proves they arrived as sent).
         Some(Record {
-            offset: base_offset + offset_delta,
-            timestamp: base_timestamp + timestamp_delta,
+            offset: base_offset.checked_add(offset_delta)?,
+            timestamp: base_timestamp.checked_add(timestamp_delta)?,
             key,
             value,
             headers: cursor,
@@ -535,6 +536,17 @@ mod tests {
         assert!(records(&compressed).is_none());
         let truncated = &batch[..batch.len() - 3];
         assert!(records(truncated).is_none(), "framing is checked first");
+    }
+
+    #[test]
+    fn records_with_overflowing_deltas_end_the_iteration_instead_of_panicking() {
+        // Found by the record_batch fuzz target: the deltas are the producer's to choose.
+        let mut batch = build::batch(0, 1_000, &[(b"a", b"1"), (b"b", b"2")]);
+        batch[27..35].copy_from_slice(&i64::MAX.to_be_bytes()); // base timestamp
+        assert_eq!(records(&batch).unwrap().count(), 1, "the first record (delta 0) reads; the second overflows");
+        let mut batch = build::batch(0, 1_000, &[(b"a", b"1"), (b"b", b"2")]);
+        set_base_offset(&mut batch, i64::MAX);
+        assert_eq!(records(&batch).unwrap().count(), 1);
     }
 
     #[test]

@@ -376,21 +376,32 @@ pub mod build {
     /// An uncompressed batch whose keys and values may be null (tombstones), timestamps
     /// `base_timestamp + i`. This is how Sluice writes its internal logs.
     pub fn batch_of(base_offset: i64, base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
-        let records: Vec<_> = records.iter().map(|(key, value)| (*key, *value, &[][..])).collect();
-        encode(base_offset, base_timestamp, &records)
+        let records: Vec<_> = records
+            .iter()
+            .enumerate()
+            .map(|(index, (key, value))| (base_timestamp + index as i64, *key, *value, &[][..]))
+            .collect();
+        encode(base_offset, &records)
     }
 
-    /// A one-record uncompressed batch with headers (how a stream entry is written).
+    /// A one-record uncompressed batch with headers.
     pub fn record_with_headers(
         timestamp: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         headers: &[(&[u8], &[u8])],
     ) -> Vec<u8> {
-        encode(0, timestamp, &[(key, value, headers)])
+        encode(0, &[(timestamp, key, value, headers)])
     }
 
-    type Encoded<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, &'a [(&'a [u8], &'a [u8])]);
+    /// An uncompressed batch of records `(timestamp, key, value, headers)`, timestamps not
+    /// decreasing (how stream entries are written, several per batch).
+    pub fn records_with_headers(records: &[Encoded<'_>]) -> Vec<u8> {
+        encode(0, records)
+    }
+
+    /// A record to build: timestamp, key, value, headers.
+    pub type Encoded<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>, &'a [(&'a [u8], &'a [u8])]);
 
     fn put_field(out: &mut Vec<u8>, field: Option<&[u8]>) {
         match field {
@@ -402,13 +413,15 @@ pub mod build {
         }
     }
 
-    fn encode(base_offset: i64, base_timestamp: i64, records: &[Encoded<'_>]) -> Vec<u8> {
+    fn encode(base_offset: i64, records: &[Encoded<'_>]) -> Vec<u8> {
+        let base_timestamp = records.first().map_or(0, |record| record.0);
+        let max_timestamp = records.iter().map(|record| record.0).max().unwrap_or(base_timestamp);
         let mut body = Vec::new();
         let mut record = Vec::new();
-        for (index, (key, value, headers)) in records.iter().enumerate() {
+        for (index, (timestamp, key, value, headers)) in records.iter().enumerate() {
             record.clear();
             record.push(0); // attributes
-            put_varint(&mut record, index as i64); // timestamp delta
+            put_varint(&mut record, timestamp - base_timestamp); // timestamp delta
             put_varint(&mut record, index as i64); // offset delta
             put_field(&mut record, *key);
             put_field(&mut record, *value);
@@ -430,7 +443,7 @@ pub mod build {
         out.extend_from_slice(&0i16.to_be_bytes()); // attributes
         out.extend_from_slice(&(count - 1).to_be_bytes());
         out.extend_from_slice(&base_timestamp.to_be_bytes());
-        out.extend_from_slice(&(base_timestamp + i64::from(count.max(1) - 1)).to_be_bytes());
+        out.extend_from_slice(&max_timestamp.to_be_bytes());
         out.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
         out.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
         out.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence

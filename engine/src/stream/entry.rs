@@ -32,9 +32,24 @@ pub fn timestamp_of(id: StreamId) -> i64 {
 
 /// The batch XADD appends for a new entry.
 pub fn encode(id: StreamId, fields: &[(Bytes, Bytes)]) -> Vec<u8> {
-    let key = id.to_string();
-    let headers: Vec<(&[u8], &[u8])> = fields.iter().map(|(name, value)| (&name[..], &value[..])).collect();
-    build::record_with_headers(timestamp_of(id), Some(key.as_bytes()), None, &headers)
+    encode_many(&[(id, fields)])
+}
+
+/// One batch holding several new entries, IDs increasing (pipelined XADDs to one stream).
+pub fn encode_many(entries: &[(StreamId, &[(Bytes, Bytes)])]) -> Vec<u8> {
+    debug_assert!(entries.windows(2).all(|pair| pair[0].0 < pair[1].0), "entry IDs increase");
+    let keys: Vec<String> = entries.iter().map(|(id, _)| id.to_string()).collect();
+    let headers: Vec<Vec<(&[u8], &[u8])>> = entries
+        .iter()
+        .map(|(_, fields)| fields.iter().map(|(name, value)| (&name[..], &value[..])).collect())
+        .collect();
+    let records: Vec<build::Encoded<'_>> = entries
+        .iter()
+        .zip(&keys)
+        .zip(&headers)
+        .map(|(((id, _), key), headers)| (timestamp_of(*id), Some(key.as_bytes()), None, &headers[..]))
+        .collect();
+    build::records_with_headers(&records)
 }
 
 /// The ID of a Kafka producer's record.
@@ -156,6 +171,21 @@ mod tests {
         let read = entries(&Bytes::from(batch)).unwrap();
         assert_eq!(read[0].id, StreamId::new(6, 0));
         assert_eq!(read[0].fields, fields(&[("key", "5-1"), ("a", "b")]));
+    }
+
+    #[test]
+    fn several_entries_share_one_batch_and_keep_their_ids() {
+        let first = fields(&[("a", "1")]);
+        let second = fields(&[("b", "2"), ("c", "3")]);
+        let ids = [StreamId::new(1_000, 0), StreamId::new(1_000, 1), StreamId::new(1_007, 0)];
+        let mut batch = encode_many(&[(ids[0], &first[..]), (ids[1], &second[..]), (ids[2], &first[..])]);
+        batch::set_base_offset(&mut batch, 10);
+        let info = batch::validate(&batch, usize::MAX).unwrap();
+        assert_eq!((info.records_count, info.max_timestamp), (3, 1_007));
+        let read = entries(&Bytes::from(batch)).unwrap();
+        assert_eq!(read.iter().map(|entry| entry.id).collect::<Vec<_>>(), ids);
+        assert_eq!(read.iter().map(|entry| entry.offset).collect::<Vec<_>>(), [10, 11, 12]);
+        assert_eq!(read[1].fields, second);
     }
 
     #[test]

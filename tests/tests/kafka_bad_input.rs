@@ -177,3 +177,33 @@ fn a_request_naming_100k_topics_creates_a_bounded_number() {
     eprintln!("100k-topic Metadata answered in {:?}", started.elapsed());
     api_versions_work(&broker);
 }
+
+/// Arrays that announce more elements than the request holds: refused before allocating.
+/// (Found by fuzz/kafka_request: 14 bytes made the broker allocate 150 GB and abort.)
+#[test]
+fn arrays_announcing_more_elements_than_bytes_close_the_connection_not_the_broker() {
+    let broker = Broker::builder().shards(2).start();
+    // Metadata v0: header (key 3, version 0, correlation 1, no client id), topics: i32::MAX.
+    let mut request = Vec::new();
+    request.extend_from_slice(&3i16.to_be_bytes());
+    request.extend_from_slice(&0i16.to_be_bytes());
+    request.extend_from_slice(&1i32.to_be_bytes());
+    request.extend_from_slice(&(-1i16).to_be_bytes());
+    request.extend_from_slice(&i32::MAX.to_be_bytes());
+    // And a flexible version (Metadata v12): compact array length as a huge unsigned varint.
+    let mut flexible = Vec::new();
+    flexible.extend_from_slice(&3i16.to_be_bytes());
+    flexible.extend_from_slice(&12i16.to_be_bytes());
+    flexible.extend_from_slice(&2i32.to_be_bytes());
+    flexible.extend_from_slice(&(-1i16).to_be_bytes());
+    flexible.push(0); // header tagged fields
+    flexible.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]); // topics: 2^31 - 1 entries
+    for body in [request, flexible] {
+        let mut stream = connect(&broker);
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        stream.write_all(&frame).unwrap();
+        assert_closed(&mut stream, "a request whose array outgrows it");
+        api_versions_work(&broker);
+    }
+}

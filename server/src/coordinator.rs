@@ -221,6 +221,22 @@ impl Coordinator {
         }
     }
 
+    /// Every committed offset of the groups coordinated here (for metrics).
+    pub fn committed_offsets(&self) -> Vec<crate::metrics::CommittedStats> {
+        let offsets = self.offsets.borrow();
+        offsets
+            .group_ids()
+            .flat_map(|group| {
+                offsets.group(group).map(move |((topic, partition), committed)| crate::metrics::CommittedStats {
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: committed.offset,
+                })
+            })
+            .collect()
+    }
+
     fn ticket(&self) -> Ticket {
         let ticket = self.next_ticket.get();
         self.next_ticket.set(ticket + 1);

@@ -14,6 +14,7 @@
 //! - [`resp`]: the Redis front door.
 //! - [`coordinator`]: consumer groups and committed offsets of the groups a shard coordinates.
 //! - [`metadata`]: the topic catalogue (one writer: shard 0) and its snapshots.
+//! - [`metrics`]: per-shard counters and histograms, merged into Prometheus text on a scrape.
 //! - [`config`]: flags, `SLUICE_*` variables and the TOML file.
 //! - [`verify`]: `sluice verify`, the offline check of a stopped broker's data directory.
 pub mod config;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod kafka;
 pub mod limits;
 pub mod metadata;
+pub mod metrics;
 pub mod net;
 pub mod resp;
 pub mod runtime;

@@ -245,6 +245,35 @@ impl StreamGroups {
         self.log.close().await;
     }
 
+    /// Each group's pending entries, consumers and dead-letter stream (for metrics). Walks the
+    /// pending lists to find the oldest delivery: a scrape's cost, not a command's.
+    pub fn stats(&self, now_ms: u64) -> Vec<crate::metrics::StreamGroupStats> {
+        let stream = String::from_utf8_lossy(&self.key).into_owned();
+        self.groups
+            .borrow()
+            .iter()
+            .map(|(name, group)| {
+                let oldest_delivery = group.pending.values().map(|pending| pending.delivered_ms).min();
+                crate::metrics::StreamGroupStats {
+                    stream: stream.clone(),
+                    group: String::from_utf8_lossy(name).into_owned(),
+                    pending: group.pending.len(),
+                    oldest_pending_idle_ms: oldest_delivery.map_or(0, |delivered| now_ms.saturating_sub(delivered)),
+                    consumers: group.consumers.len(),
+                    dead_letter: self.dead_letter_stream(&group.config),
+                }
+            })
+            .collect()
+    }
+
+    /// Where entries of a group with `config` go after too many deliveries.
+    fn dead_letter_stream(&self, config: &GroupConfig) -> String {
+        match &config.dead_letter {
+            Some(stream) => String::from_utf8_lossy(stream).into_owned(),
+            None => format!("{}{DEAD_LETTER_SUFFIX}", String::from_utf8_lossy(&self.key)),
+        }
+    }
+
     /// Runs one group command: decide under the lock, then wait for durability.
     pub async fn handle(&self, shard: &ShardRef, call: GroupCall) -> Result<GroupAnswer, GroupError> {
         let Ok(permit) = self.order.acquire_permit(1).await else {
@@ -690,10 +719,7 @@ impl StreamGroups {
         entry: &Entry,
         deliveries: u64,
     ) -> Result<(), GroupError> {
-        let target = match &config.dead_letter {
-            Some(stream) => String::from_utf8_lossy(stream).into_owned(),
-            None => format!("{}{DEAD_LETTER_SUFFIX}", String::from_utf8_lossy(&self.key)),
-        };
+        let target = self.dead_letter_stream(config);
         let mut fields = vec![
             (Bytes::from_static(b"origin-stream"), self.key.clone()),
             (Bytes::from_static(b"origin-id"), Bytes::from(entry.id.to_string())),

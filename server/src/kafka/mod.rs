@@ -9,8 +9,8 @@ pub mod handlers;
 pub mod registry;
 pub mod response;
 
-use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -24,6 +24,7 @@ use registry::{DispatchError, OrderPoint, RequestContext};
 use response::ResponseBuffer;
 
 use crate::limits::IN_FLIGHT_REQUESTS_MAX;
+use crate::metrics::Protocol;
 
 /// Smallest frame that can hold a request header (api key, version, correlation id).
 const REQUEST_HEADER_BYTES_MIN: usize = 8;
@@ -39,7 +40,6 @@ pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
 }
 
 async fn accept_loop(shard: ShardRef, listener: TcpListener) {
-    let open_connections = Rc::new(Cell::new(0usize));
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -49,19 +49,19 @@ async fn accept_loop(shard: ShardRef, listener: TcpListener) {
                 continue;
             }
         };
-        if open_connections.get() >= shard.config.connections_max {
+        if shard.metrics.connections_open(Protocol::Kafka) >= shard.config.connections_max {
             tracing::warn!(limit = shard.config.connections_max, "Kafka connection refused: connections-max reached");
             drop(stream);
             continue;
         }
-        open_connections.set(open_connections.get() + 1);
-        let (shard, open_connections) = (shard.clone(), open_connections.clone());
+        shard.metrics.connection_opened(Protocol::Kafka);
+        let shard = shard.clone();
         glommio::spawn_local(async move {
             let peer = stream.peer_addr().map(|address| address.to_string()).unwrap_or_default();
             if let Err(reason) = serve_connection(&shard, stream).await {
                 tracing::debug!(%peer, %reason, "Kafka connection closed");
             }
-            open_connections.set(open_connections.get() - 1);
+            shard.metrics.connection_closed(Protocol::Kafka);
         })
         .detach();
     }
@@ -166,11 +166,14 @@ async fn handle_frame(
     mut frame: Bytes,
     order: OrderPoint,
 ) -> Result<Option<Vec<Bytes>>, Closed> {
+    let started = Instant::now();
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let key = ApiKey::try_from(raw_key).map_err(|()| Closed::Protocol(format!("unknown API key {raw_key}")))?;
-    let Some(support) = registry::supported(key).filter(|s| (s.min_version..=s.max_version).contains(&version)) else {
+    let api_index = registry::SUPPORTED.iter().position(|support| support.key == key);
+    let supported = api_index.map(|index| registry::SUPPORTED[index]);
+    let Some(support) = supported.filter(|s| (s.min_version..=s.max_version).contains(&version)) else {
         if key == ApiKey::ApiVersions {
             // The protocol's rule: answer an unknown ApiVersions version with a v0 response
             // carrying UNSUPPORTED_VERSION and our ranges, so the client can retry.
@@ -187,7 +190,11 @@ async fn handle_frame(
         client_id: header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default(),
         client_host: client_host.to_string(),
     };
-    match registry::dispatch(&context, key, version, &mut frame, &mut out, order).await {
+    let dispatched = registry::dispatch(&context, key, version, &mut frame, &mut out, order).await;
+    if let Some(api_index) = api_index {
+        shard.metrics.kafka_request(api_index, started.elapsed());
+    }
+    match dispatched {
         Ok(true) => Ok(Some(out.finish())),
         Ok(false) => Ok(None),
         Err(error @ DispatchError::Decode(_)) => {

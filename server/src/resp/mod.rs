@@ -13,7 +13,6 @@ pub mod reply;
 pub mod session;
 pub mod streams;
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use bytes::BytesMut;
@@ -23,6 +22,7 @@ use glommio::net::{TcpListener, TcpStream};
 use redis_protocol::resp2::decode::decode_bytes_mut;
 
 use crate::limits::{RESP_IN_FLIGHT_COMMANDS_MAX, RESP_REQUEST_BYTES_MAX, RESP_WRITE_BATCH_BYTES};
+use crate::metrics::Protocol;
 use crate::runtime::ShardRef;
 use command::Args;
 use commands::Outcome;
@@ -42,7 +42,6 @@ pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
 }
 
 async fn accept_loop(shard: ShardRef, listener: TcpListener) {
-    let open_connections = Rc::new(Cell::new(0usize));
     let mut accepted = 0u64;
     loop {
         let stream = match listener.accept().await {
@@ -53,7 +52,7 @@ async fn accept_loop(shard: ShardRef, listener: TcpListener) {
                 continue;
             }
         };
-        if open_connections.get() >= shard.config.connections_max {
+        if shard.metrics.connections_open(Protocol::Resp) >= shard.config.connections_max {
             tracing::warn!(limit = shard.config.connections_max, "RESP connection refused: connections-max reached");
             let mut stream = stream;
             let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
@@ -62,13 +61,14 @@ async fn accept_loop(shard: ShardRef, listener: TcpListener) {
         accepted += 1;
         // Unique across shards: shard ids interleave.
         let client_id = accepted * shard.count as u64 + shard.id as u64;
-        open_connections.set(open_connections.get() + 1);
-        let (session, open_connections) = (Session::new(shard.clone(), client_id), open_connections.clone());
+        shard.metrics.connection_opened(Protocol::Resp);
+        let session = Session::new(shard.clone(), client_id);
         glommio::spawn_local(async move {
+            let shard = session.shard.clone();
             if let Err(error) = serve_connection(session, stream).await {
                 tracing::debug!(%error, "RESP connection closed");
             }
-            open_connections.set(open_connections.get() - 1);
+            shard.metrics.connection_closed(Protocol::Resp);
         })
         .detach();
     }

@@ -26,6 +26,11 @@ pub struct Stream {
     pub owner: usize,
 }
 
+/// Bytes of an entry's field names and values (what the RESP traffic metrics count).
+pub fn fields_bytes(fields: &[(Bytes, Bytes)]) -> usize {
+    fields.iter().map(|(name, value)| name.len() + value.len()).sum()
+}
+
 /// The name a key gives its topic, or the error for a key no topic can have.
 pub fn topic_name(key: &[u8]) -> Result<String, Reply> {
     let name = std::str::from_utf8(key).map_err(|_| Reply::error("ERR stream keys must be UTF-8 text in sluice"))?;

@@ -140,6 +140,8 @@ pub enum ShardRequest {
         topic: String,
         call: crate::stream_groups::GroupCall,
     },
+    /// A scrape (`GET /metrics`), to every shard: its counters and what it owns.
+    Metrics,
 }
 
 pub enum ShardResponse {
@@ -154,6 +156,7 @@ pub enum ShardResponse {
     Group(GroupAnswer),
     StreamGroup(Result<crate::stream_groups::GroupAnswer, crate::stream_groups::GroupError>),
     ProducerId(Result<i64, TopicChangeError>),
+    Metrics(Box<crate::metrics::ShardSnapshot>),
 }
 
 pub struct MeshMessage {

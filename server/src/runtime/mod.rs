@@ -13,6 +13,7 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 
 use crate::config::Config;
+use crate::http::Readiness;
 use crate::limits::{IO_MEMORY_BYTES, MESH_CHANNEL_CAPACITY, RING_DEPTH};
 use crate::metadata::Metadata;
 use mesh::MeshMessage;
@@ -20,6 +21,8 @@ use shard::Shard;
 
 /// How often a shard looks at the stop flag (shutdown only, not a hot path).
 const STOP_POLL_INTERVAL_MS: u64 = 50;
+/// How often a recovered shard looks whether its peers recovered too (start-up only).
+const RECOVERY_POLL_INTERVAL_MS: u64 = 2;
 /// How long start-up waits for a listen address a just-killed process still holds.
 const LISTEN_ADDRESS_WAIT_MS: u64 = 3_000;
 /// How long a connection attempt to a listen address may take before it counts as free.
@@ -30,7 +33,7 @@ const LISTEN_PROBE_TIMEOUT_MS: u64 = 200;
 pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
     let config = Arc::new(config);
     let stopped = Arc::new(std::sync::Barrier::new(config.shards));
-    let recovered = Arc::new(std::sync::Barrier::new(config.shards));
+    let readiness = Arc::new(Readiness::new(config.shards));
     std::fs::create_dir_all(config.data_dir.join("topics"))
         .map_err(|error| format!("cannot create data dir {}: {error}", config.data_dir.display()))?;
     // Fail early, on the main thread, if the manifest cannot be read.
@@ -53,9 +56,9 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         .io_memory(IO_MEMORY_BYTES)
         .on_all_shards(move || {
             let (config, mesh, stop) = (config.clone(), mesh.clone(), stop.clone());
-            let (recovered, stopped) = (recovered.clone(), stopped.clone());
+            let (stopped, readiness) = (stopped.clone(), readiness.clone());
             async move {
-                let result = run_shard(config, mesh, stop, recovered, stopped).await;
+                let result = run_shard(config, mesh, stop, stopped, readiness).await;
                 if let Err(error) = &result {
                     tracing::error!(%error, "shard failed");
                 }
@@ -83,8 +86,8 @@ async fn run_shard(
     config: Arc<Config>,
     mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
     stop: Arc<AtomicBool>,
-    recovered: Arc<std::sync::Barrier>,
     stopped: Arc<std::sync::Barrier>,
+    readiness: Arc<Readiness>,
 ) -> Result<(), String> {
     let (senders, receivers) = mesh.join().await.map_err(|error| format!("joining the shard mesh failed: {error}"))?;
     sluice_engine::fs::prime_direct_io(&config.data_dir)
@@ -92,6 +95,8 @@ async fn run_shard(
         .map_err(|error| format!("direct I/O does not work in {}: {error}", config.data_dir.display()))?;
     let metadata = Metadata::load(&config.data_dir)?;
     let shard = Shard::new(config.clone(), senders, Metadata::default());
+    // HTTP first, so /health answers and /ready says 503 while the partitions recover.
+    let http = if shard.id == 0 { Some(crate::http::listen(shard.clone(), readiness.clone())?) } else { None };
     let metadata = Arc::new(metadata);
     shard.apply_metadata(metadata.clone()).await;
     shard.expose_metadata(metadata);
@@ -112,16 +117,21 @@ async fn run_shard(
     tracing::info!(shard = shard.id, "shard recovered its partitions");
     glommio::spawn_local(shard.clone().run_retention()).detach();
     // Listen only once every shard has recovered: a client must never reach a shard whose
-    // peers cannot answer yet. (Blocking here is fine: nothing else runs before listening.)
-    recovered.wait();
-    let kafka = crate::kafka::listen(shard.clone())?;
-    let resp = crate::resp::listen(shard.clone())?;
-    let http = if shard.id == 0 { Some(crate::http::listen(shard.clone())?) } else { None };
+    // peers cannot answer yet. Waiting without blocking the thread keeps HTTP probes answered.
+    readiness.shard_recovered();
+    while !readiness.all_recovered() && !stop.load(Ordering::Relaxed) {
+        glommio::timer::sleep(Duration::from_millis(RECOVERY_POLL_INTERVAL_MS)).await;
+    }
+    let mut listeners = None;
+    if !stop.load(Ordering::Relaxed) {
+        listeners = Some((crate::kafka::listen(shard.clone())?, crate::resp::listen(shard.clone())?));
+        readiness.shard_listening();
+    }
     while !stop.load(Ordering::Relaxed) {
         glommio::timer::sleep(Duration::from_millis(STOP_POLL_INTERVAL_MS)).await;
     }
     // Stop accepting; requests already in flight carry on while the partitions close.
-    drop((kafka, resp, http));
+    drop((listeners, http));
     shard.close_all().await;
     tracing::info!(shard = shard.id, "shard flushed and synced its partitions");
     // Keep this shard's mesh channels open until every shard is done, so no in-flight request

@@ -23,6 +23,7 @@ use super::routing::{coordinator, owner, METADATA_SHARD};
 use crate::config::Config;
 use crate::coordinator::{Coordinator, GroupAnswer, GroupCall};
 use crate::metadata::{Metadata, NewTopic, TopicChangeError, TopicChangeResult};
+use crate::metrics::{OwnedStats, PartitionStats, ShardMetrics, ShardSnapshot};
 use crate::stream_groups::{GroupAnswer as StreamGroupAnswer, GroupCall as StreamGroupCall, GroupError, StreamGroups};
 
 struct OwnedPartition {
@@ -79,6 +80,8 @@ pub struct Shard {
     stream_groups: RefCell<HashMap<String, Rc<StreamGroups>>>,
     /// Serialises opening group logs (so one is never opened twice).
     stream_groups_opening: glommio::sync::Semaphore,
+    /// What this shard's front doors measure (read by a scrape, `ShardRequest::Metrics`).
+    pub metrics: ShardMetrics,
 }
 
 impl Shard {
@@ -97,6 +100,7 @@ impl Shard {
             stream_tails: RefCell::new(HashMap::new()),
             stream_groups: RefCell::new(HashMap::new()),
             stream_groups_opening: glommio::sync::Semaphore::new(1),
+            metrics: ShardMetrics::default(),
         })
     }
 
@@ -173,6 +177,7 @@ impl Shard {
                 ShardResponse::Applied
             }
             ShardRequest::AllocateProducerId => ShardResponse::ProducerId(self.allocate_producer_id().await),
+            ShardRequest::Metrics => ShardResponse::Metrics(Box::new(self.metrics_snapshot())),
             ShardRequest::StreamGroup { topic, call } => {
                 // Boxed: dead-lettering calls shards again (an async recursion).
                 ShardResponse::StreamGroup(Box::pin(self.stream_group_call(&topic, call)).await)
@@ -185,6 +190,21 @@ impl Shard {
                 }
             }
         }
+    }
+
+    /// This shard's counters and the state of what it owns: partitions, the committed offsets
+    /// of the groups it coordinates, the groups of its streams (those used since start).
+    fn metrics_snapshot(&self) -> ShardSnapshot {
+        let partitions = self
+            .partitions
+            .borrow()
+            .iter()
+            .map(|((topic, index), owned)| PartitionStats::of(topic, *index, &owned.partition))
+            .collect();
+        let committed = self.coordinator.borrow().as_ref().map(|coordinator| coordinator.committed_offsets());
+        let now = now_ms().max(0) as u64;
+        let stream_groups = self.stream_groups.borrow().values().flat_map(|groups| groups.stats(now)).collect();
+        self.metrics.snapshot(OwnedStats { partitions, committed: committed.unwrap_or_default(), stream_groups })
     }
 
     /// Runs a Redis stream group command on this shard, the stream's owner.

@@ -8,7 +8,9 @@ use super::scatter;
 use crate::kafka::errors::{self, KafkaError};
 use crate::kafka::registry::RequestContext;
 use crate::limits::FETCH_WAIT_MS_MAX;
+use crate::metrics::Protocol;
 use crate::runtime::mesh::{Fetched, ShardError, ShardRequest, ShardResponse, TopicPartition};
+use sluice_engine::record::batch;
 
 type Read = (TopicPartition, i64, usize);
 
@@ -36,7 +38,25 @@ pub async fn handle(context: &RequestContext, request: FetchRequest, _version: i
         context.wait_for_data_anywhere(watches, wait_ms).await;
         results = read(context, &reads).await;
     }
-    Some(build_response(request, results, response_bytes_max))
+    let response = build_response(request, results, response_bytes_max);
+    count_sent(context, &response);
+    Some(response)
+}
+
+/// Adds the record batches going out to the shard's bytes and records out.
+fn count_sent(context: &RequestContext, response: &FetchResponse) {
+    let (mut bytes, mut records) = (0usize, 0u64);
+    for partition_records in
+        response.responses.iter().flat_map(|topic| &topic.partitions).filter_map(|data| data.records.as_ref())
+    {
+        bytes += partition_records.len();
+        for range in batch::split(partition_records).filter_map(Result::ok) {
+            if let Ok(header) = batch::header(&partition_records[range]) {
+                records += header.records_count.get().max(0) as u64;
+            }
+        }
+    }
+    context.metrics.sent(Protocol::Kafka, bytes, records);
 }
 
 async fn read(context: &RequestContext, reads: &[Read]) -> Vec<Result<Fetched, ShardError>> {

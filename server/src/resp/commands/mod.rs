@@ -13,10 +13,12 @@ pub mod xreadgroup;
 pub mod xtrim;
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use super::command::Args;
 use super::reply::Reply;
 use super::session::Session;
+use crate::metrics::RespCommand;
 
 /// What running a command gives the connection's writer.
 pub enum Outcome {
@@ -33,13 +35,24 @@ impl From<Result<Reply, Reply>> for Outcome {
     }
 }
 
-pub async fn execute(session: &Rc<Session>, mut args: Args) -> Outcome {
+/// Runs one command and times it (`RespCommand`); an XADD answered later times itself.
+pub async fn execute(session: &Rc<Session>, args: Args) -> Outcome {
+    let started = Instant::now();
     let name = args.name();
+    let command = RespCommand::of(&name);
+    let outcome = run(session, args, &name, started).await;
+    if !matches!(outcome, Outcome::Later(_)) {
+        session.shard.metrics.resp_command(command, started.elapsed());
+    }
+    outcome
+}
+
+async fn run(session: &Rc<Session>, mut args: Args, name: &str, started: Instant) -> Outcome {
     if name != "xadd" {
         session.settled().await;
     }
-    match name.as_str() {
-        "xadd" => xadd::xadd(session, &mut args).await,
+    match name {
+        "xadd" => xadd::xadd(session, &mut args, started).await,
         "quit" => Outcome::Close(Reply::OK),
         "ping" => connection::ping(session, &mut args).into(),
         "echo" => connection::echo(&mut args).into(),

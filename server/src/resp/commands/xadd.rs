@@ -4,12 +4,14 @@
 //! durable. The reader goes on with the next command as soon as the entry is in the log, so
 //! pipelined XADDs share one fdatasync.
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use sluice_engine::stream::id::IdRequest;
 
 use super::xtrim::{parse_trim, Trim};
 use super::Outcome;
+use crate::metrics::{Protocol, RespCommand};
 use crate::resp::command::Args;
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
@@ -51,7 +53,8 @@ fn parse(args: &mut Args) -> Result<Request, Reply> {
     Ok(Request { key, make_stream, trim, id, fields })
 }
 
-pub async fn xadd(session: &Rc<Session>, args: &mut Args) -> Outcome {
+/// `started`: when the command began, for its latency (measured once the reply is ready).
+pub async fn xadd(session: &Rc<Session>, args: &mut Args, started: Instant) -> Outcome {
     let request = match parse(args) {
         Ok(request) => request,
         Err(reply) => return Outcome::Reply(reply),
@@ -62,6 +65,7 @@ pub async fn xadd(session: &Rc<Session>, args: &mut Args) -> Outcome {
         Err(reply) => return Outcome::Reply(reply),
     };
     let (appended_sender, appended) = futures::channel::oneshot::channel();
+    let field_bytes = streams::fields_bytes(&request.fields);
     let call = ShardRequest::StreamAdd {
         stream: stream.partition.clone(),
         id: request.id,
@@ -73,10 +77,16 @@ pub async fn xadd(session: &Rc<Session>, args: &mut Args) -> Outcome {
         let (session, trim) = (session.clone(), request.trim);
         async move {
             let reply = match session.shard.call(stream.owner, call).await {
-                ShardResponse::StreamAdded(result) => finish(&session, &stream, result, trim).await,
+                ShardResponse::StreamAdded(result) => {
+                    if result.is_ok() {
+                        session.shard.metrics.received(Protocol::Resp, field_bytes, 1);
+                    }
+                    finish(&session, &stream, result, trim).await
+                }
                 _ => unreachable!("StreamAdd answers with StreamAdded"),
             };
             session.defer_finished();
+            session.shard.metrics.resp_command(RespCommand::Xadd, started.elapsed());
             reply
         }
     });

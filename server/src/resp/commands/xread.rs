@@ -6,9 +6,11 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use sluice_engine::stream::entry::Entry;
 use sluice_engine::stream::id::StreamId;
 
 use crate::limits::{RESP_BLOCK_ROUND_MS, RESP_MISSING_STREAM_RECHECK_MS, RESP_RANGE_ENTRIES_MAX};
+use crate::metrics::Protocol;
 use crate::resp::command::{syntax_error, Args, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
@@ -86,6 +88,7 @@ pub async fn xread(session: &Session, args: &mut Args) -> CommandResult {
     loop {
         let found = read_once(session, &mut cursors, options.count).await?;
         if !found.is_empty() {
+            count_sent(session, found.iter().flat_map(|(_, entries)| entries));
             return Ok(reply(session, found));
         }
         let Some(deadline) = deadline else {
@@ -143,6 +146,17 @@ async fn read_once(
         }
     }
     Ok(found)
+}
+
+/// Adds entries going out to the shard's records out, their field names and values to its
+/// bytes out.
+pub fn count_sent<'a>(session: &Session, entries: impl Iterator<Item = &'a Entry>) {
+    let (mut bytes, mut records) = (0usize, 0u64);
+    for entry in entries {
+        bytes += streams::fields_bytes(&entry.fields);
+        records += 1;
+    }
+    session.shard.metrics.sent(Protocol::Resp, bytes, records);
 }
 
 /// RESP2: `[[key, entries], ...]`; RESP3: `{key: entries, ...}`.

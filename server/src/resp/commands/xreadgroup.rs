@@ -9,7 +9,7 @@ use bytes::Bytes;
 use sluice_engine::stream::entry::Entry;
 use sluice_engine::stream::id::StreamId;
 
-use super::xread::parse_options;
+use super::xread::{count_sent, parse_options};
 use crate::limits::RESP_BLOCK_ROUND_MS;
 use crate::resp::command::{syntax_error, Args, CommandResult};
 use crate::resp::reply::Reply;
@@ -81,6 +81,9 @@ pub async fn xreadgroup(session: &Session, args: &mut Args) -> CommandResult {
             }
         }
         if !found.is_empty() {
+            let delivered =
+                found.iter().flat_map(|(_, entries)| entries.iter().filter_map(|(_, entry)| entry.as_ref()));
+            count_sent(session, delivered);
             return Ok(reply(session, found));
         }
         let Some(deadline) = deadline else {

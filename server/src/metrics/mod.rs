@@ -1,0 +1,454 @@
+//! Metrics: recorded per shard without locks, merged only when scraped.
+//!
+//! Data flow: each shard records into its own [`ShardMetrics`] (`Cell` counters and
+//! fixed-bucket histograms: a few increments per request) and its partition flushers into
+//! the engine's per-shard `StorageMetrics`. `GET /metrics` runs [`scrape`] on the HTTP shard:
+//! it sends `ShardRequest::Metrics` to every shard over the mesh; each answers with a
+//! [`ShardSnapshot`] (plain numbers plus what it owns: its partitions' offsets and sizes, the
+//! committed offsets of the groups it coordinates, its streams' groups). The snapshots are
+//! merged into one [`BrokerMetrics`] and rendered as Prometheus text ([`exposition`]).
+//! Consumer lag and dead-letter lengths are computed there, from the merged partitions, so a
+//! scrape is one round over the mesh.
+//!
+//! [`check`] parses and validates the text format (used by the tests).
+pub mod check;
+pub mod exposition;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sluice_engine::metrics::{
+    Histogram, HistogramSnapshot, StorageMetrics, FSYNC_BATCHES_BUCKETS, LATENCY_BUCKETS_SECONDS,
+};
+use sluice_engine::partition::Partition;
+
+use crate::kafka::registry::SUPPORTED as KAFKA_APIS;
+use crate::runtime::mesh::{ShardRequest, ShardResponse};
+use crate::runtime::ShardRef;
+
+const LATENCY_BUCKETS: usize = LATENCY_BUCKETS_SECONDS.len();
+type LatencyHistogram = Histogram<LATENCY_BUCKETS>;
+
+/// A front door, as the `protocol` label names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Kafka,
+    Resp,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 2] = [Protocol::Kafka, Protocol::Resp];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Kafka => "kafka",
+            Protocol::Resp => "resp",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The RESP commands timed on their own (`command` label); the rest are `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RespCommand {
+    Xadd,
+    Xreadgroup,
+    Xack,
+    Other,
+}
+
+impl RespCommand {
+    pub const ALL: [RespCommand; 4] =
+        [RespCommand::Xadd, RespCommand::Xreadgroup, RespCommand::Xack, RespCommand::Other];
+
+    /// From the lower-case command name.
+    pub fn of(name: &str) -> Self {
+        match name {
+            "xadd" => RespCommand::Xadd,
+            "xreadgroup" => RespCommand::Xreadgroup,
+            "xack" => RespCommand::Xack,
+            _ => RespCommand::Other,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RespCommand::Xadd => "xadd",
+            RespCommand::Xreadgroup => "xreadgroup",
+            RespCommand::Xack => "xack",
+            RespCommand::Other => "other",
+        }
+    }
+}
+
+/// Bytes and records through one front door in one direction.
+#[derive(Debug, Default)]
+struct Traffic {
+    bytes: Cell<u64>,
+    records: Cell<u64>,
+}
+
+impl Traffic {
+    fn add(&self, bytes: u64, records: u64) {
+        self.bytes.set(self.bytes.get() + bytes);
+        self.records.set(self.records.get() + records);
+    }
+
+    fn snapshot(&self) -> TrafficCount {
+        TrafficCount { bytes: self.bytes.get(), records: self.records.get() }
+    }
+}
+
+/// What one shard's front doors measure. Lives on its shard; never shared with another thread.
+pub struct ShardMetrics {
+    /// Indexed like the Kafka registry (`registry::SUPPORTED`).
+    kafka_request_seconds: [LatencyHistogram; KAFKA_APIS.len()],
+    /// Indexed like `RespCommand::ALL`.
+    resp_command_seconds: [LatencyHistogram; RespCommand::ALL.len()],
+    /// Indexed like `Protocol::ALL`.
+    traffic_in: [Traffic; Protocol::ALL.len()],
+    traffic_out: [Traffic; Protocol::ALL.len()],
+    connections_open: [Cell<usize>; Protocol::ALL.len()],
+}
+
+impl Default for ShardMetrics {
+    fn default() -> Self {
+        Self {
+            kafka_request_seconds: std::array::from_fn(|_| Histogram::new(&LATENCY_BUCKETS_SECONDS)),
+            resp_command_seconds: std::array::from_fn(|_| Histogram::new(&LATENCY_BUCKETS_SECONDS)),
+            traffic_in: Default::default(),
+            traffic_out: Default::default(),
+            connections_open: Default::default(),
+        }
+    }
+}
+
+impl ShardMetrics {
+    /// A Kafka request of the API at `api_index` in the registry took `elapsed`.
+    pub fn kafka_request(&self, api_index: usize, elapsed: Duration) {
+        if let Some(histogram) = self.kafka_request_seconds.get(api_index) {
+            histogram.observe_duration(elapsed);
+        }
+    }
+
+    pub fn resp_command(&self, command: RespCommand, elapsed: Duration) {
+        self.resp_command_seconds[command as usize].observe_duration(elapsed);
+    }
+
+    /// Records written by producers (Produce, XADD).
+    pub fn received(&self, protocol: Protocol, bytes: usize, records: u64) {
+        self.traffic_in[protocol.index()].add(bytes as u64, records);
+    }
+
+    /// Records sent to consumers (Fetch, XREAD, XREADGROUP).
+    pub fn sent(&self, protocol: Protocol, bytes: usize, records: u64) {
+        self.traffic_out[protocol.index()].add(bytes as u64, records);
+    }
+
+    pub fn connections_open(&self, protocol: Protocol) -> usize {
+        self.connections_open[protocol.index()].get()
+    }
+
+    pub fn connection_opened(&self, protocol: Protocol) {
+        let open = &self.connections_open[protocol.index()];
+        open.set(open.get() + 1);
+    }
+
+    pub fn connection_closed(&self, protocol: Protocol) {
+        let open = &self.connections_open[protocol.index()];
+        debug_assert!(open.get() > 0, "more connections closed than opened");
+        open.set(open.get().saturating_sub(1));
+    }
+
+    /// This shard's numbers, with what it owns (gathered by `Shard`).
+    pub fn snapshot(&self, owned: OwnedStats) -> ShardSnapshot {
+        let storage = StorageMetrics::current();
+        ShardSnapshot {
+            kafka_request_seconds: self.kafka_request_seconds.iter().map(Histogram::snapshot).collect(),
+            resp_command_seconds: self.resp_command_seconds.iter().map(Histogram::snapshot).collect(),
+            traffic_in: self.traffic_in.iter().map(Traffic::snapshot).collect(),
+            traffic_out: self.traffic_out.iter().map(Traffic::snapshot).collect(),
+            connections_open: self.connections_open.iter().map(Cell::get).collect(),
+            fsync_seconds: storage.fsync_seconds.snapshot(),
+            fsync_batches: storage.fsync_batches.snapshot(),
+            owned,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficCount {
+    pub bytes: u64,
+    pub records: u64,
+}
+
+/// One partition's offsets and size, from its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionStats {
+    pub topic: String,
+    pub partition: i32,
+    pub log_start_offset: i64,
+    pub end_offset: i64,
+    pub size_bytes: u64,
+    pub segments: usize,
+}
+
+impl PartitionStats {
+    pub fn of(topic: &str, partition_index: i32, partition: &Partition) -> Self {
+        Self {
+            topic: topic.to_string(),
+            partition: partition_index,
+            log_start_offset: partition.log_start_offset(),
+            end_offset: partition.high_watermark(),
+            size_bytes: partition.size_bytes(),
+            segments: partition.segment_count(),
+        }
+    }
+}
+
+/// A Kafka consumer group's committed offset of one partition, from its coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedStats {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A Redis stream group, from the stream's owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamGroupStats {
+    pub stream: String,
+    pub group: String,
+    pub pending: usize,
+    pub oldest_pending_idle_ms: u64,
+    pub consumers: usize,
+    /// The stream its entries go to after too many deliveries.
+    pub dead_letter: String,
+}
+
+/// What a shard owns, as of the scrape.
+#[derive(Debug, Default)]
+pub struct OwnedStats {
+    pub partitions: Vec<PartitionStats>,
+    pub committed: Vec<CommittedStats>,
+    pub stream_groups: Vec<StreamGroupStats>,
+}
+
+/// One shard's answer to a scrape: plain numbers, sent over the mesh.
+#[derive(Debug)]
+pub struct ShardSnapshot {
+    pub kafka_request_seconds: Vec<HistogramSnapshot>,
+    pub resp_command_seconds: Vec<HistogramSnapshot>,
+    pub traffic_in: Vec<TrafficCount>,
+    pub traffic_out: Vec<TrafficCount>,
+    pub connections_open: Vec<usize>,
+    pub fsync_seconds: HistogramSnapshot,
+    pub fsync_batches: HistogramSnapshot,
+    pub owned: OwnedStats,
+}
+
+/// Every shard's snapshot merged: what `/metrics` shows.
+#[derive(Debug)]
+pub struct BrokerMetrics {
+    pub shards: usize,
+    pub kafka_request_seconds: Vec<HistogramSnapshot>,
+    pub resp_command_seconds: Vec<HistogramSnapshot>,
+    pub traffic_in: Vec<TrafficCount>,
+    pub traffic_out: Vec<TrafficCount>,
+    pub connections_open: Vec<usize>,
+    pub fsync_seconds: HistogramSnapshot,
+    pub fsync_batches: HistogramSnapshot,
+    /// Sorted by topic and partition.
+    pub partitions: Vec<PartitionStats>,
+    /// Sorted by group, topic and partition.
+    pub committed: Vec<CommittedStats>,
+    /// Sorted by stream and group.
+    pub stream_groups: Vec<StreamGroupStats>,
+}
+
+impl BrokerMetrics {
+    pub fn merge(snapshots: Vec<ShardSnapshot>) -> Self {
+        let mut merged = Self {
+            shards: snapshots.len(),
+            kafka_request_seconds: vec![HistogramSnapshot::empty(&LATENCY_BUCKETS_SECONDS); KAFKA_APIS.len()],
+            resp_command_seconds: vec![HistogramSnapshot::empty(&LATENCY_BUCKETS_SECONDS); RespCommand::ALL.len()],
+            traffic_in: vec![TrafficCount::default(); Protocol::ALL.len()],
+            traffic_out: vec![TrafficCount::default(); Protocol::ALL.len()],
+            connections_open: vec![0; Protocol::ALL.len()],
+            fsync_seconds: HistogramSnapshot::empty(&LATENCY_BUCKETS_SECONDS),
+            fsync_batches: HistogramSnapshot::empty(&FSYNC_BATCHES_BUCKETS),
+            partitions: Vec::new(),
+            committed: Vec::new(),
+            stream_groups: Vec::new(),
+        };
+        for snapshot in snapshots {
+            merge_histograms(&mut merged.kafka_request_seconds, &snapshot.kafka_request_seconds);
+            merge_histograms(&mut merged.resp_command_seconds, &snapshot.resp_command_seconds);
+            merge_traffic(&mut merged.traffic_in, &snapshot.traffic_in);
+            merge_traffic(&mut merged.traffic_out, &snapshot.traffic_out);
+            for (total, open) in merged.connections_open.iter_mut().zip(&snapshot.connections_open) {
+                *total += open;
+            }
+            merged.fsync_seconds.merge(&snapshot.fsync_seconds);
+            merged.fsync_batches.merge(&snapshot.fsync_batches);
+            merged.partitions.extend(snapshot.owned.partitions);
+            merged.committed.extend(snapshot.owned.committed);
+            merged.stream_groups.extend(snapshot.owned.stream_groups);
+        }
+        merged.partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        merged.committed.sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
+        merged.stream_groups.sort_by(|a, b| (&a.stream, &a.group).cmp(&(&b.stream, &b.group)));
+        merged
+    }
+
+    /// A partition's stats by (topic, partition).
+    pub fn partition_index(&self) -> HashMap<(&str, i32), &PartitionStats> {
+        self.partitions.iter().map(|stats| ((stats.topic.as_str(), stats.partition), stats)).collect()
+    }
+}
+
+fn merge_histograms(totals: &mut [HistogramSnapshot], shard: &[HistogramSnapshot]) {
+    for (total, histogram) in totals.iter_mut().zip(shard) {
+        total.merge(histogram);
+    }
+}
+
+fn merge_traffic(totals: &mut [TrafficCount], shard: &[TrafficCount]) {
+    for (total, traffic) in totals.iter_mut().zip(shard) {
+        total.bytes += traffic.bytes;
+        total.records += traffic.records;
+    }
+}
+
+/// Asks every shard for its snapshot (one mesh round), merges them and renders the text.
+pub async fn scrape(shard: &ShardRef) -> String {
+    let calls: Vec<_> = (0..shard.count).map(|target| shard.call(target, ShardRequest::Metrics)).collect();
+    let snapshots = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|response| match response {
+            ShardResponse::Metrics(snapshot) => *snapshot,
+            _ => unreachable!("Metrics answers with Metrics"),
+        })
+        .collect();
+    exposition::render(&BrokerMetrics::merge(snapshots))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn partition(topic: &str, partition: i32, end_offset: i64) -> PartitionStats {
+        PartitionStats {
+            topic: topic.to_string(),
+            partition,
+            log_start_offset: 2,
+            end_offset,
+            size_bytes: 4096,
+            segments: 1,
+        }
+    }
+
+    /// Two shards' snapshots: shard 0 took requests and owns `orders/1` and the group's
+    /// offsets, shard 1 owns `orders/0`, the stream `jobs` and its dead-letter stream.
+    fn two_shards() -> Vec<ShardSnapshot> {
+        let first = ShardMetrics::default();
+        first.kafka_request(0, Duration::from_micros(700));
+        first.kafka_request(0, Duration::from_millis(40));
+        first.resp_command(RespCommand::Xadd, Duration::from_micros(300));
+        first.received(Protocol::Kafka, 1000, 10);
+        first.sent(Protocol::Resp, 20, 2);
+        first.connection_opened(Protocol::Kafka);
+        let second = ShardMetrics::default();
+        second.received(Protocol::Kafka, 500, 5);
+        second.connection_opened(Protocol::Kafka);
+        second.connection_opened(Protocol::Resp);
+        let committed = |partition, offset| CommittedStats {
+            group: "billing \"eu\"".to_string(),
+            topic: "orders".to_string(),
+            partition,
+            offset,
+        };
+        vec![
+            first.snapshot(OwnedStats {
+                partitions: vec![partition("orders", 1, 30)],
+                committed: vec![committed(1, 25), committed(0, 7), committed(9, 1)],
+                stream_groups: Vec::new(),
+            }),
+            second.snapshot(OwnedStats {
+                partitions: vec![partition("orders", 0, 12), partition("jobs", 0, 9), partition("jobs:dlq", 0, 4)],
+                committed: Vec::new(),
+                stream_groups: vec![StreamGroupStats {
+                    stream: "jobs".to_string(),
+                    group: "workers".to_string(),
+                    pending: 3,
+                    oldest_pending_idle_ms: 1500,
+                    consumers: 2,
+                    dead_letter: "jobs:dlq".to_string(),
+                }],
+            }),
+        ]
+    }
+
+    fn value(samples: &[check::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+        check::value_of(samples, name, labels).unwrap()
+    }
+
+    #[test]
+    fn the_merged_text_is_valid_and_adds_up() {
+        let text = exposition::render(&BrokerMetrics::merge(two_shards()));
+        let samples = check::parse(&text).unwrap_or_else(|error| panic!("{error}\n{text}"));
+        assert_eq!(value(&samples, "sluice_shards", &[]), 2.0);
+        assert_eq!(value(&samples, "sluice_partition_end_offset", &[("topic", "orders"), ("partition", "0")]), 12.0);
+        assert_eq!(value(&samples, "sluice_partition_log_start_offset", &[("topic", "jobs")]), 2.0);
+        assert_eq!(value(&samples, "sluice_partition_size_bytes", &[("topic", "orders"), ("partition", "1")]), 4096.0);
+        let group = ("group", "billing \"eu\"");
+        assert_eq!(value(&samples, "sluice_consumer_group_lag", &[group, ("partition", "1")]), 5.0);
+        assert_eq!(value(&samples, "sluice_consumer_group_lag", &[group, ("partition", "0")]), 5.0);
+        assert_eq!(value(&samples, "sluice_consumer_group_committed_offset", &[group, ("partition", "9")]), 1.0);
+        assert!(
+            !samples
+                .iter()
+                .any(|sample| sample.name == "sluice_consumer_group_lag" && sample.label("partition") == Some("9")),
+            "no lag for a partition that does not exist"
+        );
+        let workers = [("stream", "jobs"), ("group", "workers")];
+        assert_eq!(value(&samples, "sluice_stream_group_pending_entries", &workers), 3.0);
+        assert_eq!(value(&samples, "sluice_stream_group_oldest_pending_idle_seconds", &workers), 1.5);
+        assert_eq!(value(&samples, "sluice_stream_group_consumers", &workers), 2.0);
+        assert_eq!(value(&samples, "sluice_stream_group_dead_letter_entries", &workers), 2.0);
+        assert_eq!(value(&samples, "sluice_bytes_in_total", &[("protocol", "kafka")]), 1500.0);
+        assert_eq!(value(&samples, "sluice_records_in_total", &[("protocol", "kafka")]), 15.0);
+        assert_eq!(value(&samples, "sluice_records_out_total", &[("protocol", "resp")]), 2.0);
+        assert_eq!(value(&samples, "sluice_connections_open", &[("protocol", "kafka")]), 2.0);
+        let produce = ("api", "Produce");
+        assert_eq!(value(&samples, "sluice_kafka_request_duration_seconds_count", &[produce]), 2.0);
+        assert_eq!(value(&samples, "sluice_kafka_request_duration_seconds_bucket", &[produce, ("le", "0.001")]), 1.0);
+        assert_eq!(value(&samples, "sluice_kafka_request_duration_seconds_bucket", &[produce, ("le", "0.05")]), 2.0);
+        let xadd = ("command", "xadd");
+        assert_eq!(value(&samples, "sluice_resp_command_duration_seconds_count", &[xadd]), 1.0);
+        assert_eq!(value(&samples, "sluice_fsync_duration_seconds_count", &[]), 0.0);
+    }
+
+    #[test]
+    fn every_line_is_help_type_or_a_sample_of_the_family_announced() {
+        let text = exposition::render(&BrokerMetrics::merge(two_shards()));
+        let mut family = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                family = rest.split(' ').next().unwrap().to_string();
+                assert!(family.starts_with("sluice_"), "{line}");
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                assert!(rest.starts_with(&format!("{family} ")), "TYPE right after its HELP: {line}");
+            } else {
+                assert!(line.starts_with(&family), "a sample of {family}: {line}");
+            }
+        }
+    }
+}

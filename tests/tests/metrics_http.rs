@@ -1,0 +1,238 @@
+//! Story (raw protocols, plain HTTP): an operator points Prometheus at the broker. Once it is
+//! up, `/ready` says so; after a producer wrote five records, a Redis client added two stream
+//! entries and took one into a group, and a consumer fetched and committed, `/metrics` shows
+//! exactly that: offsets, sizes, bytes and records in and out, lag, pending entries, request
+//! latencies and fsyncs, in text that passes a strict format check (and `promtool check
+//! metrics` when it is installed).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{FetchRequest, GroupId, OffsetCommitRequest, ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use sluice_engine::record::batch::build;
+use sluice_server::metrics::check::{self, Sample};
+use sluice_tests::raw::{self, call};
+use sluice_tests::{unique_topic, Broker};
+
+/// Bounded polling of the HTTP listener: at most this many tries, this far apart.
+const READY_POLLS_MAX: usize = 250;
+const POLL_PAUSE: Duration = Duration::from_millis(20);
+
+fn name(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+/// `GET path` over a plain TCP connection: (status code, body).
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connect to the HTTP listener");
+    stream.set_read_timeout(Some(raw::IO_TIMEOUT)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: sluice\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read the HTTP response (Connection: close)");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP head and body");
+    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).expect("a status code");
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .and_then(|length| length.parse().ok())
+        .expect("Content-Length");
+    assert_eq!(body.len(), length, "body length as announced");
+    (status, body.to_string())
+}
+
+/// One RESP command as an array of bulk strings; returns the reply's first line.
+fn resp_command(reader: &mut BufReader<TcpStream>, words: &[&str]) -> String {
+    let mut request = format!("*{}\r\n", words.len());
+    for word in words {
+        request.push_str(&format!("${}\r\n{word}\r\n", word.len()));
+    }
+    reader.get_mut().write_all(request.as_bytes()).unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(!line.starts_with('-'), "{words:?} failed: {line}");
+    line
+}
+
+/// Reads the rest of a reply whose first line was already read (enough for what this test
+/// sends: bulk strings and arrays of them).
+fn skip_rest_of_reply(reader: &mut BufReader<TcpStream>, first_line: &str) {
+    let count: i64 = first_line[1..].trim().parse().unwrap_or(0);
+    match first_line.as_bytes()[0] {
+        b'$' if count >= 0 => {
+            let mut data = vec![0u8; count as usize + 2];
+            reader.read_exact(&mut data).unwrap();
+        }
+        b'*' => {
+            for _ in 0..count.max(0) {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                skip_rest_of_reply(reader, &line);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn value(samples: &[Sample], metric: &str, labels: &[(&str, &str)]) -> f64 {
+    check::value_of(samples, metric, labels).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// `promtool check metrics` on the text, when promtool is installed (Debian: `prometheus`).
+fn promtool_check(text: &str) {
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("SKIPPED promtool check: promtool is not installed (Debian package `prometheus`)");
+        return;
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn metrics_show_what_was_written_and_read() {
+    let broker = Broker::builder().shards(2).start();
+    // The Kafka port accepts as soon as one shard listens; /ready waits for all of them.
+    let ready = (0..READY_POLLS_MAX).any(|_| {
+        let (status, body) = http_get(&broker.http_addr(), "/ready");
+        assert!(matches!((status, body.as_str()), (200, "ready\n") | (503, "starting\n")), "{status} {body}");
+        status == 200 || {
+            std::thread::sleep(POLL_PAUSE);
+            false
+        }
+    });
+    assert!(ready, "/ready answers 200 soon after start");
+    assert_eq!(http_get(&broker.http_addr(), "/health"), (200, "ok\n".to_string()));
+    assert_eq!(http_get(&broker.http_addr(), "/nothing").0, 404);
+
+    // Kafka: two batches, 3 + 2 records, acks=all.
+    let topic = unique_topic("metrics");
+    let mut kafka = raw::connect(&broker.bootstrap());
+    let batches = [
+        build::batch(0, 1_000, &[(b"k1", b"one"), (b"k2", b"two"), (b"k3", b"three")]),
+        build::batch(0, 2_000, &[(b"k4", b"four"), (b"k5", b"five")]),
+    ];
+    let batch_bytes: usize = batches.iter().map(Vec::len).sum();
+    for (correlation_id, batch) in batches.iter().enumerate() {
+        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+            TopicProduceData::default().with_name(TopicName(name(&topic))).with_partition_data(vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(batch.clone()))),
+            ]),
+        ]);
+        let response = call(&mut kafka, &request, 7, correlation_id as i32);
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0, "{response:?}");
+    }
+    // A consumer reads everything, then commits offset 2 (a "simple" commit, no member).
+    let fetch =
+        FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
+            FetchTopic::default().with_topic(TopicName(name(&topic))).with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)]),
+        ]);
+    let fetched = call(&mut kafka, &fetch, 11, 10);
+    let records = fetched.responses[0].partitions[0].records.clone().unwrap_or_default();
+    assert_eq!(records.len(), batch_bytes, "the fetch returns both batches");
+    let group = "metrics-readers";
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(name(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default().with_name(TopicName(name(&topic))).with_partitions(
+            vec![OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(2)],
+        )]);
+    let committed = call(&mut kafka, &commit, 7, 11);
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0, "{committed:?}");
+
+    // Redis: two entries of two fields each, one read by a group.
+    let stream = unique_topic("metrics-stream");
+    let resp = TcpStream::connect(broker.resp_addr()).unwrap();
+    resp.set_read_timeout(Some(raw::IO_TIMEOUT)).unwrap();
+    let mut resp = BufReader::new(resp);
+    let fields = ["job", "resize", "size", "10"];
+    let entry_bytes: usize = fields.iter().map(|word| word.len()).sum();
+    for _ in 0..2 {
+        let reply = resp_command(&mut resp, &[&["XADD", &stream, "*"][..], &fields].concat());
+        skip_rest_of_reply(&mut resp, &reply);
+    }
+    let reply = resp_command(&mut resp, &["XGROUP", "CREATE", &stream, "workers", "0"]);
+    assert_eq!(reply, "+OK\r\n");
+    let reply =
+        resp_command(&mut resp, &["XREADGROUP", "GROUP", "workers", "alice", "COUNT", "1", "STREAMS", &stream, ">"]);
+    skip_rest_of_reply(&mut resp, &reply);
+
+    let (status, text) = http_get(&broker.http_addr(), "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let samples = check::parse(&text).unwrap_or_else(|error| panic!("invalid exposition: {error}\n{text}"));
+    let partition = [("topic", topic.as_str()), ("partition", "0")];
+    assert_eq!(value(&samples, "sluice_shards", &[]), 2.0);
+    assert_eq!(value(&samples, "sluice_partition_end_offset", &partition), 5.0);
+    assert_eq!(value(&samples, "sluice_partition_log_start_offset", &partition), 0.0);
+    assert_eq!(value(&samples, "sluice_partition_size_bytes", &partition), batch_bytes as f64);
+    assert_eq!(value(&samples, "sluice_partition_segments", &partition), 1.0);
+    assert_eq!(value(&samples, "sluice_bytes_in_total", &[("protocol", "kafka")]), batch_bytes as f64);
+    assert_eq!(value(&samples, "sluice_records_in_total", &[("protocol", "kafka")]), 5.0);
+    assert_eq!(value(&samples, "sluice_bytes_out_total", &[("protocol", "kafka")]), batch_bytes as f64);
+    assert_eq!(value(&samples, "sluice_records_out_total", &[("protocol", "kafka")]), 5.0);
+    let committed_labels = [("group", group), ("topic", topic.as_str()), ("partition", "0")];
+    assert_eq!(value(&samples, "sluice_consumer_group_committed_offset", &committed_labels), 2.0);
+    assert_eq!(value(&samples, "sluice_consumer_group_lag", &committed_labels), 3.0);
+
+    assert_eq!(value(&samples, "sluice_partition_end_offset", &[("topic", stream.as_str())]), 2.0);
+    assert_eq!(value(&samples, "sluice_bytes_in_total", &[("protocol", "resp")]), 2.0 * entry_bytes as f64);
+    assert_eq!(value(&samples, "sluice_records_in_total", &[("protocol", "resp")]), 2.0);
+    assert_eq!(value(&samples, "sluice_bytes_out_total", &[("protocol", "resp")]), entry_bytes as f64);
+    assert_eq!(value(&samples, "sluice_records_out_total", &[("protocol", "resp")]), 1.0);
+    let workers = [("stream", stream.as_str()), ("group", "workers")];
+    assert_eq!(value(&samples, "sluice_stream_group_pending_entries", &workers), 1.0);
+    assert_eq!(value(&samples, "sluice_stream_group_consumers", &workers), 1.0);
+    let idle = value(&samples, "sluice_stream_group_oldest_pending_idle_seconds", &workers);
+    assert!((0.0..60.0).contains(&idle), "idle {idle}");
+
+    let produce = [("api", "Produce")];
+    assert_eq!(value(&samples, "sluice_kafka_request_duration_seconds_count", &produce), 2.0);
+    assert_eq!(value(&samples, "sluice_kafka_request_duration_seconds_count", &[("api", "Fetch")]), 1.0);
+    assert_eq!(value(&samples, "sluice_resp_command_duration_seconds_count", &[("command", "xadd")]), 2.0);
+    assert_eq!(value(&samples, "sluice_resp_command_duration_seconds_count", &[("command", "xreadgroup")]), 1.0);
+    assert_eq!(value(&samples, "sluice_resp_command_duration_seconds_count", &[("command", "other")]), 1.0);
+    // Each acks=all batch and each XADD waited for an fdatasync; so did the commit and the
+    // group changes (offsets and group logs).
+    let fsyncs = value(&samples, "sluice_fsync_duration_seconds_count", &[]);
+    assert!(fsyncs >= 4.0, "fsyncs {fsyncs}");
+    assert_eq!(value(&samples, "sluice_fsync_batches_count", &[]), fsyncs, "one batches observation per fsync");
+    assert!(value(&samples, "sluice_fsync_batches_sum", &[]) >= fsyncs, "every fsync covers at least one batch");
+    assert!(value(&samples, "sluice_connections_open", &[("protocol", "kafka")]) >= 1.0);
+    assert!(value(&samples, "sluice_connections_open", &[("protocol", "resp")]) >= 1.0);
+    promtool_check(&text);
+
+    // The gauges follow connections as they close.
+    drop((kafka, resp));
+    let closed = (0..READY_POLLS_MAX).any(|_| {
+        let (_, text) = http_get(&broker.http_addr(), "/metrics");
+        let samples = check::parse(&text).unwrap();
+        let open = value(&samples, "sluice_connections_open", &[("protocol", "resp")]);
+        open == 0.0 || {
+            std::thread::sleep(POLL_PAUSE);
+            false
+        }
+    });
+    assert!(closed, "the RESP connection gauge returns to 0 after the client left");
+}

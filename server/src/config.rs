@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
 use crate::limits::*;
@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Log filter, e.g. info or sluice_server=debug [default: info]
     #[arg(long, env = "SLUICE_LOG_LEVEL")]
     pub log_level: Option<String>,
+    /// Log lines on stderr: text for people, json (one object per line) for log shippers [default: text]
+    #[arg(long, env = "SLUICE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     /// Wait before the first rebalance of an empty group, like Kafka's group.initial.rebalance.delay.ms [default: 3000]
     #[arg(long, env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     pub group_initial_rebalance_delay_ms: Option<u64>,
@@ -70,8 +73,20 @@ struct FileConfig {
     connections_max: Option<usize>,
     retention_check_interval_ms: Option<u64>,
     log_level: Option<String>,
+    log_format: Option<LogFormat>,
     group_initial_rebalance_delay_ms: Option<u64>,
     offsets_compaction_bytes: Option<u64>,
+}
+
+/// How log lines are written to stderr.
+#[derive(ValueEnum, Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the event's fields.
+    Json,
 }
 
 /// The effective configuration, shared read-only by every shard.
@@ -88,6 +103,7 @@ pub struct Config {
     pub connections_max: usize,
     pub retention_check_interval_ms: u64,
     pub log_level: String,
+    pub log_format: LogFormat,
     pub group_initial_rebalance_delay_ms: u64,
     pub offsets_compaction_bytes: u64,
 }
@@ -119,6 +135,7 @@ impl Config {
                 .or(file.retention_check_interval_ms)
                 .unwrap_or(RETENTION_CHECK_INTERVAL_MS_DEFAULT),
             log_level: args.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".to_string()),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             group_initial_rebalance_delay_ms: args
                 .group_initial_rebalance_delay_ms
                 .or(file.group_initial_rebalance_delay_ms)
@@ -175,6 +192,22 @@ mod tests {
         assert_eq!(config.http_listen.to_string(), "127.0.0.1:9644");
         assert_eq!(config.shards, 2);
         assert!(config.auto_create_topics);
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn log_format_comes_from_the_flag_or_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "log-format = \"json\"\n").unwrap();
+        let from_file = ServeArgs { config: Some(path.clone()), ..ServeArgs::default() };
+        assert_eq!(Config::resolve(&from_file, 1).unwrap().log_format, LogFormat::Json);
+        let flag_wins = ServeArgs { config: Some(path), log_format: Some(LogFormat::Text), ..ServeArgs::default() };
+        assert_eq!(Config::resolve(&flag_wins, 1).unwrap().log_format, LogFormat::Text);
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "log-format = \"xml\"\n").unwrap();
+        let error = Config::resolve(&ServeArgs { config: Some(bad), ..ServeArgs::default() }, 1).unwrap_err();
+        assert!(error.contains("xml") && error.contains("text") && error.contains("json"), "{error}");
     }
 
     #[test]

@@ -243,11 +243,14 @@ impl Coordinator {
         ticket
     }
 
-    /// Runs `action` on an existing group and delivers the replies it released.
+    /// Runs `action` on an existing group, logs a rebalance it started or finished, and
+    /// delivers the replies it released.
     fn with_group<R>(&self, group_id: &str, action: impl FnOnce(&mut Group, u64) -> R) -> Option<R> {
         let mut groups = self.groups.borrow_mut();
         let group = groups.get_mut(group_id)?;
+        let before = (group.state(), group.generation_id());
         let result = action(group, now_ms());
+        log_rebalance(group, before);
         let replies = group.take_replies();
         drop(groups);
         self.deliver(replies);
@@ -280,7 +283,9 @@ impl Coordinator {
             let mut groups = self.groups.borrow_mut();
             let limits = self.limits.clone();
             let group = groups.entry(group_id.clone()).or_insert_with(|| Group::new(group_id.clone(), limits));
+            let before = (group.state(), group.generation_id());
             let immediate = group.join(request, ticket, now_ms());
+            log_rebalance(group, before);
             let replies = group.take_replies();
             drop(groups);
             self.deliver(replies);
@@ -528,6 +533,55 @@ impl Coordinator {
     }
 }
 
+/// A change of a group's state that gets one info line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rebalance {
+    /// The group entered PreparingRebalance: it waits for its members to (re)join.
+    Started,
+    /// The leader's assignment arrived: every member works in the new generation.
+    Stable,
+}
+
+/// What happened to a group between two (state, generation) observations around one call. A
+/// call can pass through PreparingRebalance without stopping (the last member joins and the
+/// rebalance completes at once): then the state is CompletingRebalance with a new generation.
+fn rebalance_between(before: (GroupState, i32), after: (GroupState, i32)) -> Option<Rebalance> {
+    let (state_before, generation_before) = before;
+    let (state_after, generation_after) = after;
+    let passed_through_preparing =
+        state_after == GroupState::CompletingRebalance && generation_after != generation_before;
+    if state_before != GroupState::PreparingRebalance
+        && (state_after == GroupState::PreparingRebalance || passed_through_preparing)
+    {
+        return Some(Rebalance::Started);
+    }
+    if state_after == GroupState::Stable
+        && (state_before != GroupState::Stable || generation_after != generation_before)
+    {
+        return Some(Rebalance::Stable);
+    }
+    None
+}
+
+/// One info line per rebalance start and per group becoming Stable. `generation` is the one the
+/// rebalance replaces on the first line and the one the group now works in on the second.
+fn log_rebalance(group: &Group, before: (GroupState, i32)) {
+    let (group_id, members) = (group.group_id(), group.member_count());
+    match rebalance_between(before, (group.state(), group.generation_id())) {
+        Some(Rebalance::Started) => tracing::info!(
+            group = group_id,
+            generation = before.1,
+            members,
+            previous_state = ?before.0,
+            "consumer group rebalance started"
+        ),
+        Some(Rebalance::Stable) => {
+            tracing::info!(group = group_id, generation = group.generation_id(), members, "consumer group stable")
+        }
+        None => {}
+    }
+}
+
 /// Offsets partitions: kept until compaction deletes them (no time retention), small segments
 /// so compaction frees space soon, and room for a snapshot batch of every group's offsets.
 fn offsets_log_config() -> PartitionConfig {
@@ -584,4 +638,22 @@ fn error_join(error: GroupError) -> JoinResponse {
 
 fn error_sync(error: GroupError) -> SyncResponse {
     SyncResponse { error: Some(error), protocol_type: None, protocol_name: None, assignment: Bytes::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use GroupState::*;
+
+    #[test]
+    fn rebalances_are_seen_once_at_start_and_once_when_stable() {
+        assert_eq!(rebalance_between((Empty, 0), (PreparingRebalance, 0)), Some(Rebalance::Started));
+        assert_eq!(rebalance_between((Stable, 3), (PreparingRebalance, 3)), Some(Rebalance::Started));
+        assert_eq!(rebalance_between((Empty, 0), (CompletingRebalance, 1)), Some(Rebalance::Started), "passed through");
+        assert_eq!(rebalance_between((PreparingRebalance, 0), (PreparingRebalance, 0)), None, "a second join");
+        assert_eq!(rebalance_between((PreparingRebalance, 0), (CompletingRebalance, 1)), None);
+        assert_eq!(rebalance_between((CompletingRebalance, 1), (Stable, 1)), Some(Rebalance::Stable));
+        assert_eq!(rebalance_between((Stable, 1), (Stable, 1)), None, "a heartbeat");
+        assert_eq!(rebalance_between((Stable, 1), (Empty, 2)), None, "the last member left");
+    }
 }

@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use sluice_server::config::{Config, ServeArgs};
+use sluice_server::config::{Config, LogFormat, ServeArgs};
 use sluice_server::verify::VerifyArgs;
 
 #[derive(Parser)]
@@ -48,7 +48,7 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::from(2);
                 }
             };
-            init_logging(&config.log_level);
+            init_logging(&config.log_level, config.log_format);
             tracing::info!(version = env!("CARGO_PKG_VERSION"), ?config, "sluice starting");
             let stop = Arc::new(AtomicBool::new(false));
             if let Err(error) = watch_stop_signals(stop.clone()) {
@@ -95,14 +95,16 @@ fn watch_stop_signals(stop: Arc<AtomicBool>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(filter: &str, format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // glommio logs through the `log` crate (e.g. the memlock fallback warning): bridged here.
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object per line, the event's fields next to `timestamp`, `level`, `target` and
+        // `message`: what log shippers index without a parsing rule.
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+    }
 }

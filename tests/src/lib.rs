@@ -51,6 +51,8 @@ pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 pub const LOG_TAIL_LINES: usize = 60;
 /// Shards a broker runs with unless the test asks otherwise.
 pub const DEFAULT_SHARDS: usize = 2;
+/// Starts each start's section of the broker's log files, followed by the start's number.
+const START_MARKER: &str = "===== sluice-tests: start #";
 
 /// Path of the `sluice` binary under test: `SLUICE_BIN` if set, else `<target>/<profile>/sluice`
 /// next to the directory that holds this test executable (`<target>/<profile>/deps/`).
@@ -346,12 +348,7 @@ impl Broker {
         assert!(!self.is_running(), "broker already running");
         self.starts += 1;
         let args = self.serve_args();
-        let marker = format!(
-            "\n===== sluice-tests: start #{} `{} {}` =====\n",
-            self.starts,
-            self.binary.display(),
-            args.join(" ")
-        );
+        let marker = format!("\n{START_MARKER}{} `{} {}` =====\n", self.starts, self.binary.display(), args.join(" "));
         let stdout = self.open_log("broker.stdout.log", &marker);
         let stderr = self.open_log("broker.stderr.log", &marker);
         let child = Command::new(&self.binary)
@@ -426,6 +423,18 @@ impl Broker {
         let _ = child.kill();
         let _ = child.wait();
         panic!("broker did not exit within {BROKER_TERMINATE_TIMEOUT:?} of SIGTERM");
+    }
+
+    /// What the broker wrote to stderr during its `start`-th start (1 is the first), without
+    /// the marker line this harness writes before each start.
+    pub fn stderr_of_start(&self, start: u32) -> String {
+        let text = fs::read_to_string(self.root.path().join("broker.stderr.log")).unwrap_or_default();
+        let prefix = format!("{start} `");
+        text.split(START_MARKER)
+            .find_map(|part| part.strip_prefix(&prefix))
+            .and_then(|part| part.split_once(" =====\n"))
+            .map(|(_, lines)| lines.to_string())
+            .unwrap_or_default()
     }
 
     /// The last `lines` lines of the broker's stdout and stderr, across all restarts.

@@ -246,12 +246,15 @@ impl Partition {
         }
         let mut segments = Vec::with_capacity(bases.len());
         let mut next_offset = bases[0];
+        let (mut scanned_batches, mut truncated_bytes) = (0usize, 0u64);
         for base in bases {
             let recovered = recovery::recover_segment(dir, base)?;
             if recovered.base_offset != next_offset && !segments.is_empty() {
                 tracing::warn!(dir = %dir.display(), expected = next_offset, found = recovered.base_offset, "gap between segments");
             }
             next_offset = recovered.next_offset;
+            scanned_batches += recovered.scanned_batches;
+            truncated_bytes += recovered.cut_bytes;
             segments.push(Segment::recovered(recovered));
         }
         let first_base = segments.first().map_or(0, |segment| segment.base_offset);
@@ -267,9 +270,21 @@ impl Partition {
             .collect();
         let recovered_producers = producer_recovery::recover_producers(dir, &extents, next_offset)?;
         let snapshot_offset = recovered_producers.snapshot_offset;
-        tracing::info!(dir = %dir.display(), snapshot_offset, replayed_batches = recovered_producers.replayed_batches, producers = recovered_producers.table.len(), "producer state recovered");
         let appender = SegmentAppender::open(&segment::log_path(dir, active.0), active.0, active.1).await?;
-        tracing::info!(dir = %dir.display(), log_start_offset, next_offset, segments = segments.len(), "partition opened");
+        // One line per partition, also at start: what recovery read and cut.
+        tracing::info!(
+            dir = %dir.display(),
+            log_start_offset,
+            next_offset,
+            segments = segments.len(),
+            size_bytes = segments.iter().map(|segment| segment.size_bytes).sum::<u64>(),
+            scanned_batches,
+            truncated_bytes,
+            producer_snapshot_offset = snapshot_offset,
+            producer_replayed_batches = recovered_producers.replayed_batches,
+            producers = recovered_producers.table.len(),
+            "partition opened"
+        );
         let partition = Rc::new(Self {
             dir: dir.to_path_buf(),
             config: RefCell::new(config),

@@ -88,6 +88,8 @@ pub struct RecoveredSegment {
     pub time_index: TimeIndex,
     /// Whether anything after the valid end was cut (torn or corrupt tail), beyond zeros.
     pub cut_bytes: u64,
+    /// Batches read and checked: those after the last index entry that was still valid.
+    pub scanned_batches: usize,
 }
 
 /// Recovers the segment with `base_offset` in `dir`: trims its indexes to the valid log,
@@ -171,6 +173,7 @@ pub fn recover_segment(dir: &Path, base_offset: i64) -> std::io::Result<Recovere
         offset_index,
         time_index,
         cut_bytes,
+        scanned_batches: found.len(),
     })
 }
 

@@ -17,6 +17,8 @@
 //! - [`metrics`]: per-shard counters and histograms, merged into Prometheus text on a scrape.
 //! - [`config`]: flags, `SLUICE_*` variables and the TOML file.
 //! - [`verify`]: `sluice verify`, the offline check of a stopped broker's data directory.
+//! - [`admin`]: `sluice topic|group|produce|consume`, a blocking Kafka client of a running broker.
+pub mod admin;
 pub mod config;
 pub mod coordinator;
 pub mod http;

@@ -51,3 +51,43 @@ pub const RESP_BLOCK_ROUND_MS: u64 = 30_000;
 pub const RESP_MISSING_STREAM_RECHECK_MS: u64 = 100;
 /// Commands that may wait in XREAD/XREADGROUP BLOCK at once, per shard.
 pub const RESP_BLOCKED_CLIENTS_MAX_PER_SHARD: usize = 1024;
+
+// The admin CLI (`sluice topic|group|produce|consume`): a blocking client of a running broker.
+
+/// Broker the admin commands talk to when neither `--bootstrap` nor `SLUICE_BOOTSTRAP` is given.
+pub const ADMIN_BOOTSTRAP_DEFAULT: &str = "127.0.0.1:9092";
+/// How long an admin command waits for the TCP connection to the broker.
+pub const ADMIN_CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// How long an admin command waits for the answer to its first request (ApiVersions). A Kafka
+/// broker answers at once; something else listening at that address may never answer.
+pub const ADMIN_HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+/// The `timeout_ms` the admin CLI gives the broker for CreateTopics, DeleteTopics and Produce.
+pub const ADMIN_BROKER_TIMEOUT_MS: i32 = 30_000;
+/// Long poll of each Fetch round of `sluice consume`: how often it looks at its idle timeout.
+pub const CONSUME_FETCH_WAIT_MS: i32 = 500;
+/// How long the admin CLI waits for any answer: the broker's own timeout or a fetch's long
+/// poll, and then some.
+pub const ADMIN_IO_TIMEOUT_MS: u64 = 40_000;
+/// Largest response frame the admin CLI reads: a Fetch answer may carry one batch of the
+/// largest `max.message.bytes` (1 GiB) whatever the fetch asked for.
+pub const ADMIN_RESPONSE_BYTES_MAX: usize = (1 << 30) + (1 << 20);
+/// Bytes one Fetch of `sluice consume` asks for, in all and per partition.
+pub const CONSUME_FETCH_BYTES_MAX: i32 = 16 << 20;
+pub const CONSUME_PARTITION_FETCH_BYTES_MAX: i32 = 4 << 20;
+/// Default of `sluice consume --timeout-ms`: stop after this long without a new record.
+pub const CONSUME_IDLE_TIMEOUT_MS_DEFAULT: u64 = 2_000;
+/// Records and bytes `sluice produce` puts in one batch (one Produce request); a line that is
+/// longer than the byte bound goes alone.
+pub const PRODUCE_BATCH_RECORDS_MAX: usize = 1_000;
+pub const PRODUCE_BATCH_BYTES_MAX: usize = 512 << 10;
+/// Longest line (one record) `sluice produce` reads from stdin.
+pub const PRODUCE_LINE_BYTES_MAX: usize = 16 << 20;
+/// Read buffer on stdin: lines already in it are batched together, so piped input goes out
+/// in full batches while typed lines go out one by one.
+pub const PRODUCE_STDIN_BUFFER_BYTES: usize = 1 << 20;
+
+const _: () = assert!(ADMIN_IO_TIMEOUT_MS > ADMIN_BROKER_TIMEOUT_MS as u64);
+const _: () = assert!(ADMIN_IO_TIMEOUT_MS > CONSUME_FETCH_WAIT_MS as u64);
+const _: () = assert!((CONSUME_FETCH_WAIT_MS as u64) < FETCH_WAIT_MS_MAX);
+const _: () = assert!(CONSUME_PARTITION_FETCH_BYTES_MAX <= CONSUME_FETCH_BYTES_MAX);
+const _: () = assert!(PRODUCE_BATCH_BYTES_MAX <= PRODUCE_STDIN_BUFFER_BYTES);

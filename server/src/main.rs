@@ -26,11 +26,14 @@ enum Command {
     /// offsets, and the indexes. Exit 0: clean (warnings at most, e.g. a torn tail recovery
     /// cuts at start); 1: damage found; 2: usage or I/O error.
     Verify(VerifyArgs),
+    #[command(flatten)]
+    Admin(sluice_server::admin::AdminCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Admin(command) => sluice_server::admin::run(command),
         Command::Verify(args) => match sluice_server::verify::run(&args, &mut std::io::stdout().lock()) {
             Ok(report) if report.damage == 0 => std::process::ExitCode::SUCCESS,
             Ok(_) => std::process::ExitCode::from(1),

@@ -194,6 +194,7 @@ fn keys_acks_and_partitions() {
 
     fails(&bootstrap, &["produce", &topic, "--acks", "2", "--value", "v"], 2, "expected 0, 1 or all");
     fails(&bootstrap, &["produce", &topic, "--partition", "9", "--value", "v"], 2, "partition 9 does not exist");
+    fails(&bootstrap, &["consume", &topic, "--partition", "9"], 2, "partition 9 does not exist");
     fails(&bootstrap, &["consume", &topic, "--from", "soon"], 2, "expected earliest, latest or an offset");
 }
 
@@ -306,8 +307,16 @@ fn errors_exit_1_from_the_broker_and_2_for_usage_or_connection() {
     let stderr = fails(&unreachable, &["topic", "list"], 2, "connection refused");
     assert_eq!(stderr, format!("sluice: cannot connect to {unreachable}: connection refused\n"));
     fails("no-port-here", &["group", "list"], 2, "cannot connect to no-port-here");
-    // The broker's Redis port is not its Kafka port.
+    // The broker's Redis port is not its Kafka port; a port that accepts and stays silent is
+    // given up on after the handshake timeout (5 s).
     fails(&broker.resp_addr(), &["topic", "list"], 2, "did not answer like a Kafka broker");
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_address = silent.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let stderr = fails(&silent_address, &["topic", "list"], 2, "did not answer like a Kafka broker");
+    assert!(stderr.contains("no answer to ApiVersions (timed out)"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    drop(silent);
 
     fails(&bootstrap, &["produce"], 2, "<TOPIC>");
     fails(&bootstrap, &["topic", "frobnicate"], 2, "unrecognized subcommand");

@@ -41,6 +41,12 @@ pub struct ServeArgs {
     /// Connections per shard per listener [default: 4096]
     #[arg(long, env = "SLUICE_CONNECTIONS_MAX")]
     pub connections_max: Option<usize>,
+    /// Once a request's first byte arrived, the whole request must arrive within this, in milliseconds [default: 30000]
+    #[arg(long, env = "SLUICE_REQUEST_READ_TIMEOUT_MS")]
+    pub request_read_timeout_ms: Option<u64>,
+    /// Close a connection idle this long (no request, nothing to answer, or its client reads no response), in milliseconds [default: 600000]
+    #[arg(long, env = "SLUICE_CONNECTION_IDLE_TIMEOUT_MS")]
+    pub connection_idle_timeout_ms: Option<u64>,
     /// How often retention runs, in milliseconds [default: 5000]
     #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS")]
     pub retention_check_interval_ms: Option<u64>,
@@ -71,6 +77,8 @@ struct FileConfig {
     default_partitions: Option<u32>,
     request_bytes_max: Option<usize>,
     connections_max: Option<usize>,
+    request_read_timeout_ms: Option<u64>,
+    connection_idle_timeout_ms: Option<u64>,
     retention_check_interval_ms: Option<u64>,
     log_level: Option<String>,
     log_format: Option<LogFormat>,
@@ -101,6 +109,8 @@ pub struct Config {
     pub default_partitions: u32,
     pub request_bytes_max: usize,
     pub connections_max: usize,
+    pub request_read_timeout_ms: u64,
+    pub connection_idle_timeout_ms: u64,
     pub retention_check_interval_ms: u64,
     pub log_level: String,
     pub log_format: LogFormat,
@@ -130,6 +140,14 @@ impl Config {
             default_partitions: args.default_partitions.or(file.default_partitions).unwrap_or(1),
             request_bytes_max: args.request_bytes_max.or(file.request_bytes_max).unwrap_or(REQUEST_BYTES_MAX_DEFAULT),
             connections_max: args.connections_max.or(file.connections_max).unwrap_or(CONNECTIONS_MAX_PER_SHARD_DEFAULT),
+            request_read_timeout_ms: args
+                .request_read_timeout_ms
+                .or(file.request_read_timeout_ms)
+                .unwrap_or(REQUEST_READ_TIMEOUT_MS_DEFAULT),
+            connection_idle_timeout_ms: args
+                .connection_idle_timeout_ms
+                .or(file.connection_idle_timeout_ms)
+                .unwrap_or(CONNECTION_IDLE_TIMEOUT_MS_DEFAULT),
             retention_check_interval_ms: args
                 .retention_check_interval_ms
                 .or(file.retention_check_interval_ms)
@@ -161,6 +179,15 @@ impl Config {
         }
         if self.connections_max == 0 {
             return Err("connections-max must be at least 1".to_string());
+        }
+        let timeouts = [
+            ("request-read-timeout-ms", self.request_read_timeout_ms),
+            ("connection-idle-timeout-ms", self.connection_idle_timeout_ms),
+        ];
+        for (key, timeout_ms) in timeouts {
+            if timeout_ms == 0 || timeout_ms > CONNECTION_TIMEOUT_MS_MAX {
+                return Err(format!("{key} must be between 1 and {CONNECTION_TIMEOUT_MS_MAX}, got {timeout_ms}"));
+            }
         }
         if self.offsets_compaction_bytes < 4096 {
             return Err("offsets-compaction-bytes must be at least 4096".to_string());
@@ -231,5 +258,24 @@ mod tests {
         assert!(error.contains("shardz"), "{error}");
         let error = Config::resolve(&ServeArgs { shards: Some(0), ..ServeArgs::default() }, 2).unwrap_err();
         assert!(error.contains("shards"), "{error}");
+        let error =
+            Config::resolve(&ServeArgs { request_read_timeout_ms: Some(0), ..ServeArgs::default() }, 2).unwrap_err();
+        assert!(error.contains("request-read-timeout-ms must be between 1 and"), "{error}");
+        let forever = Some(CONNECTION_TIMEOUT_MS_MAX + 1);
+        let error =
+            Config::resolve(&ServeArgs { connection_idle_timeout_ms: forever, ..ServeArgs::default() }, 2).unwrap_err();
+        assert!(error.contains("connection-idle-timeout-ms"), "{error}");
+    }
+
+    #[test]
+    fn connection_timeouts_default_to_kafkas_and_read_the_file() {
+        let config = Config::resolve(&ServeArgs::default(), 2).unwrap();
+        assert_eq!(config.request_read_timeout_ms, 30_000);
+        assert_eq!(config.connection_idle_timeout_ms, 600_000, "Kafka's connections.max.idle.ms");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, "request-read-timeout-ms = 1500\nconnection-idle-timeout-ms = 60000\n").unwrap();
+        let config = Config::resolve(&ServeArgs { config: Some(path), ..ServeArgs::default() }, 2).unwrap();
+        assert_eq!((config.request_read_timeout_ms, config.connection_idle_timeout_ms), (1500, 60_000));
     }
 }

@@ -6,6 +6,19 @@ pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 << 20;
 pub const IN_FLIGHT_REQUESTS_MAX: usize = 32;
 /// Connections accepted per shard per front door; more are closed at once.
 pub const CONNECTIONS_MAX_PER_SHARD_DEFAULT: usize = 4096;
+/// Once the first byte of a request arrived, the whole request must arrive within this, or the
+/// connection is closed (slowloris). Kafka clients give up on a request after their own
+/// `request.timeout.ms`, 30 s by default, so a request slower than that is of no use to them.
+pub const REQUEST_READ_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// A connection with no request arriving and nothing to answer is closed after this, and so is
+/// one whose client reads no response for this long (Kafka's `connections.max.idle.ms`).
+pub const CONNECTION_IDLE_TIMEOUT_MS_DEFAULT: u64 = 600_000;
+/// Largest value either timeout accepts (a week): beyond it a deadline is "never" in practice,
+/// and `Instant` arithmetic stays far from overflowing.
+pub const CONNECTION_TIMEOUT_MS_MAX: u64 = 7 * 24 * 3600 * 1000;
+/// Least time between two warnings about refused connections on one shard and front door, so
+/// a connection flood does not flood the log too.
+pub const CONNECTIONS_REFUSED_WARNING_INTERVAL_MS: u64 = 10_000;
 /// Capacity of each channel of the cross-shard mesh (messages, not bytes).
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 /// Upper bound on a Fetch long poll, whatever the client asks.
@@ -29,6 +42,8 @@ pub const RING_DEPTH: usize = 512;
 pub const IO_MEMORY_BYTES: usize = 8 << 20;
 
 const _: () = assert!(RING_DEPTH <= 32_768);
+const _: () = assert!(REQUEST_READ_TIMEOUT_MS_DEFAULT <= CONNECTION_IDLE_TIMEOUT_MS_DEFAULT);
+const _: () = assert!(CONNECTION_IDLE_TIMEOUT_MS_DEFAULT <= CONNECTION_TIMEOUT_MS_MAX);
 
 /// Kafka's group.initial.rebalance.delay.ms default.
 pub const GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT: u64 = 3_000;

@@ -1,15 +1,131 @@
-//! Socket helpers both front doors share.
+//! Socket helpers both front doors share: a second handle for the writer task, and reads that
+//! give up when a client is too slow.
+//!
+//! A connection waits for its client in two ways. Between requests it is idle: the first byte
+//! of the next request may take up to `connection-idle-timeout-ms`. Once that byte arrived, the
+//! rest of the request must arrive within `request-read-timeout-ms` of it, however the client
+//! spaces its bytes, so a client sending one byte a second (slowloris) cannot hold a connection
+//! and its buffer for ever. Both use glommio's own read timeout, armed only when a read has to
+//! wait, so a client that keeps up costs one clock read per socket read.
+use std::cell::Cell;
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::time::{Duration, Instant};
 
+use futures_lite::AsyncReadExt;
+use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::TcpStream;
 
+use crate::config::Config;
+
 /// A second handle on the same socket, so reads and writes run in separate tasks.
-pub fn duplicate(stream: &TcpStream) -> std::io::Result<TcpStream> {
+pub fn duplicate(stream: &TcpStream) -> io::Result<TcpStream> {
     // SAFETY: dup returns a new descriptor we own (or -1); from_raw_fd takes ownership of it.
     let fd = unsafe { libc::dup(stream.as_raw_fd()) };
     if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+        return Err(io::Error::last_os_error());
     }
     // SAFETY: `fd` is a fresh, valid, connected TCP socket descriptor owned by nobody else.
     Ok(unsafe { TcpStream::from_raw_fd(fd) })
+}
+
+/// How long a connection waits for its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From the first byte of a request to its last.
+    pub request_read: Duration,
+    /// For the first byte of the next request, and for a client to take a response.
+    pub idle: Duration,
+}
+
+impl Timeouts {
+    pub fn of(config: &Config) -> Self {
+        Self {
+            request_read: Duration::from_millis(config.request_read_timeout_ms),
+            idle: Duration::from_millis(config.connection_idle_timeout_ms),
+        }
+    }
+
+    /// A write that makes no progress for the idle timeout fails with `TimedOut`: a client that
+    /// stops reading responses does not hold its connection for ever.
+    pub fn apply_to_writer(&self, writer: &TcpStream) -> io::Result<()> {
+        writer.set_write_timeout(Some(self.idle)).map_err(io::Error::from)
+    }
+}
+
+/// Reads what arrives within `limit`; `Ok(0)` when the client closed its side, `TimedOut`
+/// when nothing came in time.
+pub async fn read_within(stream: &mut TcpStream, buffer: &mut [u8], limit: Duration) -> io::Result<usize> {
+    if limit.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into()); // glommio refuses a zero timeout
+    }
+    stream.set_read_timeout(Some(limit)).map_err(io::Error::from)?;
+    stream.read(buffer).await
+}
+
+/// Waits for the first bytes of the next request: `Ok(0)` when the client closed its side,
+/// `TimedOut` when the connection was idle past `idle`: no byte arrived and no response was
+/// owed (`in_flight`, counted by the connection's tasks). While a response is owed (a Fetch
+/// long poll, a reply the client is slow to take) the wait goes on; the write timeout bounds
+/// the latter.
+pub async fn wait_for_request(
+    stream: &mut TcpStream,
+    buffer: &mut [u8],
+    idle: Duration,
+    in_flight: &Cell<usize>,
+) -> io::Result<usize> {
+    loop {
+        match read_within(stream, buffer, idle).await {
+            Err(error) if is_timeout(&error) && in_flight.get() > 0 => continue,
+            result => return result,
+        }
+    }
+}
+
+/// Fills `buffer` before `deadline`: `TimedOut` if the client is too slow, `UnexpectedEof` if
+/// it closed its side first.
+pub async fn read_exact_before(stream: &mut TcpStream, buffer: &mut [u8], deadline: Instant) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let limit = deadline.saturating_duration_since(Instant::now());
+        match read_within(stream, &mut buffer[filled..], limit).await? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            read => filled += read,
+        }
+    }
+    Ok(())
+}
+
+/// After a connection's writer failed (and shut the socket down, so the reader stops): takes
+/// and drops what the reader still hands over until it ends. A reader waiting for room in a
+/// full channel would wait for ever if the writer just dropped its end: glommio's local channel
+/// wakes it then, but it still finds no room. Dropping a pending task cancels it.
+pub async fn drain_until_reader_ends<T>(pending: LocalReceiver<T>) {
+    while pending.recv().await.is_some() {}
+}
+
+pub fn is_timeout(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::TimedOut
+}
+
+/// Connections one accept loop refused over `connections-max`, logged at most once per
+/// `CONNECTIONS_REFUSED_WARNING_INTERVAL_MS` (with how many since the last line). Lives in one
+/// accept loop.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    since_warning: u64,
+    last_warning: Option<Instant>,
+}
+
+impl Refusals {
+    pub fn refused(&mut self, door: &str, limit: usize) {
+        self.since_warning += 1;
+        let interval = Duration::from_millis(crate::limits::CONNECTIONS_REFUSED_WARNING_INTERVAL_MS);
+        if self.last_warning.is_none_or(|last| last.elapsed() >= interval) {
+            let refused = self.since_warning;
+            tracing::warn!(limit, refused, "{door} connections refused: connections-max per shard reached");
+            self.since_warning = 0;
+            self.last_warning = Some(Instant::now());
+        }
+    }
 }

@@ -316,6 +316,11 @@ impl Broker {
         &self.data_dir
     }
 
+    /// The broker's process id while it runs (to read `/proc/<pid>/status`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
             Some(child) => child.try_wait().expect("try_wait on broker").is_none(),

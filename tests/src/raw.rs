@@ -20,6 +20,22 @@ pub fn connect(bootstrap: &str) -> TcpStream {
 
 /// Sends one request and returns its decoded response (checking the correlation id).
 pub fn call<R: Request>(stream: &mut TcpStream, request: &R, version: i16, correlation_id: i32) -> R::Response {
+    // One write: a separate 4-byte write would meet Nagle and delayed ACKs (40 ms a request).
+    stream.write_all(&frame(request, version, correlation_id)).expect("send the request");
+    read_response::<R>(stream, version, correlation_id)
+}
+
+/// Reads and decodes the response to a request sent earlier (checking the correlation id).
+pub fn read_response<R: Request>(stream: &mut TcpStream, version: i16, correlation_id: i32) -> R::Response {
+    let mut response = read_frame(stream).expect("the broker answered");
+    let response_header = ResponseHeader::decode(&mut response, R::Response::header_version(version))
+        .expect("decode the response header");
+    assert_eq!(response_header.correlation_id, correlation_id, "correlation id of the answer");
+    R::Response::decode(&mut response, version).expect("decode the response")
+}
+
+/// A request as it goes on the wire: length prefix, header, body.
+pub fn frame<R: Request>(request: &R, version: i16, correlation_id: i32) -> Vec<u8> {
     let mut body = BytesMut::new();
     body.extend_from_slice(&[0; 4]); // length, filled in below
     let header = RequestHeader::default()
@@ -31,13 +47,7 @@ pub fn call<R: Request>(stream: &mut TcpStream, request: &R, version: i16, corre
     request.encode(&mut body, version).expect("encode the request");
     let length = (body.len() - 4) as i32;
     body[..4].copy_from_slice(&length.to_be_bytes());
-    // One write: a separate 4-byte write would meet Nagle and delayed ACKs (40 ms a request).
-    stream.write_all(&body).expect("send the request");
-    let mut response = read_frame(stream).expect("the broker answered");
-    let response_header = ResponseHeader::decode(&mut response, R::Response::header_version(version))
-        .expect("decode the response header");
-    assert_eq!(response_header.correlation_id, correlation_id, "correlation id of the answer");
-    R::Response::decode(&mut response, version).expect("decode the response")
+    body.to_vec()
 }
 
 /// One length-prefixed frame, or None if the connection closed or timed out.

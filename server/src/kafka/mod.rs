@@ -3,17 +3,22 @@
 //! A connection is served by the shard whose listener accepted it (SO_REUSEPORT spreads them);
 //! handlers route partition work to owner shards. Requests on one connection are answered in
 //! order. Bad input never panics: an absurd length closes the connection before anything is
-//! allocated, a malformed frame closes the connection, the broker carries on.
+//! allocated, a malformed frame closes the connection, the broker carries on. A slow or silent
+//! client is dropped too (`net::Timeouts`): a request must arrive whole within
+//! `request-read-timeout-ms` of its first byte, and a connection with no request and no
+//! response in flight for `connection-idle-timeout-ms` is closed, like Kafka's
+//! `connections.max.idle.ms`; so is one whose client takes no response bytes for as long.
 pub mod errors;
 pub mod handlers;
 pub mod registry;
 pub mod response;
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -24,7 +29,8 @@ use registry::{DispatchError, OrderPoint, RequestContext};
 use response::ResponseBuffer;
 
 use crate::limits::IN_FLIGHT_REQUESTS_MAX;
-use crate::metrics::Protocol;
+use crate::metrics::{Dropped, Protocol};
+use crate::net::{self, Refusals, Timeouts};
 
 /// Smallest frame that can hold a request header (api key, version, correlation id).
 const REQUEST_HEADER_BYTES_MIN: usize = 8;
@@ -40,6 +46,7 @@ pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
 }
 
 async fn accept_loop(shard: ShardRef, listener: TcpListener) {
+    let mut refusals = Refusals::default();
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -50,7 +57,8 @@ async fn accept_loop(shard: ShardRef, listener: TcpListener) {
             }
         };
         if shard.metrics.connections_open(Protocol::Kafka) >= shard.config.connections_max {
-            tracing::warn!(limit = shard.config.connections_max, "Kafka connection refused: connections-max reached");
+            shard.metrics.connection_dropped(Protocol::Kafka, Dropped::ConnectionsMax);
+            refusals.refused("Kafka", shard.config.connections_max);
             drop(stream);
             continue;
         }
@@ -59,6 +67,9 @@ async fn accept_loop(shard: ShardRef, listener: TcpListener) {
         glommio::spawn_local(async move {
             let peer = stream.peer_addr().map(|address| address.to_string()).unwrap_or_default();
             if let Err(reason) = serve_connection(&shard, stream).await {
+                if let Closed::Dropped(dropped) = reason {
+                    shard.metrics.connection_dropped(Protocol::Kafka, dropped);
+                }
                 tracing::debug!(%peer, %reason, "Kafka connection closed");
             }
             shard.metrics.connection_closed(Protocol::Kafka);
@@ -71,6 +82,8 @@ async fn accept_loop(shard: ShardRef, listener: TcpListener) {
 enum Closed {
     Io(std::io::Error),
     Protocol(String),
+    /// The broker gave up on a slow or silent client.
+    Dropped(Dropped),
 }
 
 impl std::fmt::Display for Closed {
@@ -78,6 +91,7 @@ impl std::fmt::Display for Closed {
         match self {
             Self::Io(error) => write!(f, "{error}"),
             Self::Protocol(reason) => write!(f, "{reason}"),
+            Self::Dropped(reason) => write!(f, "dropped by the broker: {}", reason.label()),
         }
     }
 }
@@ -86,35 +100,57 @@ impl std::fmt::Display for Closed {
 /// `IN_FLIGHT_REQUESTS_MAX` at once), waiting only until the handler's order point (Produce:
 /// its appends) before reading on; the writer task answers in request order. So a producer's
 /// next request appends while the previous one waits for its fdatasync.
-async fn serve_connection(shard: &ShardRef, stream: TcpStream) -> Result<(), Closed> {
+async fn serve_connection(shard: &ShardRef, mut stream: TcpStream) -> Result<(), Closed> {
     stream.set_nodelay(true).map_err(|error| Closed::Io(error.into()))?;
-    let writer_stream = crate::net::duplicate(&stream).map_err(Closed::Io)?;
+    let timeouts = Timeouts::of(&shard.config);
+    let writer_stream = net::duplicate(&stream).map_err(Closed::Io)?;
+    timeouts.apply_to_writer(&writer_stream).map_err(Closed::Io)?;
     let (pending_sender, pending_receiver) = local_channel::new_bounded(IN_FLIGHT_REQUESTS_MAX);
-    let writer = glommio::spawn_local(write_responses(writer_stream, pending_receiver));
+    let in_flight = Rc::new(Cell::new(0));
+    let writer = glommio::spawn_local(write_responses(writer_stream, pending_receiver, in_flight.clone()));
     // Kafka shows a client's host as "/<ip>" (DescribeGroups).
     let client_host: Rc<str> =
         stream.peer_addr().map_or_else(|_| "".into(), |address| format!("/{}", address.ip()).into());
-    let read_result = read_requests(shard, &client_host, stream, pending_sender).await;
+    let connection = Connection { shard, client_host, timeouts, in_flight };
+    let read_result = read_requests(&connection, &mut stream, pending_sender).await;
+    if let Err(Closed::Dropped(_)) = read_result {
+        // Wake the writer, which may wait for a client that reads nothing either.
+        let _ = stream.shutdown(std::net::Shutdown::Both).await;
+    }
     let write_result = writer.await;
     read_result.and(write_result)
+}
+
+/// What the reader of one connection knows. Lives in the connection's tasks; never shared.
+struct Connection<'a> {
+    shard: &'a ShardRef,
+    client_host: Rc<str>,
+    timeouts: Timeouts,
+    /// Requests read and not yet answered (the writer counts them down): while any is, the
+    /// connection is not idle (a Fetch long poll).
+    in_flight: Rc<Cell<usize>>,
 }
 
 /// A response frame as parts (see `response::ResponseBuffer`), or none (acks=0).
 type PendingResponse = glommio::Task<Result<Option<Vec<Bytes>>, Closed>>;
 
 async fn read_requests(
-    shard: &ShardRef,
-    client_host: &Rc<str>,
-    mut stream: TcpStream,
+    connection: &Connection<'_>,
+    stream: &mut TcpStream,
     pending: LocalSender<PendingResponse>,
 ) -> Result<(), Closed> {
+    let shard = connection.shard;
     let mut length_prefix = [0u8; 4];
     loop {
-        match stream.read_exact(&mut length_prefix).await {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+        let idle = connection.timeouts.idle;
+        let first_read = match net::wait_for_request(stream, &mut length_prefix, idle, &connection.in_flight).await {
+            Ok(0) => return Ok(()), // the client closed the connection
+            Ok(read) => read,
+            Err(error) if net::is_timeout(&error) => return Err(Closed::Dropped(Dropped::IdleTimeout)),
             Err(error) => return Err(Closed::Io(error)),
-        }
+        };
+        let deadline = Instant::now() + connection.timeouts.request_read;
+        net::read_exact_before(stream, &mut length_prefix[first_read..], deadline).await.map_err(request_read_error)?;
         let length = i32::from_be_bytes(length_prefix);
         if length < REQUEST_HEADER_BYTES_MIN as i32 || length as usize > shard.config.request_bytes_max {
             return Err(Closed::Protocol(format!(
@@ -123,12 +159,13 @@ async fn read_requests(
             )));
         }
         let mut frame = BytesMut::zeroed(length as usize);
-        stream.read_exact(&mut frame).await.map_err(Closed::Io)?;
+        net::read_exact_before(stream, &mut frame, deadline).await.map_err(request_read_error)?;
         let (order, ordered) = OrderPoint::new();
         let handler = glommio::spawn_local({
-            let (shard, client_host) = (shard.clone(), client_host.clone());
+            let (shard, client_host) = (shard.clone(), connection.client_host.clone());
             async move { handle_frame(&shard, &client_host, frame.freeze(), order).await }
         });
+        connection.in_flight.set(connection.in_flight.get() + 1);
         if pending.send(handler).await.is_err() {
             return Ok(()); // the writer stopped (and said why)
         }
@@ -136,16 +173,36 @@ async fn read_requests(
     }
 }
 
-async fn write_responses(mut stream: TcpStream, pending: LocalReceiver<PendingResponse>) -> Result<(), Closed> {
+fn request_read_error(error: std::io::Error) -> Closed {
+    if net::is_timeout(&error) {
+        Closed::Dropped(Dropped::RequestReadTimeout)
+    } else {
+        Closed::Io(error)
+    }
+}
+
+async fn write_responses(
+    mut stream: TcpStream,
+    pending: LocalReceiver<PendingResponse>,
+    in_flight: Rc<Cell<usize>>,
+) -> Result<(), Closed> {
     while let Some(handler) = pending.recv().await {
         let result = match handler.await {
-            Ok(Some(parts)) => write_parts(&mut stream, &parts).await.map_err(Closed::Io),
+            Ok(Some(parts)) => write_parts(&mut stream, &parts).await.map_err(|error| {
+                if net::is_timeout(&error) {
+                    Closed::Dropped(Dropped::WriteTimeout)
+                } else {
+                    Closed::Io(error)
+                }
+            }),
             Ok(None) => Ok(()),
             Err(closed) => Err(closed),
         };
+        in_flight.set(in_flight.get() - 1);
         if let Err(closed) = result {
             // Wake the reader, which may be waiting for a request that will never come.
             let _ = stream.shutdown(std::net::Shutdown::Both).await;
+            net::drain_until_reader_ends(pending).await;
             return Err(closed);
         }
     }

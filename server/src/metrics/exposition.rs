@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use sluice_engine::metrics::HistogramSnapshot;
 
-use super::{BrokerMetrics, Protocol, RespCommand};
+use super::{BrokerMetrics, Dropped, Protocol, RespCommand};
 use crate::kafka::registry::SUPPORTED as KAFKA_APIS;
 
 /// The `Content-Type` of the text.
@@ -258,6 +258,13 @@ fn render_traffic(out: &mut Exposition, metrics: &BrokerMetrics) {
     out.family(name, Kind::Gauge, "Client connections open, by front door.");
     for (protocol, open) in Protocol::ALL.iter().zip(&metrics.connections_open) {
         out.sample(name, &[("protocol", protocol.label())], open);
+    }
+    let name = "sluice_connections_dropped_total";
+    out.family(name, Kind::Counter, "Connections the broker closed itself, by front door and reason: accepted over connections-max, a request not complete within request-read-timeout-ms, idle or not reading responses for connection-idle-timeout-ms.");
+    for (protocol, counts) in Protocol::ALL.iter().zip(&metrics.connections_dropped) {
+        for (reason, count) in Dropped::ALL.iter().zip(counts) {
+            out.sample(name, &[("protocol", protocol.label()), ("reason", reason.label())], count);
+        }
     }
 }
 

@@ -52,6 +52,36 @@ impl Protocol {
     }
 }
 
+/// Why the broker closed a client's connection itself (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// Accepted over `connections-max` and closed at once.
+    ConnectionsMax,
+    /// A request begun and not complete within `request-read-timeout-ms` (slowloris).
+    RequestReadTimeout,
+    /// No request and nothing to answer for `connection-idle-timeout-ms`.
+    IdleTimeout,
+    /// A response the client did not read for `connection-idle-timeout-ms`.
+    WriteTimeout,
+}
+
+impl Dropped {
+    pub const ALL: [Dropped; 4] =
+        [Dropped::ConnectionsMax, Dropped::RequestReadTimeout, Dropped::IdleTimeout, Dropped::WriteTimeout];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Dropped::ConnectionsMax => "connections_max",
+            Dropped::RequestReadTimeout => "request_read_timeout",
+            Dropped::IdleTimeout => "idle_timeout",
+            Dropped::WriteTimeout => "write_timeout",
+        }
+    }
+}
+
+/// Indexed like `Protocol::ALL`, then like `Dropped::ALL`.
+type DroppedCounts = [[u64; Dropped::ALL.len()]; Protocol::ALL.len()];
+
 /// The RESP commands timed on their own (`command` label); the rest are `other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RespCommand {
@@ -113,6 +143,7 @@ pub struct ShardMetrics {
     traffic_in: [Traffic; Protocol::ALL.len()],
     traffic_out: [Traffic; Protocol::ALL.len()],
     connections_open: [Cell<usize>; Protocol::ALL.len()],
+    connections_dropped: [[Cell<u64>; Dropped::ALL.len()]; Protocol::ALL.len()],
 }
 
 impl Default for ShardMetrics {
@@ -123,6 +154,7 @@ impl Default for ShardMetrics {
             traffic_in: Default::default(),
             traffic_out: Default::default(),
             connections_open: Default::default(),
+            connections_dropped: Default::default(),
         }
     }
 }
@@ -164,6 +196,12 @@ impl ShardMetrics {
         open.set(open.get().saturating_sub(1));
     }
 
+    /// The broker closed a connection itself, for `reason`.
+    pub fn connection_dropped(&self, protocol: Protocol, reason: Dropped) {
+        let dropped = &self.connections_dropped[protocol.index()][reason as usize];
+        dropped.set(dropped.get() + 1);
+    }
+
     /// This shard's numbers, with what it owns (gathered by `Shard`).
     pub fn snapshot(&self, owned: OwnedStats) -> ShardSnapshot {
         let storage = StorageMetrics::current();
@@ -173,6 +211,7 @@ impl ShardMetrics {
             traffic_in: self.traffic_in.iter().map(Traffic::snapshot).collect(),
             traffic_out: self.traffic_out.iter().map(Traffic::snapshot).collect(),
             connections_open: self.connections_open.iter().map(Cell::get).collect(),
+            connections_dropped: self.connections_dropped.each_ref().map(|counts| counts.each_ref().map(Cell::get)),
             fsync_seconds: storage.fsync_seconds.snapshot(),
             fsync_batches: storage.fsync_batches.snapshot(),
             owned,
@@ -247,6 +286,7 @@ pub struct ShardSnapshot {
     pub traffic_in: Vec<TrafficCount>,
     pub traffic_out: Vec<TrafficCount>,
     pub connections_open: Vec<usize>,
+    pub connections_dropped: DroppedCounts,
     pub fsync_seconds: HistogramSnapshot,
     pub fsync_batches: HistogramSnapshot,
     pub owned: OwnedStats,
@@ -261,6 +301,7 @@ pub struct BrokerMetrics {
     pub traffic_in: Vec<TrafficCount>,
     pub traffic_out: Vec<TrafficCount>,
     pub connections_open: Vec<usize>,
+    pub connections_dropped: DroppedCounts,
     pub fsync_seconds: HistogramSnapshot,
     pub fsync_batches: HistogramSnapshot,
     /// Sorted by topic and partition.
@@ -280,6 +321,7 @@ impl BrokerMetrics {
             traffic_in: vec![TrafficCount::default(); Protocol::ALL.len()],
             traffic_out: vec![TrafficCount::default(); Protocol::ALL.len()],
             connections_open: vec![0; Protocol::ALL.len()],
+            connections_dropped: Default::default(),
             fsync_seconds: HistogramSnapshot::empty(&LATENCY_BUCKETS_SECONDS),
             fsync_batches: HistogramSnapshot::empty(&FSYNC_BATCHES_BUCKETS),
             partitions: Vec::new(),
@@ -293,6 +335,11 @@ impl BrokerMetrics {
             merge_traffic(&mut merged.traffic_out, &snapshot.traffic_out);
             for (total, open) in merged.connections_open.iter_mut().zip(&snapshot.connections_open) {
                 *total += open;
+            }
+            for (totals, counts) in merged.connections_dropped.iter_mut().zip(&snapshot.connections_dropped) {
+                for (total, count) in totals.iter_mut().zip(counts) {
+                    *total += count;
+                }
             }
             merged.fsync_seconds.merge(&snapshot.fsync_seconds);
             merged.fsync_batches.merge(&snapshot.fsync_batches);
@@ -369,6 +416,9 @@ mod tests {
         second.received(Protocol::Kafka, 500, 5);
         second.connection_opened(Protocol::Kafka);
         second.connection_opened(Protocol::Resp);
+        first.connection_dropped(Protocol::Resp, Dropped::RequestReadTimeout);
+        second.connection_dropped(Protocol::Resp, Dropped::RequestReadTimeout);
+        second.connection_dropped(Protocol::Kafka, Dropped::ConnectionsMax);
         let committed = |partition, offset| CommittedStats {
             group: "billing \"eu\"".to_string(),
             topic: "orders".to_string(),
@@ -427,6 +477,10 @@ mod tests {
         assert_eq!(value(&samples, "sluice_records_in_total", &[("protocol", "kafka")]), 15.0);
         assert_eq!(value(&samples, "sluice_records_out_total", &[("protocol", "resp")]), 2.0);
         assert_eq!(value(&samples, "sluice_connections_open", &[("protocol", "kafka")]), 2.0);
+        let dropped = "sluice_connections_dropped_total";
+        assert_eq!(value(&samples, dropped, &[("protocol", "resp"), ("reason", "request_read_timeout")]), 2.0);
+        assert_eq!(value(&samples, dropped, &[("protocol", "kafka"), ("reason", "connections_max")]), 1.0);
+        assert_eq!(value(&samples, dropped, &[("protocol", "kafka"), ("reason", "idle_timeout")]), 0.0);
         let produce = ("api", "Produce");
         assert_eq!(value(&samples, "sluice_kafka_request_duration_seconds_count", &[produce]), 2.0);
         assert_eq!(value(&samples, "sluice_kafka_request_duration_seconds_bucket", &[produce, ("le", "0.001")]), 1.0);

@@ -7,22 +7,31 @@
 //! owner shard appends XADD's entry, which is answered once fdatasync covered it. Pipelined
 //! XADDs do not wait for each other's fsync (one fdatasync serves many); any other command
 //! first waits for the XADDs before it, so it sees their entries.
+//!
+//! A slow or silent client is dropped (`net::Timeouts`): a command must arrive whole within
+//! `request-read-timeout-ms` of its first byte, and a connection with no command arriving and
+//! no reply owed for `connection-idle-timeout-ms` is closed (Redis's `timeout`, which Redis
+//! leaves off by default), as is one whose client takes no reply bytes for as long. One over
+//! `connections-max` gets `-ERR max number of clients reached` and is closed, as Redis does.
 pub mod command;
 pub mod commands;
 pub mod reply;
 pub mod session;
 pub mod streams;
 
+use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::BytesMut;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use redis_protocol::resp2::decode::decode_bytes_mut;
 
 use crate::limits::{RESP_IN_FLIGHT_COMMANDS_MAX, RESP_REQUEST_BYTES_MAX, RESP_WRITE_BATCH_BYTES};
-use crate::metrics::Protocol;
+use crate::metrics::{Dropped, Protocol};
+use crate::net::{self, Refusals, Timeouts};
 use crate::runtime::ShardRef;
 use command::Args;
 use commands::Outcome;
@@ -43,6 +52,7 @@ pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
 
 async fn accept_loop(shard: ShardRef, listener: TcpListener) {
     let mut accepted = 0u64;
+    let mut refusals = Refusals::default();
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -53,7 +63,9 @@ async fn accept_loop(shard: ShardRef, listener: TcpListener) {
             }
         };
         if shard.metrics.connections_open(Protocol::Resp) >= shard.config.connections_max {
-            tracing::warn!(limit = shard.config.connections_max, "RESP connection refused: connections-max reached");
+            shard.metrics.connection_dropped(Protocol::Resp, Dropped::ConnectionsMax);
+            refusals.refused("RESP", shard.config.connections_max);
+            // A fresh socket's send buffer is empty: this write does not wait.
             let mut stream = stream;
             let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
             continue;
@@ -65,8 +77,11 @@ async fn accept_loop(shard: ShardRef, listener: TcpListener) {
         let session = Session::new(shard.clone(), client_id);
         glommio::spawn_local(async move {
             let shard = session.shard.clone();
-            if let Err(error) = serve_connection(session, stream).await {
-                tracing::debug!(%error, "RESP connection closed");
+            if let Err(closed) = serve_connection(session, stream).await {
+                if let Closed::Dropped(dropped) = closed {
+                    shard.metrics.connection_dropped(Protocol::Resp, dropped);
+                }
+                tracing::debug!(%closed, "RESP connection closed");
             }
             shard.metrics.connection_closed(Protocol::Resp);
         })
@@ -81,24 +96,72 @@ struct Pending {
     reply: Outcome,
 }
 
+/// Why a connection ended.
+enum Closed {
+    Io(std::io::Error),
+    /// The broker gave up on a slow or silent client.
+    Dropped(Dropped),
+}
+
+impl From<std::io::Error> for Closed {
+    fn from(error: std::io::Error) -> Self {
+        Self::Io(error)
+    }
+}
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(error) => write!(f, "{error}"),
+            Self::Dropped(reason) => write!(f, "dropped by the broker: {}", reason.label()),
+        }
+    }
+}
+
 /// Two tasks per connection: this one reads and runs commands in order; the writer answers.
-async fn serve_connection(session: Rc<Session>, stream: TcpStream) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let writer_stream = crate::net::duplicate(&stream)?;
+async fn serve_connection(session: Rc<Session>, mut stream: TcpStream) -> Result<(), Closed> {
+    stream.set_nodelay(true).map_err(std::io::Error::from)?;
+    let timeouts = Timeouts::of(&session.shard.config);
+    let writer_stream = net::duplicate(&stream)?;
+    timeouts.apply_to_writer(&writer_stream)?;
     let (pending_sender, pending_receiver) = local_channel::new_bounded(RESP_IN_FLIGHT_COMMANDS_MAX);
-    let writer = glommio::spawn_local(write_replies(writer_stream, pending_receiver));
-    let read_result = read_commands(&session, stream, pending_sender).await;
+    // Replies owed: counted up by the reader, down by the writer once written.
+    let in_flight = Rc::new(Cell::new(0));
+    let writer = glommio::spawn_local(write_replies(writer_stream, pending_receiver, in_flight.clone()));
+    let replies = Replies { pending: pending_sender, in_flight };
+    let read_result = read_commands(&session, &mut stream, replies, timeouts).await;
+    if let Err(Closed::Dropped(_)) = read_result {
+        // Wake the writer, which may wait for a client that reads nothing either.
+        let _ = stream.shutdown(std::net::Shutdown::Both).await;
+    }
     let write_result = writer.await;
     read_result.and(write_result)
 }
 
+/// Where the reader hands replies to the writer, counting them.
+struct Replies {
+    pending: LocalSender<Pending>,
+    in_flight: Rc<Cell<usize>>,
+}
+
+impl Replies {
+    /// Fails once the writer stopped (the client went away).
+    async fn send(&self, reply: Pending) -> Result<(), ()> {
+        self.in_flight.set(self.in_flight.get() + 1);
+        self.pending.send(reply).await.map_err(|_| ())
+    }
+}
+
 async fn read_commands(
     session: &Rc<Session>,
-    mut stream: TcpStream,
-    pending: LocalSender<Pending>,
-) -> std::io::Result<()> {
+    stream: &mut TcpStream,
+    pending: Replies,
+    timeouts: Timeouts,
+) -> Result<(), Closed> {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    // When the broker began waiting for the rest of the partial command in `buffer`.
+    let mut request_started: Option<Instant> = None;
     loop {
         loop {
             let frame = match decode_bytes_mut(&mut buffer) {
@@ -127,17 +190,37 @@ async fn read_commands(
             if pending.send(Pending { resp3: session.resp3.get(), reply: outcome }).await.is_err() || close {
                 return Ok(()); // the writer stopped (the client went away) or QUIT
             }
+            request_started = None; // what is left in `buffer` is the next command
         }
         if buffer.len() > RESP_REQUEST_BYTES_MAX {
             let reply = Reply::error(format!("ERR Protocol error: request larger than {RESP_REQUEST_BYTES_MAX} bytes"));
             let _ = pending.send(Pending { resp3: session.resp3.get(), reply: Outcome::Close(reply) }).await;
             return Ok(());
         }
-        let read = stream.read(&mut chunk).await?;
+        let read = if buffer.is_empty() {
+            request_started = None;
+            net::wait_for_request(stream, &mut chunk, timeouts.idle, &pending.in_flight)
+                .await
+                .map_err(|error| dropped_on_timeout(error, Dropped::IdleTimeout))?
+        } else {
+            let deadline = *request_started.get_or_insert_with(Instant::now) + timeouts.request_read;
+            let limit = deadline.saturating_duration_since(Instant::now());
+            net::read_within(stream, &mut chunk, limit)
+                .await
+                .map_err(|error| dropped_on_timeout(error, Dropped::RequestReadTimeout))?
+        };
         if read == 0 {
             return Ok(());
         }
         buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+fn dropped_on_timeout(error: std::io::Error, reason: Dropped) -> Closed {
+    if net::is_timeout(&error) {
+        Closed::Dropped(reason)
+    } else {
+        Closed::Io(error)
     }
 }
 
@@ -177,11 +260,33 @@ pub fn check_declared_lengths(buffer: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Answers in request order, gathering replies that are already there into one write.
-async fn write_replies(mut stream: TcpStream, pending: LocalReceiver<Pending>) -> std::io::Result<()> {
+/// Answers in request order; a client that takes no reply for the idle timeout is dropped.
+async fn write_replies(
+    mut stream: TcpStream,
+    pending: LocalReceiver<Pending>,
+    in_flight: Rc<Cell<usize>>,
+) -> Result<(), Closed> {
+    let result = write_replies_in_order(&mut stream, &pending, &in_flight).await;
+    if let Err(error) = result {
+        // Wake the reader, which may be waiting for a command that will never come.
+        let _ = stream.shutdown(std::net::Shutdown::Both).await;
+        net::drain_until_reader_ends(pending).await;
+        return Err(dropped_on_timeout(error, Dropped::WriteTimeout));
+    }
+    Ok(())
+}
+
+/// Gathers replies that are already there into one write.
+async fn write_replies_in_order(
+    stream: &mut TcpStream,
+    pending: &LocalReceiver<Pending>,
+    in_flight: &Cell<usize>,
+) -> std::io::Result<()> {
     let mut out = BytesMut::with_capacity(RESP_WRITE_BATCH_BYTES);
+    let mut gathered = 0;
     let mut next = pending.recv().await;
     while let Some(Pending { resp3, reply }) = next {
+        gathered += 1;
         let (reply, close) = match reply {
             Outcome::Reply(reply) => (reply, false),
             Outcome::Later(task) => (task.await, false),
@@ -200,6 +305,8 @@ async fn write_replies(mut stream: TcpStream, pending: LocalReceiver<Pending>) -
         if next.is_none() {
             stream.write_all(&out).await?;
             out.clear();
+            in_flight.set(in_flight.get() - gathered);
+            gathered = 0;
             next = pending.recv().await;
         }
     }

@@ -6,16 +6,24 @@
 //!   listeners, 503 before (readiness).
 //! - `GET /metrics`: Prometheus text (`metrics::scrape` asks every shard over the mesh);
 //!   503 until ready, since shards that are still recovering do not serve the mesh yet.
+//! - `GET /`: the console, one self-contained page (`console.html`: no external scripts,
+//!   styles or fonts) that reads `/api/overview` every 2 s and draws rates, latency and lag.
+//! - `GET /api/overview`: the same merged metrics as `/metrics`, as JSON
+//!   (`metrics::overview`); 503 until ready, like `/metrics`.
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
 use crate::metrics::exposition::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use crate::metrics::overview::CONTENT_TYPE as OVERVIEW_CONTENT_TYPE;
 use crate::runtime::ShardRef;
 
 const HTTP_REQUEST_BYTES_MAX: usize = 8 << 10;
 const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+/// The console page, built into the binary.
+const CONSOLE_PAGE: &str = include_str!("console.html");
 
 /// How far start-up got, shared by the shard threads (written once per shard, read by probes).
 pub struct Readiness {
@@ -82,6 +90,8 @@ enum Route {
     Health,
     Ready,
     Metrics,
+    Console,
+    Overview,
     NotReady,
     NotFound,
     MethodNotAllowed,
@@ -90,15 +100,17 @@ enum Route {
 /// Routes a request line's method and target (the query string is ignored).
 fn route(method: &[u8], target: &[u8], ready: bool) -> Route {
     let path = target.split(|byte| *byte == b'?').next().unwrap_or_default();
-    let known = matches!(path, b"/health" | b"/ready" | b"/metrics");
+    let known = matches!(path, b"/health" | b"/ready" | b"/metrics" | b"/" | b"/api/overview");
     if known && method != b"GET" && method != b"HEAD" {
         return Route::MethodNotAllowed;
     }
     match (path, ready) {
         (b"/health", _) => Route::Health,
-        (b"/ready" | b"/metrics", false) => Route::NotReady,
+        (b"/", _) => Route::Console,
+        (b"/ready" | b"/metrics" | b"/api/overview", false) => Route::NotReady,
         (b"/ready", true) => Route::Ready,
         (b"/metrics", true) => Route::Metrics,
+        (b"/api/overview", true) => Route::Overview,
         _ => Route::NotFound,
     }
 }
@@ -121,6 +133,10 @@ async fn serve(shard: &ShardRef, readiness: &Readiness, mut stream: TcpStream) -
         Route::Ready => ("200 OK", TEXT_CONTENT_TYPE, "ready\n".to_string()),
         Route::NotReady => ("503 Service Unavailable", TEXT_CONTENT_TYPE, "starting\n".to_string()),
         Route::Metrics => ("200 OK", METRICS_CONTENT_TYPE, crate::metrics::scrape(shard).await),
+        Route::Console => ("200 OK", HTML_CONTENT_TYPE, CONSOLE_PAGE.to_string()),
+        Route::Overview => {
+            ("200 OK", OVERVIEW_CONTENT_TYPE, crate::metrics::overview::render(&crate::metrics::collect(shard).await))
+        }
         Route::NotFound => ("404 Not Found", TEXT_CONTENT_TYPE, "not found\n".to_string()),
         Route::MethodNotAllowed => ("405 Method Not Allowed", TEXT_CONTENT_TYPE, "method not allowed\n".to_string()),
     };
@@ -148,7 +164,26 @@ mod tests {
         assert_eq!(route(b"GET", b"/metrics?x=1", true), Route::Metrics);
         assert_eq!(route(b"HEAD", b"/metrics", true), Route::Metrics);
         assert_eq!(route(b"POST", b"/metrics", true), Route::MethodNotAllowed);
-        assert_eq!(route(b"GET", b"/", true), Route::NotFound);
+        assert_eq!(route(b"GET", b"/nothing", true), Route::NotFound);
+    }
+
+    #[test]
+    fn the_console_page_is_served_at_once_and_its_data_once_ready() {
+        assert_eq!(route(b"GET", b"/", false), Route::Console);
+        assert_eq!(route(b"GET", b"/?refresh=1", true), Route::Console);
+        assert_eq!(route(b"GET", b"/api/overview", false), Route::NotReady);
+        assert_eq!(route(b"GET", b"/api/overview", true), Route::Overview);
+        assert_eq!(route(b"POST", b"/api/overview", true), Route::MethodNotAllowed);
+        assert_eq!(route(b"GET", b"/api", true), Route::NotFound);
+    }
+
+    #[test]
+    fn the_console_page_loads_nothing_from_elsewhere() {
+        let page = CONSOLE_PAGE.to_ascii_lowercase();
+        for outside in ["http://", "https://", "//cdn", "<link", "src=", "@import", "url("] {
+            assert!(!page.contains(outside), "the console page must be self-contained, found {outside:?}");
+        }
+        assert!(page.contains("/api/overview"));
     }
 
     #[test]

@@ -26,6 +26,7 @@
 
 pub mod ack_log;
 pub mod raw;
+pub mod resp;
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -137,6 +138,21 @@ pub fn kcat_available() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether headless Chromium can run: required under `tests/run` (which installs it), optional
+/// elsewhere.
+pub fn chromium_available() -> bool {
+    if std::env::var_os("SLUICE_TEST_PYTHON").is_some() {
+        return true;
+    }
+    Command::new("chromium")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|status| status.success())
+        .unwrap_or(false)
+}
+
 /// Skip the current test, loudly, when the Python clients are not installed (only possible
 /// outside `tests/run`).
 #[macro_export]
@@ -148,6 +164,18 @@ macro_rules! require_python {
                  confluent_kafka; run `tests/run` to install the clients",
                 module_path!()
             );
+            return;
+        }
+    };
+}
+
+/// Skip the current test, loudly, when Chromium is not installed (only possible outside
+/// `tests/run`).
+#[macro_export]
+macro_rules! require_chromium {
+    () => {
+        if !$crate::chromium_available() {
+            eprintln!("SKIPPED {}: chromium is not installed; run `tests/run` to install it", module_path!());
             return;
         }
     };

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::net::TcpStream;
 
 use bytes::Bytes;
@@ -23,6 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 use serde_json::Value;
 use sluice_engine::record::batch::build;
 use sluice_tests::raw::{self, call};
+use sluice_tests::resp;
 use sluice_tests::{unique_topic, Broker};
 
 /// Non-zero bytes written after a segment's last batch while the broker is down: a torn write.
@@ -90,49 +91,20 @@ fn join_and_sync(stream: &mut TcpStream, group: &str) -> i32 {
     joined.generation_id
 }
 
-/// Sends one RESP command and returns its whole reply, flattened to text (enough to assert on).
-fn resp(reader: &mut BufReader<TcpStream>, words: &[&str]) -> String {
-    let mut request = format!("*{}\r\n", words.len());
-    for word in words {
-        request.push_str(&format!("${}\r\n{word}\r\n", word.len()));
-    }
-    reader.get_mut().write_all(request.as_bytes()).unwrap();
-    let reply = read_reply(reader);
-    assert!(!reply.starts_with('-'), "{words:?} failed: {reply}");
-    reply
-}
-
-fn read_reply(reader: &mut BufReader<TcpStream>) -> String {
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let line = line.trim_end().to_string();
-    let count: i64 = line.get(1..).and_then(|count| count.parse().ok()).unwrap_or(-1);
-    match line.as_bytes().first() {
-        Some(b'$') if count >= 0 => {
-            let mut data = vec![0u8; count as usize + 2];
-            reader.read_exact(&mut data).unwrap();
-            String::from_utf8_lossy(&data[..count as usize]).to_string()
-        }
-        Some(b'*') if count >= 0 => {
-            let items: Vec<String> = (0..count).map(|_| read_reply(reader)).collect();
-            format!("[{}]", items.join(" "))
-        }
-        _ => line,
-    }
-}
-
 /// MAXDELIVERIES 1: the entry's second delivery (a claim) moves it to the dead-letter stream.
 fn dead_letter_one_entry(broker: &Broker, stream: &str, dead_letter: &str) -> String {
-    let connection = TcpStream::connect(broker.resp_addr()).unwrap();
-    connection.set_read_timeout(Some(raw::IO_TIMEOUT)).unwrap();
-    let mut reader = BufReader::new(connection);
+    let mut reader = resp::connect(&broker.resp_addr());
     let create = ["XGROUP", "CREATE", stream, "g", "$", "MKSTREAM", "MAXDELIVERIES", "1", "DEADLETTER", dead_letter];
-    resp(&mut reader, &create);
-    let id = resp(&mut reader, &["XADD", stream, "*", "job", "poison"]);
-    let delivered = resp(&mut reader, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", stream, ">"]);
+    resp::command(&mut reader, &create);
+    let id = resp::command(&mut reader, &["XADD", stream, "*", "job", "poison"]);
+    let delivered = resp::command(&mut reader, &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", stream, ">"]);
     assert!(delivered.contains(&id), "first delivery: {delivered}");
-    assert_eq!(resp(&mut reader, &["XCLAIM", stream, "g", "bob", "0", &id]), "[]", "the second delivery dead-letters");
-    assert!(resp(&mut reader, &["XRANGE", dead_letter, "-", "+"]).contains("poison"), "the entry moved");
+    assert_eq!(
+        resp::command(&mut reader, &["XCLAIM", stream, "g", "bob", "0", &id]),
+        "[]",
+        "the second delivery dead-letters"
+    );
+    assert!(resp::command(&mut reader, &["XRANGE", dead_letter, "-", "+"]).contains("poison"), "the entry moved");
     id
 }
 

@@ -147,14 +147,13 @@ fn render_consumer_groups(out: &mut Exposition, metrics: &BrokerMetrics) {
         Kind::Gauge,
         "Records a Kafka consumer group has not committed yet: partition end offset minus committed offset.",
     );
-    let partitions = metrics.partition_index();
-    for committed in &metrics.committed {
-        let Some(stats) = partitions.get(&(committed.topic.as_str(), committed.partition)) else {
+    for (committed, lag) in metrics.committed_with_lag() {
+        let Some(lag) = lag else {
             continue; // the partition is gone (topic deleted): no lag to speak of
         };
         let partition = committed.partition.to_string();
         let labels = [("group", committed.group.as_str()), ("topic", &committed.topic), ("partition", &partition)];
-        out.sample("sluice_consumer_group_lag", &labels, (stats.end_offset - committed.offset).max(0));
+        out.sample("sluice_consumer_group_lag", &labels, lag);
     }
 }
 
@@ -186,13 +185,11 @@ fn render_stream_groups(out: &mut Exposition, metrics: &BrokerMetrics) {
         Kind::Gauge,
         "Entries in the group's dead-letter stream (shown once that stream exists).",
     );
-    let partitions = metrics.partition_index();
-    for group in &metrics.stream_groups {
-        let dead_letter = partitions.get(&(group.dead_letter.as_str(), crate::resp::streams::STREAM_PARTITION));
-        if let Some(stats) = dead_letter {
+    for (group, dead_letter_entries) in metrics.stream_groups_with_dead_letters() {
+        if let Some(entries) = dead_letter_entries {
             let labels =
                 [("stream", group.stream.as_str()), ("group", &group.group), ("dead_letter", &group.dead_letter)];
-            out.sample("sluice_stream_group_dead_letter_entries", &labels, stats.end_offset - stats.log_start_offset);
+            out.sample("sluice_stream_group_dead_letter_entries", &labels, entries);
         }
     }
 }

@@ -10,9 +10,11 @@
 //! Consumer lag and dead-letter lengths are computed there, from the merged partitions, so a
 //! scrape is one round over the mesh.
 //!
-//! [`check`] parses and validates the text format (used by the tests).
+//! [`check`] parses and validates the text format (used by the tests). [`overview`] renders the
+//! same merged metrics as JSON for the console page (`GET /api/overview`).
 pub mod check;
 pub mod exposition;
+pub mod overview;
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -357,6 +359,34 @@ impl BrokerMetrics {
     pub fn partition_index(&self) -> HashMap<(&str, i32), &PartitionStats> {
         self.partitions.iter().map(|stats| ((stats.topic.as_str(), stats.partition), stats)).collect()
     }
+
+    /// Each committed offset with the group's lag on that partition: end offset minus committed
+    /// offset (never negative), `None` when the partition is gone (topic deleted).
+    pub fn committed_with_lag(&self) -> Vec<(&CommittedStats, Option<i64>)> {
+        let partitions = self.partition_index();
+        self.committed
+            .iter()
+            .map(|committed| {
+                let lag = partitions
+                    .get(&(committed.topic.as_str(), committed.partition))
+                    .map(|stats| (stats.end_offset - committed.offset).max(0));
+                (committed, lag)
+            })
+            .collect()
+    }
+
+    /// Each Redis stream group with the entries in its dead-letter stream, `None` until that
+    /// stream exists.
+    pub fn stream_groups_with_dead_letters(&self) -> Vec<(&StreamGroupStats, Option<i64>)> {
+        let partitions = self.partition_index();
+        self.stream_groups
+            .iter()
+            .map(|group| {
+                let dead_letter = partitions.get(&(group.dead_letter.as_str(), crate::resp::streams::STREAM_PARTITION));
+                (group, dead_letter.map(|stats| stats.end_offset - stats.log_start_offset))
+            })
+            .collect()
+    }
 }
 
 fn merge_histograms(totals: &mut [HistogramSnapshot], shard: &[HistogramSnapshot]) {
@@ -372,8 +402,9 @@ fn merge_traffic(totals: &mut [TrafficCount], shard: &[TrafficCount]) {
     }
 }
 
-/// Asks every shard for its snapshot (one mesh round), merges them and renders the text.
-pub async fn scrape(shard: &ShardRef) -> String {
+/// Asks every shard for its snapshot (one mesh round) and merges them: what `/metrics` and
+/// the console's `/api/overview` show.
+pub async fn collect(shard: &ShardRef) -> BrokerMetrics {
     let calls: Vec<_> = (0..shard.count).map(|target| shard.call(target, ShardRequest::Metrics)).collect();
     let snapshots = futures::future::join_all(calls)
         .await
@@ -383,7 +414,12 @@ pub async fn scrape(shard: &ShardRef) -> String {
             _ => unreachable!("Metrics answers with Metrics"),
         })
         .collect();
-    exposition::render(&BrokerMetrics::merge(snapshots))
+    BrokerMetrics::merge(snapshots)
+}
+
+/// One scrape: [`collect`], rendered as Prometheus text.
+pub async fn scrape(shard: &ShardRef) -> String {
+    exposition::render(&collect(shard).await)
 }
 
 #[cfg(test)]
@@ -488,6 +524,59 @@ mod tests {
         let xadd = ("command", "xadd");
         assert_eq!(value(&samples, "sluice_resp_command_duration_seconds_count", &[xadd]), 1.0);
         assert_eq!(value(&samples, "sluice_fsync_duration_seconds_count", &[]), 0.0);
+    }
+
+    #[test]
+    fn the_overview_groups_partitions_offsets_and_stream_groups_with_lag_and_dead_letters() {
+        let json = overview::render(&BrokerMetrics::merge(two_shards()));
+        let overview: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(overview["shards"], 2);
+        let topics: Vec<&str> =
+            overview["topics"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(topics, ["jobs", "jobs:dlq", "orders"], "sorted, one entry per topic");
+        let orders = &overview["topics"][2]["partitions"];
+        assert_eq!(orders.as_array().unwrap().len(), 2);
+        assert_eq!(orders[1]["partition"], 1);
+        assert_eq!(
+            (
+                &orders[1]["log_start_offset"],
+                &orders[1]["end_offset"],
+                &orders[1]["size_bytes"],
+                &orders[1]["segments"]
+            ),
+            (&2.into(), &30.into(), &4096.into(), &1.into())
+        );
+        let groups = overview["consumer_groups"].as_array().unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0]["group"], "billing \"eu\"");
+        assert_eq!(groups[0]["lag"], 10, "5 + 5, the partition that does not exist counts nothing");
+        let offsets = groups[0]["offsets"].as_array().unwrap();
+        assert_eq!(offsets.len(), 3);
+        assert_eq!(
+            (&offsets[0]["partition"], &offsets[0]["committed_offset"], &offsets[0]["lag"]),
+            (&0.into(), &7.into(), &5.into())
+        );
+        assert!(offsets[2]["lag"].is_null(), "partition 9 does not exist");
+        let workers = &overview["stream_groups"][0];
+        assert_eq!(
+            (&workers["stream"], &workers["group"], &workers["pending"]),
+            (&"jobs".into(), &"workers".into(), &3.into())
+        );
+        assert_eq!((&workers["dead_letter"], &workers["dead_letter_entries"]), (&"jobs:dlq".into(), &2.into()));
+        assert_eq!((&workers["consumers"], &workers["oldest_pending_idle_ms"]), (&2.into(), &1500.into()));
+        let kafka = &overview["traffic"]["kafka"];
+        assert_eq!(
+            (&kafka["bytes_in"], &kafka["records_in"], &kafka["connections_open"]),
+            (&1500.into(), &15.into(), &2.into())
+        );
+        assert_eq!(overview["traffic"]["resp"]["records_out"], 2);
+        let produce = &overview["produce_latency"]["kafka"];
+        assert_eq!(produce["count"], 2);
+        let bounds = produce["bounds_seconds"].as_array().unwrap();
+        assert_eq!(bounds.len(), produce["counts"].as_array().unwrap().len());
+        assert_eq!(produce["counts"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).sum::<u64>(), 2);
+        assert!((produce["sum_seconds"].as_f64().unwrap() - 0.0407).abs() < 1e-9);
+        assert_eq!(overview["produce_latency"]["resp"]["count"], 1, "XADD");
     }
 
     #[test]

@@ -16,11 +16,13 @@
 //! - [`metadata`]: the topic catalogue (one writer: shard 0) and its snapshots.
 //! - [`metrics`]: per-shard counters and histograms, merged into Prometheus text on a scrape.
 //! - [`config`]: flags, `SLUICE_*` variables and the TOML file.
+//! - [`data_dir`]: the lock that keeps a second broker or `verify` off a data directory in use.
 //! - [`verify`]: `sluice verify`, the offline check of a stopped broker's data directory.
 //! - [`admin`]: `sluice topic|group|produce|consume`, a blocking Kafka client of a running broker.
 pub mod admin;
 pub mod config;
 pub mod coordinator;
+pub mod data_dir;
 pub mod http;
 pub mod kafka;
 pub mod limits;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use sluice_server::config::{Config, LogFormat, ServeArgs};
+use sluice_server::data_dir::LockingCommand;
 use sluice_server::verify::VerifyArgs;
 
 #[derive(Parser)]
@@ -24,7 +25,7 @@ enum Command {
     Serve(ServeArgs),
     /// Check a stopped broker's data directory offline: every batch's framing, CRC-32C and
     /// offsets, and the indexes. Exit 0: clean (warnings at most, e.g. a torn tail recovery
-    /// cuts at start); 1: damage found; 2: usage or I/O error.
+    /// cuts at start); 1: damage found; 2: usage or I/O error, or a broker runs on the directory.
     Verify(VerifyArgs),
     #[command(flatten)]
     Admin(sluice_server::admin::AdminCommand),
@@ -52,6 +53,14 @@ fn main() -> std::process::ExitCode {
                 }
             };
             init_logging(&config.log_level, config.log_format);
+            // Held until the process ends: before anything in the data dir is read or written.
+            let _data_dir_lock = match sluice_server::data_dir::lock(&config.data_dir, LockingCommand::Serve) {
+                Ok(lock) => lock,
+                Err(error) => {
+                    eprintln!("sluice: {error}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
             tracing::info!(version = env!("CARGO_PKG_VERSION"), ?config, "sluice starting");
             let stop = Arc::new(AtomicBool::new(false));
             if let Err(error) = watch_stop_signals(stop.clone()) {

@@ -5,12 +5,15 @@
 //! of segments, and the offset and time indexes. Prints one line per finding, then a summary.
 //!
 //! Exit codes: 0 clean (warnings at most: torn tails recovery cuts at start, the expected state
-//! after kill -9 or power loss), 1 damage found, 2 usage or I/O error.
+//! after kill -9 or power loss), 1 damage found, 2 usage or I/O error, or the directory is
+//! locked by a running broker (see [`crate::data_dir`]).
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use sluice_engine::segment::verify::{self, Report};
+
+use crate::data_dir::LockingCommand;
 
 /// `sluice verify` flags.
 #[derive(Args, Debug, Clone)]
@@ -27,6 +30,8 @@ const LOG_ROOTS: [&str; 2] = ["topics", "internal"];
 /// or I/O problem (a missing directory, an unreadable file), not damage.
 pub fn run(args: &VerifyArgs, out: &mut impl Write) -> Result<Report, String> {
     check_data_dir(&args.data_dir)?;
+    // A running broker's tails change under the walk: refuse rather than report them as damage.
+    let _lock = crate::data_dir::lock(&args.data_dir, LockingCommand::Verify).map_err(|error| error.to_string())?;
     let mut total = Report::default();
     for root in LOG_ROOTS.map(|name| args.data_dir.join(name)) {
         let dirs = verify::find_partition_dirs(&root)

@@ -60,8 +60,8 @@ impl Readiness {
 
 pub fn listen(shard: ShardRef, readiness: std::sync::Arc<Readiness>) -> Result<glommio::Task<()>, String> {
     let address = shard.config.http_listen;
-    let listener =
-        TcpListener::bind(address).map_err(|error| format!("cannot listen for HTTP on {address}: {error}"))?;
+    let listener = TcpListener::bind(address)
+        .map_err(|error| format!("cannot listen for HTTP on {address}: {}", std::io::Error::from(error)))?;
     tracing::info!(%address, "HTTP listener ready");
     Ok(glommio::spawn_local(async move {
         loop {

@@ -1,14 +1,23 @@
 //! Story: an operator installs `sluice`, checks which version it is, and reads `serve --help`
-//! to learn how to point it at a data directory and listen addresses.
+//! to learn how to point it at a data directory and listen addresses. When the broker cannot
+//! start (a port taken, a data dir it cannot use) it exits at once and says why.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use sluice_tests::{sluice_bin, Finished, Running};
 
 const CLI_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a broker that cannot start may take to say so and exit.
+const START_FAILURE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Shards for the start-up failure tests: with more than one, a failing shard has peers that
+/// must stop too.
+const START_FAILURE_SHARDS: &str = "2";
 
 fn run_sluice(args: &[&str]) -> Finished {
     let mut command = Command::new(sluice_bin());
@@ -70,4 +79,96 @@ fn a_second_broker_on_the_same_ports_refuses_to_start() {
         finished.failure_report()
     );
     assert!(finished.stderr.contains("is another broker running?"), "{}", finished.failure_report());
+}
+
+/// A TCP socket bound to a free loopback port but not listening, as another process holds a
+/// port between bind and listen. Connecting to it is refused, so the broker's start-up check
+/// (does something accept there?) passes, and only the shard binding the port finds it taken.
+struct BoundNotListening {
+    _socket: OwnedFd,
+    port: u16,
+}
+
+impl BoundNotListening {
+    fn on_a_free_port() -> Self {
+        // SAFETY: socket(2), bind(2) and getsockname(2) on a descriptor this struct then owns,
+        // with an address struct of the size passed.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let socket = OwnedFd::from_raw_fd(fd);
+            let mut address: libc::sockaddr_in = std::mem::zeroed();
+            address.sin_family = libc::AF_INET as libc::sa_family_t;
+            address.sin_addr.s_addr = u32::from(Ipv4Addr::LOCALHOST).to_be();
+            let mut length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let address_pointer = std::ptr::addr_of_mut!(address).cast::<libc::sockaddr>();
+            assert_eq!(libc::bind(fd, address_pointer, length), 0, "bind: {}", std::io::Error::last_os_error());
+            assert_eq!(libc::getsockname(fd, address_pointer, &mut length), 0, "getsockname");
+            Self { _socket: socket, port: u16::from_be(address.sin_port) }
+        }
+    }
+}
+
+fn free_loopback_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs `sluice serve` expecting it to fail at start-up: it must exit within
+/// `START_FAILURE_TIMEOUT`, unsuccessfully, with `reason` on stderr.
+fn serve_expecting_start_failure(data_dir: &Path, listen: [u16; 3], reason: &str) {
+    let [kafka, resp, http] = listen.map(|port| format!("127.0.0.1:{port}"));
+    let data_dir = data_dir.to_str().unwrap();
+    let args = ["serve", "--data-dir", data_dir, "--kafka-listen", &kafka, "--resp-listen", &resp];
+    let mut command = Command::new(sluice_bin());
+    command.args(args).args(["--http-listen", &http, "--shards", START_FAILURE_SHARDS]);
+    let finished = Running::spawn(command, None).wait(START_FAILURE_TIMEOUT);
+    assert!(
+        finished.status.is_some(),
+        "a broker that cannot start must exit by itself, not hang\n{}",
+        finished.failure_report()
+    );
+    assert!(!finished.succeeded(), "the broker must report failing to start\n{}", finished.failure_report());
+    assert!(
+        finished.stderr.contains(&format!("sluice: {reason}")),
+        "stderr should say `sluice: {reason}`\n{}",
+        finished.failure_report()
+    );
+}
+
+#[test]
+fn a_port_taken_by_another_program_stops_the_broker_with_the_reason() {
+    for (door, taken_position) in [("Kafka", 0), ("RESP", 1), ("HTTP", 2)] {
+        let taken = BoundNotListening::on_a_free_port();
+        let mut listen = [free_loopback_port(), free_loopback_port(), free_loopback_port()];
+        listen[taken_position] = taken.port;
+        let data_dir = tempfile::tempdir().unwrap();
+        let reason = format!("cannot listen for {door} on 127.0.0.1:{}: Address already in use", taken.port);
+        serve_expecting_start_failure(data_dir.path(), listen, &reason);
+    }
+}
+
+#[test]
+fn a_data_dir_the_broker_cannot_use_stops_it_with_the_reason() {
+    let listen = || [free_loopback_port(), free_loopback_port(), free_loopback_port()];
+
+    // A file where the data dir should be.
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("data");
+    std::fs::write(&data_dir, b"not a directory").unwrap();
+    serve_expecting_start_failure(&data_dir, listen(), &format!("cannot create data dir {}", data_dir.display()));
+
+    // A manifest that is not one.
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::write(data_dir.path().join("manifest.fb"), b"garbage").unwrap();
+    let reason = format!("cannot read the manifest in {}", data_dir.path().display());
+    serve_expecting_start_failure(data_dir.path(), listen(), &reason);
+
+    // A file where one shard's consumer offsets log should be: that shard fails to recover
+    // while the other recovers and waits for it.
+    let data_dir = tempfile::tempdir().unwrap();
+    let offsets_topic = data_dir.path().join("internal").join("__consumer_offsets");
+    std::fs::create_dir_all(&offsets_topic).unwrap();
+    std::fs::write(offsets_topic.join("0"), b"not a directory").unwrap();
+    let reason = format!("cannot open offsets log {}", offsets_topic.join("0").display());
+    serve_expecting_start_failure(data_dir.path(), listen(), &reason);
 }

@@ -37,8 +37,8 @@ const REQUEST_HEADER_BYTES_MIN: usize = 8;
 
 pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
     let address = shard.config.kafka_listen;
-    let listener =
-        TcpListener::bind(address).map_err(|error| format!("cannot listen for Kafka on {address}: {error}"))?;
+    let listener = TcpListener::bind(address)
+        .map_err(|error| format!("cannot listen for Kafka on {address}: {}", std::io::Error::from(error)))?;
     if shard.id == 0 {
         tracing::info!(%address, "Kafka listener ready");
     }

@@ -42,8 +42,8 @@ const READ_CHUNK_BYTES: usize = 16 << 10;
 
 pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
     let address = shard.config.resp_listen;
-    let listener =
-        TcpListener::bind(address).map_err(|error| format!("cannot listen for RESP on {address}: {error}"))?;
+    let listener = TcpListener::bind(address)
+        .map_err(|error| format!("cannot listen for RESP on {address}: {}", std::io::Error::from(error)))?;
     if shard.id == 0 {
         tracing::info!(%address, "RESP listener ready");
     }

@@ -5,11 +5,11 @@ pub mod routing;
 pub mod shard;
 
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers};
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 
 use crate::config::Config;
@@ -23,16 +23,65 @@ use shard::Shard;
 const STOP_POLL_INTERVAL_MS: u64 = 50;
 /// How often a recovered shard looks whether its peers recovered too (start-up only).
 const RECOVERY_POLL_INTERVAL_MS: u64 = 2;
+/// How often a finished shard looks whether its peers finished too (shutdown only).
+const PEERS_FINISHED_POLL_INTERVAL_MS: u64 = 2;
+/// How long the shards may take to stop (flush, sync, close) once asked to, before the process
+/// exits without them: a stuck shard must not keep the broker from exiting. What was not yet
+/// synced then is what a crash would lose, and recovery handles that at the next start.
+const SHUTDOWN_WAIT_MS_MAX: u64 = 30_000;
 /// How long start-up waits for a listen address a just-killed process still holds.
 const LISTEN_ADDRESS_WAIT_MS: u64 = 3_000;
 /// How long a connection attempt to a listen address may take before it counts as free.
 const LISTEN_PROBE_TIMEOUT_MS: u64 = 200;
+/// The executor threads' name prefix (glommio appends the executor id).
+const SHARD_THREAD_NAME: &str = "sluice-shard";
+
+/// How the shards stop together; shared by the shard threads. `stop` is set by SIGTERM and by
+/// any shard that fails (an error or a panic, at start-up or later), so a failing shard takes
+/// the whole broker down instead of leaving its peers waiting for it.
+struct Stopping {
+    stop: Arc<AtomicBool>,
+    shards: usize,
+    /// Shards that are done: returned (cleanly or not) or whose thread panicked.
+    finished: AtomicUsize,
+}
+
+impl Stopping {
+    fn new(shards: usize, stop: Arc<AtomicBool>) -> Self {
+        Self { stop, shards, finished: AtomicUsize::new(0) }
+    }
+
+    fn is_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn request(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// One more shard is done. Not asserted to stay within `shards`: a panic caught on a shard
+    /// thread (glommio catches a panicking waker) counts its shard once more, which only ends
+    /// the wait sooner.
+    fn shard_finished(&self) {
+        self.finished.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Blocks this shard's thread until every shard finished. Blocking, not awaiting: this
+    /// executor must run nothing more (its partitions are closed) while it keeps its mesh
+    /// channels open, so no request in flight on a peer finds this shard gone.
+    fn wait_for_peers(&self) {
+        while self.finished.load(Ordering::Acquire) < self.shards {
+            std::thread::sleep(Duration::from_millis(PEERS_FINISHED_POLL_INTERVAL_MS));
+        }
+    }
+}
 
 /// Starts one executor per shard and blocks until they all stop. Setting `stop` (SIGTERM)
-/// makes every shard stop accepting, flush and sync its partitions, and return.
+/// makes every shard stop accepting, flush and sync its partitions, and return. A shard that
+/// fails sets `stop` too, and `run` returns its error.
 pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
     let config = Arc::new(config);
-    let stopped = Arc::new(std::sync::Barrier::new(config.shards));
+    let stopping = Arc::new(Stopping::new(config.shards, stop));
     let readiness = Arc::new(Readiness::new(config.shards));
     std::fs::create_dir_all(config.data_dir.join("topics"))
         .map_err(|error| format!("cannot create data dir {}: {error}", config.data_dir.display()))?;
@@ -41,6 +90,9 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
     check_listen_addresses_free(&config)?;
     sluice_engine::fs::create_direct_io_probe(&config.data_dir)
         .map_err(|error| format!("cannot write in data dir {}: {error}", config.data_dir.display()))?;
+    stop_every_shard_when_one_panics(stopping.clone());
+    exit_if_stopping_takes_longer_than_allowed(stopping.clone())
+        .map_err(|error| format!("cannot start the shutdown watchdog: {error}"))?;
     tracing::info!(
         shards = config.shards,
         ring_depth = RING_DEPTH,
@@ -51,42 +103,55 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
     );
     let mesh = MeshBuilder::<MeshMessage, _>::full(config.shards, MESH_CHANNEL_CAPACITY);
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, None))
-        .name("sluice-shard")
+        .name(SHARD_THREAD_NAME)
         .ring_depth(RING_DEPTH)
         .io_memory(IO_MEMORY_BYTES)
         .on_all_shards(move || {
-            let (config, mesh, stop) = (config.clone(), mesh.clone(), stop.clone());
-            let (stopped, readiness) = (stopped.clone(), readiness.clone());
+            let (config, mesh, stopping, readiness) =
+                (config.clone(), mesh.clone(), stopping.clone(), readiness.clone());
             async move {
-                let result = run_shard(config, mesh, stop, stopped, readiness).await;
+                let result = run_shard(config, mesh, &stopping, readiness).await;
                 if let Err(error) = &result {
-                    tracing::error!(%error, "shard failed");
+                    tracing::error!(%error, "shard failed: stopping every shard");
+                    stopping.request();
                 }
+                stopping.shard_finished();
+                stopping.wait_for_peers();
                 result
             }
         })
         .map_err(|error| format!("cannot start the executors: {error}"))?;
-    let errors: Vec<String> = handles
-        .join_all()
-        .into_iter()
-        .filter_map(|result| match result {
-            Ok(Ok(())) => None,
-            Ok(Err(error)) => Some(error),
-            Err(error) => Some(format!("a shard stopped: {error}")),
-        })
-        .collect();
-    if errors.is_empty() {
+    failures_of(handles.join_all())
+}
+
+/// What the shards' threads returned, as one message that names every distinct failure
+/// (every shard failing to bind the same port says so once).
+fn failures_of(results: Vec<glommio::Result<Result<(), String>, ()>>) -> Result<(), String> {
+    let mut failures: Vec<String> = Vec::new();
+    for result in results {
+        let failure = match result {
+            Ok(Ok(())) => continue,
+            Ok(Err(error)) => error,
+            Err(glommio::GlommioError::BuilderError(glommio::BuilderErrorKind::ThreadPanic(_))) => {
+                "a shard panicked (the panic message is above)".to_string()
+            }
+            Err(error) => format!("a shard stopped: {error}"),
+        };
+        if !failures.contains(&failure) {
+            failures.push(failure);
+        }
+    }
+    if failures.is_empty() {
         Ok(())
     } else {
-        Err(errors.join("; "))
+        Err(failures.join("; "))
     }
 }
 
 async fn run_shard(
     config: Arc<Config>,
-    mesh: MeshBuilder<MeshMessage, glommio::channels::channel_mesh::Full>,
-    stop: Arc<AtomicBool>,
-    stopped: Arc<std::sync::Barrier>,
+    mesh: MeshBuilder<MeshMessage, Full>,
+    stopping: &Stopping,
     readiness: Arc<Readiness>,
 ) -> Result<(), String> {
     let (senders, receivers) = mesh.join().await.map_err(|error| format!("joining the shard mesh failed: {error}"))?;
@@ -95,6 +160,23 @@ async fn run_shard(
         .map_err(|error| format!("direct I/O does not work in {}: {error}", config.data_dir.display()))?;
     let metadata = Metadata::load(&config.data_dir)?;
     let shard = Shard::new(config.clone(), senders, Metadata::default());
+    let served = recover_and_serve(&shard, metadata, receivers, stopping, readiness).await;
+    // Also after a failure: a shard that failed once recovered may hold appends its peers'
+    // clients made.
+    shard.close_all().await;
+    tracing::info!(shard = shard.id, "shard flushed and synced its partitions");
+    served
+}
+
+/// Opens this shard's partitions and its consumer-group state, then serves until asked to stop.
+async fn recover_and_serve(
+    shard: &ShardRef,
+    metadata: Metadata,
+    receivers: Receivers<MeshMessage>,
+    stopping: &Stopping,
+    readiness: Arc<Readiness>,
+) -> Result<(), String> {
+    let config = shard.config.clone();
     // HTTP first, so /health answers and /ready says 503 while the partitions recover.
     let http = if shard.id == 0 { Some(crate::http::listen(shard.clone(), readiness.clone())?) } else { None };
     let metadata = Arc::new(metadata);
@@ -119,24 +201,55 @@ async fn run_shard(
     // Listen only once every shard has recovered: a client must never reach a shard whose
     // peers cannot answer yet. Waiting without blocking the thread keeps HTTP probes answered.
     readiness.shard_recovered();
-    while !readiness.all_recovered() && !stop.load(Ordering::Relaxed) {
+    while !readiness.all_recovered() && !stopping.is_requested() {
         glommio::timer::sleep(Duration::from_millis(RECOVERY_POLL_INTERVAL_MS)).await;
     }
-    let mut listeners = None;
-    if !stop.load(Ordering::Relaxed) {
-        listeners = Some((crate::kafka::listen(shard.clone())?, crate::resp::listen(shard.clone())?));
-        readiness.shard_listening();
+    if stopping.is_requested() {
+        return Ok(());
     }
-    while !stop.load(Ordering::Relaxed) {
+    let listeners = (crate::kafka::listen(shard.clone())?, crate::resp::listen(shard.clone())?);
+    readiness.shard_listening();
+    while !stopping.is_requested() {
         glommio::timer::sleep(Duration::from_millis(STOP_POLL_INTERVAL_MS)).await;
     }
     // Stop accepting; requests already in flight carry on while the partitions close.
     drop((listeners, http));
-    shard.close_all().await;
-    tracing::info!(shard = shard.id, "shard flushed and synced its partitions");
-    // Keep this shard's mesh channels open until every shard is done, so no in-flight request
-    // finds a peer gone. Every shard only waits here after finishing its own local work.
-    stopped.wait();
+    Ok(())
+}
+
+/// A panic on a shard thread ends that thread (glommio passes it on), and with it the shard's
+/// partitions and mesh channels: its peers cannot serve without it. So the panic stops every
+/// shard, and counts the dead shard as finished so its peers do not wait for it.
+fn stop_every_shard_when_one_panics(stopping: Arc<Stopping>) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        if std::thread::current().name().is_some_and(|name| name.starts_with(SHARD_THREAD_NAME)) {
+            stopping.request();
+            stopping.shard_finished();
+        }
+    }));
+}
+
+/// Once stopping was asked for (SIGTERM or a failed shard), gives the shards
+/// `SHUTDOWN_WAIT_MS_MAX` to finish, then exits the process without them. `run` returning
+/// first ends the process, and this thread with it.
+fn exit_if_stopping_takes_longer_than_allowed(stopping: Arc<Stopping>) -> std::io::Result<()> {
+    std::thread::Builder::new().name("sluice-stop-watchdog".to_string()).spawn(move || {
+        while !stopping.is_requested() {
+            std::thread::sleep(Duration::from_millis(STOP_POLL_INTERVAL_MS));
+        }
+        std::thread::sleep(Duration::from_millis(SHUTDOWN_WAIT_MS_MAX));
+        let finished = stopping.finished.load(Ordering::Acquire);
+        let message = format!(
+            "{} of {} shards did not stop within {SHUTDOWN_WAIT_MS_MAX} ms; exiting without them",
+            stopping.shards.saturating_sub(finished),
+            stopping.shards
+        );
+        tracing::error!("{message}");
+        eprintln!("sluice: {message}");
+        std::process::exit(1);
+    })?;
     Ok(())
 }
 

@@ -54,6 +54,11 @@ pub const OFFSETS_COMPACTION_BYTES_DEFAULT: u64 = 32 << 20;
 pub const RESP_REQUEST_BYTES_MAX: usize = 64 << 20;
 /// Commands one RESP connection may have in flight (pipelined XADDs waiting for fsync).
 pub const RESP_IN_FLIGHT_COMMANDS_MAX: usize = 1024;
+/// Pipelined XADDs to one stream a connection sends to the owner as one batch: at most this
+/// many entries, and this many bytes of fields (below the default max.message.bytes, so one
+/// batch usually fits; the owner splits it when a stream's limit is smaller).
+pub const RESP_XADD_GATHER_ENTRIES_MAX: usize = 1024;
+pub const RESP_XADD_GATHER_BYTES_MAX: usize = 256 << 10;
 /// Replies gathered into one socket write.
 pub const RESP_WRITE_BATCH_BYTES: usize = 64 << 10;
 /// Entries one XRANGE/XREVRANGE/XREAD reply may hold; a range past it without COUNT is refused.

@@ -25,7 +25,7 @@ use sluice_engine::state_log::StateLog;
 use sluice_engine::stream::entry::Entry;
 use sluice_engine::stream::id::{IdRequest, StreamId};
 
-use crate::runtime::mesh::{ShardRequest, ShardResponse, StreamAddError};
+use crate::runtime::mesh::{NewEntry, ShardRequest, ShardResponse, StreamAddError};
 use crate::runtime::shard::{now_ms, Shard};
 use crate::runtime::ShardRef;
 
@@ -731,20 +731,19 @@ impl StreamGroups {
         let owner = shard.owner_of(&target, crate::resp::streams::STREAM_PARTITION);
         let request = ShardRequest::StreamAdd {
             stream: (target.clone(), crate::resp::streams::STREAM_PARTITION),
-            id: IdRequest::Auto,
-            fields,
+            entries: vec![NewEntry { id: IdRequest::Auto, fields }],
             appended: None,
         };
-        match shard.call(owner, request).await {
-            ShardResponse::StreamAdded(Ok(added)) => {
+        let ShardResponse::StreamAdded(mut added) = shard.call(owner, request).await else {
+            unreachable!("StreamAdd answers with StreamAdded")
+        };
+        match added.pop().expect("one result per entry") {
+            Ok(added) => {
                 tracing::info!(stream = %String::from_utf8_lossy(&self.key), group = %String::from_utf8_lossy(group), id = %entry.id, deliveries, dead_letter = %target, dead_letter_id = %added.id, "entry dead-lettered");
                 Ok(())
             }
-            ShardResponse::StreamAdded(Err(StreamAddError::Id(error))) => Err(GroupError::Storage(error.to_string())),
-            ShardResponse::StreamAdded(Err(StreamAddError::Shard(error))) => {
-                Err(GroupError::Storage(error.to_string()))
-            }
-            _ => unreachable!("StreamAdd answers with StreamAdded"),
+            Err(StreamAddError::Id(error)) => Err(GroupError::Storage(error.to_string())),
+            Err(StreamAddError::Shard(error)) => Err(GroupError::Storage(error.to_string())),
         }
     }
 }

@@ -18,6 +18,7 @@ import time
 
 import redis
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from common import REQUEST_TIMEOUT_S, argument_parser, expect, expect_equal, log, run_main
 
@@ -150,6 +151,30 @@ def check_pipeline_and_resp3(address, stream):
     expect_equal(ids(got[stream.encode()][0]), written[:3], "RESP3 XREAD entries")
 
 
+def check_mixed_pipeline(address, stream):
+    """Pipelined XADDs travel to the owner together: each still gets its own reply, in order,
+    an entry refused its ID fails alone, and other keys and commands in between keep their place."""
+    r = client(address)
+    other = f"{stream}:other"
+    pipe = r.pipeline(transaction=False)
+    pipe.xadd(stream, {"n": "1"})
+    pipe.xadd(stream, {"n": "bad"}, id="1-1")
+    pipe.xadd(stream, {"n": "2"})
+    pipe.xadd(other, {"n": "elsewhere"})
+    pipe.xadd(stream, {"n": "3"}, maxlen=2, approximate=False)
+    pipe.xlen(stream)
+    pipe.xadd(stream, {"n": "4"})
+    replies = pipe.execute(raise_on_error=False)
+    expect(isinstance(replies[1], redis.ResponseError) and "equal or smaller" in str(replies[1]),
+           f"the pipelined XADD with a stale ID fails alone, got {replies[1]!r}")
+    good = [replies[index].decode() for index in (0, 2, 4, 6)]
+    expect_equal(replies[5], 2, "XLEN after MAXLEN 2, in pipeline order")
+    expect_equal(ids(r.xrange(stream)), good[1:], "MAXLEN 2 kept two entries, then one more came")
+    expect_equal(len(r.xrange(other)), 1, "the other key got its entry")
+    fields = [entry[b"n"] for _, entry in r.xrange(stream)]
+    expect_equal(fields, [b"2", b"3", b"4"], "entries kept their fields")
+
+
 def commands(args):
     r = client(args.resp)
     stream = f"jobs-{time.time_ns()}"
@@ -159,7 +184,27 @@ def commands(args):
     check_trim_and_keys(r, stream)
     check_connection(args.resp)
     check_pipeline_and_resp3(args.resp, f"{stream}:pipelined")
+    check_mixed_pipeline(args.resp, f"{stream}:mixed")
     log("ok: commands")
+
+
+def check_small_message_limit(args, r, stream):
+    """A stream whose max.message.bytes is small: pipelined XADDs still all land (the owner splits
+    them into batches that fit) and only an entry too big alone is refused."""
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    topic = NewTopic(stream, num_partitions=1, replication_factor=1, config={"max.message.bytes": "1000"})
+    for future in admin.create_topics([topic], request_timeout=REQUEST_TIMEOUT_S).values():
+        future.result(REQUEST_TIMEOUT_S)
+    pipe = r.pipeline(transaction=False)
+    for index in range(50):
+        pipe.xadd(stream, {"i": str(index), "pad": "x" * 100})
+    pipe.xadd(stream, {"too": "big" * 400})
+    pipe.xadd(stream, {"i": "last"})
+    replies = pipe.execute(raise_on_error=False)
+    refused = [index for index, reply in enumerate(replies) if isinstance(reply, Exception)]
+    expect_equal(refused, [50], f"only the entry above max.message.bytes is refused: {replies[50]!r}")
+    expect_equal(ids(r.xrange(stream)), [reply.decode() for reply in replies[:50] + replies[51:]],
+                 "every other pipelined entry landed, in order")
 
 
 def interop(args):
@@ -191,6 +236,7 @@ def interop(args):
     for (entry_id, fields), compression in zip(entries[1:], ("none", "gzip")):
         expect_equal(fields, {b"key": b"order-7", b"value": f"paid-{compression}".encode(), b"source": b"kafka"},
                      f"a Kafka record ({compression}) read as fields")
+    check_small_message_limit(args, r, f"{stream}:small")
     later = r.xadd(stream, {"after": "kafka"}).decode()
     as_tuple = lambda text: tuple(int(part) for part in text.split("-"))  # noqa: E731
     expect(all(as_tuple(later) > as_tuple(entry_id.decode()) for entry_id, _ in entries),

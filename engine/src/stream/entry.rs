@@ -52,6 +52,20 @@ pub fn encode_many(entries: &[(StreamId, &[(Bytes, Bytes)])]) -> Vec<u8> {
     build::records_with_headers(&records)
 }
 
+/// New entries as batches of at most `batch_bytes_max` each (a stream's `max.message.bytes`),
+/// in order, each with how many entries it holds. An entry too big alone is a batch alone,
+/// which the append then refuses: only that entry fails.
+pub fn encode_within(entries: &[(StreamId, &[(Bytes, Bytes)])], batch_bytes_max: usize) -> Vec<(usize, Vec<u8>)> {
+    let batch = encode_many(entries);
+    if batch.len() <= batch_bytes_max || entries.len() == 1 {
+        return vec![(entries.len(), batch)];
+    }
+    let (first, second) = entries.split_at(entries.len() / 2);
+    let mut batches = encode_within(first, batch_bytes_max);
+    batches.extend(encode_within(second, batch_bytes_max));
+    batches
+}
+
 /// The ID of a Kafka producer's record.
 pub fn kafka_record_id(timestamp: i64, offset: i64) -> StreamId {
     StreamId::new(timestamp.max(0) as u64, offset.max(0) as u64)
@@ -133,6 +147,29 @@ mod tests {
 
     fn fields(pairs: &[(&str, &str)]) -> Vec<(Bytes, Bytes)> {
         pairs.iter().map(|(name, value)| (Bytes::from(name.to_string()), Bytes::from(value.to_string()))).collect()
+    }
+
+    #[test]
+    fn pipelined_entries_split_into_batches_that_fit() {
+        let value = Bytes::from(vec![b'v'; 100]);
+        let owned: Vec<(StreamId, Vec<(Bytes, Bytes)>)> =
+            (0..10).map(|n| (StreamId::new(5, n), vec![(Bytes::from("f"), value.clone())])).collect();
+        let new: Vec<(StreamId, &[(Bytes, Bytes)])> = owned.iter().map(|(id, f)| (*id, &f[..])).collect();
+        let whole = encode_within(&new, usize::MAX);
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].0, 10);
+        let one = encode(new[0].0, new[0].1).len();
+        let split = encode_within(&new, one * 3);
+        assert!(split.len() > 1);
+        assert!(split.iter().all(|(_, batch)| batch.len() <= one * 3));
+        assert_eq!(split.iter().map(|(count, _)| count).sum::<usize>(), 10);
+        let ids: Vec<StreamId> = split
+            .iter()
+            .flat_map(|(_, batch)| entries(&Bytes::from(batch.clone())).unwrap())
+            .map(|entry| entry.id)
+            .collect();
+        assert_eq!(ids, owned.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+        assert_eq!(encode_within(&new, 10).len(), 10, "an entry too big alone is a batch alone");
     }
 
     #[test]

@@ -134,6 +134,8 @@ async fn serve_connection(session: Rc<Session>, mut stream: TcpStream) -> Result
         // Wake the writer, which may wait for a client that reads nothing either.
         let _ = stream.shutdown(std::net::Shutdown::Both).await;
     }
+    // XADDs read before the connection ended are still appended, as Redis would.
+    commands::xadd::send_gathered(&session).await;
     let write_result = writer.await;
     read_result.and(write_result)
 }
@@ -197,6 +199,8 @@ async fn read_commands(
             let _ = pending.send(Pending { resp3: session.resp3.get(), reply: Outcome::Close(reply) }).await;
             return Ok(());
         }
+        // Everything read so far has run: send the XADDs it gathered before waiting for more.
+        commands::xadd::send_gathered(session).await;
         let read = if buffer.is_empty() {
             request_started = None;
             net::wait_for_request(stream, &mut chunk, timeouts.idle, &pending.in_flight)

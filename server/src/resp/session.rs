@@ -20,6 +20,8 @@ pub struct Session {
     /// it sees their entries, as a Redis client expects of a pipeline.
     deferred: Cell<usize>,
     deferred_done: Notify,
+    /// XADDs read but not yet sent to their stream's owner.
+    pub gathered: RefCell<Option<crate::resp::commands::xadd::Gathered>>,
 }
 
 impl Session {
@@ -31,6 +33,7 @@ impl Session {
             name: RefCell::new(None),
             deferred: Cell::new(0),
             deferred_done: Notify::default(),
+            gathered: RefCell::new(None),
         })
     }
 

@@ -20,6 +20,7 @@ use crate::runtime::mesh::{
 pub const STREAM_PARTITION: i32 = 0;
 
 /// A stream that exists: the key, its partition and the shard that owns it.
+#[derive(Debug, Clone)]
 pub struct Stream {
     pub key: Bytes,
     pub partition: TopicPartition,

@@ -42,6 +42,13 @@ pub struct StreamAdded {
     pub offset: i64,
 }
 
+/// One XADD's entry: the ID it asks for and its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    pub id: IdRequest,
+    pub fields: Vec<(Bytes, Bytes)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamAddError {
     Id(AssignError),
@@ -96,12 +103,12 @@ pub enum ShardRequest {
     Fetch {
         reads: Vec<(TopicPartition, i64, usize)>,
     },
-    /// XADD: append one entry to a stream, answered once it is durable. `appended` fires
-    /// once it is ordered in the log.
+    /// XADD: append entries to a stream (one batch: a connection's pipelined XADDs to one
+    /// key), answered once they are durable, one result per entry in order. `appended` fires
+    /// once they are ordered in the log.
     StreamAdd {
         stream: TopicPartition,
-        id: IdRequest,
-        fields: Vec<(Bytes, Bytes)>,
+        entries: Vec<NewEntry>,
         appended: Option<futures::channel::oneshot::Sender<()>>,
     },
     /// Completes when any of the partitions has data past the given offset, or on timeout.
@@ -147,7 +154,7 @@ pub enum ShardRequest {
 pub enum ShardResponse {
     Produce(Vec<Result<Appended, ShardError>>),
     Fetch(Vec<Result<Fetched, ShardError>>),
-    StreamAdded(Result<StreamAdded, StreamAddError>),
+    StreamAdded(Vec<Result<StreamAdded, StreamAddError>>),
     Waited,
     ListOffsets(Vec<Result<OffsetAt, ShardError>>),
     DeleteRecords(Vec<Result<i64, ShardError>>),

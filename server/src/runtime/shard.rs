@@ -15,7 +15,7 @@ use glommio::channels::channel_mesh::{Receivers, Senders};
 use sluice_engine::partition::{Partition, PartitionError};
 use sluice_engine::record::batch;
 use sluice_engine::stream::entry;
-use sluice_engine::stream::id::{self as stream_id, IdRequest, StreamId};
+use sluice_engine::stream::id::{self as stream_id, StreamId};
 use sluice_engine::sync::Notify;
 
 use super::mesh::*;
@@ -152,8 +152,8 @@ impl Shard {
                 ShardResponse::Produce(self.produce(acks, writes, appended).await)
             }
             ShardRequest::Fetch { reads } => ShardResponse::Fetch(self.fetch(reads).await),
-            ShardRequest::StreamAdd { stream, id, fields, appended } => {
-                ShardResponse::StreamAdded(self.stream_add(stream, id, fields, appended).await)
+            ShardRequest::StreamAdd { stream, entries, appended } => {
+                ShardResponse::StreamAdded(self.stream_add(stream, entries, appended).await)
             }
             ShardRequest::WaitForData { watches, timeout_ms } => {
                 self.wait_for_data(&watches, timeout_ms).await;
@@ -311,32 +311,77 @@ impl Shard {
 
     /// XADD on the stream's owner: picks the entry's ID after the stream's last, appends the
     /// entry (in ID order), then waits for its fdatasync: the entry is durable when answered.
+    /// Appends entries to a stream as one batch: IDs assigned in order (an entry whose ID is
+    /// refused gets its error, the others go on), then one append and one durable wait.
     async fn stream_add(
         &self,
         stream: TopicPartition,
-        id: IdRequest,
-        fields: Vec<(bytes::Bytes, bytes::Bytes)>,
+        entries: Vec<NewEntry>,
         on_appended: Option<futures::channel::oneshot::Sender<()>>,
-    ) -> Result<StreamAdded, StreamAddError> {
-        let partition = self.partition(&stream)?;
+    ) -> Vec<Result<StreamAdded, StreamAddError>> {
+        let count = entries.len();
+        let failed_all = |error: StreamAddError| vec![Err(error); count];
+        let partition = match self.partition(&stream) {
+            Ok(partition) => partition,
+            Err(error) => return failed_all(error.into()),
+        };
         let tail = self.stream_tails.borrow_mut().entry(stream).or_default().clone();
         let order = tail.order();
         let Ok(_in_order) = order.acquire_permit(1).await else {
-            return Err(ShardError::Partition(PartitionError::Closed).into());
+            return failed_all(ShardError::Partition(PartitionError::Closed).into());
         };
-        let last = match tail.last_id.get() {
+        let mut last = match tail.last_id.get() {
             Some(last) => last,
-            None => stream_last_id(&partition).await?,
+            None => match stream_last_id(&partition).await {
+                Ok(last) => last,
+                Err(error) => return failed_all(error.into()),
+            },
         };
-        let id = stream_id::assign(last, id, now_ms().max(0) as u64).map_err(StreamAddError::Id)?;
-        let appended = partition.append(&entry::encode(id, &fields)).await?;
-        tail.last_id.set(Some(id));
+        let now = now_ms().max(0) as u64;
+        let ids: Vec<Result<StreamId, StreamAddError>> = entries
+            .iter()
+            .map(|entry| {
+                let id = stream_id::assign(last, entry.id, now).map_err(StreamAddError::Id)?;
+                last = id;
+                Ok(id)
+            })
+            .collect();
+        let accepted: Vec<(StreamId, &[(bytes::Bytes, bytes::Bytes)])> =
+            ids.iter().zip(&entries).filter_map(|(id, entry)| Some((*id.as_ref().ok()?, &entry.fields[..]))).collect();
+        // One batch, or a few when they would pass the stream's max.message.bytes; a batch
+        // refused (one entry too big) fails its entries only.
+        let batches = entry::encode_within(&accepted, partition.config().message_bytes_max);
+        let mut appends = Vec::with_capacity(batches.len());
+        let mut through = 0;
+        for (count, batch) in batches {
+            let appended = partition.append(&batch).await;
+            through += count;
+            if appended.is_ok() {
+                tail.last_id.set(Some(accepted[through - 1].0));
+            }
+            appends.push((count, appended));
+        }
         drop(_in_order);
         if let Some(on_appended) = on_appended {
             let _ = on_appended.send(());
         }
-        partition.wait_durable(&appended).await?;
-        Ok(StreamAdded { id, offset: appended.base_offset })
+        // Each accepted entry's offset once durable, in order.
+        let mut offsets: Vec<Result<i64, PartitionError>> = Vec::with_capacity(accepted.len());
+        for (count, appended) in appends {
+            let durable = match appended {
+                Ok(appended) => partition.wait_durable(&appended).await.map(|()| appended.base_offset),
+                Err(error) => Err(error),
+            };
+            offsets.extend((0..count as i64).map(|index| durable.clone().map(|base_offset| base_offset + index)));
+        }
+        let mut offsets = offsets.into_iter();
+        ids.into_iter()
+            .map(|id| {
+                let id = id?;
+                let offset = offsets.next().expect("an offset per accepted entry")?;
+                Ok(StreamAdded { id, offset })
+            })
+            .collect()
     }
 
     async fn fetch(&self, reads: Vec<(TopicPartition, i64, usize)>) -> Vec<Result<Fetched, ShardError>> {

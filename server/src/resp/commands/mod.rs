@@ -49,6 +49,7 @@ pub async fn execute(session: &Rc<Session>, args: Args) -> Outcome {
 
 async fn run(session: &Rc<Session>, mut args: Args, name: &str, started: Instant) -> Outcome {
     if name != "xadd" {
+        xadd::send_gathered(session).await;
         session.settled().await;
     }
     match name {

@@ -1,22 +1,26 @@
 //! XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] <*|id> field value ...
 //!
 //! The entry is appended on the stream's owner shard in ID order, and answered once it is
-//! durable. The reader goes on with the next command as soon as the entry is in the log, so
-//! pipelined XADDs share one fdatasync.
+//! durable. A connection's pipelined XADDs to one stream travel together (`Gathered`): one
+//! request to the owner, one batch in the log, one fdatasync shared with everything else
+//! written in that round.
 use std::rc::Rc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::channel::oneshot;
+use sluice_engine::partition::PartitionError;
 use sluice_engine::stream::id::IdRequest;
 
 use super::xtrim::{parse_trim, Trim};
 use super::Outcome;
+use crate::limits::{RESP_XADD_GATHER_BYTES_MAX, RESP_XADD_GATHER_ENTRIES_MAX};
 use crate::metrics::{Protocol, RespCommand};
 use crate::resp::command::Args;
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
 use crate::resp::streams::{self, storage_error, Stream, STREAM_PARTITION};
-use crate::runtime::mesh::{ShardRequest, ShardResponse, StreamAddError, StreamAdded};
+use crate::runtime::mesh::{NewEntry, ShardError, ShardRequest, ShardResponse, StreamAddError, StreamAdded};
 
 /// A new stream is a topic of one partition (Redis streams are one ordered sequence).
 pub const STREAM_PARTITIONS: u32 = 1;
@@ -53,7 +57,19 @@ fn parse(args: &mut Args) -> Result<Request, Reply> {
     Ok(Request { key, make_stream, trim, id, fields })
 }
 
+/// Pipelined XADDs to one stream, gathered by the connection that read them and sent to the
+/// stream's owner as one request: one mesh message, one batch, one append.
+pub struct Gathered {
+    stream: Stream,
+    entries: Vec<NewEntry>,
+    replies: Vec<oneshot::Sender<Result<StreamAdded, StreamAddError>>>,
+    bytes: usize,
+}
+
 /// `started`: when the command began, for its latency (measured once the reply is ready).
+///
+/// The entry joins the connection's gathered XADDs, sent when the connection has read all it
+/// has (`send_gathered`), before any other command, or when the gathering is full.
 pub async fn xadd(session: &Rc<Session>, args: &mut Args, started: Instant) -> Outcome {
     let request = match parse(args) {
         Ok(request) => request,
@@ -64,35 +80,70 @@ pub async fn xadd(session: &Rc<Session>, args: &mut Args, started: Instant) -> O
         Ok(None) => return Outcome::Reply(Reply::Null),
         Err(reply) => return Outcome::Reply(reply),
     };
-    let (appended_sender, appended) = futures::channel::oneshot::channel();
     let field_bytes = streams::fields_bytes(&request.fields);
-    let call = ShardRequest::StreamAdd {
-        stream: stream.partition.clone(),
-        id: request.id,
-        fields: request.fields,
-        appended: Some(appended_sender),
+    let other_stream = session.gathered.borrow().as_ref().is_some_and(|gathered| {
+        gathered.stream.partition != stream.partition || gathered.bytes + field_bytes > RESP_XADD_GATHER_BYTES_MAX
+    });
+    if other_stream {
+        send_gathered(session).await;
+    }
+    let (reply_sender, reply) = oneshot::channel();
+    let full = {
+        let mut gathered = session.gathered.borrow_mut();
+        let gathered = gathered.get_or_insert_with(|| Gathered {
+            stream: stream.clone(),
+            entries: Vec::new(),
+            replies: Vec::new(),
+            bytes: 0,
+        });
+        gathered.entries.push(NewEntry { id: request.id, fields: request.fields });
+        gathered.replies.push(reply_sender);
+        gathered.bytes += field_bytes;
+        gathered.entries.len() >= RESP_XADD_GATHER_ENTRIES_MAX
     };
+    if full {
+        send_gathered(session).await;
+    }
     session.defer_started();
     let task = glommio::spawn_local({
         let (session, trim) = (session.clone(), request.trim);
         async move {
-            let reply = match session.shard.call(stream.owner, call).await {
-                ShardResponse::StreamAdded(result) => {
-                    if result.is_ok() {
-                        session.shard.metrics.received(Protocol::Resp, field_bytes, 1);
-                    }
-                    finish(&session, &stream, result, trim).await
-                }
-                _ => unreachable!("StreamAdd answers with StreamAdded"),
-            };
+            let result =
+                reply.await.unwrap_or(Err(StreamAddError::Shard(ShardError::Partition(PartitionError::Closed))));
+            if result.is_ok() {
+                session.shard.metrics.received(Protocol::Resp, field_bytes, 1);
+            }
+            let reply = finish(&session, &stream, result, trim).await;
             session.defer_finished();
             session.shard.metrics.resp_command(RespCommand::Xadd, started.elapsed());
             reply
         }
     });
-    // Read on once the entry is ordered in the log (or the append failed).
-    let _ = appended.await;
     Outcome::Later(task)
+}
+
+/// Sends the connection's gathered XADDs to their stream's owner and returns once they are
+/// ordered in its log (or failed), so that whatever the connection runs next comes after
+/// them; their replies follow when they are durable.
+pub async fn send_gathered(session: &Rc<Session>) {
+    let Some(gathered) = session.gathered.borrow_mut().take() else { return };
+    let (appended_sender, appended) = oneshot::channel();
+    let call = ShardRequest::StreamAdd {
+        stream: gathered.stream.partition.clone(),
+        entries: gathered.entries,
+        appended: Some(appended_sender),
+    };
+    let shard = session.shard.clone();
+    glommio::spawn_local(async move {
+        let ShardResponse::StreamAdded(results) = shard.call(gathered.stream.owner, call).await else {
+            unreachable!("StreamAdd answers with StreamAdded")
+        };
+        for (reply, result) in gathered.replies.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    })
+    .detach();
+    let _ = appended.await;
 }
 
 /// The stream to append to, created (one partition) unless NOMKSTREAM.

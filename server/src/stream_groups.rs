@@ -59,6 +59,7 @@ pub fn change_config(config: &mut GroupConfig, change: &ConfigChange) {
     }
 }
 
+#[derive(Clone)]
 pub struct ClaimOptions {
     /// New delivery time (TIME, or now minus IDLE); `None`: now.
     pub delivered_ms: Option<u64>,
@@ -67,6 +68,7 @@ pub struct ClaimOptions {
     pub just_id: bool,
 }
 
+#[derive(Clone)]
 pub enum GroupCall {
     Create {
         group: Bytes,

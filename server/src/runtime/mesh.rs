@@ -147,6 +147,13 @@ pub enum ShardRequest {
         topic: String,
         call: crate::stream_groups::GroupCall,
     },
+    /// XREADGROUP BLOCK on one stream: the read, repeated on the owner when entries arrive,
+    /// until it finds some or `wait_ms` pass (one round trip instead of one per step).
+    StreamGroupWait {
+        topic: String,
+        call: crate::stream_groups::GroupCall,
+        wait_ms: u64,
+    },
     /// A scrape (`GET /metrics`), to every shard: its counters and what it owns.
     Metrics,
 }

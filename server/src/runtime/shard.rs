@@ -178,6 +178,9 @@ impl Shard {
             }
             ShardRequest::AllocateProducerId => ShardResponse::ProducerId(self.allocate_producer_id().await),
             ShardRequest::Metrics => ShardResponse::Metrics(Box::new(self.metrics_snapshot())),
+            ShardRequest::StreamGroupWait { topic, call, wait_ms } => {
+                ShardResponse::StreamGroup(Box::pin(self.stream_group_wait(&topic, call, wait_ms)).await)
+            }
             ShardRequest::StreamGroup { topic, call } => {
                 // Boxed: dead-lettering calls shards again (an async recursion).
                 ShardResponse::StreamGroup(Box::pin(self.stream_group_call(&topic, call)).await)
@@ -215,6 +218,29 @@ impl Shard {
     ) -> Result<StreamGroupAnswer, GroupError> {
         let groups = self.stream_groups_of(topic).await?;
         groups.handle(self, call).await
+    }
+
+    /// Runs a group read until it finds entries or `wait_ms` pass, woken by appends.
+    async fn stream_group_wait(
+        self: &Rc<Self>,
+        topic: &str,
+        call: StreamGroupCall,
+        wait_ms: u64,
+    ) -> Result<StreamGroupAnswer, GroupError> {
+        let deadline = Instant::now() + Duration::from_millis(wait_ms);
+        let stream = (topic.to_string(), crate::resp::streams::STREAM_PARTITION);
+        loop {
+            // Taken before the read: an append between the read and the wait still wakes it.
+            let end = self.partition(&stream).map_err(|_| GroupError::NoStream)?.high_watermark();
+            let answer = self.stream_group_call(topic, call.clone()).await?;
+            let now = Instant::now();
+            let found_none = matches!(&answer, StreamGroupAnswer::Entries(entries) if entries.is_empty());
+            if !found_none || now >= deadline {
+                return Ok(answer);
+            }
+            let left_ms = (deadline - now).as_millis() as u64 + 1;
+            self.wait_for_data(&[(stream.clone(), end)], left_ms).await;
+        }
     }
 
     async fn stream_groups_of(&self, topic: &str) -> Result<Rc<StreamGroups>, GroupError> {

@@ -15,6 +15,7 @@ use crate::resp::command::{syntax_error, Args, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
 use crate::resp::streams::{self, group_call, group_error, Stream};
+use crate::runtime::mesh::{ShardRequest, ShardResponse};
 use crate::stream_groups::{GroupAnswer, GroupCall};
 
 /// Per stream: its key and the entries (an entry trimmed from the stream is `None`).
@@ -48,6 +49,13 @@ pub async fn xreadgroup(session: &Session, args: &mut Args) -> CommandResult {
     }
     let all_new = reads.iter().all(|(_, position)| matches!(position, Position::New));
     let deadline = options.block.filter(|_| all_new).map(|block| block.map(|wait| Instant::now() + wait));
+    if let (Some(deadline), [(stream, Position::New)]) = (deadline, &reads[..]) {
+        if let Ok(blocked) = crate::resp::session::Blocked::enter() {
+            let call = GroupCall::ReadNew { group: group.clone(), consumer, count: options.count, noack };
+            return read_new_blocking(session, stream, &group, call, deadline, blocked).await;
+        }
+        // Too many blocked already: the loop below still answers when entries are there.
+    }
     let mut blocked = None;
     loop {
         // Where the streams end before reading: a blocked read wakes on anything after that.
@@ -99,6 +107,37 @@ pub async fn xreadgroup(session: &Session, args: &mut Args) -> CommandResult {
         let round = deadline.map_or(Duration::from_millis(RESP_BLOCK_ROUND_MS), |deadline| deadline - now);
         let round_ms = round.as_millis().min(u128::from(RESP_BLOCK_ROUND_MS)) as u64;
         session.shard.wait_for_data_anywhere(watches, round_ms.max(1)).await;
+    }
+}
+
+/// XREADGROUP BLOCK on one stream with `>`: the owner reads, waits for appends and reads
+/// again, in rounds of at most `RESP_BLOCK_ROUND_MS`; one round trip per round.
+async fn read_new_blocking(
+    session: &Session,
+    stream: &Stream,
+    group: &Bytes,
+    call: GroupCall,
+    deadline: Option<Instant>,
+    _blocked: crate::resp::session::Blocked,
+) -> CommandResult {
+    loop {
+        let round = deadline.map_or(Duration::from_millis(RESP_BLOCK_ROUND_MS), |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        });
+        let wait_ms = round.as_millis().min(u128::from(RESP_BLOCK_ROUND_MS)) as u64;
+        let request = ShardRequest::StreamGroupWait { topic: stream.partition.0.clone(), call: call.clone(), wait_ms };
+        let ShardResponse::StreamGroup(answer) = session.shard.call(stream.owner, request).await else {
+            unreachable!("StreamGroupWait answers with StreamGroup")
+        };
+        let answer = answer.map_err(|error| group_error(error, || no_group(&stream.key, group)))?;
+        let GroupAnswer::Entries(entries) = answer else { unreachable!("group reads answer with Entries") };
+        if !entries.is_empty() {
+            count_sent(session, entries.iter().filter_map(|(_, entry)| entry.as_ref()));
+            return Ok(reply(session, vec![(stream.key.clone(), entries)]));
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Ok(Reply::NullArray);
+        }
     }
 }
 

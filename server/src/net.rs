@@ -63,20 +63,55 @@ pub async fn read_within(stream: &mut TcpStream, buffer: &mut [u8], limit: Durat
     stream.read(buffer).await
 }
 
+/// Responses a connection owes (counted up by its reader, down by its writer once written),
+/// and when the last one left: the idle timeout counts from then.
+pub struct Owed {
+    count: Cell<usize>,
+    settled_at: Cell<Instant>,
+}
+
+impl Default for Owed {
+    fn default() -> Self {
+        Self { count: Cell::new(0), settled_at: Cell::new(Instant::now()) }
+    }
+}
+
+impl Owed {
+    pub fn owe(&self, responses: usize) {
+        self.count.set(self.count.get() + responses);
+    }
+
+    pub fn paid(&self, responses: usize) {
+        self.count.set(self.count.get() - responses);
+        if self.count.get() == 0 {
+            self.settled_at.set(Instant::now());
+        }
+    }
+}
+
 /// Waits for the first bytes of the next request: `Ok(0)` when the client closed its side,
-/// `TimedOut` when the connection was idle past `idle`: no byte arrived and no response was
-/// owed (`in_flight`, counted by the connection's tasks). While a response is owed (a Fetch
-/// long poll, a reply the client is slow to take) the wait goes on; the write timeout bounds
-/// the latter.
+/// `TimedOut` when the connection was idle for `idle`: no byte arrived and no response was
+/// owed, counted from when the wait began or the last owed response left, whichever is later.
+/// While a response is owed (a Fetch long poll, a reply the client is slow to take) the wait
+/// goes on; the write timeout bounds the latter.
 pub async fn wait_for_request(
     stream: &mut TcpStream,
     buffer: &mut [u8],
     idle: Duration,
-    in_flight: &Cell<usize>,
+    owed: &Owed,
 ) -> io::Result<usize> {
+    let waiting_since = Instant::now();
     loop {
-        match read_within(stream, buffer, idle).await {
-            Err(error) if is_timeout(&error) && in_flight.get() > 0 => continue,
+        let limit = if owed.count.get() > 0 {
+            idle
+        } else {
+            idle.saturating_sub(waiting_since.max(owed.settled_at.get()).elapsed())
+        };
+        if limit.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        match read_within(stream, buffer, limit).await {
+            Err(error) if is_timeout(&error) => continue,
             result => return result,
         }
     }

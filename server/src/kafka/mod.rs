@@ -13,7 +13,6 @@ pub mod handlers;
 pub mod registry;
 pub mod response;
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -106,7 +105,7 @@ async fn serve_connection(shard: &ShardRef, mut stream: TcpStream) -> Result<(),
     let writer_stream = net::duplicate(&stream).map_err(Closed::Io)?;
     timeouts.apply_to_writer(&writer_stream).map_err(Closed::Io)?;
     let (pending_sender, pending_receiver) = local_channel::new_bounded(IN_FLIGHT_REQUESTS_MAX);
-    let in_flight = Rc::new(Cell::new(0));
+    let in_flight = Rc::new(net::Owed::default());
     let writer = glommio::spawn_local(write_responses(writer_stream, pending_receiver, in_flight.clone()));
     // Kafka shows a client's host as "/<ip>" (DescribeGroups).
     let client_host: Rc<str> =
@@ -128,7 +127,7 @@ struct Connection<'a> {
     timeouts: Timeouts,
     /// Requests read and not yet answered (the writer counts them down): while any is, the
     /// connection is not idle (a Fetch long poll).
-    in_flight: Rc<Cell<usize>>,
+    in_flight: Rc<net::Owed>,
 }
 
 /// A response frame as parts (see `response::ResponseBuffer`), or none (acks=0).
@@ -165,7 +164,7 @@ async fn read_requests(
             let (shard, client_host) = (shard.clone(), connection.client_host.clone());
             async move { handle_frame(&shard, &client_host, frame.freeze(), order).await }
         });
-        connection.in_flight.set(connection.in_flight.get() + 1);
+        connection.in_flight.owe(1);
         if pending.send(handler).await.is_err() {
             return Ok(()); // the writer stopped (and said why)
         }
@@ -184,7 +183,7 @@ fn request_read_error(error: std::io::Error) -> Closed {
 async fn write_responses(
     mut stream: TcpStream,
     pending: LocalReceiver<PendingResponse>,
-    in_flight: Rc<Cell<usize>>,
+    in_flight: Rc<net::Owed>,
 ) -> Result<(), Closed> {
     while let Some(handler) = pending.recv().await {
         let result = match handler.await {
@@ -198,7 +197,7 @@ async fn write_responses(
             Ok(None) => Ok(()),
             Err(closed) => Err(closed),
         };
-        in_flight.set(in_flight.get() - 1);
+        in_flight.paid(1);
         if let Err(closed) = result {
             // Wake the reader, which may be waiting for a request that will never come.
             let _ = stream.shutdown(std::net::Shutdown::Both).await;

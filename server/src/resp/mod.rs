@@ -19,7 +19,6 @@ pub mod reply;
 pub mod session;
 pub mod streams;
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -126,7 +125,7 @@ async fn serve_connection(session: Rc<Session>, mut stream: TcpStream) -> Result
     timeouts.apply_to_writer(&writer_stream)?;
     let (pending_sender, pending_receiver) = local_channel::new_bounded(RESP_IN_FLIGHT_COMMANDS_MAX);
     // Replies owed: counted up by the reader, down by the writer once written.
-    let in_flight = Rc::new(Cell::new(0));
+    let in_flight = Rc::new(net::Owed::default());
     let writer = glommio::spawn_local(write_replies(writer_stream, pending_receiver, in_flight.clone()));
     let replies = Replies { pending: pending_sender, in_flight };
     let read_result = read_commands(&session, &mut stream, replies, timeouts).await;
@@ -143,13 +142,13 @@ async fn serve_connection(session: Rc<Session>, mut stream: TcpStream) -> Result
 /// Where the reader hands replies to the writer, counting them.
 struct Replies {
     pending: LocalSender<Pending>,
-    in_flight: Rc<Cell<usize>>,
+    in_flight: Rc<net::Owed>,
 }
 
 impl Replies {
     /// Fails once the writer stopped (the client went away).
     async fn send(&self, reply: Pending) -> Result<(), ()> {
-        self.in_flight.set(self.in_flight.get() + 1);
+        self.in_flight.owe(1);
         self.pending.send(reply).await.map_err(|_| ())
     }
 }
@@ -268,7 +267,7 @@ pub fn check_declared_lengths(buffer: &[u8]) -> Result<(), String> {
 async fn write_replies(
     mut stream: TcpStream,
     pending: LocalReceiver<Pending>,
-    in_flight: Rc<Cell<usize>>,
+    in_flight: Rc<net::Owed>,
 ) -> Result<(), Closed> {
     let result = write_replies_in_order(&mut stream, &pending, &in_flight).await;
     if let Err(error) = result {
@@ -284,7 +283,7 @@ async fn write_replies(
 async fn write_replies_in_order(
     stream: &mut TcpStream,
     pending: &LocalReceiver<Pending>,
-    in_flight: &Cell<usize>,
+    in_flight: &net::Owed,
 ) -> std::io::Result<()> {
     let mut out = BytesMut::with_capacity(RESP_WRITE_BATCH_BYTES);
     let mut gathered = 0;
@@ -309,7 +308,7 @@ async fn write_replies_in_order(
         if next.is_none() {
             stream.write_all(&out).await?;
             out.clear();
-            in_flight.set(in_flight.get() - gathered);
+            in_flight.paid(gathered);
             gathered = 0;
             next = pending.recv().await;
         }

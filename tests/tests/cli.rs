@@ -172,3 +172,46 @@ fn a_data_dir_the_broker_cannot_use_stops_it_with_the_reason() {
     let reason = format!("cannot open offsets log {}", offsets_topic.join("0").display());
     serve_expecting_start_failure(data_dir.path(), listen(), &reason);
 }
+
+/// A soft open-files limit far below the hard one (1024 is common) would make accepting fail
+/// long before --connections-max: the broker raises it to the hard limit, logs it, and warns
+/// when even the hard limit is below what --connections-max allows.
+#[test]
+fn the_open_files_limit_is_raised_and_a_short_one_reported() {
+    const SOFT: libc::rlim_t = 256;
+    const HARD: libc::rlim_t = 8192;
+    const RUN_FOR: Duration = Duration::from_secs(3);
+    for (connections_max, warned) in [("16", false), ("100000", true)] {
+        let data_dir = tempfile::tempdir().unwrap();
+        let listen =
+            [free_loopback_port(), free_loopback_port(), free_loopback_port()].map(|port| format!("127.0.0.1:{port}"));
+        let mut command = Command::new(sluice_bin());
+        command.args(["serve", "--data-dir", data_dir.path().to_str().unwrap(), "--shards", "1"]);
+        command.args(["--kafka-listen", &listen[0], "--resp-listen", &listen[1], "--http-listen", &listen[2]]);
+        command.args(["--connections-max", connections_max]);
+        // SAFETY: setrlimit is async-signal-safe; it only changes the child's own limits.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                let limit = libc::rlimit { rlim_cur: SOFT, rlim_max: HARD };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let finished = Running::spawn(command, None).wait(RUN_FOR);
+        assert!(finished.status.is_none(), "the broker should still run\n{}", finished.failure_report());
+        assert!(
+            finished.stderr.contains(&format!("open_files_limit={HARD}")),
+            "the soft limit {SOFT} should be raised to the hard one, {HARD}\n{}",
+            finished.failure_report()
+        );
+        assert_eq!(
+            finished.stderr.contains("the open-files limit (ulimit -n) is below what --connections-max allows"),
+            warned,
+            "--connections-max {connections_max}\n{}",
+            finished.failure_report()
+        );
+    }
+}

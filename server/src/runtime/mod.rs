@@ -90,6 +90,16 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
     check_listen_addresses_free(&config)?;
     sluice_engine::fs::create_direct_io_probe(&config.data_dir)
         .map_err(|error| format!("cannot write in data dir {}: {error}", config.data_dir.display()))?;
+    let open_files = raise_open_files_limit();
+    let open_files_needed = open_files_needed(&config);
+    if open_files < open_files_needed {
+        tracing::warn!(
+            open_files_limit = open_files,
+            open_files_needed,
+            "the open-files limit (ulimit -n) is below what --connections-max allows: accepting will fail \
+             with EMFILE before it is reached; raise the hard limit or lower --connections-max"
+        );
+    }
     stop_every_shard_when_one_panics(stopping.clone());
     exit_if_stopping_takes_longer_than_allowed(stopping.clone())
         .map_err(|error| format!("cannot start the shutdown watchdog: {error}"))?;
@@ -99,6 +109,7 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         io_memory_bytes = IO_MEMORY_BYTES,
         placement = "MaxSpread (one executor pinned per core)",
         memlock_limit_bytes = memlock_limit_bytes(),
+        open_files_limit = open_files,
         "starting glommio executors"
     );
     let mesh = MeshBuilder::<MeshMessage, _>::full(config.shards, MESH_CHANNEL_CAPACITY);
@@ -277,6 +288,39 @@ fn check_listen_addresses_free(config: &Config) -> Result<(), String> {
 }
 
 /// RLIMIT_MEMLOCK soft limit: glommio's registered buffers silently fall back above it.
+/// Descriptors the broker may need beyond connections: segment, index and log files, the
+/// io_uring rings and eventfds, listeners.
+const OPEN_FILES_RESERVED: u64 = 1024;
+
+/// Connections at `--connections-max` on both front doors of every shard, two descriptors each
+/// (the socket and its writer's duplicate), plus `OPEN_FILES_RESERVED`.
+fn open_files_needed(config: &Config) -> u64 {
+    const FRONT_DOORS: u64 = 2;
+    const DESCRIPTORS_PER_CONNECTION: u64 = 2;
+    (config.connections_max as u64)
+        .saturating_mul(config.shards as u64 * FRONT_DOORS * DESCRIPTORS_PER_CONNECTION)
+        .saturating_add(OPEN_FILES_RESERVED)
+}
+
+/// Raises the soft open-files limit to the hard one (a default soft limit of 1024 would stop
+/// accepting long before --connections-max) and returns the limit in force.
+fn raise_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+    }
+    limit.rlim_cur
+}
+
 fn memlock_limit_bytes() -> u64 {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we own.

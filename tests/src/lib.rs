@@ -527,9 +527,11 @@ impl Broker {
         file
     }
 
-    /// Poll-connect to the Kafka port until it accepts, the process exits, or time runs out.
+    /// Polls `GET /ready` until it answers 200 (every shard's Kafka and RESP listeners open),
+    /// the process exits, or time runs out. (The Kafka port accepting is not enough: the RESP
+    /// listeners open just after, and a test that went straight to RESP was refused.)
     fn wait_ready(&mut self) {
-        let address: SocketAddr = self.bootstrap().parse().expect("socket address");
+        let address: SocketAddr = self.http_addr().parse().expect("socket address");
         let started = Instant::now();
         while started.elapsed() < BROKER_READY_TIMEOUT {
             let child = self.child.as_mut().expect("broker child");
@@ -537,16 +539,24 @@ impl Broker {
                 self.child = None;
                 panic!("broker exited during startup with {status} (its log follows)");
             }
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            if http_status(&address, "/ready") == Some(200) {
                 return;
             }
             thread::sleep(POLL_INTERVAL);
         }
-        panic!(
-            "broker did not accept Kafka connections on {address} within \
-             {BROKER_READY_TIMEOUT:?} (its log follows)"
-        );
+        panic!("broker was not ready (GET /ready on {address}) within {BROKER_READY_TIMEOUT:?} (its log follows)");
     }
+}
+
+/// The status code of `GET path`, or `None` when nothing answers (yet).
+fn http_status(address: &SocketAddr, path: &str) -> Option<u16> {
+    let timeout = Duration::from_millis(200);
+    let mut stream = TcpStream::connect_timeout(address, timeout).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: sluice\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 impl Drop for Broker {

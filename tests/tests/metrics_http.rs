@@ -221,6 +221,8 @@ fn metrics_show_what_was_written_and_read() {
     assert!(value(&samples, "sluice_fsync_batches_sum", &[]) >= fsyncs, "every fsync covers at least one batch");
     assert!(value(&samples, "sluice_connections_open", &[("protocol", "kafka")]) >= 1.0);
     assert!(value(&samples, "sluice_connections_open", &[("protocol", "resp")]) >= 1.0);
+    // Present in a live scrape (which may count its own requests to the other shards).
+    assert!(value(&samples, "sluice_mesh_requests_in_flight", &[]) >= 0.0);
     promtool_check(&text);
 
     // The gauges follow connections as they close.

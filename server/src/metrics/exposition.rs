@@ -256,6 +256,13 @@ fn render_traffic(out: &mut Exposition, metrics: &BrokerMetrics) {
     for (protocol, open) in Protocol::ALL.iter().zip(&metrics.connections_open) {
         out.sample(name, &[("protocol", protocol.label())], open);
     }
+    let name = "sluice_mesh_requests_in_flight";
+    out.family(
+        name,
+        Kind::Gauge,
+        "Requests shards sent to other shards over the channel mesh and have no answer for yet (long polls included).",
+    );
+    out.sample(name, &[], metrics.mesh_in_flight);
     let name = "sluice_connections_dropped_total";
     out.family(name, Kind::Counter, "Connections the broker closed itself, by front door and reason: accepted over connections-max, a request not complete within request-read-timeout-ms, idle or not reading responses for connection-idle-timeout-ms.");
     for (protocol, counts) in Protocol::ALL.iter().zip(&metrics.connections_dropped) {

@@ -146,6 +146,17 @@ pub struct ShardMetrics {
     traffic_out: [Traffic; Protocol::ALL.len()],
     connections_open: [Cell<usize>; Protocol::ALL.len()],
     connections_dropped: [[Cell<u64>; Dropped::ALL.len()]; Protocol::ALL.len()],
+    /// Requests this shard sent to other shards over the mesh and has no answer for yet.
+    mesh_in_flight: Cell<usize>,
+}
+
+/// A mesh request's place in `mesh_in_flight`, freed when answered or abandoned.
+pub struct MeshCall<'a>(&'a Cell<usize>);
+
+impl Drop for MeshCall<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 impl Default for ShardMetrics {
@@ -157,6 +168,7 @@ impl Default for ShardMetrics {
             traffic_out: Default::default(),
             connections_open: Default::default(),
             connections_dropped: Default::default(),
+            mesh_in_flight: Cell::new(0),
         }
     }
 }
@@ -181,6 +193,12 @@ impl ShardMetrics {
     /// Records sent to consumers (Fetch, XREAD, XREADGROUP).
     pub fn sent(&self, protocol: Protocol, bytes: usize, records: u64) {
         self.traffic_out[protocol.index()].add(bytes as u64, records);
+    }
+
+    /// Counts a request sent to another shard until the returned guard is dropped.
+    pub fn mesh_call(&self) -> MeshCall<'_> {
+        self.mesh_in_flight.set(self.mesh_in_flight.get() + 1);
+        MeshCall(&self.mesh_in_flight)
     }
 
     pub fn connections_open(&self, protocol: Protocol) -> usize {
@@ -214,6 +232,7 @@ impl ShardMetrics {
             traffic_out: self.traffic_out.iter().map(Traffic::snapshot).collect(),
             connections_open: self.connections_open.iter().map(Cell::get).collect(),
             connections_dropped: self.connections_dropped.each_ref().map(|counts| counts.each_ref().map(Cell::get)),
+            mesh_in_flight: self.mesh_in_flight.get(),
             fsync_seconds: storage.fsync_seconds.snapshot(),
             fsync_batches: storage.fsync_batches.snapshot(),
             owned,
@@ -289,6 +308,7 @@ pub struct ShardSnapshot {
     pub traffic_out: Vec<TrafficCount>,
     pub connections_open: Vec<usize>,
     pub connections_dropped: DroppedCounts,
+    pub mesh_in_flight: usize,
     pub fsync_seconds: HistogramSnapshot,
     pub fsync_batches: HistogramSnapshot,
     pub owned: OwnedStats,
@@ -304,6 +324,7 @@ pub struct BrokerMetrics {
     pub traffic_out: Vec<TrafficCount>,
     pub connections_open: Vec<usize>,
     pub connections_dropped: DroppedCounts,
+    pub mesh_in_flight: usize,
     pub fsync_seconds: HistogramSnapshot,
     pub fsync_batches: HistogramSnapshot,
     /// Sorted by topic and partition.
@@ -324,6 +345,7 @@ impl BrokerMetrics {
             traffic_out: vec![TrafficCount::default(); Protocol::ALL.len()],
             connections_open: vec![0; Protocol::ALL.len()],
             connections_dropped: Default::default(),
+            mesh_in_flight: 0,
             fsync_seconds: HistogramSnapshot::empty(&LATENCY_BUCKETS_SECONDS),
             fsync_batches: HistogramSnapshot::empty(&FSYNC_BATCHES_BUCKETS),
             partitions: Vec::new(),
@@ -343,6 +365,7 @@ impl BrokerMetrics {
                     *total += count;
                 }
             }
+            merged.mesh_in_flight += snapshot.mesh_in_flight;
             merged.fsync_seconds.merge(&snapshot.fsync_seconds);
             merged.fsync_batches.merge(&snapshot.fsync_batches);
             merged.partitions.extend(snapshot.owned.partitions);
@@ -484,6 +507,27 @@ mod tests {
 
     fn value(samples: &[check::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         check::value_of(samples, name, labels).unwrap()
+    }
+
+    #[test]
+    fn mesh_requests_count_while_unanswered_or_until_abandoned() {
+        let metrics = ShardMetrics::default();
+        let first = metrics.mesh_call();
+        let second = metrics.mesh_call();
+        let snapshot = |metrics: &ShardMetrics| metrics.snapshot(OwnedStats::default()).mesh_in_flight;
+        assert_eq!(snapshot(&metrics), 2);
+        drop(first);
+        assert_eq!(snapshot(&metrics), 1);
+        drop(second);
+        assert_eq!(snapshot(&metrics), 0);
+        let shards = vec![metrics.snapshot(OwnedStats::default()), {
+            let other = ShardMetrics::default();
+            std::mem::forget(other.mesh_call());
+            other.snapshot(OwnedStats::default())
+        }];
+        let text = exposition::render(&BrokerMetrics::merge(shards));
+        let samples = check::parse(&text).unwrap_or_else(|error| panic!("{error}\n{text}"));
+        assert_eq!(value(&samples, "sluice_mesh_requests_in_flight", &[]), 1.0);
     }
 
     #[test]

@@ -118,6 +118,7 @@ impl Shard {
         if target == self.id {
             return self.clone().handle(request).await;
         }
+        let _in_flight = self.metrics.mesh_call();
         let (reply, response) = futures::channel::oneshot::channel();
         if self.senders.send_to(target, MeshMessage { request, reply }).await.is_err() {
             panic!("mesh channel to shard {target} closed while the broker runs");

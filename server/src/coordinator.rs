@@ -237,6 +237,26 @@ impl Coordinator {
             .collect()
     }
 
+    /// Every group coordinated here with its state, generation and member count (for metrics).
+    pub fn group_stats(&self) -> Vec<crate::metrics::GroupStats> {
+        self.groups
+            .borrow()
+            .iter()
+            .map(|(name, group)| crate::metrics::GroupStats {
+                group: name.clone(),
+                state: match group.state() {
+                    GroupState::Empty => "Empty",
+                    GroupState::PreparingRebalance => "PreparingRebalance",
+                    GroupState::CompletingRebalance => "CompletingRebalance",
+                    GroupState::Stable => "Stable",
+                    GroupState::Dead => "Dead",
+                },
+                generation: group.generation_id(),
+                members: group.member_count(),
+            })
+            .collect()
+    }
+
     fn ticket(&self) -> Ticket {
         let ticket = self.next_ticket.get();
         self.next_ticket.set(ticket + 1);

@@ -550,13 +550,21 @@ impl Broker {
 
 /// The status code of `GET path`, or `None` when nothing answers (yet).
 fn http_status(address: &SocketAddr, path: &str) -> Option<u16> {
-    let timeout = Duration::from_millis(200);
+    http_get(address, path, Duration::from_millis(200)).map(|(status, _)| status)
+}
+
+/// `GET path` over HTTP/1.1 with `Connection: close`: the status code and the body, or `None`
+/// when nothing answers within `timeout`.
+pub fn http_get(address: &SocketAddr, path: &str, timeout: Duration) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(address, timeout).ok()?;
     stream.set_read_timeout(Some(timeout)).ok()?;
     stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: sluice\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let response = String::from_utf8_lossy(&response);
+    let status = response.get(9..12)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_string();
+    Some((status, body))
 }
 
 impl Drop for Broker {

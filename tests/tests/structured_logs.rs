@@ -9,6 +9,7 @@
 
 use std::io::{Seek, SeekFrom, Write};
 use std::net::TcpStream;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -151,6 +152,16 @@ fn json_logs_carry_one_event_per_topic_change_rebalance_dead_letter_and_recovery
         produce(&mut kafka, &kept, index);
     }
     let generation = join_and_sync(&mut kafka, &group);
+    let http = broker.http_addr().parse().unwrap();
+    let (status, metrics) = sluice_tests::http_get(&http, "/metrics", Duration::from_secs(10)).unwrap();
+    assert_eq!(status, 200);
+    for line in [
+        format!("sluice_consumer_group_members{{group=\"{group}\"}} 1"),
+        format!("sluice_consumer_group_generation{{group=\"{group}\"}} {generation}"),
+        format!("sluice_consumer_group_state{{group=\"{group}\",state=\"Stable\"}} 1"),
+    ] {
+        assert!(metrics.lines().any(|sample| sample == line), "/metrics should have `{line}`:\n{metrics}");
+    }
     let dead_id = dead_letter_one_entry(&broker, &stream, &dead_letter);
     delete_topic(&mut kafka, &dropped);
 

@@ -97,6 +97,7 @@ pub fn render(metrics: &BrokerMetrics) -> String {
     out.sample("sluice_shards", &[], metrics.shards);
     render_partitions(&mut out, metrics);
     render_consumer_groups(&mut out, metrics);
+    render_group_membership(&mut out, metrics);
     render_stream_groups(&mut out, metrics);
     render_requests(&mut out, metrics);
     render_storage(&mut out, metrics);
@@ -154,6 +155,28 @@ fn render_consumer_groups(out: &mut Exposition, metrics: &BrokerMetrics) {
         let partition = committed.partition.to_string();
         let labels = [("group", committed.group.as_str()), ("topic", &committed.topic), ("partition", &partition)];
         out.sample("sluice_consumer_group_lag", &labels, lag);
+    }
+}
+
+fn render_group_membership(out: &mut Exposition, metrics: &BrokerMetrics) {
+    let name = "sluice_consumer_group_members";
+    out.family(name, Kind::Gauge, "Members of a Kafka consumer group, on its coordinator.");
+    for group in &metrics.groups {
+        out.sample(name, &[("group", group.group.as_str())], group.members);
+    }
+    let name = "sluice_consumer_group_generation";
+    out.family(name, Kind::Gauge, "Generation of a Kafka consumer group: it grows by one per completed rebalance.");
+    for group in &metrics.groups {
+        out.sample(name, &[("group", group.group.as_str())], group.generation);
+    }
+    let name = "sluice_consumer_group_state";
+    out.family(
+        name,
+        Kind::Gauge,
+        "1 for the state a Kafka consumer group is in (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead).",
+    );
+    for group in &metrics.groups {
+        out.sample(name, &[("group", group.group.as_str()), ("state", group.state)], 1);
     }
 }
 

@@ -296,7 +296,19 @@ pub struct StreamGroupStats {
 pub struct OwnedStats {
     pub partitions: Vec<PartitionStats>,
     pub committed: Vec<CommittedStats>,
+    pub groups: Vec<GroupStats>,
     pub stream_groups: Vec<StreamGroupStats>,
+}
+
+/// A Kafka consumer group, from its coordinator: membership as of the scrape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStats {
+    pub group: String,
+    /// Kafka's name for the state: `Empty`, `PreparingRebalance`, `CompletingRebalance`,
+    /// `Stable`, `Dead`.
+    pub state: &'static str,
+    pub generation: i32,
+    pub members: usize,
 }
 
 /// One shard's answer to a scrape: plain numbers, sent over the mesh.
@@ -331,6 +343,8 @@ pub struct BrokerMetrics {
     pub partitions: Vec<PartitionStats>,
     /// Sorted by group, topic and partition.
     pub committed: Vec<CommittedStats>,
+    /// Sorted by group.
+    pub groups: Vec<GroupStats>,
     /// Sorted by stream and group.
     pub stream_groups: Vec<StreamGroupStats>,
 }
@@ -350,6 +364,7 @@ impl BrokerMetrics {
             fsync_batches: HistogramSnapshot::empty(&FSYNC_BATCHES_BUCKETS),
             partitions: Vec::new(),
             committed: Vec::new(),
+            groups: Vec::new(),
             stream_groups: Vec::new(),
         };
         for snapshot in snapshots {
@@ -370,11 +385,13 @@ impl BrokerMetrics {
             merged.fsync_batches.merge(&snapshot.fsync_batches);
             merged.partitions.extend(snapshot.owned.partitions);
             merged.committed.extend(snapshot.owned.committed);
+            merged.groups.extend(snapshot.owned.groups);
             merged.stream_groups.extend(snapshot.owned.stream_groups);
         }
         merged.partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         merged.committed.sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
         merged.stream_groups.sort_by(|a, b| (&a.stream, &a.group).cmp(&(&b.stream, &b.group)));
+        merged.groups.sort_by(|a, b| a.group.cmp(&b.group));
         merged
     }
 
@@ -488,11 +505,18 @@ mod tests {
             first.snapshot(OwnedStats {
                 partitions: vec![partition("orders", 1, 30)],
                 committed: vec![committed(1, 25), committed(0, 7), committed(9, 1)],
+                groups: vec![GroupStats {
+                    group: "billing \"eu\"".to_string(),
+                    state: "Stable",
+                    generation: 4,
+                    members: 2,
+                }],
                 stream_groups: Vec::new(),
             }),
             second.snapshot(OwnedStats {
                 partitions: vec![partition("orders", 0, 12), partition("jobs", 0, 9), partition("jobs:dlq", 0, 4)],
                 committed: Vec::new(),
+                groups: Vec::new(),
                 stream_groups: vec![StreamGroupStats {
                     stream: "jobs".to_string(),
                     group: "workers".to_string(),
@@ -542,6 +566,9 @@ mod tests {
         assert_eq!(value(&samples, "sluice_consumer_group_lag", &[group, ("partition", "1")]), 5.0);
         assert_eq!(value(&samples, "sluice_consumer_group_lag", &[group, ("partition", "0")]), 5.0);
         assert_eq!(value(&samples, "sluice_consumer_group_committed_offset", &[group, ("partition", "9")]), 1.0);
+        assert_eq!(value(&samples, "sluice_consumer_group_members", &[group]), 2.0);
+        assert_eq!(value(&samples, "sluice_consumer_group_generation", &[group]), 4.0);
+        assert_eq!(value(&samples, "sluice_consumer_group_state", &[group, ("state", "Stable")]), 1.0);
         assert!(
             !samples
                 .iter()

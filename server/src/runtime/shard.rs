@@ -208,7 +208,13 @@ impl Shard {
         let committed = self.coordinator.borrow().as_ref().map(|coordinator| coordinator.committed_offsets());
         let now = now_ms().max(0) as u64;
         let stream_groups = self.stream_groups.borrow().values().flat_map(|groups| groups.stats(now)).collect();
-        self.metrics.snapshot(OwnedStats { partitions, committed: committed.unwrap_or_default(), stream_groups })
+        let groups = self.coordinator.borrow().as_ref().map(|coordinator| coordinator.group_stats());
+        self.metrics.snapshot(OwnedStats {
+            partitions,
+            committed: committed.unwrap_or_default(),
+            groups: groups.unwrap_or_default(),
+            stream_groups,
+        })
     }
 
     /// Runs a Redis stream group command on this shard, the stream's owner.

@@ -223,6 +223,13 @@ fn metrics_show_what_was_written_and_read() {
     assert!(value(&samples, "sluice_connections_open", &[("protocol", "resp")]) >= 1.0);
     // Present in a live scrape (which may count its own requests to the other shards).
     assert!(value(&samples, "sluice_mesh_requests_in_flight", &[]) >= 0.0);
+    for shard in ["0", "1"] {
+        assert!(value(&samples, "sluice_shard_tasks_total", &[("shard", shard)]) > 0.0, "shard {shard} ran tasks");
+        assert!(
+            value(&samples, "sluice_shard_busy_seconds_total", &[("shard", shard)]) > 0.0,
+            "shard {shard} was busy"
+        );
+    }
     promtool_check(&text);
 
     // The gauges follow connections as they close.

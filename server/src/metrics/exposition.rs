@@ -279,6 +279,26 @@ fn render_traffic(out: &mut Exposition, metrics: &BrokerMetrics) {
     for (protocol, open) in Protocol::ALL.iter().zip(&metrics.connections_open) {
         out.sample(name, &[("protocol", protocol.label())], open);
     }
+    type ExecutorField = fn(&super::ExecutorTotals) -> String;
+    let families: [(&str, &str, ExecutorField); 3] = [
+        (
+            "sluice_shard_busy_seconds_total",
+            "Time a shard's executor spent running tasks (its rate is the shard's busy fraction; sleeping and waiting for I/O are not counted).",
+            |executor| executor.busy_seconds.to_string(),
+        ),
+        ("sluice_shard_tasks_total", "Tasks a shard's executor ran.", |executor| executor.tasks.to_string()),
+        (
+            "sluice_shard_scheduler_runs_total",
+            "Times a shard's scheduler picked a task queue to run (about once per wake-up).",
+            |executor| executor.scheduler_runs.to_string(),
+        ),
+    ];
+    for (name, help, field) in families {
+        out.family(name, Kind::Counter, help);
+        for executor in &metrics.executors {
+            out.sample(name, &[("shard", executor.shard.to_string().as_str())], field(executor));
+        }
+    }
     let name = "sluice_mesh_requests_in_flight";
     out.family(
         name,

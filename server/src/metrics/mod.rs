@@ -148,6 +148,18 @@ pub struct ShardMetrics {
     connections_dropped: [[Cell<u64>; Dropped::ALL.len()]; Protocol::ALL.len()],
     /// Requests this shard sent to other shards over the mesh and has no answer for yet.
     mesh_in_flight: Cell<usize>,
+    /// The executor's scheduler totals, once recorded (`record_executor`).
+    executor: Cell<Option<ExecutorTotals>>,
+}
+
+/// What a shard's executor did since it started: time running tasks, tasks run, and how often
+/// its scheduler picked a task queue (glommio's executor statistics, accumulated).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ExecutorTotals {
+    pub shard: usize,
+    pub busy_seconds: f64,
+    pub tasks: u64,
+    pub scheduler_runs: u64,
 }
 
 /// A mesh request's place in `mesh_in_flight`, freed when answered or abandoned.
@@ -169,6 +181,7 @@ impl Default for ShardMetrics {
             connections_open: Default::default(),
             connections_dropped: Default::default(),
             mesh_in_flight: Cell::new(0),
+            executor: Cell::new(None),
         }
     }
 }
@@ -193,6 +206,15 @@ impl ShardMetrics {
     /// Records sent to consumers (Fetch, XREAD, XREADGROUP).
     pub fn sent(&self, protocol: Protocol, bytes: usize, records: u64) {
         self.traffic_out[protocol.index()].add(bytes as u64, records);
+    }
+
+    /// Adds what the shard's executor did since the last call (its statistics reset when read).
+    pub fn record_executor(&self, shard: usize, busy: std::time::Duration, tasks: u64, scheduler_runs: u64) {
+        let mut totals = self.executor.get().unwrap_or(ExecutorTotals { shard, ..Default::default() });
+        totals.busy_seconds += busy.as_secs_f64();
+        totals.tasks += tasks;
+        totals.scheduler_runs += scheduler_runs;
+        self.executor.set(Some(totals));
     }
 
     /// Counts a request sent to another shard until the returned guard is dropped.
@@ -233,6 +255,7 @@ impl ShardMetrics {
             connections_open: self.connections_open.iter().map(Cell::get).collect(),
             connections_dropped: self.connections_dropped.each_ref().map(|counts| counts.each_ref().map(Cell::get)),
             mesh_in_flight: self.mesh_in_flight.get(),
+            executor: self.executor.get(),
             fsync_seconds: storage.fsync_seconds.snapshot(),
             fsync_batches: storage.fsync_batches.snapshot(),
             owned,
@@ -321,6 +344,7 @@ pub struct ShardSnapshot {
     pub connections_open: Vec<usize>,
     pub connections_dropped: DroppedCounts,
     pub mesh_in_flight: usize,
+    pub executor: Option<ExecutorTotals>,
     pub fsync_seconds: HistogramSnapshot,
     pub fsync_batches: HistogramSnapshot,
     pub owned: OwnedStats,
@@ -337,6 +361,8 @@ pub struct BrokerMetrics {
     pub connections_open: Vec<usize>,
     pub connections_dropped: DroppedCounts,
     pub mesh_in_flight: usize,
+    /// Sorted by shard.
+    pub executors: Vec<ExecutorTotals>,
     pub fsync_seconds: HistogramSnapshot,
     pub fsync_batches: HistogramSnapshot,
     /// Sorted by topic and partition.
@@ -360,6 +386,7 @@ impl BrokerMetrics {
             connections_open: vec![0; Protocol::ALL.len()],
             connections_dropped: Default::default(),
             mesh_in_flight: 0,
+            executors: Vec::new(),
             fsync_seconds: HistogramSnapshot::empty(&LATENCY_BUCKETS_SECONDS),
             fsync_batches: HistogramSnapshot::empty(&FSYNC_BATCHES_BUCKETS),
             partitions: Vec::new(),
@@ -381,6 +408,7 @@ impl BrokerMetrics {
                 }
             }
             merged.mesh_in_flight += snapshot.mesh_in_flight;
+            merged.executors.extend(snapshot.executor);
             merged.fsync_seconds.merge(&snapshot.fsync_seconds);
             merged.fsync_batches.merge(&snapshot.fsync_batches);
             merged.partitions.extend(snapshot.owned.partitions);
@@ -392,6 +420,7 @@ impl BrokerMetrics {
         merged.committed.sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
         merged.stream_groups.sort_by(|a, b| (&a.stream, &a.group).cmp(&(&b.stream, &b.group)));
         merged.groups.sort_by(|a, b| a.group.cmp(&b.group));
+        merged.executors.sort_by_key(|executor| executor.shard);
         merged
     }
 
@@ -531,6 +560,21 @@ mod tests {
 
     fn value(samples: &[check::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         check::value_of(samples, name, labels).unwrap()
+    }
+
+    #[test]
+    fn executor_totals_accumulate_per_shard() {
+        let (first, second) = (ShardMetrics::default(), ShardMetrics::default());
+        first.record_executor(0, std::time::Duration::from_millis(1500), 10, 4);
+        first.record_executor(0, std::time::Duration::from_millis(500), 5, 1);
+        second.record_executor(1, std::time::Duration::from_millis(250), 3, 2);
+        let shards = vec![second.snapshot(OwnedStats::default()), first.snapshot(OwnedStats::default())];
+        let text = exposition::render(&BrokerMetrics::merge(shards));
+        let samples = check::parse(&text).unwrap_or_else(|error| panic!("{error}\n{text}"));
+        assert_eq!(value(&samples, "sluice_shard_busy_seconds_total", &[("shard", "0")]), 2.0);
+        assert_eq!(value(&samples, "sluice_shard_tasks_total", &[("shard", "0")]), 15.0);
+        assert_eq!(value(&samples, "sluice_shard_scheduler_runs_total", &[("shard", "1")]), 2.0);
+        assert_eq!(value(&samples, "sluice_shard_busy_seconds_total", &[("shard", "1")]), 0.25);
     }
 
     #[test]

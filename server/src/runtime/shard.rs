@@ -199,6 +199,13 @@ impl Shard {
     /// This shard's counters and the state of what it owns: partitions, the committed offsets
     /// of the groups it coordinates, the groups of its streams (those used since start).
     fn metrics_snapshot(&self) -> ShardSnapshot {
+        let executor = glommio::executor().executor_stats(); // reset by reading: accumulated here
+        self.metrics.record_executor(
+            self.id,
+            executor.executor_runtime(),
+            executor.tasks_executed(),
+            executor.scheduler_runs(),
+        );
         let partitions = self
             .partitions
             .borrow()

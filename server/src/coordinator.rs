@@ -244,13 +244,7 @@ impl Coordinator {
             .iter()
             .map(|(name, group)| crate::metrics::GroupStats {
                 group: name.clone(),
-                state: match group.state() {
-                    GroupState::Empty => "Empty",
-                    GroupState::PreparingRebalance => "PreparingRebalance",
-                    GroupState::CompletingRebalance => "CompletingRebalance",
-                    GroupState::Stable => "Stable",
-                    GroupState::Dead => "Dead",
-                },
+                state: crate::kafka::handlers::describe_groups::state_name(group.state()),
                 generation: group.generation_id(),
                 members: group.member_count(),
             })

@@ -550,21 +550,34 @@ impl Broker {
 
 /// The status code of `GET path`, or `None` when nothing answers (yet).
 fn http_status(address: &SocketAddr, path: &str) -> Option<u16> {
-    http_get(address, path, Duration::from_millis(200)).map(|(status, _)| status)
+    http_get(address, path, Duration::from_millis(200)).map(|response| response.status)
 }
 
-/// `GET path` over HTTP/1.1 with `Connection: close`: the status code and the body, or `None`
-/// when nothing answers within `timeout`.
-pub fn http_get(address: &SocketAddr, path: &str, timeout: Duration) -> Option<(u16, String)> {
+/// An HTTP response as the tests read it.
+pub struct HttpResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The value of header `name` (as the broker spells it), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+    }
+}
+
+/// `GET path` over HTTP/1.1 with `Connection: close`, or `None` when nothing answers (or the
+/// answer is not HTTP) within `timeout`.
+pub fn http_get(address: &SocketAddr, path: &str, timeout: Duration) -> Option<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(address, timeout).ok()?;
     stream.set_read_timeout(Some(timeout)).ok()?;
     stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: sluice\r\nConnection: close\r\n\r\n").as_bytes()).ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    let response = String::from_utf8_lossy(&response);
-    let status = response.get(9..12)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_string();
-    Some((status, body))
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some(HttpResponse { status, head: head.to_string(), body: body.to_string() })
 }
 
 impl Drop for Broker {

@@ -7,8 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -41,15 +39,10 @@ fn name(text: &str) -> StrBytes {
 
 /// `GET path`: (status code, Content-Type, body).
 fn http_get(address: &str, path: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(address).expect("connect to the HTTP listener");
-    stream.set_read_timeout(Some(raw::IO_TIMEOUT)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: sluice\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the HTTP response (Connection: close)");
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP head and body");
-    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).expect("a status code");
-    let content_type = head.lines().find_map(|line| line.strip_prefix("Content-Type: ")).unwrap_or_default();
-    (status, content_type.to_string(), body.to_string())
+    let address = address.parse().expect("HTTP listen address");
+    let response = sluice_tests::http_get(&address, path, raw::IO_TIMEOUT).expect("an HTTP response");
+    let content_type = response.header("Content-Type").unwrap_or_default().to_string();
+    (response.status, content_type, response.body)
 }
 
 /// A topic with `BATCHES` batches of `RECORDS_PER_BATCH` records, and a group that committed

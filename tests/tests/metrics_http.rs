@@ -31,22 +31,14 @@ fn name(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
 }
 
-/// `GET path` over a plain TCP connection: (status code, body).
+/// `GET path`: (status code, body), the body as long as announced.
 fn http_get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).expect("connect to the HTTP listener");
-    stream.set_read_timeout(Some(raw::IO_TIMEOUT)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: sluice\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the HTTP response (Connection: close)");
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP head and body");
-    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).expect("a status code");
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("Content-Length: "))
-        .and_then(|length| length.parse().ok())
-        .expect("Content-Length");
-    assert_eq!(body.len(), length, "body length as announced");
-    (status, body.to_string())
+    let address = address.parse().expect("HTTP listen address");
+    let response = sluice_tests::http_get(&address, path, raw::IO_TIMEOUT).expect("an HTTP response");
+    let length: usize =
+        response.header("Content-Length").and_then(|length| length.parse().ok()).expect("Content-Length");
+    assert_eq!(response.body.len(), length, "body length as announced");
+    (response.status, response.body)
 }
 
 /// One RESP command as an array of bulk strings; returns the reply's first line.

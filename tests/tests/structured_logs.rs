@@ -153,8 +153,9 @@ fn json_logs_carry_one_event_per_topic_change_rebalance_dead_letter_and_recovery
     }
     let generation = join_and_sync(&mut kafka, &group);
     let http = broker.http_addr().parse().unwrap();
-    let (status, metrics) = sluice_tests::http_get(&http, "/metrics", Duration::from_secs(10)).unwrap();
-    assert_eq!(status, 200);
+    let scraped = sluice_tests::http_get(&http, "/metrics", Duration::from_secs(10)).unwrap();
+    assert_eq!(scraped.status, 200);
+    let metrics = scraped.body;
     for line in [
         format!("sluice_consumer_group_members{{group=\"{group}\"}} 1"),
         format!("sluice_consumer_group_generation{{group=\"{group}\"}} {generation}"),

@@ -29,7 +29,7 @@ use crate::index::time_index::{TimeIndex, TimeIndexEntry};
 use crate::limits::*;
 use crate::metrics::StorageMetrics;
 use crate::record::batch::{self, BatchError};
-use crate::segment::{self, appender::SegmentAppender, reader, recovery};
+use crate::segment::{self, appender::SegmentAppender, faults::Faults, reader, recovery};
 use crate::sync::Notify;
 
 const LOG_START_OFFSET_FILE: &str = "log-start-offset";
@@ -217,6 +217,8 @@ pub struct Partition {
     shard_appended: Rc<Notify>,
     /// The shard's fdatasync latency and group-commit size.
     storage_metrics: Rc<StorageMetrics>,
+    /// Faults injected into every segment appender of this partition (tests only).
+    faults: Option<Rc<Faults>>,
 }
 
 struct Round {
@@ -237,6 +239,17 @@ impl Partition {
     /// Opens (creating if needed) the partition in `dir`, recovering every segment, and starts
     /// its flusher task on the current executor.
     pub async fn open(dir: &Path, config: PartitionConfig, shard_appended: Rc<Notify>) -> std::io::Result<Rc<Self>> {
+        Self::open_with_faults(dir, config, shard_appended, None).await
+    }
+
+    /// `open`, with `faults` injected into the writes and syncs of its segments (for tests of
+    /// what a failing device does to the partition).
+    pub async fn open_with_faults(
+        dir: &Path,
+        config: PartitionConfig,
+        shard_appended: Rc<Notify>,
+        faults: Option<Rc<Faults>>,
+    ) -> std::io::Result<Rc<Self>> {
         std::fs::create_dir_all(dir)?;
         let checkpoint_start = read_log_start_offset(dir)?;
         let mut bases = segment::list_segments(dir)?;
@@ -270,7 +283,8 @@ impl Partition {
             .collect();
         let recovered_producers = producer_recovery::recover_producers(dir, &extents, next_offset)?;
         let snapshot_offset = recovered_producers.snapshot_offset;
-        let appender = SegmentAppender::open(&segment::log_path(dir, active.0), active.0, active.1).await?;
+        let appender =
+            SegmentAppender::open(&segment::log_path(dir, active.0), active.0, active.1, faults.clone()).await?;
         // One line per partition, also at start: what recovery read and cut.
         tracing::info!(
             dir = %dir.display(),
@@ -310,6 +324,7 @@ impl Partition {
             durable: Notify::default(),
             shard_appended,
             storage_metrics: StorageMetrics::current(),
+            faults,
         });
         glommio::spawn_local(partition.clone().run_flusher(appender)).detach();
         Ok(partition)
@@ -633,7 +648,8 @@ impl Partition {
     async fn flush(&self, appender: &mut SegmentAppender, round: &Round) -> std::io::Result<()> {
         if round.roll {
             let base_offset = round.batches[0].base_offset;
-            let next = SegmentAppender::open(&segment::log_path(&self.dir, base_offset), base_offset, 0).await?;
+            let path = segment::log_path(&self.dir, base_offset);
+            let next = SegmentAppender::open(&path, base_offset, 0, self.faults.clone()).await?;
             self.persist_active_index();
             let sealed = std::mem::replace(appender, next);
             if let Err(error) = sealed.seal().await {

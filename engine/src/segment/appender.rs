@@ -6,11 +6,16 @@
 //! partial last block is kept in memory (`carry`) and rewritten, extended, by the next write.
 //! The last block is zero-padded on disk, so recovery expects zeros after the last batch.
 //!
+//! Tests can hand an appender `Faults` (see `faults`) that fail or tear its writes and fail or
+//! hold its syncs.
+//!
 //! Owned by one partition's flusher task on one shard; never shared.
 use std::path::Path;
+use std::rc::Rc;
 
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
+use super::faults::{Faults, WriteFault};
 use crate::limits::DMA_BLOCK_BYTES;
 
 pub struct SegmentAppender {
@@ -23,6 +28,8 @@ pub struct SegmentAppender {
     /// `written_bytes` and `carry` as of the last successful `sync`, for `rewind`.
     synced_bytes: u64,
     synced_carry: Vec<u8>,
+    /// Injected faults (tests only); `None` in the broker.
+    faults: Option<Rc<Faults>>,
 }
 
 fn align_down(value: u64) -> u64 {
@@ -40,7 +47,12 @@ impl SegmentAppender {
     /// The file is not pre-allocated: on ext4, fallocate leaves unwritten extents whose
     /// conversion every fdatasync must journal; measured here, a 16 KiB write + fdatasync took
     /// 537 us into a fallocated file and 358 us into a growing one (append bench, one run).
-    pub async fn open(path: &Path, base_offset: i64, valid_bytes: u64) -> std::io::Result<Self> {
+    pub async fn open(
+        path: &Path,
+        base_offset: i64,
+        valid_bytes: u64,
+        faults: Option<Rc<Faults>>,
+    ) -> std::io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).create(true).dma_open(path).await?;
         let carry_start = align_down(valid_bytes);
         let carry = if valid_bytes > carry_start {
@@ -60,6 +72,7 @@ impl SegmentAppender {
             synced_bytes: valid_bytes,
             synced_carry: carry.clone(),
             carry,
+            faults,
         })
     }
 
@@ -93,6 +106,9 @@ impl SegmentAppender {
         target[cursor..].fill(0);
         let new_carry_start = (align_down(end) - start) as usize;
         let new_carry = target[new_carry_start..cursor].to_vec();
+        if let Some(fault) = self.faults.as_ref().and_then(|faults| faults.take_write_fault()) {
+            return Err(self.write_faulty(fault, &buffer, cursor, start).await);
+        }
         let written = self.file.write_at(buffer, start).await?;
         if written != buffer_bytes {
             return Err(std::io::Error::new(
@@ -105,7 +121,36 @@ impl SegmentAppender {
         Ok(())
     }
 
+    /// An injected fault instead of the write of `buffer` (`content_bytes` of carry and new
+    /// bytes) at `start`: nothing written, or the carry and a prefix of the new bytes.
+    async fn write_faulty(
+        &self,
+        fault: WriteFault,
+        buffer: &DmaBuffer,
+        content_bytes: usize,
+        start: u64,
+    ) -> std::io::Error {
+        match fault {
+            WriteFault::Fail { errno } => std::io::Error::from_raw_os_error(errno),
+            WriteFault::Torn { new_bytes } => {
+                let landed_bytes = (self.carry.len() + new_bytes).min(content_bytes);
+                let mut torn = self.file.alloc_dma_buffer(align_up(landed_bytes as u64) as usize);
+                torn.as_bytes_mut()[..landed_bytes].copy_from_slice(&buffer.as_bytes()[..landed_bytes]);
+                torn.as_bytes_mut()[landed_bytes..].fill(0);
+                if landed_bytes > 0 {
+                    if let Err(error) = self.file.write_at(torn, start).await {
+                        return error.into();
+                    }
+                }
+                std::io::Error::from_raw_os_error(libc::EIO)
+            }
+        }
+    }
+
     pub async fn sync(&mut self) -> std::io::Result<()> {
+        if let Some(faults) = &self.faults {
+            faults.before_sync().await?;
+        }
         self.file.fdatasync().await?;
         self.synced_bytes = self.written_bytes;
         self.synced_carry.clone_from(&self.carry);
@@ -122,6 +167,9 @@ impl SegmentAppender {
     /// Ends the segment: cuts the zero padding of the last block, syncs and closes the file.
     pub async fn seal(self) -> std::io::Result<()> {
         self.file.truncate(self.written_bytes).await?;
+        if let Some(faults) = &self.faults {
+            faults.before_sync().await?;
+        }
         self.file.fdatasync().await?;
         self.file.close().await?;
         Ok(())

@@ -2,8 +2,10 @@
 //!
 //! The appender writes with direct I/O and keeps the partial last block in memory; the reader
 //! reads byte ranges back; recovery finds the valid end of a segment after a crash; verify
-//! checks a stopped broker's segments and indexes offline and reports what it finds.
+//! checks a stopped broker's segments and indexes offline and reports what it finds; faults
+//! lets tests make the appender's device fail.
 pub mod appender;
+pub mod faults;
 pub mod reader;
 pub mod recovery;
 pub mod verify;

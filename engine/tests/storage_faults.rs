@@ -267,3 +267,55 @@ fn a_slow_fsync_holds_acks_all_on_its_partition_and_no_other() {
         fast.close().await;
     });
 }
+
+/// A batch of exactly `size_bytes`, its value made of `fill`.
+fn batch_of_size(size_bytes: usize, fill: u8) -> Vec<u8> {
+    (0..size_bytes)
+        .map(|value_bytes| build::batch(0, 1_000, &[(&b"key"[..], &vec![fill; value_bytes][..])]))
+        .find(|bytes| bytes.len() == size_bytes)
+        .expect("some value length gives the size")
+}
+
+#[test]
+fn a_batch_whose_write_failed_does_not_reappear_behind_newer_ones_after_a_crash() {
+    for torn in [false, true] {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("topic/0");
+        let image = temp.path().join("crashed/0");
+        run(move || async move {
+            let injected = Rc::new(Faults::default());
+            let partition = open(&dir, Some(injected.clone())).await;
+            // The first batch ends on a block boundary, so the zero padding of a later write of
+            // the same size does not reach the second.
+            let block_bytes = sluice_engine::limits::DMA_BLOCK_BYTES as usize;
+            let (first, second) = (batch_of_size(block_bytes, b'a'), record_batch(1));
+            if torn {
+                // Both batches land whole, the write fails at the end.
+                injected.tear_next_write(first.len() + second.len());
+            } else {
+                injected.fail_syncs(libc::EIO);
+            }
+            let failed = [partition.append(&first).await.unwrap(), partition.append(&second).await.unwrap()];
+            for append in &failed {
+                expect_storage_error(&partition, append, "Input/output error").await;
+            }
+            injected.clear();
+            let newer = batch_of_size(block_bytes, b'b');
+            let appended = partition.append(&newer).await.unwrap();
+            partition.wait_durable(&appended).await.unwrap();
+            assert_eq!(appended.base_offset, 0);
+            crash_image(&dir, &image);
+            partition.close().await;
+
+            // The failed second batch, with the right offset (1), would start right where the
+            // newer batch ends: recovery would take it as the next batch, so a batch its
+            // producer was told had failed (and retried) would appear after a newer one.
+            let recovered = open(&image, None).await;
+            let batches = read_all(&recovered, 0).await;
+            let offsets: Vec<i64> = batches.iter().map(|(offset, _)| *offset).collect();
+            assert_eq!(offsets, [0], "torn: {torn}: only the newer batch is in the log");
+            assert!(batches == [stored(0, &newer)], "the newer batch reads back byte-identical");
+            recovered.close().await;
+        });
+    }
+}

@@ -6,6 +6,12 @@
 //! partial last block is kept in memory (`carry`) and rewritten, extended, by the next write.
 //! The last block is zero-padded on disk, so recovery expects zeros after the last batch.
 //!
+//! After a failed write or sync the appender rewinds to the synced end and writes there again;
+//! until a sync succeeds, each write also zeroes everything the failed ones may have put in
+//! the file past its own end. Otherwise a discarded batch that happened to start where the new
+//! ones end, with the next offset, would be taken back by recovery after a crash: a batch
+//! whose producer was told it failed, behind batches appended after it.
+//!
 //! Tests can hand an appender `Faults` (see `faults`) that fail or tear its writes and fail or
 //! hold its syncs.
 //!
@@ -28,6 +34,10 @@ pub struct SegmentAppender {
     /// `written_bytes` and `carry` as of the last successful `sync`, for `rewind`.
     synced_bytes: u64,
     synced_carry: Vec<u8>,
+    /// End of the file region writes since the last successful sync covered (0 after a
+    /// sync): past the synced end it may hold discarded batches, so the next write zeroes up
+    /// to it.
+    unsynced_end_bytes: u64,
     /// Injected faults (tests only); `None` in the broker.
     faults: Option<Rc<Faults>>,
 }
@@ -72,6 +82,7 @@ impl SegmentAppender {
             synced_bytes: valid_bytes,
             synced_carry: carry.clone(),
             carry,
+            unsynced_end_bytes: 0,
             faults,
         })
     }
@@ -84,8 +95,9 @@ impl SegmentAppender {
         self.written_bytes
     }
 
-    /// Writes `batches` (total `total_bytes`) after what was written before. On error nothing
-    /// changes in this appender, so the same bytes can be written again.
+    /// Writes `batches` (total `total_bytes`) after what was written before, zeros after them
+    /// to the end of the last block (and over what unsynced writes left further on). On error
+    /// the written length stays, so the same bytes can be written again.
     pub async fn write<'a>(
         &mut self,
         batches: impl Iterator<Item = &'a [u8]>,
@@ -93,7 +105,8 @@ impl SegmentAppender {
     ) -> std::io::Result<()> {
         let start = align_down(self.written_bytes);
         let end = self.written_bytes + total_bytes as u64;
-        let buffer_bytes = (align_up(end) - start) as usize;
+        let buffer_end = align_up(end).max(self.unsynced_end_bytes);
+        let buffer_bytes = (buffer_end - start) as usize;
         let mut buffer = self.file.alloc_dma_buffer(buffer_bytes);
         let target = buffer.as_bytes_mut();
         target[..self.carry.len()].copy_from_slice(&self.carry);
@@ -106,6 +119,7 @@ impl SegmentAppender {
         target[cursor..].fill(0);
         let new_carry_start = (align_down(end) - start) as usize;
         let new_carry = target[new_carry_start..cursor].to_vec();
+        self.unsynced_end_bytes = buffer_end;
         if let Some(fault) = self.faults.as_ref().and_then(|faults| faults.take_write_fault()) {
             return Err(self.write_faulty(fault, &buffer, cursor, start).await);
         }
@@ -152,6 +166,7 @@ impl SegmentAppender {
             faults.before_sync().await?;
         }
         self.file.fdatasync().await?;
+        self.unsynced_end_bytes = 0;
         self.synced_bytes = self.written_bytes;
         self.synced_carry.clone_from(&self.carry);
         Ok(())

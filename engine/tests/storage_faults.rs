@@ -54,10 +54,14 @@ async fn read_all(partition: &Partition, from: i64) -> Vec<(i64, Vec<u8>)> {
 }
 
 async fn open(dir: &Path, faults: Option<Rc<Faults>>) -> Rc<Partition> {
+    open_with_config(dir, PartitionConfig::default(), faults).await
+}
+
+async fn open_with_config(dir: &Path, config: PartitionConfig, faults: Option<Rc<Faults>>) -> Rc<Partition> {
     let data_dir = dir.parent().unwrap();
     sluice_engine::fs::create_direct_io_probe(data_dir).unwrap();
     sluice_engine::fs::prime_direct_io(data_dir).await.unwrap();
-    Partition::open_with_faults(dir, PartitionConfig::default(), Rc::new(Notify::default()), faults).await.unwrap()
+    Partition::open_with_faults(dir, config, Rc::new(Notify::default()), faults).await.unwrap()
 }
 
 /// Appends `count` batches with acks=all from `first_index` on; returns them as stored.
@@ -127,9 +131,13 @@ fn a_failed_write_or_sync_is_reported_and_appends_resume_at_the_durable_end() {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().join("topic/0");
         run(move || async move {
+            let first = open(&dir, None).await;
+            let mut acknowledged = append_durable(&first, 0, 10).await;
+            first.close().await;
+            drop(first);
+            // Reopened, the partition has nothing cached: reads below go to the segment file.
             let injected = Rc::new(Faults::default());
             let partition = open(&dir, Some(injected.clone())).await;
-            let mut acknowledged = append_durable(&partition, 0, 10).await;
 
             fault.arm(&injected);
             // Three appends in one group commit: ordered in memory (acks=1), never durable.
@@ -318,4 +326,47 @@ fn a_batch_whose_write_failed_does_not_reappear_behind_newer_ones_after_a_crash(
             recovered.close().await;
         });
     }
+}
+
+#[test]
+fn a_write_that_fails_at_a_segment_roll_leaves_the_old_segment_whole() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("topic/0");
+    run(move || async move {
+        let mut config = PartitionConfig::default();
+        config.set("segment.bytes", &(1 << 20).to_string()).unwrap();
+        let injected = Rc::new(Faults::default());
+        let partition = open_with_config(&dir, config.clone(), Some(injected.clone())).await;
+        let value = vec![7u8; 100_000];
+        let big_batch = |index: i64| build::batch(0, 1_000 + index, &[(&b"k"[..], &value[..])]);
+        let mut acknowledged = Vec::new();
+        for index in 0..10 {
+            let appended = partition.append(&big_batch(index)).await.unwrap();
+            partition.wait_durable(&appended).await.unwrap();
+            acknowledged.push(stored(appended.base_offset, &big_batch(index)));
+        }
+        assert_eq!(list_segments(&dir).unwrap(), [0], "10 x 100 KB fit one 1 MiB segment");
+
+        // The 11th batch rolls to a new segment, whose first write fails.
+        injected.fail_writes(libc::ENOSPC);
+        let failed = partition.append(&big_batch(10)).await.unwrap();
+        expect_storage_error(&partition, &failed, "No space left on device").await;
+        assert_eq!(partition.high_watermark(), 10);
+        assert_eq!(read_all(&partition, 0).await, acknowledged);
+
+        injected.clear();
+        let appended = partition.append(&big_batch(11)).await.unwrap();
+        partition.wait_durable(&appended).await.unwrap();
+        assert_eq!(appended.base_offset, 10);
+        acknowledged.push(stored(10, &big_batch(11)));
+        assert_eq!(list_segments(&dir).unwrap(), [0, 10], "the new segment starts at the durable end");
+        assert_eq!(read_all(&partition, 0).await, acknowledged);
+        partition.close().await;
+        drop(partition);
+
+        let reopened = open_with_config(&dir, config, None).await;
+        assert_eq!(read_all(&reopened, 0).await, acknowledged);
+        assert_eq!(reopened.segment_count(), 2);
+        reopened.close().await;
+    });
 }

@@ -19,6 +19,10 @@
 //!   high watermark never moves backwards, even across kill -9 or power loss.
 //! - **recovered**: at open, each segment is scanned from its last index entry; the first batch
 //!   with a bad length, CRC or offset ends the log and the file is truncated there.
+//! - **failed**: a write or sync error rolls the partition back to the durable offset; appends
+//!   not yet durable get `PartitionError::Storage`, and the next write starts again at the
+//!   durable end, zeroing what the failed one left past it. Tests inject such errors with
+//!   [`segment::faults`].
 //!
 //! Every structure here lives on one shard (glommio executor) and is never shared between
 //! threads: `Rc` and `RefCell`, no locks.

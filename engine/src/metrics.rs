@@ -9,6 +9,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::limits::MESSAGE_BYTES_MAX_DEFAULT;
+
 /// Upper bounds (seconds) of latency buckets: 50 us (a fast fdatasync) to 30 s (the longest
 /// Fetch long poll).
 pub const LATENCY_BUCKETS_SECONDS: [f64; 18] = [
@@ -19,6 +21,26 @@ pub const LATENCY_BUCKETS_SECONDS: [f64; 18] = [
 /// Upper bounds of the batches made durable by one fdatasync (group commit).
 pub const FSYNC_BATCHES_BUCKETS: [f64; 12] =
     [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
+
+/// Upper bounds (bytes) of message size buckets: 16 B to 16 MiB, doubling (a Kafka record
+/// batch, a RESP stream entry). The default `max.message.bytes` fits well inside.
+pub const MESSAGE_BYTES_BUCKETS: [f64; 21] = powers_of_two(4);
+
+/// Upper bounds of the records in one Kafka record batch: 1 to 65,536, doubling.
+pub const BATCH_RECORDS_BUCKETS: [f64; 17] = powers_of_two(0);
+
+const _: () = assert!(MESSAGE_BYTES_BUCKETS[MESSAGE_BYTES_BUCKETS.len() - 1] >= MESSAGE_BYTES_MAX_DEFAULT as f64);
+
+/// `BUCKETS` powers of two from `2^first_exponent` up.
+const fn powers_of_two<const BUCKETS: usize>(first_exponent: u32) -> [f64; BUCKETS] {
+    let mut bounds = [0.0; BUCKETS];
+    let mut index = 0;
+    while index < BUCKETS {
+        bounds[index] = (1u64 << (first_exponent + index as u32)) as f64;
+        index += 1;
+    }
+    bounds
+}
 
 /// A histogram with fixed bucket bounds. `counts[i]` holds the observations in
 /// `(bounds[i-1], bounds[i]]`; those above the last bound are only in `count` (the `+Inf`
@@ -141,6 +163,15 @@ mod tests {
         assert_eq!(snapshot.sum, 16.0);
         let cumulative: Vec<_> = snapshot.cumulative().collect();
         assert_eq!(cumulative, vec![(1.0, 2), (2.0, 4), (5.0, 5), (f64::INFINITY, 6)]);
+    }
+
+    #[test]
+    fn size_buckets_double_from_their_first_bound() {
+        assert_eq!(MESSAGE_BYTES_BUCKETS[0], 16.0);
+        assert_eq!(MESSAGE_BYTES_BUCKETS[20], (16 << 20) as f64);
+        assert_eq!(BATCH_RECORDS_BUCKETS[0], 1.0);
+        assert_eq!(BATCH_RECORDS_BUCKETS[16], 65_536.0);
+        assert!(MESSAGE_BYTES_BUCKETS.windows(2).all(|pair| pair[1] == 2.0 * pair[0]));
     }
 
     #[test]

@@ -78,6 +78,11 @@ fn value(samples: &[Sample], metric: &str, labels: &[(&str, &str)]) -> f64 {
     check::value_of(samples, metric, labels).unwrap_or_else(|error| panic!("{error}"))
 }
 
+/// The cumulative count of histogram `family`'s bucket `le` (a power of two).
+fn bucket(samples: &[Sample], family: &str, le: usize) -> f64 {
+    value(samples, &format!("{family}_bucket"), &[("le", &le.to_string())])
+}
+
 /// `promtool check metrics` on the text, when promtool is installed (Debian: `prometheus`).
 fn promtool_check(text: &str) {
     let Ok(mut child) = Command::new("promtool")
@@ -184,6 +189,19 @@ fn metrics_show_what_was_written_and_read() {
     assert_eq!(value(&samples, "sluice_records_in_total", &[("protocol", "kafka")]), 5.0);
     assert_eq!(value(&samples, "sluice_bytes_out_total", &[("protocol", "kafka")]), batch_bytes as f64);
     assert_eq!(value(&samples, "sluice_records_out_total", &[("protocol", "kafka")]), 5.0);
+    // Produced sizes: one observation per batch (3 and 2 records), one per XADD entry.
+    let batch_records = "sluice_kafka_produce_batch_records";
+    assert_eq!(value(&samples, &format!("{batch_records}_count"), &[]), 2.0);
+    assert_eq!(value(&samples, &format!("{batch_records}_sum"), &[]), 5.0);
+    assert_eq!(bucket(&samples, batch_records, 2), 1.0);
+    assert_eq!(bucket(&samples, batch_records, 4), 2.0);
+    let batch_bytes_family = "sluice_kafka_produce_batch_bytes";
+    assert_eq!(value(&samples, &format!("{batch_bytes_family}_count"), &[]), 2.0);
+    assert_eq!(value(&samples, &format!("{batch_bytes_family}_sum"), &[]), batch_bytes as f64);
+    let largest_batch = batches.iter().map(Vec::len).max().unwrap();
+    assert_eq!(bucket(&samples, batch_bytes_family, largest_batch.next_power_of_two()), 2.0);
+    let smallest_batch = batches.iter().map(Vec::len).min().unwrap();
+    assert_eq!(bucket(&samples, batch_bytes_family, smallest_batch.next_power_of_two() / 2), 0.0);
     let committed_labels = [("group", group), ("topic", topic.as_str()), ("partition", "0")];
     assert_eq!(value(&samples, "sluice_consumer_group_committed_offset", &committed_labels), 2.0);
     assert_eq!(value(&samples, "sluice_consumer_group_lag", &committed_labels), 3.0);
@@ -193,6 +211,10 @@ fn metrics_show_what_was_written_and_read() {
     assert_eq!(value(&samples, "sluice_records_in_total", &[("protocol", "resp")]), 2.0);
     assert_eq!(value(&samples, "sluice_bytes_out_total", &[("protocol", "resp")]), entry_bytes as f64);
     assert_eq!(value(&samples, "sluice_records_out_total", &[("protocol", "resp")]), 1.0);
+    let entry_sizes = "sluice_resp_xadd_entry_bytes";
+    assert_eq!(value(&samples, &format!("{entry_sizes}_count"), &[]), 2.0);
+    assert_eq!(value(&samples, &format!("{entry_sizes}_sum"), &[]), 2.0 * entry_bytes as f64);
+    assert_eq!(bucket(&samples, entry_sizes, 16), 2.0, "{entry_bytes} bytes: the smallest bucket");
     let workers = [("stream", stream.as_str()), ("group", "workers")];
     assert_eq!(value(&samples, "sluice_stream_group_pending_entries", &workers), 1.0);
     assert_eq!(value(&samples, "sluice_stream_group_consumers", &workers), 1.0);

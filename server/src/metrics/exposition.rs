@@ -102,6 +102,7 @@ pub fn render(metrics: &BrokerMetrics) -> String {
     render_requests(&mut out, metrics);
     render_storage(&mut out, metrics);
     render_traffic(&mut out, metrics);
+    render_message_sizes(&mut out, metrics);
     out.text
 }
 
@@ -312,6 +313,30 @@ fn render_traffic(out: &mut Exposition, metrics: &BrokerMetrics) {
         for (reason, count) in Dropped::ALL.iter().zip(counts) {
             out.sample(name, &[("protocol", protocol.label()), ("reason", reason.label())], count);
         }
+    }
+}
+
+fn render_message_sizes(out: &mut Exposition, metrics: &BrokerMetrics) {
+    let families = [
+        (
+            "sluice_kafka_produce_batch_bytes",
+            "Size of each record batch Produce appended (the batch as sent, header included).",
+            &metrics.kafka_batch_bytes,
+        ),
+        (
+            "sluice_kafka_produce_batch_records",
+            "Records in each record batch Produce appended.",
+            &metrics.kafka_batch_records,
+        ),
+        (
+            "sluice_resp_xadd_entry_bytes",
+            "Field name and value bytes of each entry XADD appended.",
+            &metrics.resp_entry_bytes,
+        ),
+    ];
+    for (name, help, histogram) in families {
+        out.family(name, Kind::Histogram, help);
+        out.histogram(name, &[], histogram);
     }
 }
 

@@ -21,9 +21,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sluice_engine::metrics::{
-    Histogram, HistogramSnapshot, StorageMetrics, FSYNC_BATCHES_BUCKETS, LATENCY_BUCKETS_SECONDS,
+    Histogram, HistogramSnapshot, StorageMetrics, BATCH_RECORDS_BUCKETS, FSYNC_BATCHES_BUCKETS,
+    LATENCY_BUCKETS_SECONDS, MESSAGE_BYTES_BUCKETS,
 };
 use sluice_engine::partition::Partition;
+use sluice_engine::record::batch;
 
 use crate::kafka::registry::SUPPORTED as KAFKA_APIS;
 use crate::runtime::mesh::{ShardRequest, ShardResponse};
@@ -31,6 +33,8 @@ use crate::runtime::ShardRef;
 
 const LATENCY_BUCKETS: usize = LATENCY_BUCKETS_SECONDS.len();
 type LatencyHistogram = Histogram<LATENCY_BUCKETS>;
+type MessageBytesHistogram = Histogram<{ MESSAGE_BYTES_BUCKETS.len() }>;
+type BatchRecordsHistogram = Histogram<{ BATCH_RECORDS_BUCKETS.len() }>;
 
 /// A front door, as the `protocol` label names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +148,10 @@ pub struct ShardMetrics {
     /// Indexed like `Protocol::ALL`.
     traffic_in: [Traffic; Protocol::ALL.len()],
     traffic_out: [Traffic; Protocol::ALL.len()],
+    /// Sizes of what producers wrote: each Kafka record batch (bytes, records), each XADD entry.
+    kafka_batch_bytes: MessageBytesHistogram,
+    kafka_batch_records: BatchRecordsHistogram,
+    resp_entry_bytes: MessageBytesHistogram,
     connections_open: [Cell<usize>; Protocol::ALL.len()],
     connections_dropped: [[Cell<u64>; Dropped::ALL.len()]; Protocol::ALL.len()],
     /// Requests this shard sent to other shards over the mesh and has no answer for yet.
@@ -178,6 +186,9 @@ impl Default for ShardMetrics {
             resp_command_seconds: std::array::from_fn(|_| Histogram::new(&LATENCY_BUCKETS_SECONDS)),
             traffic_in: Default::default(),
             traffic_out: Default::default(),
+            kafka_batch_bytes: Histogram::new(&MESSAGE_BYTES_BUCKETS),
+            kafka_batch_records: Histogram::new(&BATCH_RECORDS_BUCKETS),
+            resp_entry_bytes: Histogram::new(&MESSAGE_BYTES_BUCKETS),
             connections_open: Default::default(),
             connections_dropped: Default::default(),
             mesh_in_flight: Cell::new(0),
@@ -201,6 +212,22 @@ impl ShardMetrics {
     /// Records written by producers (Produce, XADD).
     pub fn received(&self, protocol: Protocol, bytes: usize, records: u64) {
         self.traffic_in[protocol.index()].add(bytes as u64, records);
+    }
+
+    /// Produce appended `records` (one or more whole record batches): observes each batch's
+    /// size and record count.
+    pub fn kafka_batches_produced(&self, records: &[u8]) {
+        for range in batch::split(records).map_while(Result::ok) {
+            if let Ok(header) = batch::header(&records[range.clone()]) {
+                self.kafka_batch_bytes.observe(range.len() as f64);
+                self.kafka_batch_records.observe(f64::from(header.records_count.get()));
+            }
+        }
+    }
+
+    /// XADD appended an entry of `field_bytes` (field names and values).
+    pub fn resp_entry_added(&self, field_bytes: usize) {
+        self.resp_entry_bytes.observe(field_bytes as f64);
     }
 
     /// Records sent to consumers (Fetch, XREAD, XREADGROUP).
@@ -252,6 +279,9 @@ impl ShardMetrics {
             resp_command_seconds: self.resp_command_seconds.iter().map(Histogram::snapshot).collect(),
             traffic_in: self.traffic_in.iter().map(Traffic::snapshot).collect(),
             traffic_out: self.traffic_out.iter().map(Traffic::snapshot).collect(),
+            kafka_batch_bytes: self.kafka_batch_bytes.snapshot(),
+            kafka_batch_records: self.kafka_batch_records.snapshot(),
+            resp_entry_bytes: self.resp_entry_bytes.snapshot(),
             connections_open: self.connections_open.iter().map(Cell::get).collect(),
             connections_dropped: self.connections_dropped.each_ref().map(|counts| counts.each_ref().map(Cell::get)),
             mesh_in_flight: self.mesh_in_flight.get(),
@@ -341,6 +371,9 @@ pub struct ShardSnapshot {
     pub resp_command_seconds: Vec<HistogramSnapshot>,
     pub traffic_in: Vec<TrafficCount>,
     pub traffic_out: Vec<TrafficCount>,
+    pub kafka_batch_bytes: HistogramSnapshot,
+    pub kafka_batch_records: HistogramSnapshot,
+    pub resp_entry_bytes: HistogramSnapshot,
     pub connections_open: Vec<usize>,
     pub connections_dropped: DroppedCounts,
     pub mesh_in_flight: usize,
@@ -358,6 +391,9 @@ pub struct BrokerMetrics {
     pub resp_command_seconds: Vec<HistogramSnapshot>,
     pub traffic_in: Vec<TrafficCount>,
     pub traffic_out: Vec<TrafficCount>,
+    pub kafka_batch_bytes: HistogramSnapshot,
+    pub kafka_batch_records: HistogramSnapshot,
+    pub resp_entry_bytes: HistogramSnapshot,
     pub connections_open: Vec<usize>,
     pub connections_dropped: DroppedCounts,
     pub mesh_in_flight: usize,
@@ -383,6 +419,9 @@ impl BrokerMetrics {
             resp_command_seconds: vec![HistogramSnapshot::empty(&LATENCY_BUCKETS_SECONDS); RespCommand::ALL.len()],
             traffic_in: vec![TrafficCount::default(); Protocol::ALL.len()],
             traffic_out: vec![TrafficCount::default(); Protocol::ALL.len()],
+            kafka_batch_bytes: HistogramSnapshot::empty(&MESSAGE_BYTES_BUCKETS),
+            kafka_batch_records: HistogramSnapshot::empty(&BATCH_RECORDS_BUCKETS),
+            resp_entry_bytes: HistogramSnapshot::empty(&MESSAGE_BYTES_BUCKETS),
             connections_open: vec![0; Protocol::ALL.len()],
             connections_dropped: Default::default(),
             mesh_in_flight: 0,
@@ -399,6 +438,9 @@ impl BrokerMetrics {
             merge_histograms(&mut merged.resp_command_seconds, &snapshot.resp_command_seconds);
             merge_traffic(&mut merged.traffic_in, &snapshot.traffic_in);
             merge_traffic(&mut merged.traffic_out, &snapshot.traffic_out);
+            merged.kafka_batch_bytes.merge(&snapshot.kafka_batch_bytes);
+            merged.kafka_batch_records.merge(&snapshot.kafka_batch_records);
+            merged.resp_entry_bytes.merge(&snapshot.resp_entry_bytes);
             for (total, open) in merged.connections_open.iter_mut().zip(&snapshot.connections_open) {
                 *total += open;
             }
@@ -575,6 +617,36 @@ mod tests {
         assert_eq!(value(&samples, "sluice_shard_tasks_total", &[("shard", "0")]), 15.0);
         assert_eq!(value(&samples, "sluice_shard_scheduler_runs_total", &[("shard", "1")]), 2.0);
         assert_eq!(value(&samples, "sluice_shard_busy_seconds_total", &[("shard", "1")]), 0.25);
+    }
+
+    #[test]
+    fn produced_sizes_are_observed_per_batch_and_per_entry_and_merged() {
+        use sluice_engine::record::batch::build;
+        let (first, second) = (ShardMetrics::default(), ShardMetrics::default());
+        let three = build::batch(0, 1_000, &[(b"k1", b"one"), (b"k2", b"two"), (b"k3", b"three")]);
+        let one = build::batch(0, 2_000, &[(b"k4", b"four")]);
+        first.kafka_batches_produced(&[three.clone(), one.clone()].concat());
+        second.kafka_batches_produced(&one);
+        first.resp_entry_added(15);
+        second.resp_entry_added(16);
+        second.resp_entry_added(17);
+        let merged =
+            BrokerMetrics::merge(vec![first.snapshot(OwnedStats::default()), second.snapshot(OwnedStats::default())]);
+        assert_eq!(merged.kafka_batch_records.count, 3);
+        assert_eq!(merged.kafka_batch_records.sum, 5.0);
+        assert_eq!(merged.kafka_batch_bytes.sum, (three.len() + 2 * one.len()) as f64);
+        let text = exposition::render(&merged);
+        let samples = check::parse(&text).unwrap_or_else(|error| panic!("{error}\n{text}"));
+        let records = "sluice_kafka_produce_batch_records_bucket";
+        assert_eq!(value(&samples, records, &[("le", "1")]), 2.0);
+        assert_eq!(value(&samples, records, &[("le", "2")]), 2.0);
+        assert_eq!(value(&samples, records, &[("le", "4")]), 3.0);
+        assert_eq!(value(&samples, records, &[("le", "+Inf")]), 3.0);
+        let entries = "sluice_resp_xadd_entry_bytes_bucket";
+        assert_eq!(value(&samples, entries, &[("le", "16")]), 2.0, "15 and 16 bytes");
+        assert_eq!(value(&samples, entries, &[("le", "32")]), 3.0);
+        assert_eq!(value(&samples, "sluice_resp_xadd_entry_bytes_sum", &[]), 48.0);
+        assert_eq!(value(&samples, "sluice_kafka_produce_batch_bytes_count", &[]), 3.0);
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub async fn handle(
                 (Some(error), _) => set_error(&mut response, &error),
                 (None, None) => set_error(&mut response, &KafkaError::new(errors::CORRUPT_MESSAGE, "no records")),
                 (None, Some(records)) => {
-                    slots.push((responses.len(), partitions.len(), records.len()));
+                    slots.push((responses.len(), partitions.len(), records.clone()));
                     writes.push(((name.clone(), data.index), records));
                 }
             }
@@ -45,12 +45,13 @@ pub async fn handle(
         responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
     }
     let results = append_in_order(context, acks, writes, order).await;
-    for ((topic_index, partition_index, bytes), result) in slots.into_iter().zip(results) {
+    for ((topic_index, partition_index, records), result) in slots.into_iter().zip(results) {
         let response = &mut responses[topic_index].partition_responses[partition_index];
         match result {
             Ok(appended) => {
-                let records = (appended.last_offset - appended.base_offset + 1).max(0) as u64;
-                context.metrics.received(Protocol::Kafka, bytes, records);
+                let count = (appended.last_offset - appended.base_offset + 1).max(0) as u64;
+                context.metrics.received(Protocol::Kafka, records.len(), count);
+                context.metrics.kafka_batches_produced(&records);
                 response.base_offset = appended.base_offset;
                 response.log_start_offset = appended.log_start_offset;
             }

@@ -112,6 +112,7 @@ pub async fn xadd(session: &Rc<Session>, args: &mut Args, started: Instant) -> O
                 reply.await.unwrap_or(Err(StreamAddError::Shard(ShardError::Partition(PartitionError::Closed))));
             if result.is_ok() {
                 session.shard.metrics.received(Protocol::Resp, field_bytes, 1);
+                session.shard.metrics.resp_entry_added(field_bytes);
             }
             let reply = finish(&session, &stream, result, trim).await;
             session.defer_finished();

@@ -21,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_engine::record::batch::build;
 use sluice_server::metrics::check::{self, Sample};
 use sluice_tests::raw::{self, call};
-use sluice_tests::{unique_topic, Broker};
+use sluice_tests::{resp, unique_topic, Broker};
 
 /// Bounded polling of the HTTP listener: at most this many tries, this far apart.
 const READY_POLLS_MAX: usize = 250;
@@ -258,4 +258,43 @@ fn metrics_show_what_was_written_and_read() {
         }
     });
     assert!(closed, "the RESP connection gauge returns to 0 after the client left");
+}
+
+/// Story: the broker crashes and comes back. Before any worker touches its queues again, the
+/// first scrape already shows every stream group on disk, with the pending entries and
+/// consumers it had; a stream without groups shows none.
+#[test]
+fn stream_groups_on_disk_show_after_a_restart_before_any_use() {
+    const STREAMS: usize = 4;
+    let mut broker = Broker::builder().shards(2).start();
+    let streams: Vec<String> = (0..STREAMS).map(|_| unique_topic("metrics-restart")).collect();
+    let mut connection = resp::connect(&broker.resp_addr());
+    for (index, stream) in streams.iter().enumerate() {
+        for _ in 0..STREAMS {
+            resp::command(&mut connection, &["XADD", stream, "*", "job", "resize"]);
+        }
+        resp::command(&mut connection, &["XGROUP", "CREATE", stream, "workers", "0"]);
+        let taken = (index + 1).to_string();
+        resp::command(
+            &mut connection,
+            &["XREADGROUP", "GROUP", "workers", "alice", "COUNT", &taken, "STREAMS", stream, ">"],
+        );
+    }
+    let without_groups = unique_topic("metrics-no-groups");
+    resp::command(&mut connection, &["XADD", &without_groups, "*", "job", "resize"]);
+    drop(connection);
+
+    broker.restart();
+    let (status, text) = http_get(&broker.http_addr(), "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let samples = check::parse(&text).unwrap_or_else(|error| panic!("invalid exposition: {error}\n{text}"));
+    for (index, stream) in streams.iter().enumerate() {
+        let workers = [("stream", stream.as_str()), ("group", "workers")];
+        assert_eq!(value(&samples, "sluice_stream_group_pending_entries", &workers), (index + 1) as f64, "{stream}");
+        assert_eq!(value(&samples, "sluice_stream_group_consumers", &workers), 1.0, "{stream}");
+    }
+    assert!(
+        !samples.iter().any(|sample| sample.label("stream") == Some(without_groups.as_str())),
+        "a stream without groups has no group series"
+    );
 }

@@ -193,6 +193,7 @@ async fn recover_and_serve(
     let metadata = Arc::new(metadata);
     shard.apply_metadata(metadata.clone()).await;
     shard.expose_metadata(metadata);
+    shard.open_stream_groups().await;
     let limits = sluice_engine::group::state_machine::GroupLimits {
         initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
         ..Default::default()

@@ -76,7 +76,8 @@ pub struct Shard {
     coordinator: RefCell<Option<Rc<Coordinator>>>,
     /// Streams XADD wrote to since start, by partition.
     stream_tails: RefCell<HashMap<TopicPartition, Rc<StreamTail>>>,
-    /// Redis stream groups of the streams this shard owns, by topic; opened on first use.
+    /// Redis stream groups of the streams this shard owns, by topic: those with a group log
+    /// opened at start, the others on first use.
     stream_groups: RefCell<HashMap<String, Rc<StreamGroups>>>,
     /// Serialises opening group logs (so one is never opened twice).
     stream_groups_opening: glommio::sync::Semaphore,
@@ -197,7 +198,7 @@ impl Shard {
     }
 
     /// This shard's counters and the state of what it owns: partitions, the committed offsets
-    /// of the groups it coordinates, the groups of its streams (those used since start).
+    /// of the groups it coordinates, the groups of its streams.
     fn metrics_snapshot(&self) -> ShardSnapshot {
         let executor = glommio::executor().executor_stats(); // reset by reading: accumulated here
         self.metrics.record_executor(
@@ -254,6 +255,28 @@ impl Shard {
             }
             let left_ms = (deadline - now).as_millis() as u64 + 1;
             self.wait_for_data(&[(stream.clone(), end)], left_ms).await;
+        }
+    }
+
+    /// At start: replays the group log of every stream this shard owns that has one, so its
+    /// groups are in `/metrics` before anyone uses them. A log that cannot be opened is logged
+    /// and tried again on first use, which then reports the error to the client.
+    pub async fn open_stream_groups(&self) {
+        let streams: Vec<String> = self
+            .partitions
+            .borrow()
+            .keys()
+            .filter(|(_, index)| *index == crate::resp::streams::STREAM_PARTITION)
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        for topic in streams {
+            let log_dir = self.config.data_dir.join("topics").join(&topic).join(crate::stream_groups::GROUP_LOG_DIR);
+            if !log_dir.is_dir() {
+                continue;
+            }
+            if let Err(error) = self.stream_groups_of(&topic).await {
+                tracing::warn!(stream = %topic, ?error, "opening the stream's groups failed; trying again on first use");
+            }
         }
     }
 

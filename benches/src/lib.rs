@@ -4,6 +4,12 @@
 //! - `benches/append.rs`: appending to a real `Partition` inside a glommio executor, in memory
 //!   only (acks=1 path) and with an fdatasync per batch (acks=all path, direct I/O).
 //! - `benches/index.rs`: offset and time index lookups.
+//! - `benches/kafka_decode.rs`: Produce and Fetch request frames decoded as the Kafka listener
+//!   does (`sluice_server::kafka::registry::decode_body`).
+//! - `benches/resp_parse.rs`: pipelined XADDs and an XREADGROUP cut into frames and `Args` as
+//!   the RESP listener does.
+//! - `benches/group_step.rs`: the consumer group state machine (join, sync, heartbeat) and the
+//!   stream group one (deliver, ack, claim).
 //! - `produce_e2e.sh` / `produce_e2e.py`: librdkafka producing to a release broker with
 //!   acks=all, next to the raw direct-write bandwidth of the same disk, in one run.
 //! - `src/bin/sluice-bench.rs`, the load generator: pipelined produce (closed or open loop) with

@@ -210,6 +210,8 @@ pub struct StreamGroups {
     groups: RefCell<BTreeMap<Bytes, StreamGroup>>,
     /// Held from reading the state to appending the events (never across the fsync wait).
     order: glommio::sync::Semaphore,
+    /// Deliveries since start, by group (for metrics).
+    deliveries: crate::metrics::GroupDeliveries,
 }
 
 impl StreamGroups {
@@ -240,6 +242,7 @@ impl StreamGroups {
             log,
             groups: RefCell::new(groups),
             order: glommio::sync::Semaphore::new(1),
+            deliveries: crate::metrics::GroupDeliveries::default(),
         })
     }
 
@@ -263,6 +266,8 @@ impl StreamGroups {
                     oldest_pending_idle_ms: oldest_delivery.map_or(0, |delivered| now_ms.saturating_sub(delivered)),
                     consumers: group.consumers.len(),
                     dead_letter: self.dead_letter_stream(&group.config),
+                    deliveries: self.deliveries.of(name),
+                    pending_deliveries_max: group.pending.values().map(|pending| pending.deliveries).max().unwrap_or(0),
                 }
             })
             .collect()
@@ -282,6 +287,7 @@ impl StreamGroups {
             return Err(GroupError::Storage("the stream's groups are closed".to_string()));
         };
         let (events, answer) = self.decide(shard, call).await?;
+        self.deliveries.record(&events);
         let appended = if events.is_empty() {
             None
         } else {

@@ -2,8 +2,9 @@
 //! up, `/ready` says so; after a producer wrote five records, a Redis client added two stream
 //! entries and took one into a group, and a consumer fetched and committed, `/metrics` shows
 //! exactly that: offsets, sizes, bytes and records in and out, lag, pending entries, request
-//! latencies and fsyncs, in text that passes a strict format check (and `promtool check
-//! metrics` when it is installed).
+//! latencies, fsyncs and the sizes of what was produced, in text that passes a strict format
+//! check (and `promtool check metrics` when it is installed). The other stories: a group's
+//! deliveries and redeliveries, and stream groups after a restart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -292,9 +293,58 @@ fn stream_groups_on_disk_show_after_a_restart_before_any_use() {
         let workers = [("stream", stream.as_str()), ("group", "workers")];
         assert_eq!(value(&samples, "sluice_stream_group_pending_entries", &workers), (index + 1) as f64, "{stream}");
         assert_eq!(value(&samples, "sluice_stream_group_consumers", &workers), 1.0, "{stream}");
+        assert_eq!(value(&samples, "sluice_stream_group_pending_max_deliveries", &workers), 1.0, "{stream}");
+        assert_eq!(value(&samples, "sluice_stream_group_deliveries_total", &workers), 0.0, "counters start over");
+        assert_eq!(value(&samples, "sluice_stream_group_redeliveries_total", &workers), 0.0, "{stream}");
     }
     assert!(
         !samples.iter().any(|sample| sample.label("stream") == Some(without_groups.as_str())),
         "a stream without groups has no group series"
     );
+}
+
+/// Story: a team watches its job queue's redelivery rate. Workers take jobs (one with NOACK),
+/// one re-reads its history after a restart, another claims what was left, a JUSTID claim only
+/// looks; a second group hands idle jobs out again by itself (VISIBILITY). The counters say
+/// exactly how many entries went out first and how many again, and the gauge how many times
+/// the most-delivered pending entry went out.
+#[test]
+fn stream_group_deliveries_and_redeliveries_are_counted() {
+    const ENTRIES: usize = 5;
+    const VISIBILITY_MS: u64 = 1;
+    let broker = Broker::builder().shards(2).start();
+    let stream = unique_topic("metrics-deliveries");
+    let mut connection = resp::connect(&broker.resp_addr());
+    for _ in 0..ENTRIES {
+        resp::command(&mut connection, &["XADD", &stream, "*", "job", "resize"]);
+    }
+    let mut run = |words: &[&str]| resp::command(&mut connection, words);
+    run(&["XGROUP", "CREATE", &stream, "workers", "0"]);
+    run(&["XREADGROUP", "GROUP", "workers", "alice", "COUNT", "3", "STREAMS", &stream, ">"]);
+    run(&["XREADGROUP", "GROUP", "workers", "bob", "COUNT", "1", "NOACK", "STREAMS", &stream, ">"]);
+    let history = run(&["XREADGROUP", "GROUP", "workers", "alice", "STREAMS", &stream, "0"]);
+    assert_eq!(history.matches("resize").count(), 3, "alice's three pending entries: {history}");
+    run(&["XAUTOCLAIM", &stream, "workers", "bob", "0", "0-0", "COUNT", "2"]);
+    let looked = run(&["XAUTOCLAIM", &stream, "workers", "carol", "0", "0-0", "COUNT", "10", "JUSTID"]);
+    assert!(!looked.contains("resize"), "JUSTID hands out IDs only: {looked}");
+
+    run(&["XGROUP", "CREATE", &stream, "visible", "0", "VISIBILITY", &VISIBILITY_MS.to_string()]);
+    run(&["XREADGROUP", "GROUP", "visible", "alice", "COUNT", "2", "STREAMS", &stream, ">"]);
+    std::thread::sleep(Duration::from_millis(20 * VISIBILITY_MS));
+    let again = run(&["XREADGROUP", "GROUP", "visible", "bob", "COUNT", "2", "STREAMS", &stream, ">"]);
+    assert_eq!(again.matches("resize").count(), 2, "alice's idle entries come back first: {again}");
+
+    let (status, text) = http_get(&broker.http_addr(), "/metrics");
+    assert_eq!(status, 200, "{text}");
+    let samples = check::parse(&text).unwrap_or_else(|error| panic!("invalid exposition: {error}\n{text}"));
+    let workers = [("stream", stream.as_str()), ("group", "workers")];
+    assert_eq!(value(&samples, "sluice_stream_group_deliveries_total", &workers), 4.0, "3 + 1 NOACK");
+    assert_eq!(value(&samples, "sluice_stream_group_redeliveries_total", &workers), 5.0, "history 3 + claimed 2");
+    assert_eq!(value(&samples, "sluice_stream_group_pending_entries", &workers), 3.0);
+    assert_eq!(value(&samples, "sluice_stream_group_pending_max_deliveries", &workers), 3.0, "read, re-read, claimed");
+    let visible = [("stream", stream.as_str()), ("group", "visible")];
+    assert_eq!(value(&samples, "sluice_stream_group_deliveries_total", &visible), 2.0);
+    assert_eq!(value(&samples, "sluice_stream_group_redeliveries_total", &visible), 2.0);
+    assert_eq!(value(&samples, "sluice_stream_group_pending_max_deliveries", &visible), 2.0);
+    promtool_check(&text);
 }

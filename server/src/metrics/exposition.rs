@@ -183,7 +183,7 @@ fn render_group_membership(out: &mut Exposition, metrics: &BrokerMetrics) {
 
 fn render_stream_groups(out: &mut Exposition, metrics: &BrokerMetrics) {
     type Field = fn(&super::StreamGroupStats) -> String;
-    let families: [(&str, &str, Field); 3] = [
+    let families: [(&str, &str, Field); 4] = [
         (
             "sluice_stream_group_pending_entries",
             "Entries a Redis stream group delivered and nobody acknowledged yet (its pending entries list).",
@@ -197,9 +197,32 @@ fn render_stream_groups(out: &mut Exposition, metrics: &BrokerMetrics) {
         ("sluice_stream_group_consumers", "Consumers the Redis stream group knows.", |group| {
             group.consumers.to_string()
         }),
+        (
+            "sluice_stream_group_pending_max_deliveries",
+            "The highest delivery count among the group's pending entries (0 when none): how close the worst entry is to MAXDELIVERIES.",
+            |group| group.pending_deliveries_max.to_string(),
+        ),
     ];
     for (name, help, field) in families {
         out.family(name, Kind::Gauge, help);
+        for group in &metrics.stream_groups {
+            out.sample(name, &[("stream", &group.stream), ("group", &group.group)], field(group));
+        }
+    }
+    let counters: [(&str, &str, Field); 2] = [
+        (
+            "sluice_stream_group_deliveries_total",
+            "Entries a Redis stream group handed out for the first time (XREADGROUP >, NOACK included).",
+            |group| group.deliveries.first.to_string(),
+        ),
+        (
+            "sluice_stream_group_redeliveries_total",
+            "Pending entries a Redis stream group handed out again: XREADGROUP with an ID, XCLAIM, XAUTOCLAIM, visibility timeouts (JUSTID claims not counted).",
+            |group| group.deliveries.again.to_string(),
+        ),
+    ];
+    for (name, help, field) in counters {
+        out.family(name, Kind::Counter, help);
         for group in &metrics.stream_groups {
             out.sample(name, &[("stream", &group.stream), ("group", &group.group)], field(group));
         }

@@ -13,6 +13,7 @@
 //! [`check`] parses and validates the text format (used by the tests). [`overview`] renders the
 //! same merged metrics as JSON for the console page (`GET /api/overview`).
 pub mod check;
+pub mod deliveries;
 pub mod exposition;
 pub mod overview;
 
@@ -27,6 +28,7 @@ use sluice_engine::metrics::{
 use sluice_engine::partition::Partition;
 use sluice_engine::record::batch;
 
+pub use self::deliveries::{DeliveryCounts, GroupDeliveries};
 use crate::kafka::registry::SUPPORTED as KAFKA_APIS;
 use crate::runtime::mesh::{ShardRequest, ShardResponse};
 use crate::runtime::ShardRef;
@@ -342,6 +344,10 @@ pub struct StreamGroupStats {
     pub consumers: usize,
     /// The stream its entries go to after too many deliveries.
     pub dead_letter: String,
+    /// Entries delivered and redelivered since the broker started.
+    pub deliveries: DeliveryCounts,
+    /// The highest delivery count among the pending entries (0 when none).
+    pub pending_deliveries_max: u64,
 }
 
 /// What a shard owns, as of the scrape.
@@ -595,6 +601,8 @@ mod tests {
                     oldest_pending_idle_ms: 1500,
                     consumers: 2,
                     dead_letter: "jobs:dlq".to_string(),
+                    deliveries: DeliveryCounts { first: 40, again: 6 },
+                    pending_deliveries_max: 4,
                 }],
             }),
         ]
@@ -696,6 +704,9 @@ mod tests {
         assert_eq!(value(&samples, "sluice_stream_group_oldest_pending_idle_seconds", &workers), 1.5);
         assert_eq!(value(&samples, "sluice_stream_group_consumers", &workers), 2.0);
         assert_eq!(value(&samples, "sluice_stream_group_dead_letter_entries", &workers), 2.0);
+        assert_eq!(value(&samples, "sluice_stream_group_deliveries_total", &workers), 40.0);
+        assert_eq!(value(&samples, "sluice_stream_group_redeliveries_total", &workers), 6.0);
+        assert_eq!(value(&samples, "sluice_stream_group_pending_max_deliveries", &workers), 4.0);
         assert_eq!(value(&samples, "sluice_bytes_in_total", &[("protocol", "kafka")]), 1500.0);
         assert_eq!(value(&samples, "sluice_records_in_total", &[("protocol", "kafka")]), 15.0);
         assert_eq!(value(&samples, "sluice_records_out_total", &[("protocol", "resp")]), 2.0);

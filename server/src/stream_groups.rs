@@ -1,7 +1,7 @@
 //! Redis stream consumer groups on the shard that owns the stream.
 //!
 //! Each stream with groups has a group log, `<data>/topics/<topic>/stream-groups/` (a
-//! `StateLog`), replayed into memory when the stream's groups are first used after a start.
+//! `StateLog`) from its first group on, replayed into memory at start (`Shard::open_stream_groups`).
 //! A command runs under the stream's group lock: it reads what it needs (entries from the
 //! stream's partition, which is local), decides its events (`sluice_engine::queue`), applies
 //! them and appends them to the group log in that order; then, outside the lock, it waits for

@@ -1,4 +1,5 @@
-//! Redis stream consumer groups on the shard that owns the stream.
+//! Redis stream consumer groups on the shard that owns the stream, and the entries XDEL
+//! deleted from it (a stream's own state, kept in the same log).
 //!
 //! Each stream with groups has a group log, `<data>/topics/<topic>/stream-groups/` (a
 //! `StateLog`) from its first group on, replayed into memory at start (`Shard::open_stream_groups`).
@@ -12,16 +13,18 @@
 //! owner) before the group log drops it from the pending list: a crash in between delivers it
 //! to the dead-letter stream twice rather than losing it.
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use sluice_engine::partition::{Partition, PartitionError};
 use sluice_engine::queue::codec;
 use sluice_engine::queue::group::{
-    apply, Deliveries, Event, GroupConfig, PendingSummary, StreamGroup, CONSUMERS_PER_GROUP_MAX, PENDING_PER_GROUP_MAX,
+    Deliveries, Event, GroupConfig, PendingSummary, StreamGroup, StreamState, CONSUMERS_PER_GROUP_MAX,
+    PENDING_PER_GROUP_MAX,
 };
 use sluice_engine::state_log::StateLog;
+use sluice_engine::stream::deleted::DELETED_RUNS_PER_STREAM_MAX;
 use sluice_engine::stream::entry::Entry;
 use sluice_engine::stream::id::{IdRequest, StreamId};
 
@@ -59,13 +62,15 @@ pub fn change_config(config: &mut GroupConfig, change: &ConfigChange) {
     }
 }
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ClaimOptions {
     /// New delivery time (TIME, or now minus IDLE); `None`: now.
     pub delivered_ms: Option<u64>,
     pub retry_count: Option<u64>,
     pub force: bool,
     pub just_id: bool,
+    /// LASTID: the group's last delivered ID moves up to this one if it is behind.
+    pub last_id: Option<StreamId>,
 }
 
 #[derive(Clone)]
@@ -144,6 +149,10 @@ pub enum GroupCall {
     InfoConsumers {
         group: Bytes,
     },
+    /// XDEL: answers how many of `ids` were entries of the stream not deleted before.
+    Delete {
+        ids: Vec<StreamId>,
+    },
 }
 
 /// One XPENDING extended line.
@@ -193,6 +202,7 @@ pub enum GroupError {
     NoStream,
     PendingFull,
     TooManyConsumers,
+    TooManyDeletedRuns,
     Storage(String),
 }
 
@@ -207,7 +217,7 @@ pub struct StreamGroups {
     key: Bytes,
     partition: Rc<Partition>,
     log: StateLog,
-    groups: RefCell<BTreeMap<Bytes, StreamGroup>>,
+    state: RefCell<StreamState>,
     /// Held from reading the state to appending the events (never across the fsync wait).
     order: glommio::sync::Semaphore,
     /// Deliveries since start, by group (for metrics).
@@ -221,11 +231,11 @@ impl StreamGroups {
         let log = StateLog::open(&dir, shard.config.offsets_compaction_bytes)
             .await
             .map_err(|error| format!("cannot open the group log {}: {error}", dir.display()))?;
-        let mut groups = BTreeMap::new();
+        let mut state = StreamState::default();
         let mut unreadable = 0usize;
         let replayed = log
             .replay(|key, value| match codec::decode(key, value) {
-                Some(event) => apply(&mut groups, &event),
+                Some(event) => state.apply(&event),
                 None => unreadable += 1,
             })
             .await
@@ -234,13 +244,14 @@ impl StreamGroups {
             tracing::warn!(dir = %dir.display(), unreadable, "skipped unreadable group log records");
         }
         if replayed > 0 {
-            tracing::info!(stream = topic, groups = groups.len(), records = replayed, "stream groups recovered");
+            let (groups, deleted_runs) = (state.groups.len(), state.deleted.run_count());
+            tracing::info!(stream = topic, groups, deleted_runs, records = replayed, "stream groups recovered");
         }
         Ok(Self {
             key: Bytes::from(topic.to_string()),
             partition,
             log,
-            groups: RefCell::new(groups),
+            state: RefCell::new(state),
             order: glommio::sync::Semaphore::new(1),
             deliveries: crate::metrics::GroupDeliveries::default(),
         })
@@ -254,8 +265,9 @@ impl StreamGroups {
     /// pending lists to find the oldest delivery: a scrape's cost, not a command's.
     pub fn stats(&self, now_ms: u64) -> Vec<crate::metrics::StreamGroupStats> {
         let stream = String::from_utf8_lossy(&self.key).into_owned();
-        self.groups
+        self.state
             .borrow()
+            .groups
             .iter()
             .map(|(name, group)| {
                 let oldest_delivery = group.pending.values().map(|pending| pending.delivered_ms).min();
@@ -292,21 +304,17 @@ impl StreamGroups {
             None
         } else {
             {
-                let mut groups = self.groups.borrow_mut();
+                let mut state = self.state.borrow_mut();
                 for event in &events {
-                    apply(&mut groups, event);
+                    state.apply(event);
                 }
             }
             let records: Vec<_> = events.iter().map(codec::encode).collect();
             Some(self.log.append(&records).await?)
         };
         if self.log.wants_compaction() {
-            let snapshot: Vec<_> = self
-                .groups
-                .borrow()
-                .iter()
-                .map(|(name, group)| codec::encode(&Event::Group { name: name.clone(), group: group.clone() }))
-                .collect();
+            let snapshot: Vec<_> =
+                self.state.borrow().snapshot(self.partition.log_start_offset()).iter().map(codec::encode).collect();
             match self.log.compact(&snapshot).await {
                 Ok(deleted) => {
                     tracing::info!(groups = snapshot.len(), deleted_segments = deleted, "group log compacted")
@@ -322,14 +330,23 @@ impl StreamGroups {
     }
 
     fn group(&self, name: &Bytes) -> Result<StreamGroup, GroupError> {
-        self.groups.borrow().get(name).cloned().ok_or(GroupError::NoGroup)
+        self.state.borrow().groups.get(name).cloned().ok_or(GroupError::NoGroup)
+    }
+
+    fn is_deleted(&self, offset: i64) -> bool {
+        self.state.borrow().deleted.contains(offset)
+    }
+
+    /// The runs of deleted offsets in `from..to`.
+    pub fn deleted_runs(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+        self.state.borrow().deleted.runs_in(from, to)
     }
 
     async fn decide(&self, shard: &ShardRef, call: GroupCall) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
         let now = now_ms().max(0) as u64;
         match call {
             GroupCall::Create { group, start, entries_read, config } => {
-                if self.groups.borrow().contains_key(&group) {
+                if self.state.borrow().groups.contains_key(&group) {
                     return Err(GroupError::BusyGroup);
                 }
                 let (last, next_offset) = self.start_position(start).await?;
@@ -354,7 +371,7 @@ impl StreamGroups {
                 Ok((vec![Event::Configured { name: group, config }], GroupAnswer::Done))
             }
             GroupCall::Destroy { group } => {
-                if !self.groups.borrow().contains_key(&group) {
+                if !self.state.borrow().groups.contains_key(&group) {
                     return Ok((Vec::new(), GroupAnswer::Count(0)));
                 }
                 Ok((vec![Event::Destroyed { name: group }], GroupAnswer::Count(1)))
@@ -433,7 +450,7 @@ impl StreamGroups {
                 let candidates = state.idle_pending(start, min_idle_ms, now, count.saturating_add(1));
                 let next = if candidates.len() > count { candidates[count] } else { StreamId::MIN };
                 let chosen: Vec<StreamId> = candidates.into_iter().take(count).collect();
-                let options = ClaimOptions { delivered_ms: None, retry_count: None, force: false, just_id };
+                let options = ClaimOptions { just_id, ..ClaimOptions::default() };
                 let (events, claimed) = self.claim(shard, group, consumer, min_idle_ms, chosen, options, now).await?;
                 let GroupAnswer::AutoClaimed { entries, deleted, .. } = claimed else {
                     unreachable!("claim answers with AutoClaimed")
@@ -442,8 +459,9 @@ impl StreamGroups {
             }
             GroupCall::InfoGroups => {
                 let infos = self
-                    .groups
+                    .state
                     .borrow()
+                    .groups
                     .iter()
                     .map(|(name, group)| GroupInfo {
                         name: name.clone(),
@@ -470,7 +488,30 @@ impl StreamGroups {
                     .collect();
                 Ok((Vec::new(), GroupAnswer::Consumers(infos)))
             }
+            GroupCall::Delete { ids } => self.delete(ids).await,
         }
+    }
+
+    /// XDEL: deletes the entries of `ids` that exist and were not deleted yet.
+    async fn delete(&self, mut ids: Vec<StreamId>) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
+        ids.sort_unstable();
+        ids.dedup();
+        let mut offsets = Vec::with_capacity(ids.len());
+        for id in ids {
+            // `find` skips deleted entries: what it finds is deleted now.
+            if let Some(entry) = self.find(id).await? {
+                offsets.push(entry.offset);
+            }
+        }
+        let state = self.state.borrow();
+        let new_runs = offsets.iter().filter(|offset| state.deleted.would_add_run(**offset)).count();
+        if new_runs > 0 && state.deleted.run_count() + new_runs > DELETED_RUNS_PER_STREAM_MAX {
+            return Err(GroupError::TooManyDeletedRuns);
+        }
+        let count = offsets.len() as i64;
+        let runs: Vec<(i64, i64)> = offsets.into_iter().map(|offset| (offset, offset + 1)).collect();
+        let events = if runs.is_empty() { Vec::new() } else { vec![Event::EntriesDeleted { runs }] };
+        Ok((events, GroupAnswer::Count(count)))
     }
 
     /// The last delivered ID and read position of a group starting at `start`.
@@ -522,7 +563,9 @@ impl StreamGroups {
             };
             for entry in crate::resp::streams::decode(&fetched.records) {
                 read_up_to = read_up_to.max(entry.offset + 1);
-                found.insert(entry.offset, entry);
+                if !self.is_deleted(entry.offset) {
+                    found.insert(entry.offset, entry);
+                }
             }
             read_up_to = read_up_to.max(offset + 1);
         }
@@ -550,7 +593,7 @@ impl StreamGroups {
                     continue;
                 }
                 next = entry.offset + 1;
-                if entry.id > group.last_delivered {
+                if entry.id > group.last_delivered && !self.is_deleted(entry.offset) {
                     found.push(entry);
                     if found.len() == count {
                         break;
@@ -577,7 +620,7 @@ impl StreamGroups {
         if let Some(visibility_ms) = group.config.visibility_ms {
             let idle = group.idle_pending(StreamId::MIN, visibility_ms, now, count);
             if !idle.is_empty() {
-                let options = ClaimOptions { delivered_ms: None, retry_count: None, force: false, just_id: false };
+                let options = ClaimOptions::default();
                 let (claim_events, claimed) =
                     self.claim(shard, name.clone(), consumer.clone(), visibility_ms, idle, options, now).await?;
                 events.extend(claim_events);
@@ -683,6 +726,15 @@ impl StreamGroups {
                     reply.push((*id, (!options.just_id).then(|| entry.clone())));
                 }
             }
+        }
+        if let Some(last_id) = options.last_id.filter(|last_id| *last_id > group.last_delivered) {
+            let next_offset = self.start_position(StartId::After(last_id)).await?.1.max(group.next_offset);
+            events.push(Event::SetId {
+                name: name.clone(),
+                last_delivered: last_id,
+                next_offset,
+                entries_read: group.entries_read,
+            });
         }
         if !claimed.is_empty() {
             let deliveries = match (options.retry_count, options.just_id) {

@@ -7,7 +7,10 @@ Modes:
   (JUSTID, RETRYCOUNT, FORCE), XAUTOCLAIM, delivery counts as Redis counts them, errors.
 - `dead-letter`: MAXDELIVERIES moves an entry to the dead-letter stream with its origin;
   VISIBILITY hands a silent worker's entry to the next XREADGROUP >.
-- `prepare --stream S`: builds group state (deliveries, acks, claims) and writes it to --state.
+- `deletion`: groups skip entries XDEL deleted; a deleted pending entry reads back empty and
+  a claim drops it; XCLAIM LASTID moves the group on.
+- `prepare --stream S`: builds group state (deliveries, acks, claims, deleted entries) and
+  writes it to --state.
 - `verify --stream S`: the group state after a restart equals --state exactly; then reads the
   next new entry and records the new state in --state.
 """
@@ -162,12 +165,49 @@ def dead_letter(args):
     log("ok: dead-letter")
 
 
+def deletion(args):
+    r = client(args.resp)
+    stream = f"deleting-{time.time_ns()}"
+    r.xgroup_create(stream, "g", id="$", mkstream=True)
+    ids = [r.xadd(stream, {"n": str(index)}).decode() for index in range(6)]
+    expect_equal(r.xdel(stream, ids[1]), 1, "XDEL before delivery")
+    got = read(r, stream, "g", "alice", count=2)
+    expect_equal([entry_id.decode() for entry_id, _ in got], [ids[0], ids[2]], "XREADGROUP > skips deleted entries")
+    expect_equal(r.xdel(stream, ids[2]), 1, "XDEL of a pending entry")
+    expect_equal(r.xpending(stream, "g")["pending"], 2, "a deleted entry stays pending (as in Redis)")
+    history = read(r, stream, "g", "alice", position="0")
+    expect_equal([(entry_id.decode(), fields) for entry_id, fields in history],
+                 [(ids[0], {b"n": b"0"}), (ids[2], {})], "a deleted pending entry reads back without fields")
+    expect_equal(r.xclaim(stream, "g", "bob", 0, [ids[2]]), [], "XCLAIM of a deleted entry claims nothing")
+    expect_equal([line["message_id"].decode() for line in r.xpending_range(stream, "g", "-", "+", 10)], [ids[0]],
+                 "the claim dropped the deleted entry from the pending list")
+    read(r, stream, "g", "bob", count=1)
+    expect_equal(r.xdel(stream, ids[3]), 1, "XDEL of bob's entry")
+    next_id, entries, deleted = r.xautoclaim(stream, "g", "carol", 0, "0-0")[:3]
+    expect_equal(([entry_id.decode() for entry_id, _ in entries], [entry_id.decode() for entry_id in deleted]),
+                 ([ids[0]], [ids[3]]), "XAUTOCLAIM claims what exists and lists what was deleted")
+    expect_equal(r.execute_command("XCLAIM", stream, "g", "carol", 0, ids[0], "JUSTID", "LASTID", ids[5],
+                                   parse_justid=True),
+                 [ids[0].encode()], "XCLAIM with LASTID")
+    expect_equal(r.xinfo_groups(stream)[0]["last-delivered-id"].decode(), ids[5], "LASTID moved the group on")
+    r.execute_command("XCLAIM", stream, "g", "carol", 0, ids[0], "JUSTID", "LASTID", ids[0], parse_justid=True)
+    expect_equal(r.xinfo_groups(stream)[0]["last-delivered-id"].decode(), ids[5], "an older LASTID changes nothing")
+    expect_equal(read(r, stream, "g", "carol"), [], "entries up to LASTID are not new")
+    newest = r.xadd(stream, {"n": "new"}).decode()
+    expect_equal([entry_id.decode() for entry_id, _ in read(r, stream, "g", "carol")], [newest],
+                 "entries after LASTID are")
+    expect_error(lambda: r.execute_command("XCLAIM", stream, "g", "carol", 0, ids[0], "LASTID", "nope"),
+                 "Invalid stream ID", "a bad LASTID")
+    log("ok: deletion")
+
+
 def group_state(r, stream):
     pending = [(line["message_id"].decode(), line["consumer"].decode(), line["times_delivered"])
                for line in r.xpending_range(stream, "g", "-", "+", 10_000)]
     info = r.xinfo_groups(stream)[0]
     return {"pending": pending, "last_delivered": info["last-delivered-id"].decode(),
-            "entries_read": info["entries-read"]}
+            "entries_read": info["entries-read"], "length": r.xlen(stream),
+            "entries": [entry_id.decode() for entry_id, _ in r.xrange(stream)]}
 
 
 def prepare(args):
@@ -179,6 +219,8 @@ def prepare(args):
     r.xack(args.stream, "g", *ids[:5])
     r.xclaim(args.stream, "g", "c", 0, ids[10:12])
     read(r, args.stream, "g", "a", position="0", count=3)
+    # Deleted: one pending (it stays pending), two not delivered yet (they will be skipped).
+    expect_equal(r.xdel(args.stream, ids[12], ids[40], ids[41]), 3, "XDEL before the crash")
     # Changes that leave the state as it was but grow the group log (to have it compacted).
     for index in range(100):
         r.xgroup_createconsumer(args.stream, "g", f"passing-{index}")
@@ -199,6 +241,8 @@ def verify(args):
     expect_equal(after["pending"], [tuple(line) for line in before["pending"]], "pending entries after the restart")
     expect_equal(after["last_delivered"], before["last_delivered"], "last delivered ID after the restart")
     expect_equal(after["entries_read"], before["entries_read"], "entries read after the restart")
+    expect_equal((after["length"], after["entries"]), (before["length"], before["entries"]),
+                 "the stream's entries (XDEL's deletions kept) after the restart")
     following = read(r, args.stream, "g", "a", count=1)
     expected = {b"n": str(before["next"]).encode()}
     expect(following and following[0][1] == expected, f"the next new entry is #{before['next']}, got {following}")
@@ -213,12 +257,12 @@ def verify(args):
 def main():
     parser = argument_parser(__doc__)
     parser.add_argument("--resp", required=True)
-    parser.add_argument("mode", choices=["queue", "redelivery", "dead-letter", "prepare", "verify"])
+    parser.add_argument("mode", choices=["queue", "redelivery", "dead-letter", "deletion", "prepare", "verify"])
     parser.add_argument("--stream")
     parser.add_argument("--state")
     args = parser.parse_args()
-    {"queue": queue, "redelivery": redelivery, "dead-letter": dead_letter, "prepare": prepare,
-     "verify": verify}[args.mode](args)
+    {"queue": queue, "redelivery": redelivery, "dead-letter": dead_letter, "deletion": deletion,
+     "prepare": prepare, "verify": verify}[args.mode](args)
 
 
 if __name__ == "__main__":

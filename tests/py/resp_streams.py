@@ -120,6 +120,33 @@ def check_trim_and_keys(r, stream):
     expect_equal(r.xlen(stream), 0, "XLEN of a deleted stream")
 
 
+def check_xdel(r, stream):
+    """XDEL deletes entries anywhere in a stream: reads skip them, lengths leave them out, the
+    stream's last ID stays the newest one's."""
+    written = [r.xadd(stream, {"n": str(index)}).decode() for index in range(6)]
+    expect_equal(r.xdel(stream, written[1], written[3], written[3], "9999999999999-0"), 2,
+                 "XDEL counts the entries it deleted (not repeats, not missing IDs)")
+    expect_equal(r.xdel(stream, written[1]), 0, "an entry is deleted once")
+    live = [written[index] for index in (0, 2, 4, 5)]
+    expect_equal(r.xlen(stream), 4, "XLEN leaves deleted entries out")
+    expect_equal(ids(r.xrange(stream)), live, "XRANGE skips deleted entries")
+    expect_equal(ids(r.xrevrange(stream)), live[::-1], "XREVRANGE skips deleted entries")
+    expect_equal(ids(r.xrange(stream, min=written[1], max=written[3])), [written[2]], "a range of deleted bounds")
+    expect_equal(ids(r.xread({stream: "0-0"})[0][1]), live, "XREAD skips deleted entries")
+    expect_equal(r.xdel(stream, written[5]), 1, "XDEL of the newest entry")
+    info = r.xinfo_stream(stream)
+    expect_equal((info["length"], info["last-generated-id"].decode()), (3, written[5]),
+                 "XINFO STREAM: the length without it, the last ID still its")
+    expect_equal((info["first-entry"][0].decode(), info["last-entry"][0].decode()), (written[0], written[4]),
+                 "XINFO STREAM's first and last entries are entries not deleted")
+    expect_error(lambda: r.xadd(stream, {"n": "old"}, id=written[5]), "equal or smaller", "IDs stay monotonic")
+    expect_equal(r.xtrim(stream, maxlen=2, approximate=False), 1, "XTRIM MAXLEN counts only entries not deleted")
+    expect_equal(ids(r.xrange(stream)), [written[2], written[4]], "the newest two entries are kept")
+    expect_equal(r.xdel("missing-" + stream, written[0]), 0, "XDEL on a missing key")
+    expect_error(lambda: r.xdel(stream, "nope"), "Invalid stream ID", "XDEL of a bad ID")
+    expect_error(lambda: r.execute_command("XDEL", stream), "wrong number of arguments", "XDEL without IDs")
+
+
 def check_connection(address):
     r = client(address)
     expect(r.ping(), "PING")
@@ -182,6 +209,7 @@ def commands(args):
     check_ranges(r, stream, written)
     check_xread(args.resp, r, stream, written)
     check_trim_and_keys(r, stream)
+    check_xdel(r, f"{stream}:deleting")
     check_connection(args.resp)
     check_pipeline_and_resp3(args.resp, f"{stream}:pipelined")
     check_mixed_pipeline(args.resp, f"{stream}:mixed")

@@ -1,8 +1,8 @@
 //! Story: a team runs job queues on Redis stream groups, pointed at sluice. Workers compete
 //! and each job is delivered once; a crashed worker's jobs come back (XCLAIM, XAUTOCLAIM, or by
 //! themselves with VISIBILITY); a poison job lands in a dead-letter stream after MAXDELIVERIES;
-//! and after kill -9 every pending entry, owner, delivery count and the group's position are
-//! exactly as acknowledged.
+//! and after kill -9 every pending entry, owner, delivery count, the group's position and the
+//! entries XDEL deleted are exactly as acknowledged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -34,6 +34,13 @@ fn poison_jobs_go_to_the_dead_letter_stream_and_silent_workers_lose_their_jobs()
     require_python!();
     let broker = Broker::builder().shards(2).start();
     run(&broker, &["dead-letter"]);
+}
+
+#[test]
+fn groups_skip_deleted_entries_and_claims_drop_them() {
+    require_python!();
+    let broker = Broker::builder().shards(2).start();
+    run(&broker, &["deletion"]);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Group events as state-log records: key = group name, value = a tag byte and the event's
+//! Group events as state-log records: key = group name (empty for the stream's own events), value = a tag byte and the event's
 //! fields (big-endian integers, length-prefixed byte strings). A record that does not decode
 //! is reported, never guessed at.
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +19,7 @@ const DELIVERED: u8 = 7;
 const CLAIMED: u8 = 8;
 const ACKED: u8 = 9;
 const DROPPED: u8 = 10;
+const ENTRIES_DELETED: u8 = 11;
 
 #[derive(Default)]
 struct Writer(Vec<u8>);
@@ -240,8 +241,16 @@ pub fn encode(event: &Event) -> StateRecord {
             out.u8(DROPPED);
             out.ids(ids);
         }
+        Event::EntriesDeleted { runs } => {
+            out.u8(ENTRIES_DELETED);
+            out.u64(runs.len() as u64);
+            for (start, end) in runs {
+                out.i64(*start);
+                out.i64(*end);
+            }
+        }
     }
-    (event.group_name().to_vec(), Some(out.0))
+    (event.group_name().map_or_else(Vec::new, |name| name.to_vec()), Some(out.0))
 }
 
 /// The event of a record; `None` when it does not decode (a record from a newer version,
@@ -289,6 +298,11 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<Event> {
         }
         ACKED => Event::Acked { name, ids: input.ids()? },
         DROPPED => Event::Dropped { name, ids: input.ids()? },
+        ENTRIES_DELETED if name.is_empty() => {
+            let count = input.count(16)?;
+            let runs = (0..count).map(|_| Some((input.i64()?, input.i64()?))).collect::<Option<Vec<_>>>()?;
+            Event::EntriesDeleted { runs }
+        }
         _ => return None,
     };
     input.0.is_empty().then_some(event)
@@ -357,6 +371,8 @@ mod tests {
             },
             Event::Acked { name: name("g"), ids: vec![StreamId::new(1, 0), StreamId::MAX] },
             Event::Dropped { name: name("g"), ids: vec![StreamId::MIN] },
+            Event::EntriesDeleted { runs: vec![(3, 4), (10, 20)] },
+            Event::EntriesDeleted { runs: vec![] },
         ]
     }
 

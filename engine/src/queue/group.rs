@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
+use crate::stream::deleted::DeletedEntries;
 use crate::stream::id::StreamId;
 
 /// Pending entries a group may hold; reading more new entries is refused past it.
@@ -135,11 +136,17 @@ pub enum Event {
         name: Bytes,
         ids: Vec<StreamId>,
     },
+    /// XDEL (not a group's event: the stream's): these runs of offsets are deleted. A
+    /// snapshot holds every run at or after the stream's start.
+    EntriesDeleted {
+        runs: Vec<(i64, i64)>,
+    },
 }
 
 impl Event {
-    pub fn group_name(&self) -> &Bytes {
-        match self {
+    /// The group the event changes; `None` for the stream's own events.
+    pub fn group_name(&self) -> Option<&Bytes> {
+        Some(match self {
             Event::Group { name, .. }
             | Event::Destroyed { name }
             | Event::SetId { name, .. }
@@ -150,7 +157,40 @@ impl Event {
             | Event::Claimed { name, .. }
             | Event::Acked { name, .. }
             | Event::Dropped { name, .. } => name,
+            Event::EntriesDeleted { .. } => return None,
+        })
+    }
+}
+
+/// What a stream's group log holds: its groups and the entries XDEL deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamState {
+    pub groups: BTreeMap<Bytes, StreamGroup>,
+    pub deleted: DeletedEntries,
+}
+
+impl StreamState {
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::EntriesDeleted { runs } => {
+                for (start, end) in runs {
+                    self.deleted.insert_run(*start, *end);
+                }
+            }
+            _ => apply(&mut self.groups, event),
         }
+    }
+
+    /// Events that rebuild this state from nothing; deleted entries below `log_start` (gone
+    /// from the log) are left out.
+    pub fn snapshot(&self, log_start: i64) -> Vec<Event> {
+        let mut events: Vec<Event> =
+            self.groups.iter().map(|(name, group)| Event::Group { name: name.clone(), group: group.clone() }).collect();
+        let runs = self.deleted.runs_in(log_start, i64::MAX);
+        if !runs.is_empty() {
+            events.push(Event::EntriesDeleted { runs });
+        }
+        events
     }
 }
 
@@ -165,11 +205,13 @@ pub fn apply(groups: &mut BTreeMap<Bytes, StreamGroup>, event: &Event) {
         groups.remove(name);
         return;
     }
-    let Some(group) = groups.get_mut(event.group_name()) else {
+    let Some(group) = event.group_name().and_then(|name| groups.get_mut(name)) else {
         return;
     };
     match event {
-        Event::Group { .. } | Event::Destroyed { .. } => unreachable!("handled above"),
+        Event::Group { .. } | Event::Destroyed { .. } | Event::EntriesDeleted { .. } => {
+            unreachable!("handled above")
+        }
         Event::SetId { last_delivered, next_offset, entries_read, .. } => {
             group.last_delivered = *last_delivered;
             group.next_offset = *next_offset;
@@ -467,5 +509,25 @@ mod tests {
         apply(&mut groups, &Event::Destroyed { name: name("g") });
         deliver(&mut groups, "alice", 100, &[1]);
         assert!(groups.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_rebuilds_groups_and_deleted_entries_after_the_start() {
+        let mut state = StreamState { groups: created(), ..StreamState::default() };
+        deliver(&mut state.groups, "alice", 100, &[1, 2, 3]);
+        state.apply(&Event::EntriesDeleted { runs: vec![(1, 2), (5, 9)] });
+        state.apply(&Event::EntriesDeleted { runs: vec![(2, 3)] });
+        assert_eq!(state.deleted.runs().collect::<Vec<_>>(), vec![(1, 3), (5, 9)]);
+        let mut rebuilt = StreamState::default();
+        for event in state.snapshot(0) {
+            rebuilt.apply(&event);
+        }
+        assert_eq!(rebuilt, state);
+        let mut after_trim = StreamState::default();
+        for event in state.snapshot(6) {
+            after_trim.apply(&event);
+        }
+        assert_eq!(after_trim.deleted.runs().collect::<Vec<_>>(), vec![(6, 9)]);
+        assert_eq!(after_trim.groups, state.groups);
     }
 }

@@ -1,10 +1,12 @@
 //! Reading a stream: the log of partition 0 of its topic, read on the owner shard and turned
 //! into entries here (`sluice_engine::stream::entry`). Entry IDs grow with offsets, so an ID
 //! bound becomes an offset through the time index (an ID's milliseconds are its record's
-//! timestamp), and a scan from there filters by ID.
+//! timestamp), and a scan from there filters by ID. Entries XDEL deleted stay in the log
+//! (it is append-only) and every read here skips them.
 use bytes::Bytes;
 use sluice_engine::partition::PartitionError;
 use sluice_engine::record::batch;
+use sluice_engine::stream::deleted::DeletedEntries;
 use sluice_engine::stream::entry::{self, Entry};
 use sluice_engine::stream::id::StreamId;
 
@@ -13,7 +15,7 @@ use super::session::Session;
 use crate::limits::RESP_SCAN_READ_BYTES;
 use crate::metadata::check_topic_name;
 use crate::runtime::mesh::{
-    Fetched, ShardError, ShardRequest, ShardResponse, TopicPartition, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP,
+    Fetched, ShardError, ShardRequest, ShardResponse, StreamChunk, TopicPartition, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP,
 };
 
 /// The partition a stream lives in.
@@ -86,31 +88,57 @@ impl Stream {
         }
     }
 
-    /// Durable batches from `offset` on; an offset below the log start reads from the start.
-    async fn fetch(&self, session: &Session, offset: i64) -> Result<Fetched, Reply> {
+    /// Durable batches from `offset` on, with the deleted offsets among them; an offset below
+    /// the log start reads from the start.
+    async fn fetch(&self, session: &Session, offset: i64) -> Result<(Fetched, DeletedEntries), Reply> {
         let mut offset = offset;
         for _ in 0..2 {
-            let reads = vec![(self.partition.clone(), offset, RESP_SCAN_READ_BYTES)];
-            match session.shard.call(self.owner, ShardRequest::Fetch { reads }).await {
-                ShardResponse::Fetch(mut results) => match results.pop() {
-                    Some(Ok(fetched)) => return Ok(fetched),
-                    Some(Err(ShardError::Partition(PartitionError::OffsetOutOfRange {
+            let request =
+                ShardRequest::StreamRead { stream: self.partition.clone(), offset, max_bytes: RESP_SCAN_READ_BYTES };
+            match session.shard.call(self.owner, request).await {
+                ShardResponse::StreamRead(result) => match result {
+                    Ok(StreamChunk { fetched, deleted }) => return Ok((fetched, DeletedEntries::from_runs(deleted))),
+                    Err(ShardError::Partition(PartitionError::OffsetOutOfRange {
                         log_start_offset,
                         high_watermark,
                         ..
-                    }))) => {
+                    })) => {
                         if offset > high_watermark {
                             break;
                         }
                         offset = log_start_offset;
                     }
-                    Some(Err(ShardError::UnknownTopicOrPartition)) | None => break,
-                    Some(Err(error)) => return Err(storage_error(&error)),
+                    Err(ShardError::UnknownTopicOrPartition) => break,
+                    Err(error) => return Err(storage_error(&error)),
                 },
-                _ => unreachable!("Fetch answers with Fetch"),
+                _ => unreachable!("StreamRead answers with StreamRead"),
             }
         }
-        Ok(Fetched { records: Bytes::new(), high_watermark: offset, log_start_offset: offset })
+        let nothing = Fetched { records: Bytes::new(), high_watermark: offset, log_start_offset: offset };
+        Ok((nothing, DeletedEntries::default()))
+    }
+
+    /// The offsets XDEL deleted in `from..to`.
+    pub async fn deleted(&self, session: &Session, from: i64, to: i64) -> Result<DeletedEntries, Reply> {
+        let request = ShardRequest::StreamDeleted { stream: self.partition.clone(), from, to };
+        match session.shard.call(self.owner, request).await {
+            ShardResponse::StreamDeleted(Ok(runs)) => Ok(DeletedEntries::from_runs(runs)),
+            ShardResponse::StreamDeleted(Err(ShardError::UnknownTopicOrPartition)) => Ok(DeletedEntries::default()),
+            ShardResponse::StreamDeleted(Err(error)) => Err(storage_error(&error)),
+            _ => unreachable!("StreamDeleted answers with StreamDeleted"),
+        }
+    }
+
+    /// The stream's entries (XLEN): records from its start to its end, less those deleted.
+    pub async fn length(&self, session: &Session) -> Result<i64, Reply> {
+        let (start, end) = self.offsets(session).await?;
+        Ok(end - start - self.deleted(session, start, end).await?.count_in(start, end))
+    }
+
+    /// The entry at `offset`, deleted or not (the stream's last ID is its last record's).
+    pub async fn record_at(&self, session: &Session, offset: i64) -> Result<Option<Entry>, Reply> {
+        let (fetched, _) = self.fetch(session, offset).await?;
+        Ok(decode(&fetched.records).into_iter().find(|entry| entry.offset == offset))
     }
 
     /// Entries with an ID in `first..=last` from `offset` on, up to `limit` of them; also
@@ -126,7 +154,7 @@ impl Stream {
         let mut found = Vec::new();
         let mut next = offset;
         while found.len() < limit {
-            let fetched = self.fetch(session, next).await?;
+            let (fetched, deleted) = self.fetch(session, next).await?;
             if fetched.records.is_empty() {
                 break;
             }
@@ -138,7 +166,7 @@ impl Stream {
                 if entry.id > last {
                     return Ok((found, next));
                 }
-                if entry.id >= first {
+                if entry.id >= first && !deleted.contains(entry.offset) {
                     found.push(entry);
                     if found.len() == limit {
                         break;
@@ -171,14 +199,16 @@ impl Stream {
             let mut chunk = Vec::new();
             let mut offset = from;
             while offset < before {
-                let fetched = self.fetch(session, offset).await?;
+                let (fetched, deleted) = self.fetch(session, offset).await?;
                 if fetched.records.is_empty() {
                     break;
                 }
                 for entry in decode(&fetched.records) {
                     if entry.offset >= offset && entry.offset < before {
                         offset = entry.offset + 1;
-                        chunk.push(entry);
+                        if !deleted.contains(entry.offset) {
+                            chunk.push(entry);
+                        }
                     } else if entry.offset >= before {
                         offset = before;
                     }
@@ -201,17 +231,18 @@ impl Stream {
     }
 
     /// Moves the stream's start to `offset` (entries before it are gone); returns how many
-    /// entries that removed.
+    /// entries that removed (deleted ones not counted again).
     pub async fn trim_to(&self, session: &Session, offset: i64) -> Result<i64, Reply> {
         let (start, end) = self.offsets(session).await?;
         let offset = offset.min(end);
         if offset <= start {
             return Ok(0);
         }
+        let deleted = self.deleted(session, start, offset).await?;
         let deletes = vec![(self.partition.clone(), offset)];
         match session.shard.call(self.owner, ShardRequest::DeleteRecords { deletes }).await {
             ShardResponse::DeleteRecords(mut results) => match results.pop() {
-                Some(Ok(new_start)) => Ok(new_start - start),
+                Some(Ok(new_start)) => Ok(new_start - start - deleted.count_in(start, new_start)),
                 Some(Err(error)) => Err(storage_error(&error)),
                 None => Ok(0),
             },
@@ -279,6 +310,10 @@ pub fn group_error(error: crate::stream_groups::GroupError, nogroup: impl FnOnce
         GroupError::TooManyConsumers => Reply::error(format!(
             "ERR the group has {} consumers, its limit: delete some (XGROUP DELCONSUMER)",
             sluice_engine::queue::group::CONSUMERS_PER_GROUP_MAX
+        )),
+        GroupError::TooManyDeletedRuns => Reply::error(format!(
+            "ERR the stream holds {} separate runs of deleted entries, its limit: trim it (XTRIM) to free them",
+            sluice_engine::stream::deleted::DELETED_RUNS_PER_STREAM_MAX
         )),
         GroupError::Storage(reason) => Reply::error(format!("ERR storage: {reason}")),
     }

@@ -81,6 +81,14 @@ pub struct Fetched {
     pub log_start_offset: i64,
 }
 
+/// What a stream read gets: the batches, and the runs `start..end` of offsets in them that
+/// XDEL deleted (entries to skip).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamChunk {
+    pub fetched: Fetched,
+    pub deleted: Vec<(i64, i64)>,
+}
+
 /// Where a ListOffsets query landed: an offset and the timestamp found (-1 when none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OffsetAt {
@@ -110,6 +118,19 @@ pub enum ShardRequest {
         stream: TopicPartition,
         entries: Vec<NewEntry>,
         appended: Option<futures::channel::oneshot::Sender<()>>,
+    },
+    /// A Redis read of a stream: durable batches from `offset` (as Fetch) and the offsets
+    /// among them that XDEL deleted.
+    StreamRead {
+        stream: TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+    },
+    /// The runs of offsets XDEL deleted from a stream in `from..to` (XLEN, XTRIM, XINFO).
+    StreamDeleted {
+        stream: TopicPartition,
+        from: i64,
+        to: i64,
     },
     /// Completes when any of the partitions has data past the given offset, or on timeout.
     WaitForData {
@@ -162,6 +183,8 @@ pub enum ShardResponse {
     Produce(Vec<Result<Appended, ShardError>>),
     Fetch(Vec<Result<Fetched, ShardError>>),
     StreamAdded(Vec<Result<StreamAdded, StreamAddError>>),
+    StreamRead(Result<StreamChunk, ShardError>),
+    StreamDeleted(Result<Vec<(i64, i64)>, ShardError>),
     Waited,
     ListOffsets(Vec<Result<OffsetAt, ShardError>>),
     DeleteRecords(Vec<Result<i64, ShardError>>),

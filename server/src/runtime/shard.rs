@@ -6,7 +6,7 @@
 //! the owner answers on a one-shot channel. The owner appends, waits for the group-committed
 //! fdatasync when acks=all, and replies.
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,6 +81,8 @@ pub struct Shard {
     stream_groups: RefCell<HashMap<String, Rc<StreamGroups>>>,
     /// Serialises opening group logs (so one is never opened twice).
     stream_groups_opening: glommio::sync::Semaphore,
+    /// Streams known to have no group log on disk (reads need not look for deleted entries).
+    streams_without_groups: RefCell<HashSet<String>>,
     /// What this shard's front doors measure (read by a scrape, `ShardRequest::Metrics`).
     pub metrics: ShardMetrics,
 }
@@ -101,6 +103,7 @@ impl Shard {
             stream_tails: RefCell::new(HashMap::new()),
             stream_groups: RefCell::new(HashMap::new()),
             stream_groups_opening: glommio::sync::Semaphore::new(1),
+            streams_without_groups: RefCell::new(HashSet::new()),
             metrics: ShardMetrics::default(),
         })
     }
@@ -156,6 +159,12 @@ impl Shard {
             ShardRequest::Fetch { reads } => ShardResponse::Fetch(self.fetch(reads).await),
             ShardRequest::StreamAdd { stream, entries, appended } => {
                 ShardResponse::StreamAdded(self.stream_add(stream, entries, appended).await)
+            }
+            ShardRequest::StreamRead { stream, offset, max_bytes } => {
+                ShardResponse::StreamRead(self.stream_read(stream, offset, max_bytes).await)
+            }
+            ShardRequest::StreamDeleted { stream, from, to } => {
+                ShardResponse::StreamDeleted(self.stream_deleted(&stream.0, from, to).await)
             }
             ShardRequest::WaitForData { watches, timeout_ms } => {
                 self.wait_for_data(&watches, timeout_ms).await;
@@ -294,7 +303,58 @@ impl Shard {
         let partition = self.partition(&stream).map_err(|_| GroupError::NoStream)?;
         let groups = Rc::new(StreamGroups::open(self, topic, partition).await.map_err(GroupError::Storage)?);
         self.stream_groups.borrow_mut().insert(topic.to_string(), groups.clone());
+        self.streams_without_groups.borrow_mut().remove(topic);
         Ok(groups)
+    }
+
+    /// The stream's groups and deleted entries when it has a group log (without creating one).
+    async fn stream_state_if_any(&self, topic: &str) -> Result<Option<Rc<StreamGroups>>, GroupError> {
+        if let Some(groups) = self.stream_groups.borrow().get(topic) {
+            return Ok(Some(groups.clone()));
+        }
+        if self.streams_without_groups.borrow().contains(topic) {
+            return Ok(None);
+        }
+        let dir = self.config.data_dir.join("topics").join(topic).join(crate::stream_groups::GROUP_LOG_DIR);
+        if !dir.exists() {
+            self.streams_without_groups.borrow_mut().insert(topic.to_string());
+            return Ok(None);
+        }
+        self.stream_groups_of(topic).await.map(Some)
+    }
+
+    /// The runs of offsets deleted (XDEL) from the stream `topic` in `from..to`.
+    async fn stream_deleted(&self, topic: &str, from: i64, to: i64) -> Result<Vec<(i64, i64)>, ShardError> {
+        match self.stream_state_if_any(topic).await {
+            Ok(Some(groups)) => Ok(groups.deleted_runs(from, to)),
+            Ok(None) => Ok(Vec::new()),
+            Err(GroupError::NoStream) => Err(ShardError::UnknownTopicOrPartition),
+            Err(GroupError::Storage(reason)) => Err(ShardError::Partition(PartitionError::Storage { reason })),
+            Err(other) => Err(ShardError::Partition(PartitionError::Storage {
+                reason: format!("the stream's group log: {other:?}"),
+            })),
+        }
+    }
+
+    /// A stream's batches from `offset` and the deleted offsets among them.
+    async fn stream_read(
+        &self,
+        stream: TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<StreamChunk, ShardError> {
+        let fetched = self
+            .fetch(vec![(stream.clone(), offset, max_bytes)])
+            .await
+            .pop()
+            .unwrap_or(Err(ShardError::UnknownTopicOrPartition))?;
+        let end = batch::split(&fetched.records)
+            .map_while(Result::ok)
+            .last()
+            .and_then(|range| batch::header(&fetched.records[range]).ok())
+            .map_or(offset, |header| header.last_offset() + 1);
+        let deleted = self.stream_deleted(&stream.0, offset, end).await?;
+        Ok(StreamChunk { fetched, deleted })
     }
 
     fn partition(&self, topic_partition: &TopicPartition) -> Result<Rc<Partition>, ShardError> {
@@ -676,6 +736,7 @@ impl Shard {
         for (key, partition) in stale {
             self.partitions.borrow_mut().remove(&key);
             self.stream_tails.borrow_mut().remove(&key);
+            self.streams_without_groups.borrow_mut().remove(&key.0);
             let groups = self.stream_groups.borrow_mut().remove(&key.0);
             if let Some(groups) = groups {
                 groups.close().await;

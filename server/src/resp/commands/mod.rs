@@ -5,6 +5,7 @@ pub mod keys;
 pub mod xack;
 pub mod xadd;
 pub mod xclaim;
+pub mod xdel;
 pub mod xgroup;
 pub mod xinfo;
 pub mod xrange;
@@ -68,6 +69,7 @@ async fn run(session: &Rc<Session>, mut args: Args, name: &str, started: Instant
         "type" => keys::key_type(session, &mut args).into(),
         "xlen" => xtrim::xlen(session, &mut args).await.into(),
         "xtrim" => xtrim::xtrim(session, &mut args).await.into(),
+        "xdel" => xdel::xdel(session, &mut args).await.into(),
         "xrange" => xrange::xrange(session, &mut args, false).await.into(),
         "xrevrange" => xrange::xrange(session, &mut args, true).await.into(),
         "xread" => xread::xread(session, &mut args).await.into(),

@@ -1,5 +1,5 @@
 //! XCLAIM key group consumer min-idle-time id ... [IDLE ms] [TIME ms] [RETRYCOUNT n] [FORCE]
-//! [JUSTID] and XAUTOCLAIM key group consumer min-idle-time start [COUNT n] [JUSTID].
+//! [JUSTID] [LASTID id] and XAUTOCLAIM key group consumer min-idle-time start [COUNT n] [JUSTID].
 //!
 //! A claim is a delivery: past the group's MAXDELIVERIES the entry goes to the dead-letter
 //! stream instead of to the claimer (JUSTID claims are not deliveries and never do).
@@ -37,7 +37,7 @@ pub async fn xclaim(session: &Session, args: &mut Args) -> CommandResult {
         return Err(args.wrong_arity());
     }
     let now = now_ms().max(0) as u64;
-    let mut options = ClaimOptions { delivered_ms: None, retry_count: None, force: false, just_id: false };
+    let mut options = ClaimOptions::default();
     while args.remaining() > 0 {
         if args.take_keyword("IDLE") {
             options.delivered_ms = Some(now.saturating_sub(args.count()?));
@@ -50,7 +50,11 @@ pub async fn xclaim(session: &Session, args: &mut Args) -> CommandResult {
         } else if args.take_keyword("JUSTID") {
             options.just_id = true;
         } else if args.take_keyword("LASTID") {
-            return Err(Reply::error("ERR LASTID is not supported by sluice (it serves Redis replication)"));
+            let word = args.required()?;
+            options.last_id = Some(
+                StreamId::parse(&word, 0)
+                    .ok_or_else(|| Reply::error("ERR Invalid stream ID specified as stream command argument"))?,
+            );
         } else {
             return Err(Reply::error(format!(
                 "ERR Unrecognized XCLAIM option '{}'",

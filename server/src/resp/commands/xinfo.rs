@@ -19,15 +19,18 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
     match &sub[..] {
         b"STREAM" => {
             let (start, end) = stream.offsets(session).await?;
+            let length = stream.length(session).await?;
             let first = stream.scan(session, start, StreamId::MIN, StreamId::MAX, 1).await?.0.into_iter().next();
             let last = stream.scan_back(session, StreamId::MIN, StreamId::MAX, 1).await?.into_iter().next();
+            // The last ID handed out stays the newest record's, also when XDEL deleted it.
+            let newest = if end > start { stream.record_at(session, end - 1).await? } else { None };
             let groups = match group_call(session, &stream, GroupCall::InfoGroups).await {
                 Ok(GroupAnswer::Groups(groups)) => groups.len(),
                 _ => 0,
             };
-            let last_id = last.as_ref().map_or(StreamId::MIN, |entry| entry.id);
+            let last_id = newest.map_or(StreamId::MIN, |entry| entry.id);
             Ok(Reply::Map(vec![
-                (Reply::bulk("length"), Reply::Integer(end - start)),
+                (Reply::bulk("length"), Reply::Integer(length)),
                 (Reply::bulk("last-generated-id"), Reply::text(last_id)),
                 (Reply::bulk("entries-added"), Reply::Integer(end)),
                 (Reply::bulk("groups"), Reply::Integer(groups as i64)),

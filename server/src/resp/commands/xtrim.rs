@@ -1,6 +1,7 @@
 //! XLEN, XTRIM, and the trimming XADD shares. Trimming moves the stream's start offset (like
 //! Kafka's DeleteRecords); whole segments below it are deleted by the retention task. So `~`
-//! and `=` both trim exactly, and LIMIT has nothing to bound.
+//! and `=` both trim exactly, and LIMIT has nothing to bound. Lengths count entries XDEL
+//! deleted out.
 use sluice_engine::stream::id::StreamId;
 
 use crate::resp::command::{syntax_error, Args, CommandResult};
@@ -54,7 +55,7 @@ impl Trim {
     pub async fn apply(self, session: &Session, stream: &Stream) -> Result<i64, Reply> {
         let (start, end) = stream.offsets(session).await?;
         let new_start = match self {
-            Trim::MaxLength(length) => end.saturating_sub(i64::try_from(length).unwrap_or(i64::MAX)),
+            Trim::MaxLength(length) => stream.deleted(session, start, end).await?.start_keeping(length, start, end),
             Trim::MinId(min_id) => {
                 let from = stream.seek(session, min_id).await?;
                 let (first_kept, next) = stream.scan(session, from, min_id, StreamId::MAX, 1).await?;
@@ -74,8 +75,7 @@ pub async fn xlen(session: &Session, args: &mut Args) -> CommandResult {
     let Some(stream) = streams::find(session, &key)? else {
         return Ok(Reply::Integer(0));
     };
-    let (start, end) = stream.offsets(session).await?;
-    Ok(Reply::Integer(end - start))
+    Ok(Reply::Integer(stream.length(session).await?))
 }
 
 pub async fn xtrim(session: &Session, args: &mut Args) -> CommandResult {

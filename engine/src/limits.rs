@@ -6,6 +6,15 @@ pub const DMA_BLOCK_BYTES: u64 = 4096;
 pub const FLUSH_ROUND_BYTES_MAX: usize = 4 << 20;
 /// Appends wait (backpressure) while a partition holds more unsynced bytes than this.
 pub const PENDING_BYTES_MAX: usize = 64 << 20;
+/// Zeros an idle flusher keeps written (and synced) past the end of the active segment, so
+/// the appends that follow overwrite allocated blocks inside the file and their fdatasync has
+/// no size or extent change to journal (measured here: p50 100 us instead of 210-340 us).
+pub const ZERO_AHEAD_BYTES: u64 = 1 << 20;
+/// The flusher zeroes ahead again once fewer zeroed bytes than this are left.
+pub const ZERO_AHEAD_LOW_WATER_BYTES: u64 = 256 << 10;
+/// Above this write rate a partition does not zero ahead: the zeros would cost disk bandwidth,
+/// and large group-commit rounds already share each fdatasync.
+pub const ZERO_AHEAD_RATE_MAX_BYTES_PER_S: u64 = 64 << 20;
 /// Recently appended batches kept in memory per partition to serve tail reads.
 pub const HOT_CACHE_BYTES_PER_PARTITION: usize = 8 << 20;
 /// One offset/time index entry per this many bytes of log.
@@ -47,5 +56,6 @@ pub const MESSAGE_BYTES_MAX_LIMIT: usize = 1 << 30;
 const _: () = assert!(SEGMENT_BYTES_MIN % DMA_BLOCK_BYTES == 0);
 const _: () = assert!(FLUSH_ROUND_BYTES_MAX as u64 % DMA_BLOCK_BYTES == 0);
 const _: () = assert!(PENDING_BYTES_MAX >= FLUSH_ROUND_BYTES_MAX);
+const _: () = assert!(ZERO_AHEAD_BYTES % DMA_BLOCK_BYTES == 0 && ZERO_AHEAD_LOW_WATER_BYTES < ZERO_AHEAD_BYTES);
 const _: () = assert!(MESSAGE_BYTES_MAX_LIMIT as u64 <= SEGMENT_BYTES_MAX);
 const _: () = assert!(PRODUCER_SNAPSHOTS_KEPT >= 1);

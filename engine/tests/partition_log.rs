@@ -245,3 +245,56 @@ fn idempotent_retries_are_written_once_even_across_a_reopen() {
         reopened.close().await;
     });
 }
+
+/// An idle partition writes zeros ahead of its end, so the next appends overwrite allocated
+/// blocks inside the file (a cheap fdatasync) instead of growing it; a crash leaves those
+/// zeros, which recovery reads as the end of the log; a clean close cuts them.
+#[test]
+fn an_idle_partition_zeroes_ahead_and_the_zeros_end_the_log() {
+    const ZEROS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("topic/0");
+    let crash_copy = temp.path().join("copy/0");
+    run(move || async move {
+        let segment = dir.join(format!("{:020}.log", 0));
+        let file_bytes = |path: &Path| std::fs::metadata(path).unwrap().len();
+        let partition = open(&dir, PartitionConfig::default()).await;
+        let first = record_batch(0, 1_000);
+        let appended = partition.append(&first).await.unwrap();
+        partition.wait_durable(&appended).await.unwrap();
+        let started = std::time::Instant::now();
+        while file_bytes(&segment) < sluice_engine::limits::ZERO_AHEAD_BYTES {
+            assert!(started.elapsed() < ZEROS_WAIT, "no zeros written ahead within {ZEROS_WAIT:?}");
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        std::fs::create_dir_all(&crash_copy).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), crash_copy.join(entry.file_name())).unwrap();
+        }
+        let zeroed_file_bytes = file_bytes(&segment);
+        let mut expected = vec![(0, first[8..].to_vec())];
+        for index in 1..20 {
+            let batch = record_batch(index, 1_000 + index as i64);
+            let appended = partition.append(&batch).await.unwrap();
+            partition.wait_durable(&appended).await.unwrap();
+            expected.push((index as i64, batch[8..].to_vec()));
+        }
+        assert!(partition.size_bytes() < zeroed_file_bytes / 2, "the appends fit in the zeros");
+        assert_eq!(file_bytes(&segment), zeroed_file_bytes, "the appends wrote over the zeros, the file did not grow");
+        partition.close().await;
+        assert_eq!(file_bytes(&segment), partition.size_bytes(), "closing cut the zeros");
+        drop(partition);
+
+        let recovered = open(&crash_copy, PartitionConfig::default()).await;
+        assert_eq!(recovered.high_watermark(), 1, "the zeros after the first batch end the log");
+        assert_eq!(read_all(&recovered, 0).await, expected[..1]);
+        let next = recovered.append(&record_batch(1, 1_001)).await.unwrap();
+        recovered.wait_durable(&next).await.unwrap();
+        assert_eq!(next.base_offset, 1);
+        recovered.close().await;
+        let reopened = open(&dir, PartitionConfig::default()).await;
+        assert_eq!(read_all(&reopened, 0).await, expected);
+        reopened.close().await;
+    });
+}

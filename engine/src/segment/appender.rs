@@ -6,6 +6,12 @@
 //! partial last block is kept in memory (`carry`) and rewritten, extended, by the next write.
 //! The last block is zero-padded on disk, so recovery expects zeros after the last batch.
 //!
+//! Zeroing ahead: when its partition is idle, the appender writes and syncs zeros past its end
+//! (`zero_ahead`), so the appends that follow overwrite blocks already allocated and inside the
+//! file: their fdatasync then has no file size or extent change to journal, only data (on ext4
+//! here, p50 about 100 us instead of 210-340 us). Zeros after the last batch are what recovery
+//! and `verify` expect anyway; `seal` cuts them.
+//!
 //! After a failed write or sync the appender rewinds to the synced end and writes there again;
 //! until a sync succeeds, each write also zeroes everything the failed ones may have put in
 //! the file past its own end. Otherwise a discarded batch that happened to start where the new
@@ -38,6 +44,8 @@ pub struct SegmentAppender {
     /// sync): past the synced end it may hold discarded batches, so the next write zeroes up
     /// to it.
     unsynced_end_bytes: u64,
+    /// The file holds synced zeros from the end of the last block up to here (0: nothing known).
+    zeroed_end_bytes: u64,
     /// Injected faults (tests only); `None` in the broker.
     faults: Option<Rc<Faults>>,
 }
@@ -83,6 +91,7 @@ impl SegmentAppender {
             synced_carry: carry.clone(),
             carry,
             unsynced_end_bytes: 0,
+            zeroed_end_bytes: 0,
             faults,
         })
     }
@@ -174,9 +183,53 @@ impl SegmentAppender {
 
     /// Forgets writes since the last successful sync: after a failed write or sync the next
     /// write starts again at the synced end, so offsets that were rolled back are overwritten.
+    /// The zeros ahead are forgotten too (the failed writes may have landed on them).
     pub fn rewind(&mut self) {
         self.written_bytes = self.synced_bytes;
         self.carry.clone_from(&self.synced_carry);
+        self.zeroed_end_bytes = 0;
+    }
+
+    /// Synced zeros left after the last block.
+    pub fn zeroed_ahead_bytes(&self) -> u64 {
+        self.zeroed_end_bytes.saturating_sub(align_up(self.written_bytes))
+    }
+
+    /// Writes zeros after the last block up to `ahead_bytes` past it, but not past
+    /// `limit_bytes` (where the segment will roll), and syncs them.
+    pub async fn zero_ahead(&mut self, ahead_bytes: u64, limit_bytes: u64) -> std::io::Result<()> {
+        let block_end = align_up(self.written_bytes);
+        let from = self.zeroed_end_bytes.max(block_end);
+        let to = (block_end + ahead_bytes).min(align_up(limit_bytes));
+        if to <= from {
+            return Ok(());
+        }
+        if let Some(fault) = self.faults.as_ref().and_then(|faults| faults.take_write_fault()) {
+            return Err(match fault {
+                WriteFault::Fail { errno } => std::io::Error::from_raw_os_error(errno),
+                WriteFault::Torn { .. } => std::io::Error::from_raw_os_error(libc::EIO),
+            });
+        }
+        let zeros_bytes = (to - from) as usize;
+        let mut zeros = self.file.alloc_dma_buffer(zeros_bytes);
+        zeros.as_bytes_mut().fill(0);
+        let written = self.file.write_at(zeros, from).await?;
+        if written != zeros_bytes {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                format!("short direct write of zeros: {written} of {zeros_bytes} bytes"),
+            ));
+        }
+        if let Some(faults) = &self.faults {
+            faults.before_sync().await?;
+        }
+        self.file.fdatasync().await?;
+        self.zeroed_end_bytes = to;
+        if to >= self.unsynced_end_bytes {
+            // Whatever failed writes left past the end is zeros now.
+            self.unsynced_end_bytes = 0;
+        }
+        Ok(())
     }
 
     /// Ends the segment: cuts the zero padding of the last block, syncs and closes the file.

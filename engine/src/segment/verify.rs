@@ -8,7 +8,8 @@
 //! A healthy segment (see `appender` and `recovery`) holds batches back to back from byte 0,
 //! the first at the segment's base offset, each starting at the previous one's last offset + 1,
 //! then either nothing (a sealed segment) or zeros up to the next 4 KiB boundary (the padding
-//! of the last block of a segment the broker did not seal: a crash, or a failed seal).
+//! of the last block of a segment the broker did not seal: a crash, or a failed seal); the
+//! newest segment may hold more zeros (written ahead by an idle appender).
 //!
 //! Two severities:
 //! - **damage**: what no broker writes, crash or not, so something else changed the files:
@@ -248,7 +249,7 @@ pub fn verify_segment(dir: &Path, base_offset: i64, newest: bool) -> std::io::Re
                 walk.max_timestamp = walk.max_timestamp.max(batch.max_timestamp);
             }
             BatchRead::Bad(cause) => {
-                if cause == Cause::Zeros && is_block_padding(&mut log, walk.position)? {
+                if cause == Cause::Zeros && is_zero_tail(&mut log, walk.position, newest)? {
                     break;
                 }
                 walk.first_problem.get_or_insert(walk.position);
@@ -294,11 +295,11 @@ fn tail_problem(
     Ok((Severity::Damage, Problem::SealedTail { bytes, cause }))
 }
 
-/// Whether the file from `position` (the end of the last batch) on is the appender's zero
-/// padding: zeros up to the next block boundary and no further.
-fn is_block_padding(log: &mut LogWindow, position: u64) -> std::io::Result<bool> {
+/// Whether the file from `position` (the end of the last batch) on is zeros the appender
+/// wrote: the padding of the last block, and in the newest segment the zeros written ahead.
+fn is_zero_tail(log: &mut LogWindow, position: u64, newest: bool) -> std::io::Result<bool> {
     let block_end = position.div_ceil(DMA_BLOCK_BYTES) * DMA_BLOCK_BYTES;
-    Ok(log.file_bytes <= block_end && is_all_zeros(log, position)?)
+    Ok((newest || log.file_bytes <= block_end) && is_all_zeros(log, position)?)
 }
 
 fn is_all_zeros(log: &mut LogWindow, mut position: u64) -> std::io::Result<bool> {
@@ -814,23 +815,33 @@ mod tests {
     }
 
     #[test]
-    fn a_hole_of_zeros_mid_segment_is_damage_and_zeros_past_the_block_a_warning() {
+    fn a_hole_of_zeros_mid_segment_is_damage_and_zeros_written_ahead_are_clean() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, starts) = segment_of(0, 5);
         log[starts[1] as usize..starts[2] as usize].fill(0);
         log.extend_from_slice(&[0; 2 * DMA_BLOCK_BYTES as usize]);
         std::fs::write(log_path(dir.path(), 0), &log).unwrap();
         let report = verify_partition(dir.path()).unwrap();
-        let end = log.len() as u64 - 2 * DMA_BLOCK_BYTES;
         assert_eq!(
             problems(&report),
-            vec![
-                Problem::BadBatch { cause: Cause::Zeros, resumes_at: starts[2], resumes_offset: 4 },
-                Problem::TornTail { cut_bytes: 2 * DMA_BLOCK_BYTES, cause: Cause::Zeros },
-            ]
+            vec![Problem::BadBatch { cause: Cause::Zeros, resumes_at: starts[2], resumes_offset: 4 }]
         );
-        assert_eq!((report.findings[1].position, report.findings[1].offset), (end, Some(10)));
-        assert_eq!((report.damage, report.warnings), (1, 1));
+        assert_eq!((report.damage, report.warnings), (1, 0));
+    }
+
+    #[test]
+    fn zeros_past_the_block_of_an_older_segment_are_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut older, _) = segment_of(0, 4);
+        let end = older.len() as u64;
+        older.extend_from_slice(&[0; 2 * DMA_BLOCK_BYTES as usize]);
+        let (newest, _) = segment_of(8, 2);
+        std::fs::write(log_path(dir.path(), 0), &older).unwrap();
+        std::fs::write(log_path(dir.path(), 8), &newest).unwrap();
+        let report = verify_partition(dir.path()).unwrap();
+        assert_eq!(problems(&report)[0], Problem::TornTail { cut_bytes: 2 * DMA_BLOCK_BYTES, cause: Cause::Zeros });
+        assert_eq!((report.findings[0].position, report.findings[0].offset), (end, Some(8)));
+        assert_eq!(report.warnings, 1);
     }
 
     #[test]

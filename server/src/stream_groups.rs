@@ -799,6 +799,7 @@ impl StreamGroups {
         };
         match added.pop().expect("one result per entry") {
             Ok(added) => {
+                self.deliveries.record_dead_lettered(group);
                 tracing::info!(stream = %String::from_utf8_lossy(&self.key), group = %String::from_utf8_lossy(group), id = %entry.id, deliveries, dead_letter = %target, dead_letter_id = %added.id, "entry dead-lettered");
                 Ok(())
             }

@@ -307,7 +307,8 @@ fn stream_groups_on_disk_show_after_a_restart_before_any_use() {
 /// one re-reads its history after a restart, another claims what was left, a JUSTID claim only
 /// looks; a second group hands idle jobs out again by itself (VISIBILITY). The counters say
 /// exactly how many entries went out first and how many again, and the gauge how many times
-/// the most-delivered pending entry went out.
+/// the most-delivered pending entry went out; a third group with MAXDELIVERIES 1 moves what is
+/// claimed again to the dead-letter stream, and says so.
 #[test]
 fn stream_group_deliveries_and_redeliveries_are_counted() {
     const ENTRIES: usize = 5;
@@ -315,9 +316,8 @@ fn stream_group_deliveries_and_redeliveries_are_counted() {
     let broker = Broker::builder().shards(2).start();
     let stream = unique_topic("metrics-deliveries");
     let mut connection = resp::connect(&broker.resp_addr());
-    for _ in 0..ENTRIES {
-        resp::command(&mut connection, &["XADD", &stream, "*", "job", "resize"]);
-    }
+    let ids: Vec<String> =
+        (0..ENTRIES).map(|_| resp::command(&mut connection, &["XADD", &stream, "*", "job", "resize"])).collect();
     let mut run = |words: &[&str]| resp::command(&mut connection, words);
     run(&["XGROUP", "CREATE", &stream, "workers", "0"]);
     run(&["XREADGROUP", "GROUP", "workers", "alice", "COUNT", "3", "STREAMS", &stream, ">"]);
@@ -334,6 +334,12 @@ fn stream_group_deliveries_and_redeliveries_are_counted() {
     let again = run(&["XREADGROUP", "GROUP", "visible", "bob", "COUNT", "2", "STREAMS", &stream, ">"]);
     assert_eq!(again.matches("resize").count(), 2, "alice's idle entries come back first: {again}");
 
+    run(&["XGROUP", "CREATE", &stream, "poison", "0", "MAXDELIVERIES", "1"]);
+    let first = run(&["XREADGROUP", "GROUP", "poison", "alice", "COUNT", "2", "STREAMS", &stream, ">"]);
+    assert!(first.contains(&ids[0]) && first.contains(&ids[1]), "two entries delivered once: {first}");
+    let claimed = run(&["XCLAIM", &stream, "poison", "bob", "0", &ids[0], &ids[1]]);
+    assert!(!claimed.contains("resize"), "past MAXDELIVERIES they go to the dead-letter stream: {claimed}");
+
     let (status, text) = http_get(&broker.http_addr(), "/metrics");
     assert_eq!(status, 200, "{text}");
     let samples = check::parse(&text).unwrap_or_else(|error| panic!("invalid exposition: {error}\n{text}"));
@@ -346,5 +352,9 @@ fn stream_group_deliveries_and_redeliveries_are_counted() {
     assert_eq!(value(&samples, "sluice_stream_group_deliveries_total", &visible), 2.0);
     assert_eq!(value(&samples, "sluice_stream_group_redeliveries_total", &visible), 2.0);
     assert_eq!(value(&samples, "sluice_stream_group_pending_max_deliveries", &visible), 2.0);
+    assert_eq!(value(&samples, "sluice_stream_group_dead_lettered_total", &visible), 0.0);
+    let poison = [("stream", stream.as_str()), ("group", "poison")];
+    assert_eq!(value(&samples, "sluice_stream_group_dead_lettered_total", &poison), 2.0);
+    assert_eq!(value(&samples, "sluice_stream_group_pending_entries", &poison), 0.0);
     promtool_check(&text);
 }

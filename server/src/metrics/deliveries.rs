@@ -17,6 +17,8 @@ pub struct DeliveryCounts {
     pub first: u64,
     /// Pending entries handed out again.
     pub again: u64,
+    /// Entries moved to the dead-letter stream (past MAXDELIVERIES).
+    pub dead_lettered: u64,
 }
 
 /// The delivery counts of one stream's groups, by group. Lives with the stream's groups on
@@ -46,6 +48,11 @@ impl GroupDeliveries {
         }
     }
 
+    /// Counts an entry of `group` moved to its dead-letter stream.
+    pub fn record_dead_lettered(&self, group: &Bytes) {
+        self.counts.borrow_mut().entry(group.clone()).or_default().dead_lettered += 1;
+    }
+
     pub fn of(&self, group: &Bytes) -> DeliveryCounts {
         self.counts.borrow().get(group).copied().unwrap_or_default()
     }
@@ -73,14 +80,15 @@ mod tests {
     }
 
     #[test]
-    fn first_deliveries_and_redeliveries_are_counted_per_group() {
+    fn deliveries_redeliveries_and_dead_letters_are_counted_per_group() {
         let deliveries = GroupDeliveries::default();
         deliveries.record(&[delivered("workers", &[1, 2, 3], true), delivered("audit", &[1], true)]);
         deliveries.record(&[claimed("workers", &[1, 2], Deliveries::Increment)]);
         deliveries.record(&[claimed("workers", &[3], Deliveries::Set(5))]);
         deliveries.record(&[claimed("workers", &[1, 2, 3], Deliveries::Keep)]);
-        assert_eq!(deliveries.of(&group("workers")), DeliveryCounts { first: 3, again: 3 });
-        assert_eq!(deliveries.of(&group("audit")), DeliveryCounts { first: 1, again: 0 });
+        deliveries.record_dead_lettered(&group("audit"));
+        assert_eq!(deliveries.of(&group("workers")), DeliveryCounts { first: 3, again: 3, dead_lettered: 0 });
+        assert_eq!(deliveries.of(&group("audit")), DeliveryCounts { first: 1, again: 0, dead_lettered: 1 });
         assert_eq!(deliveries.of(&group("nobody")), DeliveryCounts::default());
     }
 
@@ -89,7 +97,7 @@ mod tests {
         let deliveries = GroupDeliveries::default();
         // XCLAIM FORCE: the entry joins the pending list (no advance), then is claimed.
         deliveries.record(&[delivered("workers", &[7], false), claimed("workers", &[7], Deliveries::Increment)]);
-        assert_eq!(deliveries.of(&group("workers")), DeliveryCounts { first: 0, again: 1 });
+        assert_eq!(deliveries.of(&group("workers")), DeliveryCounts { first: 0, again: 1, dead_lettered: 0 });
         deliveries.record(&[Event::Destroyed { name: group("workers") }]);
         assert_eq!(deliveries.of(&group("workers")), DeliveryCounts::default());
     }

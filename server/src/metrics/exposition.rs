@@ -209,7 +209,7 @@ fn render_stream_groups(out: &mut Exposition, metrics: &BrokerMetrics) {
             out.sample(name, &[("stream", &group.stream), ("group", &group.group)], field(group));
         }
     }
-    let counters: [(&str, &str, Field); 2] = [
+    let counters: [(&str, &str, Field); 3] = [
         (
             "sluice_stream_group_deliveries_total",
             "Entries a Redis stream group handed out for the first time (XREADGROUP >, NOACK included).",
@@ -219,6 +219,11 @@ fn render_stream_groups(out: &mut Exposition, metrics: &BrokerMetrics) {
             "sluice_stream_group_redeliveries_total",
             "Pending entries a Redis stream group handed out again: XREADGROUP with an ID, XCLAIM, XAUTOCLAIM, visibility timeouts (JUSTID claims not counted).",
             |group| group.deliveries.again.to_string(),
+        ),
+        (
+            "sluice_stream_group_dead_lettered_total",
+            "Entries a Redis stream group moved to its dead-letter stream after MAXDELIVERIES deliveries.",
+            |group| group.deliveries.dead_lettered.to_string(),
         ),
     ];
     for (name, help, field) in counters {

@@ -601,7 +601,7 @@ mod tests {
                     oldest_pending_idle_ms: 1500,
                     consumers: 2,
                     dead_letter: "jobs:dlq".to_string(),
-                    deliveries: DeliveryCounts { first: 40, again: 6 },
+                    deliveries: DeliveryCounts { first: 40, again: 6, dead_lettered: 1 },
                     pending_deliveries_max: 4,
                 }],
             }),
@@ -706,6 +706,7 @@ mod tests {
         assert_eq!(value(&samples, "sluice_stream_group_dead_letter_entries", &workers), 2.0);
         assert_eq!(value(&samples, "sluice_stream_group_deliveries_total", &workers), 40.0);
         assert_eq!(value(&samples, "sluice_stream_group_redeliveries_total", &workers), 6.0);
+        assert_eq!(value(&samples, "sluice_stream_group_dead_lettered_total", &workers), 1.0);
         assert_eq!(value(&samples, "sluice_stream_group_pending_max_deliveries", &workers), 4.0);
         assert_eq!(value(&samples, "sluice_bytes_in_total", &[("protocol", "kafka")]), 1500.0);
         assert_eq!(value(&samples, "sluice_records_in_total", &[("protocol", "kafka")]), 15.0);

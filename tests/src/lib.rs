@@ -349,6 +349,11 @@ impl Broker {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The running broker's resident memory (`VmRSS` in `/proc/<pid>/status`), in bytes.
+    pub fn resident_bytes(&self) -> u64 {
+        resident_bytes_of(self.pid().expect("the broker runs"))
+    }
+
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
             Some(child) => child.try_wait().expect("try_wait on broker").is_none(),
@@ -551,6 +556,35 @@ impl Broker {
 /// The status code of `GET path`, or `None` when nothing answers (yet).
 fn http_status(address: &SocketAddr, path: &str) -> Option<u16> {
     http_get(address, path, Duration::from_millis(200)).map(|response| response.status)
+}
+
+/// Resident memory of process `pid` (`VmRSS` in `/proc/<pid>/status`), in bytes.
+pub fn resident_bytes_of(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().strip_suffix("kB"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status");
+    kib << 10
+}
+
+/// Raises this process's open-file limit to its hard limit (a broker started afterwards
+/// inherits it) and checks it allows `needed` descriptors.
+pub fn raise_open_files_limit(needed: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct we own.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    assert!(
+        limit.rlim_cur >= needed,
+        "RLIMIT_NOFILE hard limit {} is below the {needed} this test needs",
+        limit.rlim_max
+    );
 }
 
 /// An HTTP response as the tests read it.

@@ -23,7 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_engine::record::batch::build;
 use sluice_server::metrics::check;
 use sluice_tests::raw::{self, call};
-use sluice_tests::{unique_topic, Broker};
+use sluice_tests::{raise_open_files_limit, unique_topic, Broker};
 
 /// Small limits, so the test sees them at work in seconds.
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_millis(2_000);
@@ -437,23 +437,6 @@ fn a_client_that_reads_no_responses_is_dropped() {
     }
 }
 
-/// Raises this process's open-file limit to its hard limit (the broker, started afterwards,
-/// inherits it) and checks it allows `needed` descriptors.
-fn raise_open_files_limit(needed: u64) {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit read and write the struct we own.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = limit.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
-    assert!(
-        limit.rlim_cur >= needed,
-        "RLIMIT_NOFILE hard limit {} is below the {needed} this test needs",
-        limit.rlim_max
-    );
-}
-
 #[test]
 fn connections_over_the_limit_are_refused_and_counted() {
     let limit = 16;
@@ -530,19 +513,6 @@ fn connections_over_the_limit_are_refused_and_counted() {
     assert_eq!(dropped(&samples, "resp", "connections_max"), resp_refusals as f64);
 }
 
-/// The broker's resident memory, from `/proc/<pid>/status`.
-fn resident_bytes(broker: &Broker) -> u64 {
-    let pid = broker.pid().expect("the broker runs");
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().strip_suffix("kB"))
-        .and_then(|value| value.trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status");
-    kib << 10
-}
-
 #[test]
 fn thousands_of_idle_connections_cost_little_memory() {
     // This process holds both doors' connections; the broker holds two descriptors for each.
@@ -560,20 +530,20 @@ fn thousands_of_idle_connections_cost_little_memory() {
     assert_eq!(connections_open(&settled, "kafka") + connections_open(&settled, "resp"), 0.0);
 
     // Each connection sends one request and then idles, so its buffers were used once.
-    let before = resident_bytes(&broker);
+    let before = broker.resident_bytes();
     let mut held = Vec::new();
     for index in 0..IDLE_CONNECTIONS_PER_DOOR {
         let mut stream = kafka_connect(&broker);
         api_versions_work(&mut stream, index as i32);
         held.push(stream);
     }
-    let after_kafka = resident_bytes(&broker);
+    let after_kafka = broker.resident_bytes();
     for _ in 0..IDLE_CONNECTIONS_PER_DOOR {
         let mut stream = resp_connect(&broker);
         assert_eq!(resp_call(&mut stream, &["PING"]), "+PONG\r\n");
         held.push(stream);
     }
-    let after_resp = resident_bytes(&broker);
+    let after_resp = broker.resident_bytes();
     let samples = metrics(&broker);
     for door in ["kafka", "resp"] {
         assert_eq!(connections_open(&samples, door), IDLE_CONNECTIONS_PER_DOOR as f64, "{door}");

@@ -23,6 +23,14 @@ pub const CONNECTIONS_REFUSED_WARNING_INTERVAL_MS: u64 = 10_000;
 pub const MESH_CHANNEL_CAPACITY: usize = 1024;
 /// Upper bound on a Fetch long poll, whatever the client asks.
 pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
+/// Record bytes one Fetch response holds at most, whatever its `max_bytes` asks (Kafka's broker
+/// `fetch.max.bytes`, 55 MiB there; clients ask for 50 MiB by default). The first batch goes
+/// out whole even when it is larger, so a consumer always progresses.
+pub const FETCH_RESPONSE_BYTES_MAX: usize = 32 << 20;
+/// Bytes of built responses a connection holds for a client that has not taken them yet:
+/// past this a Kafka Fetch waits before it reads, and a RESP connection runs no further
+/// command, so a client reading slowly or not at all holds at most this plus one response.
+pub const CONNECTION_UNSENT_BYTES_MAX: usize = 4 << 20;
 /// Partitions a single topic may have.
 pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
 /// Partitions the broker holds in all (each is open files and memory on its shard).
@@ -63,6 +71,10 @@ pub const RESP_XADD_GATHER_BYTES_MAX: usize = 256 << 10;
 pub const RESP_WRITE_BATCH_BYTES: usize = 64 << 10;
 /// Entries one XRANGE/XREVRANGE/XREAD reply may hold; a range past it without COUNT is refused.
 pub const RESP_RANGE_ENTRIES_MAX: usize = 100_000;
+/// Field bytes (names and values) of the stream entries one reply carries at most, as Fetch's
+/// `FETCH_RESPONSE_BYTES_MAX`: XREAD returns fewer entries than COUNT past it, XRANGE and
+/// XREVRANGE are refused with a hint to ask for fewer. One entry goes out whatever its size.
+pub const RESP_REPLY_BYTES_MAX: usize = 32 << 20;
 /// Bytes read from a stream per fetch while scanning it.
 pub const RESP_SCAN_READ_BYTES: usize = 1 << 20;
 /// Upper bound on XREAD BLOCK, whatever the client asks (0, "forever", waits in rounds of it).

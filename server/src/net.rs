@@ -16,6 +16,8 @@ use futures_lite::AsyncReadExt;
 use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::TcpStream;
 
+use sluice_engine::sync::Notify;
+
 use crate::config::Config;
 
 /// A second handle on the same socket, so reads and writes run in separate tasks.
@@ -64,15 +66,27 @@ pub async fn read_within(stream: &mut TcpStream, buffer: &mut [u8], limit: Durat
 }
 
 /// Responses a connection owes (counted up by its reader, down by its writer once written),
-/// and when the last one left: the idle timeout counts from then.
+/// when the last one left (the idle timeout counts from then), and the bytes of those already
+/// built but not yet handed to the socket: a client that reads slowly or not at all makes the
+/// connection wait (`wait_for_room`) instead of making the broker hold its answers.
 pub struct Owed {
     count: Cell<usize>,
     settled_at: Cell<Instant>,
+    unsent_bytes: Cell<usize>,
+    sent: Notify,
+    /// The writer stopped: nothing more will be sent.
+    writer_stopped: Cell<bool>,
 }
 
 impl Default for Owed {
     fn default() -> Self {
-        Self { count: Cell::new(0), settled_at: Cell::new(Instant::now()) }
+        Self {
+            count: Cell::new(0),
+            settled_at: Cell::new(Instant::now()),
+            unsent_bytes: Cell::new(0),
+            sent: Notify::default(),
+            writer_stopped: Cell::new(false),
+        }
     }
 }
 
@@ -86,6 +100,42 @@ impl Owed {
         if self.count.get() == 0 {
             self.settled_at.set(Instant::now());
         }
+    }
+
+    /// A response of `bytes` is built and waits for the writer.
+    pub fn built(&self, bytes: usize) {
+        self.unsent_bytes.set(self.unsent_bytes.get() + bytes);
+    }
+
+    /// The writer handed `bytes` of built responses to the socket.
+    pub fn sent(&self, bytes: usize) {
+        let unsent = self.unsent_bytes.get();
+        assert!(bytes <= unsent, "sent {bytes} bytes of {unsent} built");
+        self.unsent_bytes.set(unsent - bytes);
+        self.sent.notify_all();
+    }
+
+    pub fn unsent_bytes(&self) -> usize {
+        self.unsent_bytes.get()
+    }
+
+    /// The writer stopped (the client went away or was dropped): wakes whoever waits for room.
+    pub fn writer_stopped(&self) {
+        self.writer_stopped.set(true);
+        self.sent.notify_all();
+    }
+
+    /// Waits until at most `limit` bytes of built responses wait for the writer; false if the
+    /// writer stopped instead. Bounded by the write timeout: a client that takes nothing for
+    /// that long is dropped, which stops the writer.
+    pub async fn wait_for_room(&self, limit: usize) -> bool {
+        while self.unsent_bytes.get() > limit {
+            if self.writer_stopped.get() {
+                return false;
+            }
+            self.sent.notified().await;
+        }
+        true
     }
 }
 

@@ -28,6 +28,7 @@ use sluice_engine::stream::deleted::DELETED_RUNS_PER_STREAM_MAX;
 use sluice_engine::stream::entry::Entry;
 use sluice_engine::stream::id::{IdRequest, StreamId};
 
+use crate::limits::RESP_REPLY_BYTES_MAX;
 use crate::runtime::mesh::{NewEntry, ShardRequest, ShardResponse, StreamAddError};
 use crate::runtime::shard::{now_ms, Shard};
 use crate::runtime::ShardRef;
@@ -572,10 +573,12 @@ impl StreamGroups {
         Ok(found)
     }
 
-    /// New entries after the group's last delivered ID, from its read position, at most `count`.
+    /// New entries after the group's last delivered ID, from its read position, at most `count`
+    /// and `RESP_REPLY_BYTES_MAX` of fields (at least one); also the offset to go on from.
     async fn new_entries(&self, group: &StreamGroup, count: usize) -> Result<(Vec<Entry>, i64), GroupError> {
         let mut next = group.next_offset.max(self.partition.log_start_offset());
         let mut found = Vec::new();
+        let mut bytes = 0;
         while found.len() < count && next < self.partition.high_watermark() {
             let fetched = match self.partition.read(next, ENTRY_READ_BYTES).await {
                 Ok(fetched) => fetched,
@@ -592,12 +595,18 @@ impl StreamGroups {
                 if entry.offset < next {
                     continue;
                 }
-                next = entry.offset + 1;
                 if entry.id > group.last_delivered && !self.is_deleted(entry.offset) {
+                    bytes += crate::resp::streams::fields_bytes(&entry.fields);
+                    if bytes > RESP_REPLY_BYTES_MAX && !found.is_empty() {
+                        return Ok((found, next)); // the next read starts with this entry
+                    }
+                    next = entry.offset + 1;
                     found.push(entry);
                     if found.len() == count {
                         break;
                     }
+                } else {
+                    next = entry.offset + 1;
                 }
             }
         }

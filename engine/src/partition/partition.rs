@@ -464,15 +464,18 @@ impl Partition {
         }
     }
 
+    /// What a read at `offset` answers besides records (high watermark, log start offset, or
+    /// that the offset is out of range), reading none: for a fetch whose response is full.
+    pub fn read_nothing(&self, offset: i64) -> Result<FetchResult, PartitionError> {
+        empty_read(&self.state.borrow(), offset)
+    }
+
     /// Reads durable batches from `offset` on, up to `max_bytes` (at least one whole batch).
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchResult, PartitionError> {
         let (segment_read, high_watermark, log_start_offset) = {
             let state = self.state.borrow();
-            let (high_watermark, log_start_offset) = (state.durable_offset, state.log_start_offset);
-            if offset < log_start_offset || offset > high_watermark {
-                return Err(PartitionError::OffsetOutOfRange { requested: offset, log_start_offset, high_watermark });
-            }
-            let empty = FetchResult { records: Bytes::new(), high_watermark, log_start_offset };
+            let empty = empty_read(&state, offset)?;
+            let (high_watermark, log_start_offset) = (empty.high_watermark, empty.log_start_offset);
             if offset == high_watermark {
                 return Ok(empty);
             }
@@ -894,6 +897,15 @@ fn evict_cached(state: &mut State) {
             state.memory_bytes -= batch.bytes.len();
         }
     }
+}
+
+/// A read of no records at `offset`, or why `offset` cannot be read.
+fn empty_read(state: &State, offset: i64) -> Result<FetchResult, PartitionError> {
+    let (high_watermark, log_start_offset) = (state.durable_offset, state.log_start_offset);
+    if offset < log_start_offset || offset > high_watermark {
+        return Err(PartitionError::OffsetOutOfRange { requested: offset, log_start_offset, high_watermark });
+    }
+    Ok(FetchResult { records: Bytes::new(), high_watermark, log_start_offset })
 }
 
 /// Serves `offset` from the read cache if the cache holds it. Only durable batches are read.

@@ -27,7 +27,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use registry::{DispatchError, OrderPoint, RequestContext};
 use response::ResponseBuffer;
 
-use crate::limits::IN_FLIGHT_REQUESTS_MAX;
+use crate::limits::{CONNECTION_UNSENT_BYTES_MAX, IN_FLIGHT_REQUESTS_MAX};
 use crate::metrics::{Dropped, Protocol};
 use crate::net::{self, Refusals, Timeouts};
 
@@ -105,7 +105,7 @@ async fn serve_connection(shard: &ShardRef, mut stream: TcpStream) -> Result<(),
     let writer_stream = net::duplicate(&stream).map_err(Closed::Io)?;
     timeouts.apply_to_writer(&writer_stream).map_err(Closed::Io)?;
     let (pending_sender, pending_receiver) = local_channel::new_bounded(IN_FLIGHT_REQUESTS_MAX);
-    let in_flight = Rc::new(net::Owed::default());
+    let in_flight = Rc::new(InFlight::default());
     let writer = glommio::spawn_local(write_responses(writer_stream, pending_receiver, in_flight.clone()));
     // Kafka shows a client's host as "/<ip>" (DescribeGroups).
     let client_host: Rc<str> =
@@ -125,9 +125,26 @@ struct Connection<'a> {
     shard: &'a ShardRef,
     client_host: Rc<str>,
     timeouts: Timeouts,
+    in_flight: Rc<InFlight>,
+}
+
+/// What a connection's reader, handlers and writer share. Lives in the connection's tasks.
+struct InFlight {
     /// Requests read and not yet answered (the writer counts them down): while any is, the
-    /// connection is not idle (a Fetch long poll).
-    in_flight: Rc<net::Owed>,
+    /// connection is not idle (a Fetch long poll). Also the bytes of built, unsent responses.
+    owed: net::Owed,
+    /// Fetches take turns: one reads (or long-polls) at a time, and only once the responses
+    /// built before it fit in `CONNECTION_UNSENT_BYTES_MAX`. Kafka clients send one fetch at a
+    /// time anyway; one that pipelines fetches and reads none of them cannot make the broker
+    /// read the log into memory for each (Kafka itself reads no request on a connection until
+    /// the previous response is sent).
+    fetch_turns: glommio::sync::Semaphore,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        Self { owed: net::Owed::default(), fetch_turns: glommio::sync::Semaphore::new(1) }
+    }
 }
 
 /// A response frame as parts (see `response::ResponseBuffer`), or none (acks=0).
@@ -142,7 +159,8 @@ async fn read_requests(
     let mut length_prefix = [0u8; 4];
     loop {
         let idle = connection.timeouts.idle;
-        let first_read = match net::wait_for_request(stream, &mut length_prefix, idle, &connection.in_flight).await {
+        let first_read = match net::wait_for_request(stream, &mut length_prefix, idle, &connection.in_flight.owed).await
+        {
             Ok(0) => return Ok(()), // the client closed the connection
             Ok(read) => read,
             Err(error) if net::is_timeout(&error) => return Err(Closed::Dropped(Dropped::IdleTimeout)),
@@ -162,9 +180,10 @@ async fn read_requests(
         let (order, ordered) = OrderPoint::new();
         let handler = glommio::spawn_local({
             let (shard, client_host) = (shard.clone(), connection.client_host.clone());
-            async move { handle_frame(&shard, &client_host, frame.freeze(), order).await }
+            let in_flight = connection.in_flight.clone();
+            async move { handle_frame(&shard, &client_host, &in_flight, frame.freeze(), order).await }
         });
-        connection.in_flight.owe(1);
+        connection.in_flight.owed.owe(1);
         if pending.send(handler).await.is_err() {
             return Ok(()); // the writer stopped (and said why)
         }
@@ -183,22 +202,27 @@ fn request_read_error(error: std::io::Error) -> Closed {
 async fn write_responses(
     mut stream: TcpStream,
     pending: LocalReceiver<PendingResponse>,
-    in_flight: Rc<net::Owed>,
+    in_flight: Rc<InFlight>,
 ) -> Result<(), Closed> {
     while let Some(handler) = pending.recv().await {
         let result = match handler.await {
-            Ok(Some(parts)) => write_parts(&mut stream, &parts).await.map_err(|error| {
-                if net::is_timeout(&error) {
-                    Closed::Dropped(Dropped::WriteTimeout)
-                } else {
-                    Closed::Io(error)
-                }
-            }),
+            Ok(Some(parts)) => {
+                let written = write_parts(&mut stream, &parts).await.map_err(|error| {
+                    if net::is_timeout(&error) {
+                        Closed::Dropped(Dropped::WriteTimeout)
+                    } else {
+                        Closed::Io(error)
+                    }
+                });
+                in_flight.owed.sent(frame_bytes(&parts));
+                written
+            }
             Ok(None) => Ok(()),
             Err(closed) => Err(closed),
         };
-        in_flight.paid(1);
+        in_flight.owed.paid(1);
         if let Err(closed) = result {
+            in_flight.owed.writer_stopped();
             // Wake the reader, which may be waiting for a request that will never come.
             let _ = stream.shutdown(std::net::Shutdown::Both).await;
             net::drain_until_reader_ends(pending).await;
@@ -208,6 +232,10 @@ async fn write_responses(
     Ok(())
 }
 
+fn frame_bytes(parts: &[Bytes]) -> usize {
+    parts.iter().map(Bytes::len).sum()
+}
+
 async fn write_parts(stream: &mut TcpStream, parts: &[Bytes]) -> std::io::Result<()> {
     for part in parts {
         stream.write_all(part).await?;
@@ -215,8 +243,34 @@ async fn write_parts(stream: &mut TcpStream, parts: &[Bytes]) -> std::io::Result
     Ok(())
 }
 
-/// Answers one request frame: `Ok(None)` when the API sends no response.
+/// Answers one request frame: `Ok(None)` when the API sends no response. A Fetch first waits
+/// for its turn on the connection (`InFlight::fetch_turns`); the response's bytes are counted
+/// as unsent before the turn passes on, so the next fetch sees them.
 async fn handle_frame(
+    shard: &ShardRef,
+    client_host: &str,
+    in_flight: &InFlight,
+    frame: Bytes,
+    order: OrderPoint,
+) -> Result<Option<Vec<Bytes>>, Closed> {
+    let _fetch_turn = if i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Fetch as i16 {
+        // The semaphore lives as long as the connection and is never closed.
+        let turn = in_flight.fetch_turns.acquire_permit(1).await.ok();
+        if !in_flight.owed.wait_for_room(CONNECTION_UNSENT_BYTES_MAX).await {
+            return Ok(None); // the writer stopped: nobody will read this answer
+        }
+        turn
+    } else {
+        None
+    };
+    let answer = answer_frame(shard, client_host, frame, order).await;
+    if let Ok(Some(parts)) = &answer {
+        in_flight.owed.built(frame_bytes(parts));
+    }
+    answer
+}
+
+async fn answer_frame(
     shard: &ShardRef,
     client_host: &str,
     mut frame: Bytes,

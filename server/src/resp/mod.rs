@@ -28,7 +28,9 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use redis_protocol::resp2::decode::decode_bytes_mut;
 
-use crate::limits::{RESP_IN_FLIGHT_COMMANDS_MAX, RESP_REQUEST_BYTES_MAX, RESP_WRITE_BATCH_BYTES};
+use crate::limits::{
+    CONNECTION_UNSENT_BYTES_MAX, RESP_IN_FLIGHT_COMMANDS_MAX, RESP_REQUEST_BYTES_MAX, RESP_WRITE_BATCH_BYTES,
+};
 use crate::metrics::{Dropped, Protocol};
 use crate::net::{self, Refusals, Timeouts};
 use crate::runtime::ShardRef;
@@ -38,6 +40,9 @@ use reply::Reply;
 use session::Session;
 
 const READ_CHUNK_BYTES: usize = 16 << 10;
+/// A connection's write buffer that one large reply grew past this is given back after the
+/// write; gathering small replies leaves it a little over `RESP_WRITE_BATCH_BYTES`.
+const WRITE_BUFFER_KEPT_BYTES_MAX: usize = 4 * RESP_WRITE_BATCH_BYTES;
 
 pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
     let address = shard.config.resp_listen;
@@ -89,10 +94,22 @@ async fn accept_loop(shard: ShardRef, listener: TcpListener) {
 }
 
 /// A reply as it leaves the reader: ready, or a task that finishes it (XADD waiting for fsync).
-/// It carries the protocol in force when the command ran (HELLO changes it for what follows).
+/// It carries the protocol in force when the command ran (HELLO changes it for what follows),
+/// and the bytes it was counted as (`net::Owed::built`; 0 for a task, whose reply is small).
 struct Pending {
     resp3: bool,
     reply: Outcome,
+    bytes: usize,
+}
+
+impl Pending {
+    fn new(resp3: bool, reply: Outcome) -> Self {
+        let bytes = match &reply {
+            Outcome::Reply(reply) | Outcome::Close(reply) => reply.size_bytes(),
+            Outcome::Later(_) => 0,
+        };
+        Self { resp3, reply, bytes }
+    }
 }
 
 /// Why a connection ended.
@@ -149,6 +166,7 @@ impl Replies {
     /// Fails once the writer stopped (the client went away).
     async fn send(&self, reply: Pending) -> Result<(), ()> {
         self.in_flight.owe(1);
+        self.in_flight.built(reply.bytes);
         self.pending.send(reply).await.map_err(|_| ())
     }
 }
@@ -171,31 +189,38 @@ async fn read_commands(
                     Ok(()) => break,
                     Err(reason) => {
                         let reply = Reply::error(format!("ERR Protocol error: {reason}"));
-                        let _ =
-                            pending.send(Pending { resp3: session.resp3.get(), reply: Outcome::Close(reply) }).await;
+                        let _ = pending.send(Pending::new(session.resp3.get(), Outcome::Close(reply))).await;
                         return Ok(());
                     }
                 },
                 Err(error) => {
                     let reason = check_declared_lengths(&buffer).err().unwrap_or_else(|| error.to_string());
                     let reply = Reply::error(format!("ERR Protocol error: {reason}"));
-                    let _ = pending.send(Pending { resp3: session.resp3.get(), reply: Outcome::Close(reply) }).await;
+                    let _ = pending.send(Pending::new(session.resp3.get(), Outcome::Close(reply))).await;
                     return Ok(());
                 }
             };
+            if pending.in_flight.unsent_bytes() > CONNECTION_UNSENT_BYTES_MAX {
+                // The client is slow to take its replies: run nothing more until it took
+                // them. XADDs gathered so far go first, since replies before them wait on them.
+                commands::xadd::send_gathered(session).await;
+                if !pending.in_flight.wait_for_room(CONNECTION_UNSENT_BYTES_MAX).await {
+                    return Ok(()); // the writer stopped (and says why)
+                }
+            }
             let outcome = match Args::from_frame(frame) {
                 Ok(args) => commands::execute(session, args).await,
                 Err(reply) => Outcome::Reply(reply),
             };
             let close = matches!(outcome, Outcome::Close(_));
-            if pending.send(Pending { resp3: session.resp3.get(), reply: outcome }).await.is_err() || close {
+            if pending.send(Pending::new(session.resp3.get(), outcome)).await.is_err() || close {
                 return Ok(()); // the writer stopped (the client went away) or QUIT
             }
             request_started = None; // what is left in `buffer` is the next command
         }
         if buffer.len() > RESP_REQUEST_BYTES_MAX {
             let reply = Reply::error(format!("ERR Protocol error: request larger than {RESP_REQUEST_BYTES_MAX} bytes"));
-            let _ = pending.send(Pending { resp3: session.resp3.get(), reply: Outcome::Close(reply) }).await;
+            let _ = pending.send(Pending::new(session.resp3.get(), Outcome::Close(reply))).await;
             return Ok(());
         }
         // Everything read so far has run: send the XADDs it gathered before waiting for more.
@@ -270,6 +295,7 @@ async fn write_replies(
     in_flight: Rc<net::Owed>,
 ) -> Result<(), Closed> {
     let result = write_replies_in_order(&mut stream, &pending, &in_flight).await;
+    in_flight.writer_stopped();
     if let Err(error) = result {
         // Wake the reader, which may be waiting for a command that will never come.
         let _ = stream.shutdown(std::net::Shutdown::Both).await;
@@ -286,10 +312,11 @@ async fn write_replies_in_order(
     in_flight: &net::Owed,
 ) -> std::io::Result<()> {
     let mut out = BytesMut::with_capacity(RESP_WRITE_BATCH_BYTES);
-    let mut gathered = 0;
+    let (mut gathered, mut gathered_bytes) = (0, 0);
     let mut next = pending.recv().await;
-    while let Some(Pending { resp3, reply }) = next {
+    while let Some(Pending { resp3, reply, bytes }) = next {
         gathered += 1;
+        gathered_bytes += bytes;
         let (reply, close) = match reply {
             Outcome::Reply(reply) => (reply, false),
             Outcome::Later(task) => (task.await, false),
@@ -308,8 +335,14 @@ async fn write_replies_in_order(
         if next.is_none() {
             stream.write_all(&out).await?;
             out.clear();
+            if out.capacity() > WRITE_BUFFER_KEPT_BYTES_MAX {
+                // A large reply grew the buffer: give its memory back rather than keep it for
+                // the life of the connection.
+                out = BytesMut::with_capacity(RESP_WRITE_BATCH_BYTES);
+            }
+            in_flight.sent(gathered_bytes);
             in_flight.paid(gathered);
-            gathered = 0;
+            (gathered, gathered_bytes) = (0, 0);
             next = pending.recv().await;
         }
     }

@@ -65,6 +65,21 @@ impl Reply {
         matches!(self, Reply::Error(_))
     }
 
+    /// About the memory this reply holds until it is written: its strings' bytes plus
+    /// `ITEM_OVERHEAD_BYTES` per item (the enum and its framing). A connection counts it as
+    /// unsent until the writer took it.
+    pub fn size_bytes(&self) -> usize {
+        ITEM_OVERHEAD_BYTES
+            + match self {
+                Reply::Status(text) => text.len(),
+                Reply::Error(text) => text.len(),
+                Reply::Bulk(bytes) => bytes.len(),
+                Reply::Integer(_) | Reply::Null | Reply::NullArray => 0,
+                Reply::Array(items) => items.iter().map(Reply::size_bytes).sum(),
+                Reply::Map(pairs) => pairs.iter().map(|(key, value)| key.size_bytes() + value.size_bytes()).sum(),
+            }
+    }
+
     /// Appends this reply's bytes for protocol `resp3` or RESP2.
     pub fn encode(&self, resp3: bool, out: &mut BytesMut) {
         match self {
@@ -101,6 +116,10 @@ impl Reply {
     }
 }
 
+/// What one reply item costs besides its string bytes: the enum (32 bytes) and its framing.
+const ITEM_OVERHEAD_BYTES: usize = 40;
+const _: () = assert!(std::mem::size_of::<Reply>() <= ITEM_OVERHEAD_BYTES);
+
 fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
     out.put_u8(kind);
     out.put_slice(text);
@@ -129,5 +148,16 @@ mod tests {
         let map = Reply::Map(vec![(Reply::bulk("a"), Reply::Integer(1))]);
         assert_eq!(bytes(&map, false), "*2\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(bytes(&map, true), "%1\r\n$1\r\na\r\n:1\r\n");
+    }
+
+    #[test]
+    fn size_counts_every_string_and_item() {
+        assert_eq!(Reply::OK.size_bytes(), ITEM_OVERHEAD_BYTES + 2);
+        let entry =
+            Reply::Array(vec![Reply::bulk("1-0"), Reply::Array(vec![Reply::bulk("f"), Reply::bulk(vec![0u8; 1000])])]);
+        assert_eq!(entry.size_bytes(), 5 * ITEM_OVERHEAD_BYTES + 3 + 1 + 1000);
+        let mut out = BytesMut::new();
+        entry.encode(false, &mut out);
+        assert!(entry.size_bytes() >= out.len(), "at least the bytes written");
     }
 }

@@ -21,6 +21,20 @@ use crate::runtime::mesh::{
 /// The partition a stream lives in.
 pub const STREAM_PARTITION: i32 = 0;
 
+/// Entries a window of a backward scan starts with, and the most it grows to.
+const SCAN_BACK_WINDOW_ENTRIES_MIN: i64 = 64;
+const SCAN_BACK_WINDOW_ENTRIES_MAX: i64 = 4096;
+
+/// Entries a scan found, and where it stopped.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    pub entries: Vec<Entry>,
+    /// Forward scans: the offset to go on from.
+    pub next: i64,
+    /// It stopped because the next entry in the range would pass its byte limit.
+    pub full: bool,
+}
+
 /// A stream that exists: the key, its partition and the shard that owns it.
 #[derive(Debug, Clone)]
 pub struct Stream {
@@ -141,8 +155,9 @@ impl Stream {
         Ok(decode(&fetched.records).into_iter().find(|entry| entry.offset == offset))
     }
 
-    /// Entries with an ID in `first..=last` from `offset` on, up to `limit` of them; also
-    /// the offset after the last one looked at.
+    /// Entries with an ID in `first..=last` from `offset` on, up to `limit` of them and
+    /// `bytes_max` of fields (at least one entry); `next` is the offset after the last one
+    /// looked at, or the first one left out for want of room.
     pub async fn scan(
         &self,
         session: &Session,
@@ -150,51 +165,63 @@ impl Stream {
         first: StreamId,
         last: StreamId,
         limit: usize,
-    ) -> Result<(Vec<Entry>, i64), Reply> {
-        let mut found = Vec::new();
-        let mut next = offset;
-        while found.len() < limit {
-            let (fetched, deleted) = self.fetch(session, next).await?;
+        bytes_max: usize,
+    ) -> Result<Scanned, Reply> {
+        let mut scanned = Scanned { entries: Vec::new(), next: offset, full: false };
+        let mut bytes = 0;
+        while scanned.entries.len() < limit {
+            let (fetched, deleted) = self.fetch(session, scanned.next).await?;
             if fetched.records.is_empty() {
                 break;
             }
             for entry in decode(&fetched.records) {
-                if entry.offset < next {
+                if entry.offset < scanned.next {
                     continue;
                 }
-                next = entry.offset + 1;
                 if entry.id > last {
-                    return Ok((found, next));
+                    scanned.next = entry.offset + 1;
+                    return Ok(scanned);
                 }
                 if entry.id >= first && !deleted.contains(entry.offset) {
-                    found.push(entry);
-                    if found.len() == limit {
+                    bytes += fields_bytes(&entry.fields);
+                    if bytes > bytes_max && !scanned.entries.is_empty() {
+                        scanned.full = true;
+                        return Ok(scanned);
+                    }
+                    scanned.next = entry.offset + 1;
+                    scanned.entries.push(entry);
+                    if scanned.entries.len() == limit {
                         break;
                     }
+                } else {
+                    scanned.next = entry.offset + 1;
                 }
             }
         }
-        Ok((found, next))
+        Ok(scanned)
     }
 
-    /// Entries with an ID in `first..=last`, newest first, up to `limit`: windows of the log
-    /// read forward from the end back to the start.
+    /// Entries with an ID in `first..=last`, newest first, up to `limit` and `bytes_max` of
+    /// fields (at least one entry): windows of the log read forward from the end back to the
+    /// start. `next` is not kept (0).
     pub async fn scan_back(
         &self,
         session: &Session,
         first: StreamId,
         last: StreamId,
         limit: usize,
-    ) -> Result<Vec<Entry>, Reply> {
+        bytes_max: usize,
+    ) -> Result<Scanned, Reply> {
         let (start, end) = self.offsets(session).await?;
         // Every entry up to `last` lies before the first record of a later millisecond.
         let mut before = match last.ms.checked_add(1) {
             Some(later) => self.seek(session, StreamId::new(later, 0)).await?.clamp(start, end),
             None => end,
         };
-        let mut found = Vec::new();
-        let mut window = 64i64;
-        while found.len() < limit && before > start {
+        let mut scanned = Scanned { entries: Vec::new(), next: 0, full: false };
+        let mut bytes = 0;
+        let mut window = SCAN_BACK_WINDOW_ENTRIES_MIN;
+        while scanned.entries.len() < limit && before > start {
             let from = (before - window).max(start);
             let mut chunk = Vec::new();
             let mut offset = from;
@@ -215,19 +242,28 @@ impl Stream {
                 }
             }
             let reached_first = chunk.first().is_some_and(|entry| entry.id < first);
+            let chunk_bytes: usize = chunk.iter().map(|entry| fields_bytes(&entry.fields)).sum();
             for entry in chunk.into_iter().rev().filter(|entry| entry.id >= first && entry.id <= last) {
-                if found.len() == limit {
+                if scanned.entries.len() == limit {
                     break;
                 }
-                found.push(entry);
+                bytes += fields_bytes(&entry.fields);
+                if bytes > bytes_max && !scanned.entries.is_empty() {
+                    scanned.full = true;
+                    return Ok(scanned);
+                }
+                scanned.entries.push(entry);
             }
             if reached_first {
                 break;
             }
             before = from;
-            window = (window * 2).min(4096);
+            // Wider windows over small entries; large entries keep the window (the memory).
+            if chunk_bytes < RESP_SCAN_READ_BYTES {
+                window = (window * 2).min(SCAN_BACK_WINDOW_ENTRIES_MAX);
+            }
         }
-        Ok(found)
+        Ok(scanned)
     }
 
     /// Moves the stream's start to `offset` (entries before it are gone); returns how many

@@ -108,8 +108,11 @@ pub enum ShardRequest {
         writes: Vec<(TopicPartition, Bytes)>,
         appended: Option<futures::channel::oneshot::Sender<()>>,
     },
+    /// Reads in order, each up to its byte limit, together up to `response_bytes_max` (the
+    /// first non-empty read may pass it alone); reads past that come back empty.
     Fetch {
         reads: Vec<(TopicPartition, i64, usize)>,
+        response_bytes_max: usize,
     },
     /// XADD: append entries to a stream (one batch: a connection's pipelined XADDs to one
     /// key), answered once they are durable, one result per entry in order. `appended` fires

@@ -156,7 +156,9 @@ impl Shard {
             ShardRequest::Produce { acks, writes, appended } => {
                 ShardResponse::Produce(self.produce(acks, writes, appended).await)
             }
-            ShardRequest::Fetch { reads } => ShardResponse::Fetch(self.fetch(reads).await),
+            ShardRequest::Fetch { reads, response_bytes_max } => {
+                ShardResponse::Fetch(self.fetch(reads, response_bytes_max).await)
+            }
             ShardRequest::StreamAdd { stream, entries, appended } => {
                 ShardResponse::StreamAdded(self.stream_add(stream, entries, appended).await)
             }
@@ -344,7 +346,7 @@ impl Shard {
         max_bytes: usize,
     ) -> Result<StreamChunk, ShardError> {
         let fetched = self
-            .fetch(vec![(stream.clone(), offset, max_bytes)])
+            .fetch(vec![(stream.clone(), offset, max_bytes)], max_bytes)
             .await
             .pop()
             .unwrap_or(Err(ShardError::UnknownTopicOrPartition))?;
@@ -507,19 +509,33 @@ impl Shard {
             .collect()
     }
 
-    async fn fetch(&self, reads: Vec<(TopicPartition, i64, usize)>) -> Vec<Result<Fetched, ShardError>> {
+    /// Reads one after the other, so that what they hold together stays within
+    /// `response_bytes_max` before anything is read past it.
+    async fn fetch(
+        &self,
+        reads: Vec<(TopicPartition, i64, usize)>,
+        response_bytes_max: usize,
+    ) -> Vec<Result<Fetched, ShardError>> {
         let mut results = Vec::with_capacity(reads.len());
+        let mut total_bytes = 0usize;
         for (topic_partition, offset, max_bytes) in reads {
+            let left_bytes = response_bytes_max.saturating_sub(total_bytes);
             let result = match self.partition(&topic_partition) {
-                Ok(partition) => {
-                    partition.read(offset, max_bytes).await.map_err(ShardError::from).map(|read| Fetched {
-                        records: read.records,
-                        high_watermark: read.high_watermark,
-                        log_start_offset: read.log_start_offset,
-                    })
+                Ok(partition) if total_bytes > 0 && left_bytes == 0 => partition.read_nothing(offset),
+                Ok(partition) => partition.read(offset, max_bytes.min(left_bytes)).await,
+                Err(error) => {
+                    results.push(Err(error));
+                    continue;
                 }
-                Err(error) => Err(error),
             };
+            let result = result.map_err(ShardError::from).map(|read| Fetched {
+                records: read.records,
+                high_watermark: read.high_watermark,
+                log_start_offset: read.log_start_offset,
+            });
+            if let Ok(fetched) = &result {
+                total_bytes += fetched.records.len();
+            }
             results.push(result);
         }
         results

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use super::scatter;
 use crate::kafka::errors::{self, KafkaError};
 use crate::kafka::registry::RequestContext;
-use crate::limits::FETCH_WAIT_MS_MAX;
+use crate::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::metrics::Protocol;
 use crate::runtime::mesh::{Fetched, ShardError, ShardRequest, ShardResponse, TopicPartition};
 use sluice_engine::record::batch;
@@ -15,7 +15,7 @@ use sluice_engine::record::batch;
 type Read = (TopicPartition, i64, usize);
 
 pub async fn handle(context: &RequestContext, request: FetchRequest, _version: i16) -> Option<FetchResponse> {
-    let response_bytes_max = request.max_bytes.max(0) as usize;
+    let response_bytes_max = (request.max_bytes.max(0) as usize).min(FETCH_RESPONSE_BYTES_MAX);
     let reads: Vec<Read> = request
         .topics
         .iter()
@@ -27,7 +27,7 @@ pub async fn handle(context: &RequestContext, request: FetchRequest, _version: i
             })
         })
         .collect();
-    let mut results = read(context, &reads).await;
+    let mut results = read(context, &reads, response_bytes_max).await;
     let wait_ms = (request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX);
     let fetched_bytes = |results: &[Result<Fetched, ShardError>]| -> usize {
         results.iter().filter_map(|result| result.as_ref().ok()).map(|fetched| fetched.records.len()).sum()
@@ -36,7 +36,7 @@ pub async fn handle(context: &RequestContext, request: FetchRequest, _version: i
     if !any_error && wait_ms > 0 && fetched_bytes(&results) < request.min_bytes.max(1) as usize && !reads.is_empty() {
         let watches = reads.iter().map(|(topic_partition, offset, _)| (topic_partition.clone(), *offset)).collect();
         context.wait_for_data_anywhere(watches, wait_ms).await;
-        results = read(context, &reads).await;
+        results = read(context, &reads, response_bytes_max).await;
     }
     let response = build_response(request, results, response_bytes_max);
     count_sent(context, &response);
@@ -59,7 +59,9 @@ fn count_sent(context: &RequestContext, response: &FetchResponse) {
     context.metrics.sent(Protocol::Kafka, bytes, records);
 }
 
-async fn read(context: &RequestContext, reads: &[Read]) -> Vec<Result<Fetched, ShardError>> {
+/// Each owner reads its share within `response_bytes_max`; `build_response` then keeps the
+/// whole response within it.
+async fn read(context: &RequestContext, reads: &[Read], response_bytes_max: usize) -> Vec<Result<Fetched, ShardError>> {
     let items =
         reads.iter().map(|(topic_partition, offset, max_bytes)| (topic_partition.clone(), (*offset, *max_bytes)));
     scatter(
@@ -70,6 +72,7 @@ async fn read(context: &RequestContext, reads: &[Read]) -> Vec<Result<Fetched, S
                 .into_iter()
                 .map(|(topic_partition, (offset, max_bytes))| (topic_partition, offset, max_bytes))
                 .collect(),
+            response_bytes_max,
         },
         |response| match response {
             ShardResponse::Fetch(results) => Some(results),

@@ -1,4 +1,5 @@
 //! XINFO STREAM key | GROUPS key | CONSUMERS key group.
+use crate::limits::RESP_REPLY_BYTES_MAX;
 use crate::resp::command::{Args, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
@@ -20,8 +21,9 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
         b"STREAM" => {
             let (start, end) = stream.offsets(session).await?;
             let length = stream.length(session).await?;
-            let first = stream.scan(session, start, StreamId::MIN, StreamId::MAX, 1).await?.0.into_iter().next();
-            let last = stream.scan_back(session, StreamId::MIN, StreamId::MAX, 1).await?.into_iter().next();
+            let (min, max, one_entry) = (StreamId::MIN, StreamId::MAX, RESP_REPLY_BYTES_MAX);
+            let first = stream.scan(session, start, min, max, 1, one_entry).await?.entries.into_iter().next();
+            let last = stream.scan_back(session, min, max, 1, one_entry).await?.entries.into_iter().next();
             // The last ID handed out stays the newest record's, also when XDEL deleted it.
             let newest = if end > start { stream.record_at(session, end - 1).await? } else { None };
             let groups = match group_call(session, &stream, GroupCall::InfoGroups).await {

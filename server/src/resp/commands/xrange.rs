@@ -1,7 +1,7 @@
 //! XRANGE key start end [COUNT n] and XREVRANGE key end start [COUNT n].
 use sluice_engine::stream::id::{parse_bound, StreamId};
 
-use crate::limits::RESP_RANGE_ENTRIES_MAX;
+use crate::limits::{RESP_RANGE_ENTRIES_MAX, RESP_REPLY_BYTES_MAX};
 use crate::resp::command::{syntax_error, Args, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
@@ -48,18 +48,25 @@ pub async fn xrange(session: &Session, args: &mut Args, reverse: bool) -> Comman
     }
     // Without COUNT, one more than the cap tells a range that is too large from one that fits.
     let limit = count.unwrap_or(RESP_RANGE_ENTRIES_MAX + 1);
-    let entries = if reverse {
-        stream.scan_back(session, first, last, limit).await?
+    let scanned = if reverse {
+        stream.scan_back(session, first, last, limit, RESP_REPLY_BYTES_MAX).await?
     } else {
         let from = stream.seek(session, first).await?;
-        stream.scan(session, from, first, last, limit).await?.0
+        stream.scan(session, from, first, last, limit, RESP_REPLY_BYTES_MAX).await?
     };
-    if count.is_none() && entries.len() > RESP_RANGE_ENTRIES_MAX {
+    if count.is_none() && scanned.entries.len() > RESP_RANGE_ENTRIES_MAX {
         return Err(Reply::error(format!(
             "ERR the range holds more than {RESP_RANGE_ENTRIES_MAX} entries: page through it with COUNT"
         )));
     }
-    Ok(Reply::entries(entries))
+    if scanned.full {
+        // Fewer entries than asked for would read as the end of the range: refuse instead.
+        let (fitted, asked) = (scanned.entries.len(), count.map_or("all".to_string(), |count| count.to_string()));
+        return Err(Reply::error(format!(
+            "ERR the reply would hold more than {RESP_REPLY_BYTES_MAX} bytes of fields ({fitted} entries fit of the {asked} asked for): page through the range with a smaller COUNT"
+        )));
+    }
+    Ok(Reply::entries(scanned.entries))
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use sluice_engine::stream::entry::Entry;
 use sluice_engine::stream::id::StreamId;
 
-use crate::limits::{RESP_BLOCK_ROUND_MS, RESP_MISSING_STREAM_RECHECK_MS, RESP_RANGE_ENTRIES_MAX};
+use crate::limits::{
+    RESP_BLOCK_ROUND_MS, RESP_MISSING_STREAM_RECHECK_MS, RESP_RANGE_ENTRIES_MAX, RESP_REPLY_BYTES_MAX,
+};
 use crate::metrics::Protocol;
 use crate::resp::command::{syntax_error, Args, CommandResult};
 use crate::resp::reply::Reply;
@@ -125,7 +127,12 @@ async fn read_once(
     count: usize,
 ) -> Result<Vec<(Bytes, Vec<sluice_engine::stream::entry::Entry>)>, Reply> {
     let mut found = Vec::new();
+    // One budget for the whole reply, whatever the number of streams.
+    let mut bytes_left = RESP_REPLY_BYTES_MAX;
     for cursor in cursors.iter_mut() {
+        if bytes_left == 0 {
+            break;
+        }
         let Some(stream): Option<Stream> = streams::find(session, &cursor.key)? else {
             continue;
         };
@@ -138,11 +145,16 @@ async fn read_once(
         if cursor.after == Some(StreamId::MAX) {
             continue;
         }
-        let (entries, next) = stream.scan(session, offset, first, StreamId::MAX, count).await?;
-        cursor.offset = Some(next);
-        if let Some(last) = entries.last() {
+        let scanned = stream.scan(session, offset, first, StreamId::MAX, count, bytes_left).await?;
+        cursor.offset = Some(scanned.next);
+        bytes_left = if scanned.full {
+            0
+        } else {
+            bytes_left.saturating_sub(scanned.entries.iter().map(|entry| streams::fields_bytes(&entry.fields)).sum())
+        };
+        if let Some(last) = scanned.entries.last() {
             cursor.after = Some(last.id);
-            found.push((cursor.key.clone(), entries));
+            found.push((cursor.key.clone(), scanned.entries));
         }
     }
     Ok(found)

@@ -4,6 +4,7 @@
 //! deleted out.
 use sluice_engine::stream::id::StreamId;
 
+use crate::limits::RESP_REPLY_BYTES_MAX;
 use crate::resp::command::{syntax_error, Args, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
@@ -58,8 +59,8 @@ impl Trim {
             Trim::MaxLength(length) => stream.deleted(session, start, end).await?.start_keeping(length, start, end),
             Trim::MinId(min_id) => {
                 let from = stream.seek(session, min_id).await?;
-                let (first_kept, next) = stream.scan(session, from, min_id, StreamId::MAX, 1).await?;
-                first_kept.first().map_or(next.max(end), |entry| entry.offset)
+                let scanned = stream.scan(session, from, min_id, StreamId::MAX, 1, RESP_REPLY_BYTES_MAX).await?;
+                scanned.entries.first().map_or(scanned.next.max(end), |entry| entry.offset)
             }
         };
         if new_start <= start {

@@ -6,7 +6,8 @@
 //!
 //! ## Where to start reading
 //! - [`record::batch`]: the batch format and its validation (CRC-32C, lengths, counts).
-//! - [`partition::Partition`]: append, group-commit flush, read, offsets by time, retention.
+//! - [`partition::Partition`]: append, group-commit flush, read, offsets by time, retention;
+//!   [`partition::read_ahead`] reads ahead of sequential cold readers.
 //! - [`segment`]: the direct-I/O appender, the reader and crash recovery.
 //! - [`index`]: the sparse offset and time indexes.
 //! - [`manifest`]: the topic catalogue, persisted atomically with flatbuffers.

@@ -36,6 +36,13 @@ pub const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
 pub const READ_CHUNK_BYTES: usize = 1 << 20;
 /// Smallest read issued for a fetch, so a scan from an index entry finds whole batches.
 pub const READ_MIN_BYTES: usize = 64 << 10;
+/// Largest read-ahead one partition holds (see `partition::read_ahead`); a read-ahead is as
+/// long as the fetch that started it asked for, at least [`READ_MIN_BYTES`].
+pub const READ_AHEAD_BYTES_MAX: usize = 8 << 20;
+/// Read-ahead bytes one shard holds or reads at once, over all its partitions.
+pub const READ_AHEAD_BYTES_PER_SHARD_MAX: usize = 64 << 20;
+/// A read-ahead nobody claimed for this long gives way to the next reader that wants one.
+pub const READ_AHEAD_UNCLAIMED_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 /// Segments deleted per partition per retention tick (bounded background work).
 pub const RETENTION_DELETES_PER_TICK_MAX: usize = 8;
 /// `sluice verify` looks for partition logs this many directory levels below `topics/` and
@@ -62,3 +69,5 @@ const _: () = assert!(PENDING_BYTES_MAX >= FLUSH_ROUND_BYTES_MAX);
 const _: () = assert!(ZERO_AHEAD_BYTES % DMA_BLOCK_BYTES == 0 && ZERO_AHEAD_LOW_WATER_BYTES < ZERO_AHEAD_BYTES);
 const _: () = assert!(MESSAGE_BYTES_MAX_LIMIT as u64 <= SEGMENT_BYTES_MAX);
 const _: () = assert!(PRODUCER_SNAPSHOTS_KEPT >= 1);
+const _: () = assert!(READ_AHEAD_BYTES_MAX >= READ_MIN_BYTES);
+const _: () = assert!(READ_AHEAD_BYTES_PER_SHARD_MAX >= READ_AHEAD_BYTES_MAX);

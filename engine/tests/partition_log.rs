@@ -4,6 +4,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use sluice_engine::partition::producers::ProducerError;
+use sluice_engine::partition::read_ahead;
 use sluice_engine::partition::{Partition, PartitionConfig, PartitionError};
 use sluice_engine::record::batch::{self, build};
 use sluice_engine::sync::Notify;
@@ -84,6 +85,59 @@ fn appended_batches_read_back_identical_after_reopen() {
         assert_eq!(reopened.offset_for_timestamp(5_000).await.unwrap(), None);
         assert!(matches!(reopened.read(500, 1024).await, Err(PartitionError::OffsetOutOfRange { .. })));
         reopened.close().await;
+    });
+}
+
+/// Reads from `offset` with `max_bytes`, returning the batches and the next offset.
+async fn read_once(partition: &Partition, offset: i64, max_bytes: usize) -> (Vec<(i64, Vec<u8>)>, i64) {
+    let batches = batches_of(&partition.read(offset, max_bytes).await.unwrap().records);
+    assert!(!batches.is_empty(), "read at {offset} below the high watermark returned nothing");
+    let next = batches.last().unwrap().0 + 1;
+    (batches, next)
+}
+
+#[test]
+fn catch_up_reads_from_the_segment_file_read_ahead_and_stay_identical() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("topic/0");
+    run(move || async move {
+        let partition = open(&dir, PartitionConfig::default()).await;
+        let mut expected = Vec::new();
+        for index in 0..3_000 {
+            let batch = record_batch(index, index as i64);
+            let appended = partition.append(&batch).await.unwrap();
+            if index % 100 == 99 {
+                partition.wait_durable(&appended).await.unwrap();
+            }
+            expected.push((index as i64, batch[8..].to_vec()));
+        }
+        partition.close().await;
+        drop(partition);
+        assert_eq!(read_ahead::shard_bytes(), 0);
+
+        let reopened = open(&dir, PartitionConfig::default()).await;
+        // Two consumers, one catching up from the start and one from the middle, take turns;
+        // reads are cut at odd sizes, so read-aheads end inside batches.
+        let (mut first, mut second) = ((0_i64, Vec::new()), (1_234_i64, Vec::new()));
+        let high_watermark = reopened.high_watermark();
+        while first.0 < high_watermark || second.0 < high_watermark {
+            for (reader, max_bytes) in [(&mut first, 10_007), (&mut second, 3_001)] {
+                if reader.0 < high_watermark {
+                    let (batches, next) = read_once(&reopened, reader.0, max_bytes).await;
+                    reader.1.extend(batches);
+                    reader.0 = next;
+                }
+            }
+            if first.0 < high_watermark {
+                assert!(read_ahead::shard_bytes() > 0, "a cold read starts reading what follows");
+            }
+        }
+        assert_eq!(first.1, expected, "read from the start");
+        assert_eq!(second.1, expected[1_234..], "read from the middle");
+        let (batches, _) = read_once(&reopened, 10, 1).await;
+        assert_eq!(batches, expected[10..11], "a seek back reads the file again");
+        reopened.close().await;
+        assert_eq!(read_ahead::shard_bytes(), 0, "closing gives the read-ahead back");
     });
 }
 

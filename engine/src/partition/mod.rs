@@ -5,6 +5,7 @@ pub mod partition;
 mod producer_recovery;
 pub mod producer_snapshot;
 pub mod producers;
+pub mod read_ahead;
 pub mod retention;
 
 pub use config::PartitionConfig;

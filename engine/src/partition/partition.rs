@@ -24,6 +24,7 @@ use super::config::PartitionConfig;
 use super::producer_recovery::{self, SegmentExtent};
 use super::producer_snapshot;
 use super::producers::{ProducerError, ProducerTable, SequenceCheck};
+use super::read_ahead::{ReadAhead, ReadStart};
 use crate::index::offset_index::{OffsetIndex, OffsetIndexEntry};
 use crate::index::time_index::{TimeIndex, TimeIndexEntry};
 use crate::limits::*;
@@ -219,6 +220,8 @@ pub struct Partition {
     storage_metrics: Rc<StorageMetrics>,
     /// Faults injected into every segment appender of this partition (tests only).
     faults: Option<Rc<Faults>>,
+    /// The next cold read, started when the last one was served (catch-up consumers).
+    read_ahead: ReadAhead,
 }
 
 struct Round {
@@ -324,6 +327,7 @@ impl Partition {
             durable: Notify::default(),
             shard_appended,
             storage_metrics: StorageMetrics::current(),
+            read_ahead: ReadAhead::default(),
             faults,
         });
         glommio::spawn_local(partition.clone().run_flusher(appender)).detach();
@@ -501,10 +505,39 @@ impl Partition {
         };
         let (index, base_offset, position, position_offset, end_position) = segment_read;
         let file = self.segment_reader(index, base_offset).await?;
-        let records = reader::read_from(&file, position, position_offset, end_position, offset, max_bytes)
-            .await
-            .map_err(|error| storage_error(&error))?;
-        Ok(FetchResult { records, high_watermark, log_start_offset })
+        let served = match self.read_ahead_served(base_offset, offset, max_bytes).await? {
+            Some(served) => served,
+            None => reader::read_from(&file, position, position_offset, end_position, offset, max_bytes)
+                .await
+                .map_err(|error| storage_error(&error))?,
+        };
+        if served.next_position < end_position {
+            let start = ReadStart {
+                segment_base_offset: base_offset,
+                position: served.next_position,
+                offset: served.next_offset,
+            };
+            let length_bytes = max_bytes.max(READ_MIN_BYTES).min((end_position - served.next_position) as usize);
+            self.read_ahead.start(file, start, length_bytes);
+        }
+        Ok(FetchResult { records: served.records, high_watermark, log_start_offset })
+    }
+
+    /// Serves a cold read from the read-ahead that starts exactly at `offset` in the segment
+    /// with `segment_base_offset`, if there is one and it holds a whole batch.
+    async fn read_ahead_served(
+        &self,
+        segment_base_offset: i64,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Option<reader::Served>, PartitionError> {
+        let Some(claimed) = self.read_ahead.claim_at(segment_base_offset, offset) else {
+            return Ok(None);
+        };
+        let start = claimed.start;
+        let chunk = claimed.bytes().await.map_err(|error| storage_error(&error))?;
+        reader::serve_from_chunk(&chunk, start.position, start.offset, offset, max_bytes)
+            .map_err(|error| storage_error(&error))
     }
 
     /// The first offset whose batch has a timestamp of at least `timestamp`, with that batch's
@@ -566,6 +599,7 @@ impl Partition {
     /// Stops the flusher after it wrote everything queued, and waits for it.
     pub async fn close(&self) {
         self.state.borrow_mut().closed = true;
+        self.read_ahead.clear();
         self.work.notify_all();
         self.durable.notify_all();
         loop {

@@ -26,7 +26,10 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiVersionsRequest, FetchRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use sluice_engine::limits::{HOT_CACHE_BYTES_PER_PARTITION, INDEX_INTERVAL_BYTES, MESSAGE_BYTES_MAX_DEFAULT};
+use sluice_engine::limits::{
+    HOT_CACHE_BYTES_PER_PARTITION, INDEX_INTERVAL_BYTES, MESSAGE_BYTES_MAX_DEFAULT, READ_AHEAD_BYTES_MAX,
+    READ_AHEAD_BYTES_PER_SHARD_MAX,
+};
 use sluice_engine::record::batch::{self, build};
 use sluice_server::limits::{
     CONNECTION_UNSENT_BYTES_MAX, FETCH_RESPONSE_BYTES_MAX, IO_MEMORY_BYTES, RESP_REPLY_BYTES_MAX, RESP_SCAN_READ_BYTES,
@@ -171,11 +174,14 @@ fn resident_bound(start_bytes: u64) -> u64 {
     let fetch_read = |response_bytes: u64| SHARDS as u64 * 2 * (response_bytes + batch);
     let greedy_kafka = CONNECTION_UNSENT_BYTES_MAX as u64 + fetch_read(FETCH_RESPONSE_BYTES_MAX as u64);
     let far_behind = fetch_read(PARTITIONS as u64 * FAR_BEHIND_PARTITION_BYTES as u64);
+    // Sequential cold reads read ahead: per partition the read-ahead being served from and the
+    // next one, within each shard's budget.
+    let read_ahead = (2 * PARTITIONS * READ_AHEAD_BYTES_MAX).min(SHARDS * READ_AHEAD_BYTES_PER_SHARD_MAX) as u64;
     // A Redis reply holds its entries (slices of the chunks read, `RESP_SCAN_READ_BYTES` each)
     // and, while it is written, its encoding; the next command waits.
     let greedy_resp = CONNECTION_UNSENT_BYTES_MAX as u64
         + 2 * (RESP_REPLY_BYTES_MAX as u64 + RESP_SCAN_READ_BYTES as u64 + ENTRY_FIELD_BYTES as u64);
-    start_bytes + io_buffers + stored + producer + idle + greedy_kafka + far_behind + greedy_resp
+    start_bytes + io_buffers + stored + producer + idle + greedy_kafka + far_behind + read_ahead + greedy_resp
 }
 
 /// Sets its flag when dropped, also when a thread panics, so the others stop.

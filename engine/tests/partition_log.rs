@@ -1,5 +1,6 @@
 //! A partition on real direct-I/O files: append, sync, read back, reopen, roll, retain.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -9,9 +10,7 @@ use sluice_engine::partition::{Partition, PartitionConfig, PartitionError};
 use sluice_engine::record::batch::{self, build};
 use sluice_engine::sync::Notify;
 
-fn run<F: std::future::Future<Output = ()> + 'static>(make: impl FnOnce() -> F + Send + 'static) {
-    glommio::LocalExecutorBuilder::default().spawn(make).unwrap().join().unwrap();
-}
+use common::{crash_image, run};
 
 fn record_batch(index: usize, timestamp: i64) -> Vec<u8> {
     let value = format!("value-{index}-").repeat(1 + index % 7);
@@ -321,11 +320,7 @@ fn an_idle_partition_zeroes_ahead_and_the_zeros_end_the_log() {
             assert!(started.elapsed() < ZEROS_WAIT, "no zeros written ahead within {ZEROS_WAIT:?}");
             glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
         }
-        std::fs::create_dir_all(&crash_copy).unwrap();
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), crash_copy.join(entry.file_name())).unwrap();
-        }
+        crash_image(&dir, &crash_copy);
         let zeroed_file_bytes = file_bytes(&segment);
         let mut expected = vec![(0, first[8..].to_vec())];
         for index in 1..20 {

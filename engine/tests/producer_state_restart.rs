@@ -3,6 +3,7 @@
 //! producer's last batch lies in a segment rolled long ago; broken or stale snapshots are
 //! never trusted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -14,15 +15,13 @@ use sluice_engine::record::batch::{self, build};
 use sluice_engine::segment::{list_segments, log_path};
 use sluice_engine::sync::Notify;
 
+use common::{crash_image, run};
+
 const PRODUCER: i64 = 42;
 /// Writes late, so its batch is in a rolled segment but within the tail a scan would read.
 const LATE_PRODUCER: i64 = 43;
 /// Filler batches: one per 1 MiB segment.
 const FILLER_BYTES: usize = 600 << 10;
-
-fn run<F: std::future::Future<Output = ()> + 'static>(make: impl FnOnce() -> F + Send + 'static) {
-    glommio::LocalExecutorBuilder::default().spawn(make).unwrap().join().unwrap();
-}
 
 async fn open(dir: &Path) -> Rc<Partition> {
     sluice_engine::fs::create_direct_io_probe(dir.parent().unwrap()).unwrap();
@@ -91,14 +90,6 @@ async fn assert_producers_remembered(partition: &Partition, high_watermark: i64,
 }
 
 /// Copies the partition's files as they are now: what a kill -9 would leave (no close snapshot).
-fn crash_image(dir: &Path, image: &Path) {
-    std::fs::create_dir_all(image).unwrap();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, image.join(path.file_name().unwrap())).unwrap();
-    }
-}
-
 fn flip_last_byte(path: &Path) {
     let mut bytes = std::fs::read(path).unwrap();
     let last = bytes.len() - 1;

@@ -3,6 +3,7 @@
 //! what is durable; every acknowledged batch reads back byte-identical, before and after a
 //! crash; once the device works again, appends continue at the durable end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
 use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
@@ -14,13 +15,11 @@ use sluice_engine::segment::faults::Faults;
 use sluice_engine::segment::{list_segments, log_path};
 use sluice_engine::sync::Notify;
 
+use common::{crash_image, run};
+
 /// Polls for a held fdatasync at most this many times, `POLL_INTERVAL` apart.
 const POLLS_MAX: usize = 10_000;
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
-
-fn run<F: std::future::Future<Output = ()> + 'static>(make: impl FnOnce() -> F + Send + 'static) {
-    glommio::LocalExecutorBuilder::default().spawn(make).unwrap().join().unwrap();
-}
 
 fn record_batch(index: usize) -> Vec<u8> {
     let value = format!("value-{index}-").repeat(1 + index % 7);
@@ -77,14 +76,6 @@ async fn append_durable(partition: &Partition, first_index: usize, count: usize)
 }
 
 /// Copies the partition's files as they are now: what a kill -9 would leave.
-fn crash_image(dir: &Path, image: &Path) {
-    std::fs::create_dir_all(image).unwrap();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, image.join(path.file_name().unwrap())).unwrap();
-    }
-}
-
 fn segment_file_bytes(dir: &Path) -> u64 {
     let bases = list_segments(dir).unwrap();
     assert_eq!(bases.len(), 1, "one segment");

@@ -132,16 +132,31 @@ impl SegmentAppender {
         if let Some(fault) = self.faults.as_ref().and_then(|faults| faults.take_write_fault()) {
             return Err(self.write_faulty(fault, &buffer, cursor, start).await);
         }
-        let written = self.file.write_at(buffer, start).await?;
+        self.write_whole(buffer, start).await?;
+        self.written_bytes = end;
+        self.carry = new_carry;
+        Ok(())
+    }
+
+    /// Writes all of `buffer` at `position`; a short write is an error.
+    async fn write_whole(&self, buffer: DmaBuffer, position: u64) -> std::io::Result<()> {
+        let buffer_bytes = buffer.len();
+        let written = self.file.write_at(buffer, position).await?;
         if written != buffer_bytes {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::WriteZero,
                 format!("short direct write: {written} of {buffer_bytes} bytes"),
             ));
         }
-        self.written_bytes = end;
-        self.carry = new_carry;
         Ok(())
+    }
+
+    /// fdatasync, unless an injected fault fails or holds it first.
+    async fn fdatasync(&self) -> std::io::Result<()> {
+        if let Some(faults) = &self.faults {
+            faults.before_sync().await?;
+        }
+        Ok(self.file.fdatasync().await?)
     }
 
     /// An injected fault instead of the write of `buffer` (`content_bytes` of carry and new
@@ -171,10 +186,7 @@ impl SegmentAppender {
     }
 
     pub async fn sync(&mut self) -> std::io::Result<()> {
-        if let Some(faults) = &self.faults {
-            faults.before_sync().await?;
-        }
-        self.file.fdatasync().await?;
+        self.fdatasync().await?;
         self.unsynced_end_bytes = 0;
         self.synced_bytes = self.written_bytes;
         self.synced_carry.clone_from(&self.carry);
@@ -210,20 +222,10 @@ impl SegmentAppender {
                 WriteFault::Torn { .. } => std::io::Error::from_raw_os_error(libc::EIO),
             });
         }
-        let zeros_bytes = (to - from) as usize;
-        let mut zeros = self.file.alloc_dma_buffer(zeros_bytes);
+        let mut zeros = self.file.alloc_dma_buffer((to - from) as usize);
         zeros.as_bytes_mut().fill(0);
-        let written = self.file.write_at(zeros, from).await?;
-        if written != zeros_bytes {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                format!("short direct write of zeros: {written} of {zeros_bytes} bytes"),
-            ));
-        }
-        if let Some(faults) = &self.faults {
-            faults.before_sync().await?;
-        }
-        self.file.fdatasync().await?;
+        self.write_whole(zeros, from).await?;
+        self.fdatasync().await?;
         self.zeroed_end_bytes = to;
         if to >= self.unsynced_end_bytes {
             // Whatever failed writes left past the end is zeros now.
@@ -235,10 +237,7 @@ impl SegmentAppender {
     /// Ends the segment: cuts the zero padding of the last block, syncs and closes the file.
     pub async fn seal(self) -> std::io::Result<()> {
         self.file.truncate(self.written_bytes).await?;
-        if let Some(faults) = &self.faults {
-            faults.before_sync().await?;
-        }
-        self.file.fdatasync().await?;
+        self.fdatasync().await?;
         self.file.close().await?;
         Ok(())
     }

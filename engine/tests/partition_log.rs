@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use sluice_engine::partition::producers::ProducerError;
 use sluice_engine::partition::read_ahead;
-use sluice_engine::partition::{Partition, PartitionConfig, PartitionError};
+use sluice_engine::partition::{FileRange, Partition, PartitionConfig, PartitionError, Records};
 use sluice_engine::record::batch::{self, build};
 use sluice_engine::sync::Notify;
 
@@ -137,6 +137,74 @@ fn catch_up_reads_from_the_segment_file_read_ahead_and_stay_identical() {
         assert_eq!(batches, expected[10..11], "a seek back reads the file again");
         reopened.close().await;
         assert_eq!(read_ahead::shard_bytes(), 0, "closing gives the read-ahead back");
+    });
+}
+
+/// The bytes of a file range, read the way sendfile would.
+fn file_bytes(range: &FileRange) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0u8; range.length_bytes];
+    range.file.read_exact_at(&mut bytes, range.position).unwrap();
+    bytes
+}
+
+/// A catch-up read that only the segment file holds comes back as a file range of whole
+/// batches (from the index entry at or before the offset, within max_bytes) once the batches
+/// were appended by this process, and as checked bytes from an earlier run's segment.
+#[test]
+fn checked_cold_ranges_go_out_as_file_ranges() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("topic/0");
+    run(move || async move {
+        let partition = open(&dir, PartitionConfig::default()).await;
+        let mut expected = Vec::new();
+        // About 12 MiB: more than the memory cache keeps.
+        let value = vec![b'v'; 30_000];
+        for index in 0..400 {
+            let batch = build::batch(0, index, &[(format!("key-{index}").as_bytes(), &value[..])]);
+            let appended = partition.append(&batch).await.unwrap();
+            if index % 50 == 49 {
+                partition.wait_durable(&appended).await.unwrap();
+            }
+            expected.push((index, batch[8..].to_vec()));
+        }
+        let high_watermark = partition.high_watermark();
+        assert_eq!(high_watermark, 400);
+
+        let mut offset = 0;
+        let (mut read, mut file_ranges) = (Vec::new(), 0);
+        while offset < high_watermark {
+            let sent = partition.read_to_send(offset, 100_000).await.unwrap();
+            assert_eq!(sent.high_watermark, high_watermark);
+            let batches = match &sent.records {
+                Records::File(range) => {
+                    file_ranges += 1;
+                    assert!(range.length_bytes <= 100_000);
+                    let batches = batches_of(&file_bytes(range));
+                    assert_eq!(range.offsets, batches[0].0..batches.last().unwrap().0 + 1);
+                    batches
+                }
+                Records::Memory(bytes) => batches_of(bytes),
+            };
+            assert!(batches[0].0 <= offset && batches.last().unwrap().0 >= offset, "{offset}: {}", batches[0].0);
+            read.extend(batches.into_iter().filter(|(base, _)| *base >= offset));
+            offset = read.last().unwrap().0 + 1;
+        }
+        assert_eq!(read, expected);
+        // About 4 MiB is past what the memory cache holds: three batches per range.
+        assert!(file_ranges >= 35, "the cold part went out as file ranges: {file_ranges}");
+
+        let one = partition.read_to_send(7, 1_000).await.unwrap();
+        let Records::Memory(bytes) = one.records else { panic!("a batch over max_bytes is read whole") };
+        assert_eq!(batches_of(&bytes), expected[7..8]);
+        partition.close().await;
+        drop(partition);
+
+        let reopened = open(&dir, PartitionConfig::default()).await;
+        let older = reopened.read_to_send(0, 100_000).await.unwrap();
+        let Records::Memory(bytes) = older.records else { panic!("an earlier run's batches are checked as read") };
+        assert_eq!(batches_of(&bytes), expected[..3]);
+        reopened.close().await;
     });
 }
 

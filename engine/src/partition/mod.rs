@@ -9,4 +9,4 @@ pub mod read_ahead;
 pub mod retention;
 
 pub use config::PartitionConfig;
-pub use partition::{AppendResult, FetchResult, Partition, PartitionError};
+pub use partition::{AppendResult, FetchResult, FileRange, Partition, PartitionError, Records, SendRead};

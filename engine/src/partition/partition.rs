@@ -16,6 +16,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use glommio::io::DmaFile;
@@ -88,6 +89,51 @@ pub struct FetchResult {
     pub log_start_offset: i64,
 }
 
+/// Batches on their way to a socket: bytes in memory, or a range of a segment file that the
+/// connection sends with sendfile, from the page cache to the socket without passing through
+/// the broker's memory.
+#[derive(Debug, Clone)]
+pub enum Records {
+    Memory(Bytes),
+    File(FileRange),
+}
+
+impl Records {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Memory(bytes) => bytes.len(),
+            Self::File(range) => range.length_bytes,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whole batches of a segment file, `position..position + length_bytes`, all with CRCs this
+/// process has checked.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    /// A buffered (page-cache) descriptor of the segment file, shared by its ranges; it keeps
+    /// the file readable after retention deletes the segment.
+    pub file: Arc<std::fs::File>,
+    pub position: u64,
+    pub length_bytes: usize,
+    /// From the base offset of the first batch to one past the last batch's last offset. The
+    /// first batches may hold offsets below the one asked for (the range starts at an offset
+    /// index entry): Kafka consumers skip those, as they do with Kafka's own sendfile ranges.
+    pub offsets: std::ops::Range<i64>,
+}
+
+/// What `read_to_send` gives.
+#[derive(Debug, Clone)]
+pub struct SendRead {
+    pub records: Records,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
 /// A batch held in memory: queued for the flusher, or recently flushed and cached for reads.
 #[derive(Debug, Clone)]
 struct MemoryBatch {
@@ -121,6 +167,11 @@ struct Segment {
     time_entries_persisted: usize,
     bytes_since_index: u64,
     reader: Option<Rc<DmaFile>>,
+    /// Every batch from this position on has had its CRC checked by this process (appended
+    /// through `append`, or scanned by recovery): only such bytes go out with sendfile.
+    checked_from: u64,
+    /// The buffered descriptor sendfile reads, opened at the first range sent.
+    send_file: Option<Arc<std::fs::File>>,
 }
 
 /// A segment's base offset and the index entries not yet in its files.
@@ -153,6 +204,8 @@ impl Segment {
             time_entries_persisted: 0,
             bytes_since_index: INDEX_INTERVAL_BYTES,
             reader: None,
+            checked_from: 0,
+            send_file: None,
         }
     }
 
@@ -170,6 +223,8 @@ impl Segment {
             offset_index: recovered.offset_index,
             time_index: recovered.time_index,
             reader: None,
+            checked_from: recovered.scanned_from,
+            send_file: None,
         }
     }
 }
@@ -521,6 +576,31 @@ impl Partition {
             self.read_ahead.start(file, start, length_bytes);
         }
         Ok(FetchResult { records: served.records, high_watermark, log_start_offset })
+    }
+
+    /// `read` for a Kafka fetch: a range that only the segment files hold, and whose CRCs
+    /// this process has checked, comes back as a file range for sendfile (whole batches from
+    /// the offset index entry at or before `offset` up to the last entry or segment end within
+    /// `max_bytes`); anything else as `read` gives it. Older segments of an earlier run are
+    /// therefore read and checked batch by batch, as every RESP read is.
+    pub async fn read_to_send(&self, offset: i64, max_bytes: usize) -> Result<SendRead, PartitionError> {
+        {
+            let mut state = self.state.borrow_mut();
+            let empty = empty_read(&state, offset)?;
+            let in_memory = state.memory.front().is_some_and(|batch| batch.base_offset <= offset);
+            if offset < empty.high_watermark && !in_memory {
+                if let Some(range) = checked_file_range(&mut state, &self.dir, offset, max_bytes)? {
+                    let (high_watermark, log_start_offset) = (empty.high_watermark, empty.log_start_offset);
+                    return Ok(SendRead { records: Records::File(range), high_watermark, log_start_offset });
+                }
+            }
+        }
+        let read = self.read(offset, max_bytes).await?;
+        Ok(SendRead {
+            records: Records::Memory(read.records),
+            high_watermark: read.high_watermark,
+            log_start_offset: read.log_start_offset,
+        })
     }
 
     /// Serves a cold read from the read-ahead that starts exactly at `offset` in the segment
@@ -971,6 +1051,58 @@ fn read_memory(state: &State, offset: i64, max_bytes: usize) -> Option<Bytes> {
         records.extend_from_slice(bytes);
     }
     Some(records.freeze())
+}
+
+/// The file range `read_to_send` sends for `offset`, if the segment holding it has checked
+/// batches there and an index entry (or its end) within `max_bytes` of the start.
+fn checked_file_range(
+    state: &mut State,
+    dir: &Path,
+    offset: i64,
+    max_bytes: usize,
+) -> Result<Option<FileRange>, PartitionError> {
+    let index = segment_for_offset(&state.segments, offset);
+    let end_offset = state.segments.get(index + 1).map_or(state.durable_offset, |next| next.base_offset);
+    let segment = &mut state.segments[index];
+    let entries = segment.offset_index.entries();
+    let relative = (offset - segment.base_offset) as u32;
+    let Some(first) = entries.partition_point(|entry| entry.relative_offset.get() <= relative).checked_sub(1) else {
+        return Ok(None);
+    };
+    let start = u64::from(entries[first].position.get());
+    let start_offset = segment.base_offset + i64::from(entries[first].relative_offset.get());
+    if start < segment.checked_from {
+        return Ok(None);
+    }
+    // Batch boundaries past the start that the partition knows without reading: the later
+    // index entries and the segment's durable end.
+    let base_offset = segment.base_offset;
+    let boundaries = entries[first + 1..]
+        .iter()
+        .map(|entry| (u64::from(entry.position.get()), base_offset + i64::from(entry.relative_offset.get())))
+        .chain(std::iter::once((segment.size_bytes, end_offset)));
+    let limit = start + max_bytes as u64;
+    let Some((end, next_offset)) = boundaries.take_while(|(position, _)| *position <= limit).last() else {
+        return Ok(None); // the first batches alone exceed max_bytes: `read` serves one whole
+    };
+    if end <= start {
+        return Ok(None);
+    }
+    let file = match &segment.send_file {
+        Some(file) => file.clone(),
+        None => {
+            // A plain open (microseconds), once per segment and run.
+            let opened =
+                std::fs::File::open(segment::log_path(dir, base_offset)).map_err(|error| storage_error(&error))?;
+            segment.send_file.insert(Arc::new(opened)).clone()
+        }
+    };
+    Ok(Some(FileRange {
+        file,
+        position: start,
+        length_bytes: (end - start) as usize,
+        offsets: start_offset..next_offset,
+    }))
 }
 
 /// Index of the segment holding `offset`: the last one whose base is at or below it.

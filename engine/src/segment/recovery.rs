@@ -90,6 +90,8 @@ pub struct RecoveredSegment {
     pub cut_bytes: u64,
     /// Batches read and checked: those after the last index entry that was still valid.
     pub scanned_batches: usize,
+    /// Where that scan started: every batch from this position on had its CRC checked.
+    pub scanned_from: u64,
 }
 
 /// Recovers the segment with `base_offset` in `dir`: trims its indexes to the valid log,
@@ -110,7 +112,7 @@ pub fn recover_segment(dir: &Path, base_offset: i64) -> std::io::Result<Recovere
 
     // Start at the last index entry whose batch is still valid.
     let mut found = Vec::new();
-    let (mut position, mut expected_offset) = loop {
+    let (scanned_from, mut expected_offset) = loop {
         let Some(entry) = offset_index.last() else { break (0, base_offset) };
         let position = u64::from(entry.position.get());
         let expected = base_offset + i64::from(entry.relative_offset.get());
@@ -123,6 +125,7 @@ pub fn recover_segment(dir: &Path, base_offset: i64) -> std::io::Result<Recovere
     };
     time_index.truncate_to_offset((expected_offset - base_offset) as u32);
 
+    let mut position = scanned_from;
     let (end, stop) = scan_file(&mut file, position, file_bytes, expected_offset, &mut found, usize::MAX)?;
     let mut max_timestamp = time_index.entries().last().map_or(i64::MIN, |entry| entry.timestamp.get());
     let mut bytes_since_index = 0u64;
@@ -174,6 +177,7 @@ pub fn recover_segment(dir: &Path, base_offset: i64) -> std::io::Result<Recovere
         time_index,
         cut_bytes,
         scanned_batches: found.len(),
+        scanned_from,
     })
 }
 

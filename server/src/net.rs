@@ -8,8 +8,10 @@
 //! and its buffer for ever. Both use glommio's own read timeout, armed only when a read has to
 //! wait, so a client that keeps up costs one clock read per socket read.
 use std::cell::Cell;
+use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::AsyncReadExt;
@@ -176,6 +178,86 @@ pub async fn read_exact_before(stream: &mut TcpStream, buffer: &mut [u8], deadli
         match read_within(stream, &mut buffer[filled..], limit).await? {
             0 => return Err(io::ErrorKind::UnexpectedEof.into()),
             read => filled += read,
+        }
+    }
+    Ok(())
+}
+
+/// Bytes one sendfile call moves at most. The call runs on the shard's blocking thread (on a
+/// page-cache miss it waits for the disk, which must not stall the executor), shared by all
+/// the shard's connections: each gets it for turns of this size.
+pub const SENDFILE_CALL_BYTES_MAX: usize = 1 << 20;
+/// When the socket's buffer is full, sendfile waits this long before trying again, doubling
+/// up to [`SENDFILE_BACKOFF_MAX`] while the client takes nothing.
+const SENDFILE_BACKOFF_MIN: Duration = Duration::from_micros(50);
+const SENDFILE_BACKOFF_MAX: Duration = Duration::from_millis(5);
+
+/// Sends `length` bytes of `file` from `position` to the socket with sendfile(2), from the
+/// page cache to the socket without passing through the broker's memory. The socket is made
+/// non-blocking (glommio's own sends and receives pass MSG_DONTWAIT anyway, so they are
+/// unaffected), so a client that takes nothing costs no thread: the call returns EAGAIN and
+/// is tried again after a short wait. `TimedOut` once no byte went out for `stalled_max`.
+pub async fn send_file(
+    stream: &TcpStream,
+    file: &Arc<File>,
+    mut position: u64,
+    length: usize,
+    stalled_max: Duration,
+) -> io::Result<()> {
+    let socket = stream.as_raw_fd();
+    set_nonblocking(socket)?;
+    let end = position + length as u64;
+    let mut backoff = SENDFILE_BACKOFF_MIN;
+    let mut progressed_at = Instant::now();
+    while position < end {
+        let count = ((end - position) as usize).min(SENDFILE_CALL_BYTES_MAX);
+        let source = file.clone();
+        let sent = glommio::executor()
+            .spawn_blocking(move || {
+                let mut offset = position as libc::off_t;
+                // SAFETY: both descriptors are open for the call (the stream lives across the
+                // await; `source` is owned by the closure); `offset` is a valid off_t.
+                let sent = unsafe { libc::sendfile(socket, source.as_raw_fd(), &mut offset, count) };
+                if sent < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(sent as usize)
+                }
+            })
+            .await;
+        match sent {
+            Ok(0) => {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "segment file shorter than the range to send"))
+            }
+            Ok(sent) => {
+                position += sent as u64;
+                backoff = SENDFILE_BACKOFF_MIN;
+                progressed_at = Instant::now();
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                if progressed_at.elapsed() >= stalled_max {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                glommio::timer::sleep(backoff).await;
+                backoff = (backoff * 2).min(SENDFILE_BACKOFF_MAX);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+fn set_nonblocking(socket: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we hold open; F_GETFL/F_SETFL take and return plain flags.
+    let flags = unsafe { libc::fcntl(socket, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(socket, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
         }
     }
     Ok(())

@@ -240,7 +240,7 @@ fn fetch_once(
                 code: data.error_code,
             });
         }
-        let read = walk_batches(data.records.as_deref().unwrap_or_default());
+        let read = walk_batches(data.records.as_deref().unwrap_or_default(), cursor.next_offset);
         counters.add_acked(read.messages, read.log_bytes);
         totals.messages += read.messages;
         totals.log_bytes += read.log_bytes;
@@ -281,15 +281,22 @@ struct BatchesRead {
     next_offset: Option<i64>,
 }
 
-/// Counts the whole batches; a batch cut at the end (allowed by the protocol) is left out.
-fn walk_batches(records: &[u8]) -> BatchesRead {
+/// Counts the whole batches from offset `from` on; a batch cut at the end (allowed by the
+/// protocol) is left out, and so are batches before `from` (a broker may start a response at
+/// an earlier batch, as Kafka's sendfile ranges do; consumers skip those records).
+fn walk_batches(records: &[u8], from: i64) -> BatchesRead {
     let mut read = BatchesRead::default();
     let mut rest = records;
     while let Ok((header, total_bytes)) = batch::frame(rest) {
-        read.messages += u64::try_from(header.records_count.get()).unwrap_or(0);
-        read.log_bytes += total_bytes as u64;
-        read.next_offset = Some(header.last_offset() + 1);
         rest = &rest[total_bytes..];
+        let (base, last) = (header.base_offset.get(), header.last_offset());
+        if last < from {
+            continue;
+        }
+        let records = u64::try_from(header.records_count.get()).unwrap_or(0);
+        read.messages += if base >= from { records } else { (last + 1 - from) as u64 };
+        read.log_bytes += total_bytes as u64;
+        read.next_offset = Some(last + 1);
     }
     read
 }
@@ -336,15 +343,25 @@ mod tests {
         batch::set_base_offset(&mut second, 103);
         let mut records = [first.clone(), second.clone()].concat();
         assert_eq!(
-            walk_batches(&records),
+            walk_batches(&records, 100),
             BatchesRead { messages: 5, log_bytes: records.len() as u64, next_offset: Some(105) }
+        );
+        assert_eq!(
+            walk_batches(&records, 102),
+            BatchesRead { messages: 3, log_bytes: records.len() as u64, next_offset: Some(105) },
+            "records before the fetch offset are not counted"
+        );
+        assert_eq!(
+            walk_batches(&records, 103),
+            BatchesRead { messages: 2, log_bytes: second.len() as u64, next_offset: Some(105) },
+            "nor are batches before it"
         );
         records.truncate(first.len() + second.len() / 2);
         assert_eq!(
-            walk_batches(&records),
+            walk_batches(&records, 100),
             BatchesRead { messages: 3, log_bytes: first.len() as u64, next_offset: Some(103) }
         );
-        assert_eq!(walk_batches(&[]), BatchesRead::default());
+        assert_eq!(walk_batches(&[], 0), BatchesRead::default());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod registry;
 pub mod response;
 
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::AsyncWriteExt;
@@ -25,7 +25,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use crate::runtime::ShardRef;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use registry::{DispatchError, OrderPoint, RequestContext};
-use response::ResponseBuffer;
+use response::{frame_bytes, Part, ResponseBuffer};
 
 use crate::limits::{CONNECTION_UNSENT_BYTES_MAX, IN_FLIGHT_REQUESTS_MAX};
 use crate::metrics::{Dropped, Protocol};
@@ -106,7 +106,7 @@ async fn serve_connection(shard: &ShardRef, mut stream: TcpStream) -> Result<(),
     timeouts.apply_to_writer(&writer_stream).map_err(Closed::Io)?;
     let (pending_sender, pending_receiver) = local_channel::new_bounded(IN_FLIGHT_REQUESTS_MAX);
     let in_flight = Rc::new(InFlight::default());
-    let writer = glommio::spawn_local(write_responses(writer_stream, pending_receiver, in_flight.clone()));
+    let writer = glommio::spawn_local(write_responses(writer_stream, pending_receiver, in_flight.clone(), timeouts));
     // Kafka shows a client's host as "/<ip>" (DescribeGroups).
     let client_host: Rc<str> =
         stream.peer_addr().map_or_else(|_| "".into(), |address| format!("/{}", address.ip()).into());
@@ -148,7 +148,7 @@ impl Default for InFlight {
 }
 
 /// A response frame as parts (see `response::ResponseBuffer`), or none (acks=0).
-type PendingResponse = glommio::Task<Result<Option<Vec<Bytes>>, Closed>>;
+type PendingResponse = glommio::Task<Result<Option<Vec<Part>>, Closed>>;
 
 async fn read_requests(
     connection: &Connection<'_>,
@@ -203,11 +203,12 @@ async fn write_responses(
     mut stream: TcpStream,
     pending: LocalReceiver<PendingResponse>,
     in_flight: Rc<InFlight>,
+    timeouts: Timeouts,
 ) -> Result<(), Closed> {
     while let Some(handler) = pending.recv().await {
         let result = match handler.await {
             Ok(Some(parts)) => {
-                let written = write_parts(&mut stream, &parts).await.map_err(|error| {
+                let written = write_parts(&mut stream, &parts, timeouts.idle).await.map_err(|error| {
                     if net::is_timeout(&error) {
                         Closed::Dropped(Dropped::WriteTimeout)
                     } else {
@@ -232,13 +233,17 @@ async fn write_responses(
     Ok(())
 }
 
-fn frame_bytes(parts: &[Bytes]) -> usize {
-    parts.iter().map(Bytes::len).sum()
-}
-
-async fn write_parts(stream: &mut TcpStream, parts: &[Bytes]) -> std::io::Result<()> {
+/// Writes a response frame: bytes with glommio's send, file ranges with sendfile. A part
+/// the client takes nothing of for `stalled_max` fails with `TimedOut` (the write timeout).
+async fn write_parts(stream: &mut TcpStream, parts: &[Part], stalled_max: Duration) -> std::io::Result<()> {
     for part in parts {
-        stream.write_all(part).await?;
+        match part {
+            Part::Bytes(bytes) => stream.write_all(bytes).await?,
+            Part::File(range) => {
+                stream.flush().await?;
+                net::send_file(stream, &range.file, range.position, range.length_bytes, stalled_max).await?
+            }
+        }
     }
     Ok(())
 }
@@ -252,7 +257,7 @@ async fn handle_frame(
     in_flight: &InFlight,
     frame: Bytes,
     order: OrderPoint,
-) -> Result<Option<Vec<Bytes>>, Closed> {
+) -> Result<Option<Vec<Part>>, Closed> {
     let _fetch_turn = if i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::Fetch as i16 {
         // The semaphore lives as long as the connection and is never closed.
         let turn = in_flight.fetch_turns.acquire_permit(1).await.ok();
@@ -275,7 +280,7 @@ async fn answer_frame(
     client_host: &str,
     mut frame: Bytes,
     order: OrderPoint,
-) -> Result<Option<Vec<Bytes>>, Closed> {
+) -> Result<Option<Vec<Part>>, Closed> {
     let started = Instant::now();
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
@@ -299,6 +304,7 @@ async fn answer_frame(
         shard: shard.clone(),
         client_id: header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default(),
         client_host: client_host.to_string(),
+        file_ranges: Default::default(),
     };
     let dispatched = registry::dispatch(&context, key, version, &mut frame, &mut out, order).await;
     if let Some(api_index) = api_index {
@@ -325,7 +331,7 @@ fn response_buffer(correlation_id: i32, header_version: i16) -> Result<ResponseB
     Ok(out)
 }
 
-fn unsupported_api_versions(correlation_id: i32) -> Result<Vec<Bytes>, Closed> {
+fn unsupported_api_versions(correlation_id: i32) -> Result<Vec<Part>, Closed> {
     let mut out = response_buffer(correlation_id, 0)?;
     let response: ApiVersionsResponse = handlers::api_versions::response(errors::UNSUPPORTED_VERSION);
     response.encode(&mut out, 0).map_err(|error| Closed::Protocol(error.to_string()))?;

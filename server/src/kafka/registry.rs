@@ -42,8 +42,10 @@ fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, DispatchErr
 fn encode<T: Encodable + SharedRecords>(
     response: &T,
     version: i16,
+    context: &RequestContext,
     out: &mut ResponseBuffer,
 ) -> Result<(), DispatchError> {
+    out.send_files(context.file_ranges.take());
     response.share_records(out);
     response.encode(out, version).map_err(|error| DispatchError::Encode(error.to_string()))
 }
@@ -100,6 +102,9 @@ pub struct RequestContext {
     pub client_id: String,
     /// The peer address as Kafka shows it (`/127.0.0.1`).
     pub client_host: String,
+    /// Segment file ranges the response sends with sendfile, in the order their placeholders
+    /// (`response::file_placeholder`) appear in it (Fetch).
+    pub file_ranges: std::cell::RefCell<Vec<sluice_engine::partition::FileRange>>,
 }
 
 impl std::ops::Deref for RequestContext {
@@ -170,7 +175,7 @@ macro_rules! registry {
                 $(ApiKey::$okey => {
                     let request: $orequest = decode(body, version)?;
                     match handlers::$omodule::handle(shard, request, version, order).await {
-                        Some(response) => encode(&response, version, out).map(|()| true),
+                        Some(response) => encode(&response, version, shard, out).map(|()| true),
                         None => Ok(false),
                     }
                 })*
@@ -178,7 +183,7 @@ macro_rules! registry {
                     order.release();
                     let request: $request = decode(body, version)?;
                     match handlers::$module::handle(shard, request, version).await {
-                        Some(response) => encode(&response, version, out).map(|()| true),
+                        Some(response) => encode(&response, version, shard, out).map(|()| true),
                         None => Ok(false),
                     }
                 })*

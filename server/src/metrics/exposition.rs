@@ -335,6 +335,13 @@ fn render_traffic(out: &mut Exposition, metrics: &BrokerMetrics) {
         "Requests shards sent to other shards over the channel mesh and have no answer for yet (long polls included).",
     );
     out.sample(name, &[], metrics.mesh_in_flight);
+    let name = "sluice_fetch_sendfile_bytes_total";
+    out.family(
+        name,
+        Kind::Counter,
+        "Bytes of Fetch responses sent from segment files with sendfile (page cache to socket); the rest of sluice_bytes_out_total for Kafka went from memory.",
+    );
+    out.sample(name, &[], metrics.sendfile_bytes);
     let name = "sluice_connections_dropped_total";
     out.family(name, Kind::Counter, "Connections the broker closed itself, by front door and reason: accepted over connections-max, a request not complete within request-read-timeout-ms, idle or not reading responses for connection-idle-timeout-ms.");
     for (protocol, counts) in Protocol::ALL.iter().zip(&metrics.connections_dropped) {

@@ -158,6 +158,8 @@ pub struct ShardMetrics {
     connections_dropped: [[Cell<u64>; Dropped::ALL.len()]; Protocol::ALL.len()],
     /// Requests this shard sent to other shards over the mesh and has no answer for yet.
     mesh_in_flight: Cell<usize>,
+    /// Bytes of Fetch responses its connections sent from segment files with sendfile.
+    sendfile_bytes: Cell<u64>,
     /// The executor's scheduler totals, once recorded (`record_executor`).
     executor: Cell<Option<ExecutorTotals>>,
 }
@@ -194,6 +196,7 @@ impl Default for ShardMetrics {
             connections_open: Default::default(),
             connections_dropped: Default::default(),
             mesh_in_flight: Cell::new(0),
+            sendfile_bytes: Cell::new(0),
             executor: Cell::new(None),
         }
     }
@@ -230,6 +233,11 @@ impl ShardMetrics {
     /// XADD appended an entry of `field_bytes` (field names and values).
     pub fn resp_entry_added(&self, field_bytes: usize) {
         self.resp_entry_bytes.observe(field_bytes as f64);
+    }
+
+    /// Bytes a connection sent from a segment file with sendfile (also counted in `sent`).
+    pub fn sent_from_file(&self, bytes: usize) {
+        self.sendfile_bytes.set(self.sendfile_bytes.get() + bytes as u64);
     }
 
     /// Records sent to consumers (Fetch, XREAD, XREADGROUP).
@@ -287,6 +295,7 @@ impl ShardMetrics {
             connections_open: self.connections_open.iter().map(Cell::get).collect(),
             connections_dropped: self.connections_dropped.each_ref().map(|counts| counts.each_ref().map(Cell::get)),
             mesh_in_flight: self.mesh_in_flight.get(),
+            sendfile_bytes: self.sendfile_bytes.get(),
             executor: self.executor.get(),
             fsync_seconds: storage.fsync_seconds.snapshot(),
             fsync_batches: storage.fsync_batches.snapshot(),
@@ -383,6 +392,7 @@ pub struct ShardSnapshot {
     pub connections_open: Vec<usize>,
     pub connections_dropped: DroppedCounts,
     pub mesh_in_flight: usize,
+    pub sendfile_bytes: u64,
     pub executor: Option<ExecutorTotals>,
     pub fsync_seconds: HistogramSnapshot,
     pub fsync_batches: HistogramSnapshot,
@@ -403,6 +413,7 @@ pub struct BrokerMetrics {
     pub connections_open: Vec<usize>,
     pub connections_dropped: DroppedCounts,
     pub mesh_in_flight: usize,
+    pub sendfile_bytes: u64,
     /// Sorted by shard.
     pub executors: Vec<ExecutorTotals>,
     pub fsync_seconds: HistogramSnapshot,
@@ -431,6 +442,7 @@ impl BrokerMetrics {
             connections_open: vec![0; Protocol::ALL.len()],
             connections_dropped: Default::default(),
             mesh_in_flight: 0,
+            sendfile_bytes: 0,
             executors: Vec::new(),
             fsync_seconds: HistogramSnapshot::empty(&LATENCY_BUCKETS_SECONDS),
             fsync_batches: HistogramSnapshot::empty(&FSYNC_BATCHES_BUCKETS),
@@ -456,6 +468,7 @@ impl BrokerMetrics {
                 }
             }
             merged.mesh_in_flight += snapshot.mesh_in_flight;
+            merged.sendfile_bytes += snapshot.sendfile_bytes;
             merged.executors.extend(snapshot.executor);
             merged.fsync_seconds.merge(&snapshot.fsync_seconds);
             merged.fsync_batches.merge(&snapshot.fsync_batches);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sluice_engine::partition::PartitionError;
+use sluice_engine::partition::{PartitionError, Records};
 use sluice_engine::stream::id::{AssignError, IdRequest, StreamId};
 
 use crate::coordinator::{GroupAnswer, GroupCall};
@@ -71,6 +71,15 @@ impl From<PartitionError> for StreamAddError {
 pub struct Appended {
     pub base_offset: i64,
     pub last_offset: i64,
+    pub log_start_offset: i64,
+}
+
+/// What a Kafka fetch gets from one partition: batches in memory or a checked range of a
+/// segment file that the connection sends with sendfile.
+#[derive(Debug, Clone)]
+pub struct FetchedToSend {
+    pub records: Records,
+    pub high_watermark: i64,
     pub log_start_offset: i64,
 }
 
@@ -184,7 +193,7 @@ pub enum ShardRequest {
 
 pub enum ShardResponse {
     Produce(Vec<Result<Appended, ShardError>>),
-    Fetch(Vec<Result<Fetched, ShardError>>),
+    Fetch(Vec<Result<FetchedToSend, ShardError>>),
     StreamAdded(Vec<Result<StreamAdded, StreamAddError>>),
     StreamRead(Result<StreamChunk, ShardError>),
     StreamDeleted(Result<Vec<(i64, i64)>, ShardError>),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::channels::channel_mesh::{Receivers, Senders};
-use sluice_engine::partition::{Partition, PartitionError};
+use sluice_engine::partition::{Partition, PartitionError, Records, SendRead};
 use sluice_engine::record::batch;
 use sluice_engine::stream::entry;
 use sluice_engine::stream::id::{self as stream_id, StreamId};
@@ -345,11 +345,12 @@ impl Shard {
         offset: i64,
         max_bytes: usize,
     ) -> Result<StreamChunk, ShardError> {
-        let fetched = self
-            .fetch(vec![(stream.clone(), offset, max_bytes)], max_bytes)
-            .await
-            .pop()
-            .unwrap_or(Err(ShardError::UnknownTopicOrPartition))?;
+        let read = self.partition(&stream)?.read(offset, max_bytes).await?;
+        let fetched = Fetched {
+            records: read.records,
+            high_watermark: read.high_watermark,
+            log_start_offset: read.log_start_offset,
+        };
         let end = batch::split(&fetched.records)
             .map_while(Result::ok)
             .last()
@@ -515,20 +516,26 @@ impl Shard {
         &self,
         reads: Vec<(TopicPartition, i64, usize)>,
         response_bytes_max: usize,
-    ) -> Vec<Result<Fetched, ShardError>> {
+    ) -> Vec<Result<FetchedToSend, ShardError>> {
         let mut results = Vec::with_capacity(reads.len());
         let mut total_bytes = 0usize;
         for (topic_partition, offset, max_bytes) in reads {
             let left_bytes = response_bytes_max.saturating_sub(total_bytes);
             let result = match self.partition(&topic_partition) {
-                Ok(partition) if total_bytes > 0 && left_bytes == 0 => partition.read_nothing(offset),
-                Ok(partition) => partition.read(offset, max_bytes.min(left_bytes)).await,
+                Ok(partition) if total_bytes > 0 && left_bytes == 0 => {
+                    partition.read_nothing(offset).map(|read| SendRead {
+                        records: Records::Memory(read.records),
+                        high_watermark: read.high_watermark,
+                        log_start_offset: read.log_start_offset,
+                    })
+                }
+                Ok(partition) => partition.read_to_send(offset, max_bytes.min(left_bytes)).await,
                 Err(error) => {
                     results.push(Err(error));
                     continue;
                 }
             };
-            let result = result.map_err(ShardError::from).map(|read| Fetched {
+            let result = result.map_err(ShardError::from).map(|read| FetchedToSend {
                 records: read.records,
                 high_watermark: read.high_watermark,
                 log_start_offset: read.log_start_offset,

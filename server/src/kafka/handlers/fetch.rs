@@ -1,15 +1,18 @@
 //! Fetch: reads each partition on its owner context; if less than `min_bytes` came back, waits
 //! (up to `max_wait_ms`) for an append notification from any owner, then reads once more.
-//! Stored batch bytes go out unchanged.
+//! Stored batch bytes go out unchanged: from memory, or (a checked range only the segment
+//! file holds) with sendfile, through a placeholder in the encoded response.
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 
 use super::scatter;
 use crate::kafka::errors::{self, KafkaError};
 use crate::kafka::registry::RequestContext;
+use crate::kafka::response::file_placeholder;
 use crate::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
 use crate::metrics::Protocol;
-use crate::runtime::mesh::{Fetched, ShardError, ShardRequest, ShardResponse, TopicPartition};
+use crate::runtime::mesh::{FetchedToSend, ShardError, ShardRequest, ShardResponse, TopicPartition};
+use sluice_engine::partition::Records;
 use sluice_engine::record::batch;
 
 type Read = (TopicPartition, i64, usize);
@@ -29,7 +32,7 @@ pub async fn handle(context: &RequestContext, request: FetchRequest, _version: i
         .collect();
     let mut results = read(context, &reads, response_bytes_max).await;
     let wait_ms = (request.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX);
-    let fetched_bytes = |results: &[Result<Fetched, ShardError>]| -> usize {
+    let fetched_bytes = |results: &[Result<FetchedToSend, ShardError>]| -> usize {
         results.iter().filter_map(|result| result.as_ref().ok()).map(|fetched| fetched.records.len()).sum()
     };
     let any_error = results.iter().any(Result::is_err);
@@ -38,30 +41,33 @@ pub async fn handle(context: &RequestContext, request: FetchRequest, _version: i
         context.wait_for_data_anywhere(watches, wait_ms).await;
         results = read(context, &reads, response_bytes_max).await;
     }
-    let response = build_response(request, results, response_bytes_max);
-    count_sent(context, &response);
-    Some(response)
+    Some(build_response(context, request, results, response_bytes_max))
 }
 
-/// Adds the record batches going out to the shard's bytes and records out.
-fn count_sent(context: &RequestContext, response: &FetchResponse) {
-    let (mut bytes, mut records) = (0usize, 0u64);
-    for partition_records in
-        response.responses.iter().flat_map(|topic| &topic.partitions).filter_map(|data| data.records.as_ref())
-    {
-        bytes += partition_records.len();
-        for range in batch::split(partition_records).filter_map(Result::ok) {
-            if let Ok(header) = batch::header(&partition_records[range]) {
-                records += header.records_count.get().max(0) as u64;
-            }
+/// Adds record batches going out to the shard's bytes and records out. A file range is not
+/// read, so its records are counted as the offsets it spans.
+fn count_sent(context: &RequestContext, records: &Records) {
+    let count = match records {
+        Records::Memory(bytes) => batch::split(bytes)
+            .filter_map(Result::ok)
+            .filter_map(|range| batch::header(&bytes[range]).ok())
+            .map(|header| header.records_count.get().max(0) as u64)
+            .sum(),
+        Records::File(range) => {
+            context.metrics.sent_from_file(range.length_bytes);
+            (range.offsets.end - range.offsets.start).max(0) as u64
         }
-    }
-    context.metrics.sent(Protocol::Kafka, bytes, records);
+    };
+    context.metrics.sent(Protocol::Kafka, records.len(), count);
 }
 
 /// Each owner reads its share within `response_bytes_max`; `build_response` then keeps the
 /// whole response within it.
-async fn read(context: &RequestContext, reads: &[Read], response_bytes_max: usize) -> Vec<Result<Fetched, ShardError>> {
+async fn read(
+    context: &RequestContext,
+    reads: &[Read],
+    response_bytes_max: usize,
+) -> Vec<Result<FetchedToSend, ShardError>> {
     let items =
         reads.iter().map(|(topic_partition, offset, max_bytes)| (topic_partition.clone(), (*offset, *max_bytes)));
     scatter(
@@ -82,9 +88,12 @@ async fn read(context: &RequestContext, reads: &[Read], response_bytes_max: usiz
     .await
 }
 
+/// The response, with each partition's records in place; file ranges go to the context (their
+/// placeholders to the message), to be sent with sendfile.
 fn build_response(
+    context: &RequestContext,
     request: FetchRequest,
-    results: Vec<Result<Fetched, ShardError>>,
+    results: Vec<Result<FetchedToSend, ShardError>>,
     response_bytes_max: usize,
 ) -> FetchResponse {
     let mut results = results.into_iter();
@@ -101,13 +110,20 @@ fn build_response(
                     data.log_start_offset = fetched.log_start_offset;
                     // The response limit is soft only for the first non-empty partition (so a
                     // consumer always progresses); past it, later partitions come back empty.
-                    let records = if total_bytes > 0 && total_bytes + fetched.records.len() > response_bytes_max {
-                        bytes::Bytes::new()
-                    } else {
-                        fetched.records
-                    };
+                    let over = total_bytes > 0 && total_bytes + fetched.records.len() > response_bytes_max;
+                    let records = if over { Records::Memory(bytes::Bytes::new()) } else { fetched.records };
                     total_bytes += records.len();
-                    data.records = Some(records);
+                    count_sent(context, &records);
+                    data.records = Some(match records {
+                        Records::Memory(bytes) => bytes,
+                        Records::File(range) => {
+                            let placeholder = file_placeholder(&range).unwrap_or_default();
+                            if !placeholder.is_empty() {
+                                context.file_ranges.borrow_mut().push(range);
+                            }
+                            placeholder
+                        }
+                    });
                 }
                 Err(error) => {
                     let error = KafkaError::from(&error);

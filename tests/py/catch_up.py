@@ -1,0 +1,99 @@
+"""Catch-up consumers read what the memory cache no longer holds.
+
+Produce about 12 MiB to each of two partitions with acks=all (more than the broker's memory
+cache of recent batches per partition: the start of each partition is read from its segment
+file, with sendfile), then read both from the beginning with confluent-kafka (CRC checks on)
+and with kafka-python, from offset 0 and from an offset in the middle of a batch run, and
+check every message comes back identical, in order, at contiguous offsets.
+"""
+
+from confluent_kafka import Producer
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaPythonPartition
+
+from common import (CONSUME_TIMEOUT_S, REQUEST_TIMEOUT_S, argument_parser, consume_until,
+                    create_topic, expect, expect_contiguous, expect_equal, log, new_consumer,
+                    random_value, run_main, unique_name)
+
+PARTITIONS = 2
+MESSAGES_PER_PARTITION = 3_000
+VALUE_BYTES = 4_000
+MIDDLE_OFFSET = 1_234
+
+
+def produce(bootstrap, topic):
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
+                         "compression.type": "none"})
+    failures = []
+    expected = {partition: [] for partition in range(PARTITIONS)}
+    for index in range(MESSAGES_PER_PARTITION * PARTITIONS):
+        partition = index % PARTITIONS
+        value = random_value(index, VALUE_BYTES)
+        expected[partition].append(value)
+        while True:
+            try:
+                producer.produce(topic, value=value, key=str(index).encode(), partition=partition,
+                                 on_delivery=lambda error, _: error and failures.append(error))
+                break
+            except BufferError:
+                producer.poll(0.05)
+    expect_equal(producer.flush(REQUEST_TIMEOUT_S), 0, "messages left unflushed")
+    expect(not failures, f"produce failures: {failures[:3]}")
+    return expected
+
+
+def check_confluent(bootstrap, topic, expected, start):
+    consumer = new_consumer(bootstrap)
+    try:
+        ends = {partition: len(values) for partition, values in expected.items()}
+        consumed = consume_until(consumer, topic, {p: start for p in expected}, ends)
+    finally:
+        consumer.close()
+    for partition, messages in consumed.items():
+        expect_contiguous(messages, start, f"confluent-kafka partition {partition} from {start}")
+        expect([m.value() for m in messages] == expected[partition][start:],
+               f"confluent-kafka partition {partition} from {start}: values differ")
+
+
+def check_kafka_python(bootstrap, topic, expected, start):
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, check_crcs=True,
+                             request_timeout_ms=REQUEST_TIMEOUT_S * 1000 + 1000,
+                             consumer_timeout_ms=CONSUME_TIMEOUT_S * 1000)
+    try:
+        partitions = [KafkaPythonPartition(topic, p) for p in expected]
+        consumer.assign(partitions)
+        for partition in partitions:
+            consumer.seek(partition, start)
+        got = {p: [] for p in expected}
+        wanted = sum(len(values) - start for values in expected.values())
+        for message in consumer:
+            got[message.partition].append((message.offset, message.value))
+            wanted -= 1
+            if wanted == 0:
+                break
+        expect_equal(wanted, 0, "kafka-python messages still missing")
+    finally:
+        consumer.close()
+    for partition, messages in got.items():
+        offsets = [offset for offset, _ in messages]
+        expect_equal(offsets, list(range(start, len(expected[partition]))),
+                     f"kafka-python partition {partition} offsets from {start}")
+        expect([value for _, value in messages] == expected[partition][start:],
+               f"kafka-python partition {partition} from {start}: values differ")
+
+
+def main():
+    args = argument_parser(__doc__).parse_args()
+    topic = unique_name("catch-up")
+    create_topic(args.bootstrap, topic, PARTITIONS)
+    expected = produce(args.bootstrap, topic)
+    log(f"produced {MESSAGES_PER_PARTITION} x {VALUE_BYTES} B to each of {PARTITIONS} partitions")
+    for start in (0, MIDDLE_OFFSET):
+        check_confluent(args.bootstrap, topic, expected, start)
+        check_kafka_python(args.bootstrap, topic, expected, start)
+    print("ok: catch-up reads identical")
+
+
+if __name__ == "__main__":
+    run_main(main)

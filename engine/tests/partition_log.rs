@@ -200,10 +200,23 @@ fn checked_cold_ranges_go_out_as_file_ranges() {
         partition.close().await;
         drop(partition);
 
+        // A flipped byte inside batch 100 of the stopped broker's segment: recovery scans only
+        // from the last index entry, so the damage is found when the batch is read.
+        let position: usize = expected[..100].iter().map(|(_, bytes)| bytes.len() + 8).sum();
+        let log = sluice_engine::segment::log_path(&dir, 0);
+        let mut content = std::fs::read(&log).unwrap();
+        content[position + 500] ^= 0x40;
+        std::fs::write(&log, content).unwrap();
+
         let reopened = open(&dir, PartitionConfig::default()).await;
         let older = reopened.read_to_send(0, 100_000).await.unwrap();
         let Records::Memory(bytes) = older.records else { panic!("an earlier run's batches are checked as read") };
         assert_eq!(batches_of(&bytes), expected[..3]);
+        let damaged = reopened.read_to_send(100, 100_000).await;
+        assert!(
+            matches!(damaged, Err(PartitionError::Storage { .. })),
+            "a batch failing its CRC is not served: {damaged:?}"
+        );
         reopened.close().await;
     });
 }

@@ -36,6 +36,9 @@ pub const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
 pub const READ_CHUNK_BYTES: usize = 1 << 20;
 /// Smallest read issued for a fetch, so a scan from an index entry finds whole batches.
 pub const READ_MIN_BYTES: usize = 64 << 10;
+/// Checked byte ranges remembered per segment (see `Partition::read_to_send`): consumers
+/// reading an earlier run's segment from a few places each grow one range.
+pub const CHECKED_RANGES_PER_SEGMENT_MAX: usize = 64;
 /// Largest read-ahead one partition holds (see `partition::read_ahead`); a read-ahead is as
 /// long as the fetch that started it asked for, at least [`READ_MIN_BYTES`].
 pub const READ_AHEAD_BYTES_MAX: usize = 8 << 20;

@@ -149,8 +149,9 @@ fn file_bytes(range: &FileRange) -> Vec<u8> {
 }
 
 /// A catch-up read that only the segment file holds comes back as a file range of whole
-/// batches (from the index entry at or before the offset, within max_bytes) once the batches
-/// were appended by this process, and as checked bytes from an earlier run's segment.
+/// batches (from the index entry at or before the offset, within max_bytes) whose CRCs this
+/// process checked: appended by it, or read and checked through the page cache first (an
+/// earlier run's segment). A damaged batch is never in a file range and never served.
 #[test]
 fn checked_cold_ranges_go_out_as_file_ranges() {
     let temp = tempfile::tempdir().unwrap();
@@ -209,9 +210,15 @@ fn checked_cold_ranges_go_out_as_file_ranges() {
         std::fs::write(&log, content).unwrap();
 
         let reopened = open(&dir, PartitionConfig::default()).await;
+        // An earlier run's batches are read through the page cache and checked first.
         let older = reopened.read_to_send(0, 100_000).await.unwrap();
-        let Records::Memory(bytes) = older.records else { panic!("an earlier run's batches are checked as read") };
-        assert_eq!(batches_of(&bytes), expected[..3]);
+        let Records::File(range) = &older.records else { panic!("checked, then sent as a file range") };
+        assert_eq!(batches_of(&file_bytes(range)), expected[..3]);
+        // Damage inside the range: the batches before it are served (read and checked), the
+        // damaged one never.
+        let before_damage = reopened.read_to_send(98, 100_000).await.unwrap();
+        let Records::Memory(bytes) = before_damage.records else { panic!("a damaged range is not sent by sendfile") };
+        assert_eq!(batches_of(&bytes), expected[98..100]);
         let damaged = reopened.read_to_send(100, 100_000).await;
         assert!(
             matches!(damaged, Err(PartitionError::Storage { .. })),

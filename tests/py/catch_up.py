@@ -4,8 +4,12 @@ Produce about 12 MiB to each of two partitions with acks=all (more than the brok
 cache of recent batches per partition: the start of each partition is read from its segment
 file, with sendfile), then read both from the beginning with confluent-kafka (CRC checks on)
 and with kafka-python, from offset 0 and from an offset in the middle of a batch run, and
-check every message comes back identical, in order, at contiguous offsets.
+check every message comes back identical, in order, at contiguous offsets. With
+--skip-produce it only reads an existing --topic (values are derived from the topic name and
+index, so a run after a broker restart knows what to expect).
 """
+
+import hashlib
 
 from confluent_kafka import Producer
 from kafka import KafkaConsumer
@@ -13,7 +17,7 @@ from kafka import TopicPartition as KafkaPythonPartition
 
 from common import (CONSUME_TIMEOUT_S, REQUEST_TIMEOUT_S, argument_parser, consume_until,
                     create_topic, expect, expect_contiguous, expect_equal, log, new_consumer,
-                    random_value, run_main, unique_name)
+                    run_main, unique_name)
 
 PARTITIONS = 2
 MESSAGES_PER_PARTITION = 3_000
@@ -21,15 +25,25 @@ VALUE_BYTES = 4_000
 MIDDLE_OFFSET = 1_234
 
 
+def value_of(topic, index):
+    digest = hashlib.sha256(f"{topic}-{index}".encode()).digest()
+    return (digest * (VALUE_BYTES // len(digest) + 1))[:VALUE_BYTES]
+
+
+def expected_values(topic):
+    expected = {partition: [] for partition in range(PARTITIONS)}
+    for index in range(MESSAGES_PER_PARTITION * PARTITIONS):
+        expected[index % PARTITIONS].append(value_of(topic, index))
+    return expected
+
+
 def produce(bootstrap, topic):
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5,
                          "compression.type": "none"})
     failures = []
-    expected = {partition: [] for partition in range(PARTITIONS)}
     for index in range(MESSAGES_PER_PARTITION * PARTITIONS):
         partition = index % PARTITIONS
-        value = random_value(index, VALUE_BYTES)
-        expected[partition].append(value)
+        value = value_of(topic, index)
         while True:
             try:
                 producer.produce(topic, value=value, key=str(index).encode(), partition=partition,
@@ -39,7 +53,6 @@ def produce(bootstrap, topic):
                 producer.poll(0.05)
     expect_equal(producer.flush(REQUEST_TIMEOUT_S), 0, "messages left unflushed")
     expect(not failures, f"produce failures: {failures[:3]}")
-    return expected
 
 
 def check_confluent(bootstrap, topic, expected, start):
@@ -84,11 +97,16 @@ def check_kafka_python(bootstrap, topic, expected, start):
 
 
 def main():
-    args = argument_parser(__doc__).parse_args()
-    topic = unique_name("catch-up")
-    create_topic(args.bootstrap, topic, PARTITIONS)
-    expected = produce(args.bootstrap, topic)
-    log(f"produced {MESSAGES_PER_PARTITION} x {VALUE_BYTES} B to each of {PARTITIONS} partitions")
+    parser = argument_parser(__doc__)
+    parser.add_argument("--topic", help="topic to use (default: a new one)")
+    parser.add_argument("--skip-produce", action="store_true", help="only read an existing --topic")
+    args = parser.parse_args()
+    topic = args.topic or unique_name("catch-up")
+    if not args.skip_produce:
+        create_topic(args.bootstrap, topic, PARTITIONS)
+        produce(args.bootstrap, topic)
+        log(f"produced {MESSAGES_PER_PARTITION} x {VALUE_BYTES} B to each of {PARTITIONS} partitions")
+    expected = expected_values(topic)
     for start in (0, MIDDLE_OFFSET):
         check_confluent(args.bootstrap, topic, expected, start)
         check_kafka_python(args.bootstrap, topic, expected, start)

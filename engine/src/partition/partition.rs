@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use glommio::io::DmaFile;
+use glommio::io::{BufferedFile, DmaFile};
 
 use super::config::PartitionConfig;
 use super::producer_recovery::{self, SegmentExtent};
@@ -167,11 +167,13 @@ struct Segment {
     time_entries_persisted: usize,
     bytes_since_index: u64,
     reader: Option<Rc<DmaFile>>,
-    /// Every batch from this position on has had its CRC checked by this process (appended
-    /// through `append`, or scanned by recovery): only such bytes go out with sendfile.
-    checked_from: u64,
+    /// Byte ranges whose batches this process has checked (appended through `append`,
+    /// scanned by recovery, or read and checked for a fetch): only these go out with sendfile.
+    checked: CheckedRanges,
     /// The buffered descriptor sendfile reads, opened at the first range sent.
     send_file: Option<Arc<std::fs::File>>,
+    /// The same file for checking reads through the page cache (io_uring, not blocking).
+    check_reader: Option<Rc<BufferedFile>>,
 }
 
 /// A segment's base offset and the index entries not yet in its files.
@@ -204,8 +206,9 @@ impl Segment {
             time_entries_persisted: 0,
             bytes_since_index: INDEX_INTERVAL_BYTES,
             reader: None,
-            checked_from: 0,
+            checked: CheckedRanges::from(0),
             send_file: None,
+            check_reader: None,
         }
     }
 
@@ -223,8 +226,9 @@ impl Segment {
             offset_index: recovered.offset_index,
             time_index: recovered.time_index,
             reader: None,
-            checked_from: recovered.scanned_from,
+            checked: CheckedRanges::from(recovered.scanned_from),
             send_file: None,
+            check_reader: None,
         }
     }
 }
@@ -578,18 +582,27 @@ impl Partition {
         Ok(FetchResult { records: served.records, high_watermark, log_start_offset })
     }
 
-    /// `read` for a Kafka fetch: a range that only the segment files hold, and whose CRCs
-    /// this process has checked, comes back as a file range for sendfile (whole batches from
-    /// the offset index entry at or before `offset` up to the last entry or segment end within
-    /// `max_bytes`); anything else as `read` gives it. Older segments of an earlier run are
-    /// therefore read and checked batch by batch, as every RESP read is.
+    /// `read` for a Kafka fetch: a range that only the segment files hold comes back as a file
+    /// range for sendfile: whole batches from the offset index entry at or before `offset` up
+    /// to the last entry or segment end within `max_bytes`. Its CRCs must have been checked by
+    /// this process; a range not checked yet (an earlier run's segment) is first read through
+    /// the page cache and checked, which also leaves it there for the sendfile and the readers
+    /// after. Anything else (the memory cache, a first batch over `max_bytes`, damage) as
+    /// `read` gives it.
     pub async fn read_to_send(&self, offset: i64, max_bytes: usize) -> Result<SendRead, PartitionError> {
-        {
-            let mut state = self.state.borrow_mut();
+        let candidate = {
+            let state = self.state.borrow();
             let empty = empty_read(&state, offset)?;
             let in_memory = state.memory.front().is_some_and(|batch| batch.base_offset <= offset);
             if offset < empty.high_watermark && !in_memory {
-                if let Some(range) = checked_file_range(&mut state, &self.dir, offset, max_bytes)? {
+                send_candidate(&state, offset, max_bytes).map(|candidate| (candidate, empty))
+            } else {
+                None
+            }
+        };
+        if let Some((candidate, empty)) = candidate {
+            if candidate.checked || self.check_through_page_cache(&candidate).await? {
+                if let Some(range) = self.file_range(&candidate)? {
                     let (high_watermark, log_start_offset) = (empty.high_watermark, empty.log_start_offset);
                     return Ok(SendRead { records: Records::File(range), high_watermark, log_start_offset });
                 }
@@ -601,6 +614,86 @@ impl Partition {
             high_watermark: read.high_watermark,
             log_start_offset: read.log_start_offset,
         })
+    }
+
+    /// Reads a candidate range through the page cache and checks its batches (framing, CRC,
+    /// offsets from the index entry on, ending exactly at the range's end); records it as
+    /// checked if they hold. False if they do not (`read` then serves what is valid and reports
+    /// the damage) or the segment is gone.
+    async fn check_through_page_cache(&self, candidate: &SendCandidate) -> Result<bool, PartitionError> {
+        let existing = self.with_segment(candidate.segment_base_offset, |segment| segment.check_reader.clone());
+        let file = match existing {
+            None => return Ok(false),
+            Some(Some(file)) => file,
+            Some(None) => {
+                let path = segment::log_path(&self.dir, candidate.segment_base_offset);
+                let file = Rc::new(BufferedFile::open(path).await.map_err(|error| storage_error(&error.into()))?);
+                self.with_segment(candidate.segment_base_offset, |segment| segment.check_reader = Some(file.clone()));
+                file
+            }
+        };
+        let (start, end) = (candidate.positions.start, candidate.positions.end);
+        let read_at = |position: u64| {
+            let file = file.clone();
+            async move {
+                file.read_at(position, (end - position) as usize).await.map_err(|error| storage_error(&error.into()))
+            }
+        };
+        let first = read_at(start).await?;
+        let mut joined = Vec::new();
+        if (first.len() as u64) < end - start {
+            // A short read (rare): gather the rest.
+            joined.extend_from_slice(&first);
+            while (joined.len() as u64) < end - start {
+                let chunk = read_at(start + joined.len() as u64).await?;
+                if chunk.is_empty() {
+                    return Ok(false); // shorter than the index says: let `read` report it
+                }
+                joined.extend_from_slice(&chunk);
+            }
+        }
+        let bytes: &[u8] = if joined.is_empty() { &first } else { &joined };
+        let mut found = Vec::new();
+        let (consumed, stop) = recovery::scan(bytes, start, candidate.offsets.start, &mut found);
+        let whole = consumed == bytes.len()
+            && matches!(stop, recovery::ScanStop::EndOfInput)
+            && found.last().is_some_and(|batch| batch.last_offset + 1 == candidate.offsets.end);
+        if whole {
+            self.with_segment(candidate.segment_base_offset, |segment| segment.checked.insert(start..end));
+        }
+        Ok(whole)
+    }
+
+    /// The file range for a checked candidate, opening the segment's buffered descriptor the
+    /// first time (a plain open, microseconds, once per segment and run); `None` if the segment
+    /// is gone.
+    fn file_range(&self, candidate: &SendCandidate) -> Result<Option<FileRange>, PartitionError> {
+        let mut state = self.state.borrow_mut();
+        let Some(segment) =
+            state.segments.iter_mut().find(|segment| segment.base_offset == candidate.segment_base_offset)
+        else {
+            return Ok(None);
+        };
+        let file = match &segment.send_file {
+            Some(file) => file.clone(),
+            None => {
+                let path = segment::log_path(&self.dir, segment.base_offset);
+                let opened = std::fs::File::open(path).map_err(|error| storage_error(&error))?;
+                segment.send_file.insert(Arc::new(opened)).clone()
+            }
+        };
+        Ok(Some(FileRange {
+            file,
+            position: candidate.positions.start,
+            length_bytes: (candidate.positions.end - candidate.positions.start) as usize,
+            offsets: candidate.offsets.clone(),
+        }))
+    }
+
+    /// Runs `action` on the segment with `base_offset`, if it is still there.
+    fn with_segment<R>(&self, base_offset: i64, action: impl FnOnce(&mut Segment) -> R) -> Option<R> {
+        let mut state = self.state.borrow_mut();
+        state.segments.iter_mut().find(|segment| segment.base_offset == base_offset).map(action)
     }
 
     /// Serves a cold read from the read-ahead that starts exactly at `offset` in the segment
@@ -1053,56 +1146,86 @@ fn read_memory(state: &State, offset: i64, max_bytes: usize) -> Option<Bytes> {
     Some(records.freeze())
 }
 
-/// The file range `read_to_send` sends for `offset`, if the segment holding it has checked
-/// batches there and an index entry (or its end) within `max_bytes` of the start.
-fn checked_file_range(
-    state: &mut State,
-    dir: &Path,
-    offset: i64,
-    max_bytes: usize,
-) -> Result<Option<FileRange>, PartitionError> {
+/// A range of whole batches `read_to_send` may send with sendfile.
+#[derive(Debug)]
+struct SendCandidate {
+    segment_base_offset: i64,
+    positions: std::ops::Range<u64>,
+    /// From the first batch's base offset to one past the last batch's last offset.
+    offsets: std::ops::Range<i64>,
+    /// Whether this process has checked its batches already.
+    checked: bool,
+}
+
+/// The range `read_to_send` would send for `offset`: from the offset index entry at or before
+/// it to the last later entry (or the segment's durable end) within `max_bytes`; `None` if
+/// there is no such entry (the first batches alone exceed `max_bytes`: `read` serves one whole).
+fn send_candidate(state: &State, offset: i64, max_bytes: usize) -> Option<SendCandidate> {
     let index = segment_for_offset(&state.segments, offset);
     let end_offset = state.segments.get(index + 1).map_or(state.durable_offset, |next| next.base_offset);
-    let segment = &mut state.segments[index];
+    let segment = &state.segments[index];
     let entries = segment.offset_index.entries();
     let relative = (offset - segment.base_offset) as u32;
-    let Some(first) = entries.partition_point(|entry| entry.relative_offset.get() <= relative).checked_sub(1) else {
-        return Ok(None);
-    };
+    let first = entries.partition_point(|entry| entry.relative_offset.get() <= relative).checked_sub(1)?;
+    let base_offset = segment.base_offset;
     let start = u64::from(entries[first].position.get());
-    let start_offset = segment.base_offset + i64::from(entries[first].relative_offset.get());
-    if start < segment.checked_from {
-        return Ok(None);
-    }
+    let start_offset = base_offset + i64::from(entries[first].relative_offset.get());
     // Batch boundaries past the start that the partition knows without reading: the later
     // index entries and the segment's durable end.
-    let base_offset = segment.base_offset;
     let boundaries = entries[first + 1..]
         .iter()
         .map(|entry| (u64::from(entry.position.get()), base_offset + i64::from(entry.relative_offset.get())))
         .chain(std::iter::once((segment.size_bytes, end_offset)));
     let limit = start + max_bytes as u64;
-    let Some((end, next_offset)) = boundaries.take_while(|(position, _)| *position <= limit).last() else {
-        return Ok(None); // the first batches alone exceed max_bytes: `read` serves one whole
-    };
+    let (end, next_offset) = boundaries.take_while(|(position, _)| *position <= limit).last()?;
     if end <= start {
-        return Ok(None);
+        return None;
     }
-    let file = match &segment.send_file {
-        Some(file) => file.clone(),
-        None => {
-            // A plain open (microseconds), once per segment and run.
-            let opened =
-                std::fs::File::open(segment::log_path(dir, base_offset)).map_err(|error| storage_error(&error))?;
-            segment.send_file.insert(Arc::new(opened)).clone()
-        }
-    };
-    Ok(Some(FileRange {
-        file,
-        position: start,
-        length_bytes: (end - start) as usize,
+    Some(SendCandidate {
+        segment_base_offset: base_offset,
+        positions: start..end,
         offsets: start_offset..next_offset,
-    }))
+        checked: segment.checked.contains(&(start..end)),
+    })
+}
+
+/// Byte ranges of a segment, sorted and disjoint (touching ones merged); the last may be open
+/// ended (`u64::MAX`: everything appended from there on).
+#[derive(Debug)]
+struct CheckedRanges(Vec<std::ops::Range<u64>>);
+
+impl CheckedRanges {
+    /// Everything from `start` on.
+    fn from(start: u64) -> Self {
+        Self(std::iter::once(start..u64::MAX).collect())
+    }
+
+    fn contains(&self, range: &std::ops::Range<u64>) -> bool {
+        self.0.iter().any(|checked| checked.start <= range.start && range.end <= checked.end)
+    }
+
+    /// Adds `range`, merging it with the ranges it touches. Past `CHECKED_RANGES_PER_SEGMENT_MAX`
+    /// the shortest closed range is forgotten (read and checked again if wanted).
+    fn insert(&mut self, range: std::ops::Range<u64>) {
+        let mut merged = range;
+        self.0.retain(|checked| {
+            let touches = checked.start <= merged.end && merged.start <= checked.end;
+            if touches {
+                merged = checked.start.min(merged.start)..checked.end.max(merged.end);
+            }
+            !touches
+        });
+        let at = self.0.partition_point(|checked| checked.start < merged.start);
+        self.0.insert(at, merged);
+        if self.0.len() > CHECKED_RANGES_PER_SEGMENT_MAX {
+            let shortest = (0..self.0.len())
+                .filter(|&index| self.0[index].end != u64::MAX)
+                .min_by_key(|&index| self.0[index].end - self.0[index].start);
+            if let Some(index) = shortest {
+                self.0.remove(index);
+            }
+        }
+    }
 }
 
 /// Index of the segment holding `offset`: the last one whose base is at or below it.
@@ -1121,4 +1244,30 @@ fn read_log_start_offset(dir: &Path) -> std::io::Result<i64> {
 /// Writes the log start offset checkpoint atomically (temp file, fsync, rename, fsync dir).
 fn write_log_start_offset(dir: &Path, offset: i64) -> std::io::Result<()> {
     crate::fs::write_atomic(&dir.join(LOG_START_OFFSET_FILE), offset.to_string().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checked_ranges_merge_what_touches_and_forget_the_shortest_past_the_limit() {
+        let mut checked = CheckedRanges::from(1_000);
+        checked.insert(0..100);
+        checked.insert(200..300);
+        assert!(checked.contains(&(0..100)) && checked.contains(&(5_000..6_000)));
+        assert!(!checked.contains(&(50..250)));
+        checked.insert(100..200);
+        assert_eq!(checked.0, [0..300, 1_000..u64::MAX]);
+        checked.insert(250..1_000);
+        assert_eq!(checked.0, Vec::from_iter(std::iter::once(0..u64::MAX)));
+
+        let mut checked = CheckedRanges::from(u64::MAX - 1);
+        for index in 0..CHECKED_RANGES_PER_SEGMENT_MAX as u64 {
+            checked.insert(index * 100..index * 100 + 10 + index);
+        }
+        assert_eq!(checked.0.len(), CHECKED_RANGES_PER_SEGMENT_MAX);
+        assert!(!checked.contains(&(0..10)), "the shortest was forgotten");
+        assert!(checked.contains(&(100..111)) && checked.contains(&(u64::MAX - 1..u64::MAX)));
+    }
 }

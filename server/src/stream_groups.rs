@@ -74,6 +74,27 @@ pub struct ClaimOptions {
     pub last_id: Option<StreamId>,
 }
 
+/// What is left of a reply's `RESP_REPLY_BYTES_MAX` when one XREADGROUP reads several streams:
+/// bytes of fields, and whether the reply holds no entry yet (then one entry goes in whatever
+/// its size, so a consumer always progresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyBudget {
+    pub bytes_left: usize,
+    pub first: bool,
+}
+
+impl ReplyBudget {
+    /// A whole reply's budget.
+    pub fn whole() -> Self {
+        Self { bytes_left: RESP_REPLY_BYTES_MAX, first: true }
+    }
+
+    /// Whether an entry bringing the bytes taken to `bytes` fits, with `taken` entries taken.
+    fn fits(&self, bytes: usize, taken: usize) -> bool {
+        bytes <= self.bytes_left || (self.first && taken == 0)
+    }
+}
+
 #[derive(Clone)]
 pub enum GroupCall {
     Create {
@@ -102,19 +123,22 @@ pub enum GroupCall {
         group: Bytes,
         consumer: Bytes,
     },
-    /// `XREADGROUP ... >`.
+    /// `XREADGROUP ... >`: at most `count` entries and `budget` bytes of fields.
     ReadNew {
         group: Bytes,
         consumer: Bytes,
         count: usize,
         noack: bool,
+        budget: ReplyBudget,
     },
-    /// `XREADGROUP ... <id>`: the consumer's own pending entries after `after`.
+    /// `XREADGROUP ... <id>`: the consumer's own pending entries after `after`, as many and
+    /// as large as for `ReadNew`.
     ReadHistory {
         group: Bytes,
         consumer: Bytes,
         after: StreamId,
         count: usize,
+        budget: ReplyBudget,
     },
     Ack {
         group: Bytes,
@@ -395,15 +419,24 @@ impl StreamGroups {
                 let pending = found.pending.len() as i64;
                 Ok((vec![Event::ConsumerDeleted { name: group, consumer }], GroupAnswer::Count(pending)))
             }
-            GroupCall::ReadNew { group, consumer, count, noack } => {
-                self.read_new(shard, group, consumer, count, noack, now).await
+            GroupCall::ReadNew { group, consumer, count, noack, budget } => {
+                self.read_new(shard, group, consumer, count, noack, budget, now).await
             }
-            GroupCall::ReadHistory { group, consumer, after, count } => {
+            GroupCall::ReadHistory { group, consumer, after, count, budget } => {
                 let state = self.group(&group)?;
                 let own = state.consumer_pending_after(&consumer, after, count);
-                let ids: Vec<StreamId> = own.iter().map(|(id, _)| *id).collect();
                 let entries = self.entries_at(own.iter().map(|(_, pending)| pending.offset)).await?;
-                let reply = own.iter().map(|(id, pending)| (*id, entries.get(&pending.offset).cloned())).collect();
+                let mut reply = Vec::with_capacity(own.len());
+                let mut bytes = 0;
+                for (id, pending) in &own {
+                    let entry = entries.get(&pending.offset).cloned();
+                    bytes += entry.as_ref().map_or(0, |entry| crate::resp::streams::fields_bytes(&entry.fields));
+                    if !budget.fits(bytes, reply.len()) {
+                        break; // the rest is read by the next call, after the last ID given
+                    }
+                    reply.push((*id, entry));
+                }
+                let ids: Vec<StreamId> = reply.iter().map(|(id, _)| *id).collect();
                 let event = Event::Claimed {
                     name: group,
                     consumer,
@@ -574,8 +607,13 @@ impl StreamGroups {
     }
 
     /// New entries after the group's last delivered ID, from its read position, at most `count`
-    /// and `RESP_REPLY_BYTES_MAX` of fields (at least one); also the offset to go on from.
-    async fn new_entries(&self, group: &StreamGroup, count: usize) -> Result<(Vec<Entry>, i64), GroupError> {
+    /// and what `budget` allows; also the offset to go on from.
+    async fn new_entries(
+        &self,
+        group: &StreamGroup,
+        count: usize,
+        budget: ReplyBudget,
+    ) -> Result<(Vec<Entry>, i64), GroupError> {
         let mut next = group.next_offset.max(self.partition.log_start_offset());
         let mut found = Vec::new();
         let mut bytes = 0;
@@ -597,7 +635,7 @@ impl StreamGroups {
                 }
                 if entry.id > group.last_delivered && !self.is_deleted(entry.offset) {
                     bytes += crate::resp::streams::fields_bytes(&entry.fields);
-                    if bytes > RESP_REPLY_BYTES_MAX && !found.is_empty() {
+                    if !budget.fits(bytes, found.len()) {
                         return Ok((found, next)); // the next read starts with this entry
                     }
                     next = entry.offset + 1;
@@ -613,6 +651,7 @@ impl StreamGroups {
         Ok((found, next))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn read_new(
         &self,
         shard: &ShardRef,
@@ -620,6 +659,7 @@ impl StreamGroups {
         consumer: Bytes,
         count: usize,
         noack: bool,
+        budget: ReplyBudget,
         now: u64,
     ) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
         let group = self.group(&name)?;
@@ -643,7 +683,17 @@ impl StreamGroups {
         if wanted > 0 && room == 0 && reply.is_empty() {
             return Err(GroupError::PendingFull);
         }
-        let (entries, next_offset) = self.new_entries(&group, wanted.min(room)).await?;
+        // Claimed entries take their share of the reply's bytes first.
+        let claimed_bytes: usize = reply
+            .iter()
+            .filter_map(|(_, entry): &(StreamId, Option<Entry>)| entry.as_ref())
+            .map(|entry| crate::resp::streams::fields_bytes(&entry.fields))
+            .sum();
+        let budget = ReplyBudget {
+            bytes_left: budget.bytes_left.saturating_sub(claimed_bytes),
+            first: budget.first && reply.is_empty(),
+        };
+        let (entries, next_offset) = self.new_entries(&group, wanted.min(room), budget).await?;
         if let Some(last) = entries.last() {
             events.push(Event::Delivered {
                 name,
@@ -774,7 +824,7 @@ impl StreamGroups {
             None,
             GroupConfig::default(),
         );
-        let (entries, _) = self.new_entries(&probe, 1).await?;
+        let (entries, _) = self.new_entries(&probe, 1, ReplyBudget::whole()).await?;
         Ok(entries.into_iter().next().filter(|entry| entry.id == id))
     }
 

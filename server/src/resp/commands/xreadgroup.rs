@@ -16,7 +16,7 @@ use crate::resp::reply::Reply;
 use crate::resp::session::Session;
 use crate::resp::streams::{self, group_call, group_error, Stream};
 use crate::runtime::mesh::{ShardRequest, ShardResponse};
-use crate::stream_groups::{GroupAnswer, GroupCall};
+use crate::stream_groups::{GroupAnswer, GroupCall, ReplyBudget};
 
 /// Per stream: its key and the entries (an entry trimmed from the stream is `None`).
 type Found = Vec<(Bytes, Vec<(StreamId, Option<Entry>)>)>;
@@ -51,7 +51,13 @@ pub async fn xreadgroup(session: &Session, args: &mut Args) -> CommandResult {
     let deadline = options.block.filter(|_| all_new).map(|block| block.map(|wait| Instant::now() + wait));
     if let (Some(deadline), [(stream, Position::New)]) = (deadline, &reads[..]) {
         if let Ok(blocked) = crate::resp::session::Blocked::enter() {
-            let call = GroupCall::ReadNew { group: group.clone(), consumer, count: options.count, noack };
+            let call = GroupCall::ReadNew {
+                group: group.clone(),
+                consumer,
+                count: options.count,
+                noack,
+                budget: ReplyBudget::whole(),
+            };
             return read_new_blocking(session, stream, &group, call, deadline, blocked).await;
         }
         // Too many blocked already: the loop below still answers when entries are there.
@@ -67,22 +73,41 @@ pub async fn xreadgroup(session: &Session, args: &mut Args) -> CommandResult {
             }
         }
         let mut found: Found = Vec::new();
+        // The reply's fields stay within RESP_REPLY_BYTES_MAX over all its streams: each read
+        // gets what is left, and once it is spent the streams left are not read (nothing is
+        // delivered from them).
+        let mut budget = ReplyBudget::whole();
         for (stream, position) in &reads {
+            if budget.bytes_left == 0 {
+                break;
+            }
             let call = match position {
-                Position::New => {
-                    GroupCall::ReadNew { group: group.clone(), consumer: consumer.clone(), count: options.count, noack }
-                }
+                Position::New => GroupCall::ReadNew {
+                    group: group.clone(),
+                    consumer: consumer.clone(),
+                    count: options.count,
+                    noack,
+                    budget,
+                },
                 Position::After(after) => GroupCall::ReadHistory {
                     group: group.clone(),
                     consumer: consumer.clone(),
                     after: *after,
                     count: options.count,
+                    budget,
                 },
             };
             let answer = group_call(session, stream, call)
                 .await
                 .map_err(|error| group_error(error, || no_group(&stream.key, &group)))?;
             let GroupAnswer::Entries(entries) = answer else { unreachable!("group reads answer with Entries") };
+            let bytes: usize = entries
+                .iter()
+                .filter_map(|(_, entry)| entry.as_ref())
+                .map(|entry| streams::fields_bytes(&entry.fields))
+                .sum();
+            budget.bytes_left = budget.bytes_left.saturating_sub(bytes);
+            budget.first &= entries.iter().all(|(_, entry)| entry.is_none());
             // History reads always name their stream; new reads only when they got entries.
             if !entries.is_empty() || matches!(position, Position::After(_)) {
                 found.push((stream.key.clone(), entries));

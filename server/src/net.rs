@@ -10,7 +10,7 @@
 use std::cell::Cell;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,13 +24,20 @@ use crate::config::Config;
 
 /// A second handle on the same socket, so reads and writes run in separate tasks.
 pub fn duplicate(stream: &TcpStream) -> io::Result<TcpStream> {
-    // SAFETY: dup returns a new descriptor we own (or -1); from_raw_fd takes ownership of it.
+    let fd = duplicate_fd(stream)?;
+    // SAFETY: `fd` is a fresh, valid, connected TCP socket descriptor; the stream takes it over.
+    Ok(unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) })
+}
+
+/// A new descriptor of the stream's socket, owned by the caller.
+fn duplicate_fd(stream: &TcpStream) -> io::Result<OwnedFd> {
+    // SAFETY: dup only reads the descriptor number and returns a new descriptor (or -1).
     let fd = unsafe { libc::dup(stream.as_raw_fd()) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: `fd` is a fresh, valid, connected TCP socket descriptor owned by nobody else.
-    Ok(unsafe { TcpStream::from_raw_fd(fd) })
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// How long a connection waits for its client.
@@ -197,6 +204,9 @@ const SENDFILE_BACKOFF_MAX: Duration = Duration::from_millis(5);
 /// non-blocking (glommio's own sends and receives pass MSG_DONTWAIT anyway, so they are
 /// unaffected), so a client that takes nothing costs no thread: the call returns EAGAIN and
 /// is tried again after a short wait. `TimedOut` once no byte went out for `stalled_max`.
+/// The blocking calls use their own duplicate of the socket: if this future is dropped while
+/// one runs (the connection's task cancelled at shutdown), the stream may close, and its
+/// descriptor number must not be reused by a file the call would then write into.
 pub async fn send_file(
     stream: &TcpStream,
     file: &Arc<File>,
@@ -204,20 +214,20 @@ pub async fn send_file(
     length: usize,
     stalled_max: Duration,
 ) -> io::Result<()> {
-    let socket = stream.as_raw_fd();
-    set_nonblocking(socket)?;
+    let socket = Arc::new(duplicate_fd(stream)?);
+    set_nonblocking(socket.as_raw_fd())?;
     let end = position + length as u64;
     let mut backoff = SENDFILE_BACKOFF_MIN;
     let mut progressed_at = Instant::now();
     while position < end {
         let count = ((end - position) as usize).min(SENDFILE_CALL_BYTES_MAX);
-        let source = file.clone();
+        let (source, target) = (file.clone(), socket.clone());
         let sent = glommio::executor()
             .spawn_blocking(move || {
                 let mut offset = position as libc::off_t;
-                // SAFETY: both descriptors are open for the call (the stream lives across the
-                // await; `source` is owned by the closure); `offset` is a valid off_t.
-                let sent = unsafe { libc::sendfile(socket, source.as_raw_fd(), &mut offset, count) };
+                // SAFETY: both descriptors are owned by the closure (shared, open until it
+                // ends); `offset` is a valid off_t.
+                let sent = unsafe { libc::sendfile(target.as_raw_fd(), source.as_raw_fd(), &mut offset, count) };
                 if sent < 0 {
                     Err(io::Error::last_os_error())
                 } else {

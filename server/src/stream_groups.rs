@@ -72,6 +72,9 @@ pub struct ClaimOptions {
     pub just_id: bool,
     /// LASTID: the group's last delivered ID moves up to this one if it is behind.
     pub last_id: Option<StreamId>,
+    /// Bytes of fields the claimed entries may take; past it the rest are left as they are
+    /// (their IDs from the first one left out come back as the answer's `next`).
+    pub budget: ReplyBudget,
 }
 
 /// What is left of a reply's `RESP_REPLY_BYTES_MAX` when one XREADGROUP reads several streams:
@@ -83,7 +86,18 @@ pub struct ReplyBudget {
     pub first: bool,
 }
 
+impl Default for ReplyBudget {
+    fn default() -> Self {
+        Self::whole()
+    }
+}
+
 impl ReplyBudget {
+    /// No limit (the entries are not sent: claims with JUSTID).
+    fn unlimited() -> Self {
+        Self { bytes_left: usize::MAX, first: true }
+    }
+
     /// A whole reply's budget.
     pub fn whole() -> Self {
         Self { bytes_left: RESP_REPLY_BYTES_MAX, first: true }
@@ -425,16 +439,13 @@ impl StreamGroups {
             GroupCall::ReadHistory { group, consumer, after, count, budget } => {
                 let state = self.group(&group)?;
                 let own = state.consumer_pending_after(&consumer, after, count);
-                let entries = self.entries_at(own.iter().map(|(_, pending)| pending.offset)).await?;
+                let (entries, cut) = self.entries_at(own.iter().map(|(_, pending)| pending.offset), budget).await?;
                 let mut reply = Vec::with_capacity(own.len());
-                let mut bytes = 0;
                 for (id, pending) in &own {
-                    let entry = entries.get(&pending.offset).cloned();
-                    bytes += entry.as_ref().map_or(0, |entry| crate::resp::streams::fields_bytes(&entry.fields));
-                    if !budget.fits(bytes, reply.len()) {
+                    if cut.is_some_and(|cut| pending.offset >= cut) {
                         break; // the rest is read by the next call, after the last ID given
                     }
-                    reply.push((*id, entry));
+                    reply.push((*id, entries.get(&pending.offset).cloned()));
                 }
                 let ids: Vec<StreamId> = reply.iter().map(|(id, _)| *id).collect();
                 let event = Event::Claimed {
@@ -486,9 +497,11 @@ impl StreamGroups {
                 let chosen: Vec<StreamId> = candidates.into_iter().take(count).collect();
                 let options = ClaimOptions { just_id, ..ClaimOptions::default() };
                 let (events, claimed) = self.claim(shard, group, consumer, min_idle_ms, chosen, options, now).await?;
-                let GroupAnswer::AutoClaimed { entries, deleted, .. } = claimed else {
+                let GroupAnswer::AutoClaimed { next: left_from, entries, deleted } = claimed else {
                     unreachable!("claim answers with AutoClaimed")
                 };
+                // Cut by the reply's byte limit: the scan goes on from the first entry left.
+                let next = if left_from == StreamId::MIN { next } else { left_from };
                 Ok((events, GroupAnswer::AutoClaimed { next, entries, deleted }))
             }
             GroupCall::InfoGroups => {
@@ -574,36 +587,53 @@ impl StreamGroups {
         if end <= self.partition.log_start_offset() {
             return Ok(StreamId::MIN);
         }
-        let entries = self.entries_at(std::iter::once(end - 1)).await?;
+        let (entries, _) = self.entries_at(std::iter::once(end - 1), ReplyBudget::whole()).await?;
         Ok(entries.get(&(end - 1)).map_or(StreamId::MIN, |entry| entry.id))
     }
 
-    /// Entries at `offsets`, read from the local partition; offsets no longer in the log
-    /// (trimmed) are missing from the map.
-    async fn entries_at(&self, offsets: impl Iterator<Item = i64>) -> Result<HashMap<i64, Entry>, GroupError> {
+    /// Entries at `offsets`, read from the local partition in offset order while their fields
+    /// fit `budget`; offsets no longer in the log (trimmed, deleted) are missing from the map.
+    /// Also the first offset left unread because the budget was spent.
+    async fn entries_at(
+        &self,
+        offsets: impl Iterator<Item = i64>,
+        budget: ReplyBudget,
+    ) -> Result<(HashMap<i64, Entry>, Option<i64>), GroupError> {
         let mut wanted: Vec<i64> = offsets.collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let mut found = HashMap::with_capacity(wanted.len());
+        let mut found = HashMap::new();
+        let mut bytes = 0;
+        // The entries of the last read, which may hold the next wanted offsets too.
+        let mut decoded: HashMap<i64, Entry> = HashMap::new();
         let mut read_up_to = i64::MIN;
         for offset in wanted {
-            if offset < read_up_to || offset < self.partition.log_start_offset() {
+            if offset < self.partition.log_start_offset() {
                 continue;
             }
-            let fetched = match self.partition.read(offset, ENTRY_READ_BYTES).await {
-                Ok(fetched) => fetched,
-                Err(PartitionError::OffsetOutOfRange { .. }) => continue,
-                Err(error) => return Err(error.into()),
-            };
-            for entry in crate::resp::streams::decode(&fetched.records) {
-                read_up_to = read_up_to.max(entry.offset + 1);
-                if !self.is_deleted(entry.offset) {
-                    found.insert(entry.offset, entry);
+            if offset >= read_up_to {
+                let fetched = match self.partition.read(offset, ENTRY_READ_BYTES).await {
+                    Ok(fetched) => fetched,
+                    Err(PartitionError::OffsetOutOfRange { .. }) => continue,
+                    Err(error) => return Err(error.into()),
+                };
+                decoded.clear();
+                for entry in crate::resp::streams::decode(&fetched.records) {
+                    read_up_to = read_up_to.max(entry.offset + 1);
+                    if !self.is_deleted(entry.offset) {
+                        decoded.insert(entry.offset, entry);
+                    }
                 }
+                read_up_to = read_up_to.max(offset + 1);
             }
-            read_up_to = read_up_to.max(offset + 1);
+            let Some(entry) = decoded.remove(&offset) else { continue };
+            bytes += crate::resp::streams::fields_bytes(&entry.fields);
+            if !budget.fits(bytes, found.len()) {
+                return Ok((found, Some(offset)));
+            }
+            found.insert(offset, entry);
         }
-        Ok(found)
+        Ok((found, None))
     }
 
     /// New entries after the group's last delivered ID, from its read position, at most `count`
@@ -669,7 +699,7 @@ impl StreamGroups {
         if let Some(visibility_ms) = group.config.visibility_ms {
             let idle = group.idle_pending(StreamId::MIN, visibility_ms, now, count);
             if !idle.is_empty() {
-                let options = ClaimOptions::default();
+                let options = ClaimOptions { budget, ..ClaimOptions::default() };
                 let (claim_events, claimed) =
                     self.claim(shard, name.clone(), consumer.clone(), visibility_ms, idle, options, now).await?;
                 events.extend(claim_events);
@@ -767,12 +797,23 @@ impl StreamGroups {
                 _ => Vec::new(),
             }))
             .collect();
-        let entries = self.entries_at(claimable.iter().filter_map(|id| offsets.get(id).copied())).await?;
+        let budget = if options.just_id { ReplyBudget::unlimited() } else { options.budget };
+        let (entries, cut) =
+            self.entries_at(claimable.iter().filter_map(|id| offsets.get(id).copied()), budget).await?;
         let mut deleted = Vec::new();
         let mut claimed = Vec::new();
         let mut reply = Vec::new();
+        // The first ID left as it is because the budget was spent.
+        let mut left_from: Option<StreamId> = None;
         for id in &claimable {
-            let entry = offsets.get(id).and_then(|offset| entries.get(offset));
+            let offset = offsets.get(id).copied();
+            if let (Some(offset), Some(cut)) = (offset, cut) {
+                if offset >= cut {
+                    left_from = Some(left_from.map_or(*id, |left| left.min(*id)));
+                    continue;
+                }
+            }
+            let entry = offset.and_then(|offset| entries.get(&offset));
             match entry {
                 None => deleted.push(*id),
                 Some(entry) if dead.contains(id) => {
@@ -813,7 +854,7 @@ impl StreamGroups {
         if !deleted.is_empty() {
             events.push(Event::Dropped { name, ids: deleted.clone() });
         }
-        Ok((events, GroupAnswer::AutoClaimed { next: StreamId::MIN, entries: reply, deleted }))
+        Ok((events, GroupAnswer::AutoClaimed { next: left_from.unwrap_or(StreamId::MIN), entries: reply, deleted }))
     }
 
     /// The entry with exactly `id`, if the stream has it.

@@ -450,6 +450,16 @@ fn slow_and_idle_clients_do_not_grow_broker_memory_past_its_limits() {
         })
         .collect();
     assert_eq!(per_stream, [entry_ids(0..fitting), Vec::new()], "history entries per stream");
+    // XAUTOCLAIM is cut by the same limit (COUNT allows 10,000 entries: 640 MiB here), its
+    // cursor at the first entry it left with its owner.
+    let autoclaim = command(&["XAUTOCLAIM", &topic, "readers", "other", "0", "0", "COUNT", "10000"]);
+    match autoclaim.items() {
+        [Resp::Text(cursor), claimed, _deleted] => {
+            assert_eq!(*cursor, entry_id(fitting), "XAUTOCLAIM cursor");
+            assert_eq!(claimed.entry_ids(), entry_ids(0..fitting), "XAUTOCLAIM entries");
+        }
+        other => panic!("not an XAUTOCLAIM reply: {} items", other.len()),
+    }
     // An XRANGE whose reply would pass the limit is refused, with the way out.
     let refusal = format!(
         "-ERR the reply would hold more than {RESP_REPLY_BYTES_MAX} bytes of fields ({fitting} entries fit of the \

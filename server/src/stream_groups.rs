@@ -764,26 +764,14 @@ impl StreamGroups {
             }
         }
         let mut events = Vec::new();
-        // FORCE: entries that exist in the stream join the pending list.
-        if !forced.is_empty() {
-            let mut found = Vec::new();
-            for id in forced {
-                if let Some(entry) = self.find(id).await? {
-                    found.push((entry.id, entry.offset));
-                }
-            }
-            if !found.is_empty() {
-                claimable.extend(found.iter().map(|(id, _)| *id));
-                events.push(Event::Delivered {
-                    name: name.clone(),
-                    consumer: consumer.clone(),
-                    at_ms: now,
-                    entries: found.clone(),
-                    advance: None,
-                    noack: false,
-                });
+        // FORCE: entries that exist in the stream join the pending list (below, those that fit).
+        let mut forced_found = Vec::new();
+        for id in forced {
+            if let Some(entry) = self.find(id).await? {
+                forced_found.push((entry.id, entry.offset));
             }
         }
+        claimable.extend(forced_found.iter().map(|(id, _)| *id));
         let dead: Vec<StreamId> = if options.just_id {
             Vec::new()
         } else {
@@ -792,14 +780,22 @@ impl StreamGroups {
         let offsets: HashMap<StreamId, i64> = claimable
             .iter()
             .filter_map(|id| group.pending.get(id).map(|pending| (*id, pending.offset)))
-            .chain(events.iter().flat_map(|event| match event {
-                Event::Delivered { entries, .. } => entries.clone(),
-                _ => Vec::new(),
-            }))
+            .chain(forced_found.iter().copied())
             .collect();
         let budget = if options.just_id { ReplyBudget::unlimited() } else { options.budget };
         let (entries, cut) =
             self.entries_at(claimable.iter().filter_map(|id| offsets.get(id).copied()), budget).await?;
+        forced_found.retain(|(_, offset)| cut.is_none_or(|cut| *offset < cut));
+        if !forced_found.is_empty() {
+            events.push(Event::Delivered {
+                name: name.clone(),
+                consumer: consumer.clone(),
+                at_ms: now,
+                entries: forced_found,
+                advance: None,
+                noack: false,
+            });
+        }
         let mut deleted = Vec::new();
         let mut claimed = Vec::new();
         let mut reply = Vec::new();

@@ -621,16 +621,8 @@ impl Partition {
     /// checked if they hold. False if they do not (`read` then serves what is valid and reports
     /// the damage) or the segment is gone.
     async fn check_through_page_cache(&self, candidate: &SendCandidate) -> Result<bool, PartitionError> {
-        let existing = self.with_segment(candidate.segment_base_offset, |segment| segment.check_reader.clone());
-        let file = match existing {
-            None => return Ok(false),
-            Some(Some(file)) => file,
-            Some(None) => {
-                let path = segment::log_path(&self.dir, candidate.segment_base_offset);
-                let file = Rc::new(BufferedFile::open(path).await.map_err(|error| storage_error(&error.into()))?);
-                self.with_segment(candidate.segment_base_offset, |segment| segment.check_reader = Some(file.clone()));
-                file
-            }
+        let Some(file) = self.check_reader(candidate.segment_base_offset).await? else {
+            return Ok(false);
         };
         let (start, end) = (candidate.positions.start, candidate.positions.end);
         let read_at = |position: u64| {
@@ -793,11 +785,23 @@ impl Partition {
                 .await
                 .map_err(|error| storage_error(&error.into()))?,
         );
-        let mut state = self.state.borrow_mut();
-        if let Some(segment) = state.segments.iter_mut().find(|segment| segment.base_offset == base_offset) {
-            segment.reader = Some(file.clone());
-        }
+        self.with_segment(base_offset, |segment| segment.reader = Some(file.clone()));
         Ok(file)
+    }
+
+    /// The segment's buffered handle for checking reads, opened the first time; `None` if the
+    /// segment is gone.
+    async fn check_reader(&self, base_offset: i64) -> Result<Option<Rc<BufferedFile>>, PartitionError> {
+        match self.with_segment(base_offset, |segment| segment.check_reader.clone()) {
+            None => Ok(None),
+            Some(Some(file)) => Ok(Some(file)),
+            Some(None) => {
+                let path = segment::log_path(&self.dir, base_offset);
+                let file = Rc::new(BufferedFile::open(path).await.map_err(|error| storage_error(&error.into()))?);
+                self.with_segment(base_offset, |segment| segment.check_reader = Some(file.clone()));
+                Ok(Some(file))
+            }
+        }
     }
 
     /// The flusher: one per partition, writing queued batches in rounds (group commit). When

@@ -238,7 +238,7 @@ async fn write_responses(
 async fn write_parts(stream: &mut TcpStream, parts: &[Part], stalled_max: Duration) -> std::io::Result<()> {
     for part in parts {
         match part {
-            Part::Bytes(bytes) => stream.write_all(bytes).await?,
+            Part::Memory(bytes) => stream.write_all(bytes).await?,
             Part::File(range) => {
                 stream.flush().await?;
                 net::send_file(stream, &range.file, range.position, range.length_bytes, stalled_max).await?

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::protocol::buf::ByteBufMut;
-use sluice_engine::partition::FileRange;
+use sluice_engine::partition::{FileRange, Records};
 
 use crate::limits::FETCH_RESPONSE_BYTES_MAX;
 
@@ -42,25 +42,9 @@ pub fn file_placeholder(range: &FileRange) -> Option<Bytes> {
     placeholder_zeros().get(..range.length_bytes).map(Bytes::from_static)
 }
 
-/// A piece of a response frame: bytes, or a range of a segment file.
-#[derive(Debug, Clone)]
-pub enum Part {
-    Bytes(Bytes),
-    File(FileRange),
-}
-
-impl Part {
-    pub fn len(&self) -> usize {
-        match self {
-            Self::Bytes(bytes) => bytes.len(),
-            Self::File(range) => range.length_bytes,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+/// A piece of a response frame: bytes in memory, or a range of a segment file (the engine's
+/// own type for batches on their way to a socket serves the whole frame).
+pub type Part = Records;
 
 /// The bytes of a frame's parts.
 pub fn frame_bytes(parts: &[Part]) -> usize {
@@ -114,7 +98,7 @@ impl ResponseBuffer {
         let length = (self.len() - 4) as i32;
         self.flush_current();
         let mut parts = self.parts;
-        if let Some(Part::Bytes(first)) = parts.first_mut() {
+        if let Some(Part::Memory(first)) = parts.first_mut() {
             let mut patched = BytesMut::from(&first[..]);
             patched[..4].copy_from_slice(&length.to_be_bytes());
             *first = patched.freeze();
@@ -125,7 +109,7 @@ impl ResponseBuffer {
     fn flush_current(&mut self) {
         if !self.current.is_empty() {
             let part = self.current.split().freeze();
-            self.push(Part::Bytes(part));
+            self.push(Part::Memory(part));
         }
     }
 
@@ -168,7 +152,7 @@ unsafe impl BufMut for ResponseBuffer {
         match shared {
             Some(bytes) => {
                 self.flush_current();
-                self.push(Part::Bytes(bytes));
+                self.push(Part::Memory(bytes));
             }
             None => self.current.extend_from_slice(source),
         }
@@ -211,7 +195,7 @@ mod tests {
 
     fn bytes_of(part: &Part) -> &Bytes {
         match part {
-            Part::Bytes(bytes) => bytes,
+            Part::Memory(bytes) => bytes,
             Part::File(range) => panic!("a file part where bytes were expected: {range:?}"),
         }
     }
@@ -294,7 +278,7 @@ mod tests {
             let mut files = Vec::new();
             for part in &parts {
                 match part {
-                    Part::Bytes(bytes) => whole.extend_from_slice(bytes),
+                    Part::Memory(bytes) => whole.extend_from_slice(bytes),
                     Part::File(range) => {
                         files.push((range.position, range.length_bytes));
                         let start = range.position as usize;

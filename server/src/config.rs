@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
 use crate::limits::*;
+use crate::request_memory::REQUEST_MEMORY_SHARE_BYTES_MIN;
 
 /// `sluice serve` flags. Every one also reads `SLUICE_<NAME>` and the TOML key `<name>`.
 #[derive(Args, Debug, Default, Clone)]
@@ -38,6 +39,9 @@ pub struct ServeArgs {
     /// Largest Kafka request frame accepted, in bytes [default: 104857600]
     #[arg(long, env = "SLUICE_REQUEST_BYTES_MAX")]
     pub request_bytes_max: Option<usize>,
+    /// Bytes of requests (Kafka frames, RESP commands) the broker holds at once, split evenly across shards; past it a connection waits before reading more [default: 268435456]
+    #[arg(long, env = "SLUICE_REQUEST_MEMORY_BYTES_MAX")]
+    pub request_memory_bytes_max: Option<usize>,
     /// Connections per shard per listener [default: 4096]
     #[arg(long, env = "SLUICE_CONNECTIONS_MAX")]
     pub connections_max: Option<usize>,
@@ -76,6 +80,7 @@ struct FileConfig {
     auto_create_topics: Option<bool>,
     default_partitions: Option<u32>,
     request_bytes_max: Option<usize>,
+    request_memory_bytes_max: Option<usize>,
     connections_max: Option<usize>,
     request_read_timeout_ms: Option<u64>,
     connection_idle_timeout_ms: Option<u64>,
@@ -108,6 +113,7 @@ pub struct Config {
     pub auto_create_topics: bool,
     pub default_partitions: u32,
     pub request_bytes_max: usize,
+    pub request_memory_bytes_max: usize,
     pub connections_max: usize,
     pub request_read_timeout_ms: u64,
     pub connection_idle_timeout_ms: u64,
@@ -139,6 +145,10 @@ impl Config {
             auto_create_topics: args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true),
             default_partitions: args.default_partitions.or(file.default_partitions).unwrap_or(1),
             request_bytes_max: args.request_bytes_max.or(file.request_bytes_max).unwrap_or(REQUEST_BYTES_MAX_DEFAULT),
+            request_memory_bytes_max: args
+                .request_memory_bytes_max
+                .or(file.request_memory_bytes_max)
+                .unwrap_or(REQUEST_MEMORY_BYTES_MAX_DEFAULT),
             connections_max: args.connections_max.or(file.connections_max).unwrap_or(CONNECTIONS_MAX_PER_SHARD_DEFAULT),
             request_read_timeout_ms: args
                 .request_read_timeout_ms
@@ -176,6 +186,14 @@ impl Config {
         }
         if self.request_bytes_max < 1024 || self.request_bytes_max > i32::MAX as usize {
             return Err("request-bytes-max must be between 1024 and 2147483647".to_string());
+        }
+        if self.request_memory_bytes_max / self.shards < REQUEST_MEMORY_SHARE_BYTES_MIN {
+            return Err(format!(
+                "request-memory-bytes-max must be at least {REQUEST_MEMORY_SHARE_BYTES_MIN} per shard ({} for {} shards), got {}",
+                REQUEST_MEMORY_SHARE_BYTES_MIN * self.shards,
+                self.shards,
+                self.request_memory_bytes_max
+            ));
         }
         if self.connections_max == 0 {
             return Err("connections-max must be at least 1".to_string());
@@ -265,6 +283,12 @@ mod tests {
         let error =
             Config::resolve(&ServeArgs { connection_idle_timeout_ms: forever, ..ServeArgs::default() }, 2).unwrap_err();
         assert!(error.contains("connection-idle-timeout-ms"), "{error}");
+        let tiny = ServeArgs { request_memory_bytes_max: Some(3 << 20), shards: Some(4), ..ServeArgs::default() };
+        let error = Config::resolve(&tiny, 4).unwrap_err();
+        assert!(
+            error.contains("request-memory-bytes-max must be at least 1048576 per shard (4194304 for 4 shards)"),
+            "{error}"
+        );
     }
 
     #[test]

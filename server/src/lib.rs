@@ -14,6 +14,7 @@
 //! - [`resp`]: the Redis front door.
 //! - [`coordinator`]: consumer groups and committed offsets of the groups a shard coordinates.
 //! - [`metadata`]: the topic catalogue (one writer: shard 0) and its snapshots.
+//! - [`request_memory`]: the budget for the bytes of requests a shard holds at once.
 //! - [`metrics`]: per-shard counters and histograms, merged into Prometheus text on a scrape.
 //! - [`config`]: flags, `SLUICE_*` variables and the TOML file.
 //! - [`data_dir`]: the lock that keeps a second broker or `verify` off a data directory in use.
@@ -29,6 +30,7 @@ pub mod limits;
 pub mod metadata;
 pub mod metrics;
 pub mod net;
+pub mod request_memory;
 pub mod resp;
 pub mod runtime;
 pub mod stream_groups;

@@ -2,6 +2,9 @@
 
 /// Largest Kafka request frame accepted (Kafka's `socket.request.max.bytes` default).
 pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 << 20;
+/// Bytes of requests the broker holds at once, both front doors, all shards (see
+/// `request_memory`); Kafka's `queued.max.request.bytes`, unbounded there by default.
+pub const REQUEST_MEMORY_BYTES_MAX_DEFAULT: usize = 256 << 20;
 /// Requests one Kafka connection may have in flight (librdkafka sends up to 5 produces).
 pub const IN_FLIGHT_REQUESTS_MAX: usize = 32;
 /// Connections accepted per shard per front door; more are closed at once.

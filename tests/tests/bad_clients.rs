@@ -5,7 +5,9 @@
 //! closed, but not one waiting for a long poll; a client that stops reading its responses is
 //! dropped too. Connections over `connections-max` are closed at once (RESP first says
 //! `-ERR max number of clients reached`, like Redis). Thousands of idle connections cost the
-//! broker little memory. Every drop is counted in `sluice_connections_dropped_total`.
+//! broker little memory. Large requests arriving on many connections at once are read only as
+//! far as `request-memory-bytes-max` allows; small ones are still answered at once. Every drop
+//! is counted in `sluice_connections_dropped_total`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -49,6 +51,14 @@ const SLOWLORIS_BYTE_INTERVAL: Duration = Duration::from_secs(1);
 /// Bytes the second kind sends at once, and the third kind sends in all.
 const HEADER_BURST_BYTES: usize = 10;
 const STALLED_BYTES: usize = 2;
+/// The request memory test: a small budget, and large requests several times it in all, each
+/// sent but for its last byte.
+const REQUEST_MEMORY_BUDGET_BYTES: usize = 8 << 20;
+const LARGE_REQUEST_BYTES: usize = 4 << 20;
+const LARGE_REQUESTS_PER_DOOR: usize = 6;
+/// What the broker's resident memory may grow by beyond that budget during the test: the
+/// allocator's slack and the connections' own buffers.
+const REQUEST_MEMORY_RSS_SLACK_BYTES: u64 = 16 << 20;
 /// Idle connections held open for the memory figure, per front door.
 const IDLE_CONNECTIONS_PER_DOOR: usize = 2_000;
 /// What one idle connection may cost the broker in resident memory.
@@ -315,14 +325,19 @@ fn close_times(streams: &mut [TcpStream], since: Instant, timeout: Duration) -> 
     closed
 }
 
-fn produce(stream: &mut TcpStream, topic: &str, value: &[u8]) {
-    let batch = build::batch(0, 1_000, &[(b"key", value)]);
-    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
-        TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.to_string()))).with_partition_data(
-            vec![PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(batch)))],
-        ),
-    ]);
-    let response = call(stream, &request, 7, 1);
+/// A Produce of one record batch per value (a large request stays under the topic's
+/// max.message.bytes by carrying several batches).
+fn produce_request(topic: &str, values: &[&[u8]]) -> ProduceRequest {
+    let batch: Vec<u8> = values.iter().flat_map(|value| build::batch(0, 1_000, &[(b"key", value)])).collect();
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(Bytes::from(batch)))])])
+}
+
+fn produce(stream: &mut TcpStream, topic: &str, values: &[&[u8]]) {
+    let response = call(stream, &produce_request(topic, values), 7, 1);
     assert_eq!(response.responses[0].partition_responses[0].error_code, 0, "{response:?}");
 }
 
@@ -338,7 +353,7 @@ fn fetch_request(topic: &str, offset: i64, max_wait_ms: i32) -> FetchRequest {
 fn idle_connections_are_closed_but_not_while_a_long_poll_waits() {
     let broker = Broker::builder().shards(2).args(["--connection-idle-timeout-ms", "2000"]).start();
     let topic = unique_topic("idle");
-    produce(&mut kafka_connect(&broker), &topic, b"one record");
+    produce(&mut kafka_connect(&broker), &topic, &[b"one record"]);
     let long_poll = Duration::from_millis(4_000);
     assert!(long_poll > IDLE_TIMEOUT + CLOSE_SLACK);
 
@@ -399,7 +414,7 @@ fn a_client_that_reads_no_responses_is_dropped() {
     let value = vec![b'v'; 512 << 10];
     let responses = 48;
     let topic = unique_topic("unread");
-    produce(&mut kafka_connect(&broker), &topic, &value);
+    produce(&mut kafka_connect(&broker), &topic, &[&value]);
     let mut writer = resp_connect(&broker);
     let value_text = String::from_utf8(value).unwrap();
     assert!(resp_call(&mut writer, &["XADD", "unread-stream", "*", "field", &value_text]).starts_with('$'));
@@ -561,4 +576,95 @@ fn thousands_of_idle_connections_cost_little_memory() {
     assert!(per_resp < IDLE_CONNECTION_RSS_BYTES_MAX, "an idle RESP connection costs {per_resp} bytes");
     // Still served with all of them open.
     api_versions_work(&mut held[0], 1);
+}
+
+/// Sends all of `bytes` but the last on a new thread, and lets the stream go when the broker
+/// stops reading for good (write timeout) or closes the connection.
+fn send_all_but_last_byte(mut stream: TcpStream, bytes: Vec<u8>) -> thread::JoinHandle<TcpStream> {
+    stream.set_write_timeout(Some(REQUEST_READ_TIMEOUT + CLOSE_SLACK)).unwrap();
+    thread::spawn(move || {
+        let _ = stream.write_all(&bytes[..bytes.len() - 1]);
+        stream
+    })
+}
+
+fn request_memory_bytes(samples: &[check::Sample]) -> f64 {
+    check::value_of(samples, "sluice_request_memory_bytes", &[]).unwrap_or_else(|error| panic!("{error}"))
+}
+
+#[test]
+fn large_requests_on_many_connections_are_held_to_the_request_memory_budget() {
+    let budget = REQUEST_MEMORY_BUDGET_BYTES.to_string();
+    let broker = Broker::builder()
+        .shards(1)
+        .args(["--request-memory-bytes-max", budget.as_str(), "--request-bytes-max", "16777216"])
+        .args(["--request-read-timeout-ms", "2000"])
+        .start();
+    let topic = unique_topic("large-requests");
+    let large_value = vec![b'v'; LARGE_REQUEST_BYTES];
+    let large_batches: Vec<&[u8]> = large_value.chunks(LARGE_REQUEST_BYTES / 8).collect();
+    let mut kafka = kafka_connect(&broker);
+    let mut resp = resp_connect(&broker);
+    // A large request goes through, and gives its bytes back.
+    produce(&mut kafka, &topic, &large_batches);
+    let samples = metrics_until(&broker, CLOSE_SLACK, |samples| request_memory_bytes(samples) == 0.0);
+    assert_eq!(request_memory_bytes(&samples), 0.0, "a handled request holds no request memory");
+    let before = broker.resident_bytes();
+
+    // Many arrive at once, none complete: the broker reads only what fits in the budget.
+    let kafka_frame = raw::frame(&produce_request(&topic, &large_batches), 7, 2);
+    let resp_command = resp_request(&[b"XADD", b"large-requests", b"*", b"field", &large_value]);
+    let mut senders = Vec::new();
+    for _ in 0..LARGE_REQUESTS_PER_DOOR {
+        senders.push(send_all_but_last_byte(kafka_connect(&broker), kafka_frame.clone()));
+        senders.push(send_all_but_last_byte(resp_connect(&broker), resp_command.clone()));
+    }
+    // Meanwhile small requests are answered at once, and the budget holds.
+    let (mut held_max, mut resident_max, mut latency_max) = (0.0f64, before, Duration::ZERO);
+    let started = Instant::now();
+    while started.elapsed() < REQUEST_READ_TIMEOUT / 2 {
+        let round_started = Instant::now();
+        api_versions_work(&mut kafka, 3);
+        assert!(resp_call(&mut resp, &["XADD", "small", "*", "n", "1"]).starts_with('$'));
+        latency_max = latency_max.max(round_started.elapsed());
+        held_max = held_max.max(request_memory_bytes(&metrics(&broker)));
+        resident_max = resident_max.max(broker.resident_bytes());
+        thread::sleep(CLOSE_POLL_INTERVAL);
+    }
+    // Those that found no room are dropped at their read deadline, the others at theirs.
+    let closed = |samples: &[check::Sample], door| {
+        dropped(samples, door, "request_memory") + dropped(samples, door, "request_read_timeout")
+    };
+    let all_closed = LARGE_REQUESTS_PER_DOOR as f64;
+    let samples = metrics_until(&broker, REQUEST_READ_TIMEOUT + CLOSE_SLACK, |samples| {
+        closed(samples, "kafka") == all_closed && closed(samples, "resp") == all_closed
+    });
+    for sender in senders {
+        drop(sender.join().unwrap());
+    }
+    let growth = resident_max.saturating_sub(before);
+    let waits = check::value_of(&samples, "sluice_request_memory_waits_total", &[]).unwrap();
+    let no_room = dropped(&samples, "kafka", "request_memory") + dropped(&samples, "resp", "request_memory");
+    eprintln!(
+        "{} large requests of {} MiB against a {} MiB budget: at most {} MiB charged, RSS grew {} MiB, \
+         {waits} waits, {no_room} dropped for want of room; small requests answered within {latency_max:?}",
+        2 * LARGE_REQUESTS_PER_DOOR,
+        LARGE_REQUEST_BYTES >> 20,
+        REQUEST_MEMORY_BUDGET_BYTES >> 20,
+        held_max as u64 >> 20,
+        growth >> 20
+    );
+    assert!(latency_max < NORMAL_LATENCY_MAX, "a small request took {latency_max:?}");
+    assert!(held_max <= REQUEST_MEMORY_BUDGET_BYTES as f64, "{held_max} bytes charged");
+    assert!(held_max >= (REQUEST_MEMORY_BUDGET_BYTES / 2) as f64, "the large requests were charged: {held_max}");
+    assert!(waits >= 1.0 && no_room >= 1.0, "some requests had to wait, and gave up: {waits} waits, {no_room}");
+    assert!(growth < REQUEST_MEMORY_BUDGET_BYTES as u64 + REQUEST_MEMORY_RSS_SLACK_BYTES, "RSS grew {growth} bytes");
+    for door in ["kafka", "resp"] {
+        assert_eq!(closed(&samples, door), all_closed, "{door}");
+    }
+
+    // All given back: a large request goes through again; none of the incomplete ones landed.
+    assert_eq!(request_memory_bytes(&samples), 0.0);
+    produce(&mut kafka, &topic, &large_batches);
+    assert_eq!(resp_call(&mut resp, &["XLEN", "large-requests"]), ":0\r\n");
 }

@@ -30,6 +30,7 @@ use response::{frame_bytes, Part, ResponseBuffer};
 use crate::limits::{CONNECTION_UNSENT_BYTES_MAX, IN_FLIGHT_REQUESTS_MAX};
 use crate::metrics::{Dropped, Protocol};
 use crate::net::{self, Refusals, Timeouts};
+use crate::request_memory::{NoRoom, REQUEST_MEMORY_STEP_BYTES};
 
 /// Smallest frame that can hold a request header (api key, version, correlation id).
 const REQUEST_HEADER_BYTES_MIN: usize = 8;
@@ -175,13 +176,31 @@ async fn read_requests(
                 shard.config.request_bytes_max
             )));
         }
+        // The frame's pages are untouched until its bytes arrive; its bytes are charged to the
+        // shard's request memory as they do, and given back once the request is handled.
         let mut frame = BytesMut::zeroed(length as usize);
-        net::read_exact_before(stream, &mut frame, deadline).await.map_err(request_read_error)?;
+        let mut charge = shard.request_memory.charge();
+        let mut arrived = 0;
+        while arrived < frame.len() {
+            let step_end = frame.len().min(arrived + REQUEST_MEMORY_STEP_BYTES);
+            charge
+                .cover(&shard.request_memory, step_end, deadline)
+                .await
+                .map_err(|NoRoom| Closed::Dropped(Dropped::RequestMemory))?;
+            net::read_exact_before(stream, &mut frame[arrived..step_end], deadline)
+                .await
+                .map_err(request_read_error)?;
+            arrived = step_end;
+        }
         let (order, ordered) = OrderPoint::new();
         let handler = glommio::spawn_local({
             let (shard, client_host) = (shard.clone(), connection.client_host.clone());
             let in_flight = connection.in_flight.clone();
-            async move { handle_frame(&shard, &client_host, &in_flight, frame.freeze(), order).await }
+            async move {
+                let response = handle_frame(&shard, &client_host, &in_flight, frame.freeze(), order).await;
+                drop(charge);
+                response
+            }
         });
         connection.in_flight.owed.owe(1);
         if pending.send(handler).await.is_err() {

@@ -342,8 +342,22 @@ fn render_traffic(out: &mut Exposition, metrics: &BrokerMetrics) {
         "Bytes of Fetch responses sent from segment files with sendfile (page cache to socket); the rest of sluice_bytes_out_total for Kafka went from memory.",
     );
     out.sample(name, &[], metrics.sendfile_bytes);
+    let name = "sluice_request_memory_bytes";
+    out.family(
+        name,
+        Kind::Gauge,
+        "Bytes of requests being read or handled charged to request-memory-bytes-max (the first 64 KiB of each request are not charged).",
+    );
+    out.sample(name, &[], metrics.request_memory.held_bytes);
+    let name = "sluice_request_memory_waits_total";
+    out.family(
+        name,
+        Kind::Counter,
+        "Times a connection stopped reading a request to wait for room in request-memory-bytes-max.",
+    );
+    out.sample(name, &[], metrics.request_memory.waits);
     let name = "sluice_connections_dropped_total";
-    out.family(name, Kind::Counter, "Connections the broker closed itself, by front door and reason: accepted over connections-max, a request not complete within request-read-timeout-ms, idle or not reading responses for connection-idle-timeout-ms.");
+    out.family(name, Kind::Counter, "Connections the broker closed itself, by front door and reason: accepted over connections-max, a request not complete within request-read-timeout-ms, idle or not reading responses for connection-idle-timeout-ms, a request that found no room in request-memory-bytes-max before its read deadline.");
     for (protocol, counts) in Protocol::ALL.iter().zip(&metrics.connections_dropped) {
         for (reason, count) in Dropped::ALL.iter().zip(counts) {
             out.sample(name, &[("protocol", protocol.label()), ("reason", reason.label())], count);

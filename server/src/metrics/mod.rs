@@ -71,11 +71,18 @@ pub enum Dropped {
     IdleTimeout,
     /// A response the client did not read for `connection-idle-timeout-ms`.
     WriteTimeout,
+    /// A request whose bytes found no room in `request-memory-bytes-max` before its deadline.
+    RequestMemory,
 }
 
 impl Dropped {
-    pub const ALL: [Dropped; 4] =
-        [Dropped::ConnectionsMax, Dropped::RequestReadTimeout, Dropped::IdleTimeout, Dropped::WriteTimeout];
+    pub const ALL: [Dropped; 5] = [
+        Dropped::ConnectionsMax,
+        Dropped::RequestReadTimeout,
+        Dropped::IdleTimeout,
+        Dropped::WriteTimeout,
+        Dropped::RequestMemory,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -83,6 +90,7 @@ impl Dropped {
             Dropped::RequestReadTimeout => "request_read_timeout",
             Dropped::IdleTimeout => "idle_timeout",
             Dropped::WriteTimeout => "write_timeout",
+            Dropped::RequestMemory => "request_memory",
         }
     }
 }
@@ -162,6 +170,15 @@ pub struct ShardMetrics {
     sendfile_bytes: Cell<u64>,
     /// The executor's scheduler totals, once recorded (`record_executor`).
     executor: Cell<Option<ExecutorTotals>>,
+    /// The shard's request memory as of the last scrape (`record_request_memory`).
+    request_memory: Cell<RequestMemoryStats>,
+}
+
+/// A shard's request memory: bytes charged now, and charges that waited since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestMemoryStats {
+    pub held_bytes: u64,
+    pub waits: u64,
 }
 
 /// What a shard's executor did since it started: time running tasks, tasks run, and how often
@@ -198,6 +215,7 @@ impl Default for ShardMetrics {
             mesh_in_flight: Cell::new(0),
             sendfile_bytes: Cell::new(0),
             executor: Cell::new(None),
+            request_memory: Cell::new(RequestMemoryStats::default()),
         }
     }
 }
@@ -254,6 +272,10 @@ impl ShardMetrics {
         self.executor.set(Some(totals));
     }
 
+    pub fn record_request_memory(&self, held_bytes: u64, waits: u64) {
+        self.request_memory.set(RequestMemoryStats { held_bytes, waits });
+    }
+
     /// Counts a request sent to another shard until the returned guard is dropped.
     pub fn mesh_call(&self) -> MeshCall<'_> {
         self.mesh_in_flight.set(self.mesh_in_flight.get() + 1);
@@ -297,6 +319,7 @@ impl ShardMetrics {
             mesh_in_flight: self.mesh_in_flight.get(),
             sendfile_bytes: self.sendfile_bytes.get(),
             executor: self.executor.get(),
+            request_memory: self.request_memory.get(),
             fsync_seconds: storage.fsync_seconds.snapshot(),
             fsync_batches: storage.fsync_batches.snapshot(),
             owned,
@@ -394,6 +417,7 @@ pub struct ShardSnapshot {
     pub mesh_in_flight: usize,
     pub sendfile_bytes: u64,
     pub executor: Option<ExecutorTotals>,
+    pub request_memory: RequestMemoryStats,
     pub fsync_seconds: HistogramSnapshot,
     pub fsync_batches: HistogramSnapshot,
     pub owned: OwnedStats,
@@ -416,6 +440,7 @@ pub struct BrokerMetrics {
     pub sendfile_bytes: u64,
     /// Sorted by shard.
     pub executors: Vec<ExecutorTotals>,
+    pub request_memory: RequestMemoryStats,
     pub fsync_seconds: HistogramSnapshot,
     pub fsync_batches: HistogramSnapshot,
     /// Sorted by topic and partition.
@@ -444,6 +469,7 @@ impl BrokerMetrics {
             mesh_in_flight: 0,
             sendfile_bytes: 0,
             executors: Vec::new(),
+            request_memory: RequestMemoryStats::default(),
             fsync_seconds: HistogramSnapshot::empty(&LATENCY_BUCKETS_SECONDS),
             fsync_batches: HistogramSnapshot::empty(&FSYNC_BATCHES_BUCKETS),
             partitions: Vec::new(),
@@ -470,6 +496,8 @@ impl BrokerMetrics {
             merged.mesh_in_flight += snapshot.mesh_in_flight;
             merged.sendfile_bytes += snapshot.sendfile_bytes;
             merged.executors.extend(snapshot.executor);
+            merged.request_memory.held_bytes += snapshot.request_memory.held_bytes;
+            merged.request_memory.waits += snapshot.request_memory.waits;
             merged.fsync_seconds.merge(&snapshot.fsync_seconds);
             merged.fsync_batches.merge(&snapshot.fsync_batches);
             merged.partitions.extend(snapshot.owned.partitions);

@@ -33,6 +33,7 @@ use crate::limits::{
 };
 use crate::metrics::{Dropped, Protocol};
 use crate::net::{self, Refusals, Timeouts};
+use crate::request_memory::{NoRoom, REQUEST_UNCHARGED_BYTES};
 use crate::runtime::ShardRef;
 use command::Args;
 use commands::Outcome;
@@ -40,6 +41,9 @@ use reply::Reply;
 use session::Session;
 
 const READ_CHUNK_BYTES: usize = 16 << 10;
+/// A connection's read buffer grown past this by a large command is replaced by a small one
+/// once the command has run, so an idle connection does not keep it.
+const READ_BUFFER_KEPT_BYTES: usize = 4 * READ_CHUNK_BYTES;
 /// A connection's write buffer that one large reply grew past this is given back after the
 /// write; gathering small replies leaves it a little over `RESP_WRITE_BATCH_BYTES`.
 const WRITE_BUFFER_KEPT_BYTES_MAX: usize = 4 * RESP_WRITE_BATCH_BYTES;
@@ -179,6 +183,8 @@ async fn read_commands(
 ) -> Result<(), Closed> {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    // The bytes of a command larger than the uncharged ones, charged to the shard as they come.
+    let mut charge = session.shard.request_memory.charge();
     // When the broker began waiting for the rest of the partial command in `buffer`.
     let mut request_started: Option<Instant> = None;
     loop {
@@ -225,6 +231,13 @@ async fn read_commands(
         }
         // Everything read so far has run: send the XADDs it gathered before waiting for more.
         commands::xadd::send_gathered(session).await;
+        if buffer.len() <= REQUEST_UNCHARGED_BYTES {
+            // No large command is held any more: give its bytes back, and its buffer.
+            charge.release();
+            if buffer.capacity() > READ_BUFFER_KEPT_BYTES {
+                buffer = BytesMut::from(&buffer[..]);
+            }
+        }
         let read = if buffer.is_empty() {
             request_started = None;
             net::wait_for_request(stream, &mut chunk, timeouts.idle, &pending.in_flight)
@@ -240,6 +253,11 @@ async fn read_commands(
         if read == 0 {
             return Ok(());
         }
+        let deadline = *request_started.get_or_insert_with(Instant::now) + timeouts.request_read;
+        charge
+            .cover(&session.shard.request_memory, buffer.len() + read, deadline)
+            .await
+            .map_err(|NoRoom| Closed::Dropped(Dropped::RequestMemory))?;
         buffer.extend_from_slice(&chunk[..read]);
     }
 }

@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::coordinator::{Coordinator, GroupAnswer, GroupCall};
 use crate::metadata::{Metadata, NewTopic, TopicChangeError, TopicChangeResult};
 use crate::metrics::{OwnedStats, PartitionStats, ShardMetrics, ShardSnapshot};
+use crate::request_memory::RequestMemory;
 use crate::stream_groups::{GroupAnswer as StreamGroupAnswer, GroupCall as StreamGroupCall, GroupError, StreamGroups};
 
 struct OwnedPartition {
@@ -85,14 +86,16 @@ pub struct Shard {
     streams_without_groups: RefCell<HashSet<String>>,
     /// What this shard's front doors measure (read by a scrape, `ShardRequest::Metrics`).
     pub metrics: ShardMetrics,
+    /// This shard's share of `request-memory-bytes-max`, charged by both front doors.
+    pub request_memory: RequestMemory,
 }
 
 impl Shard {
     pub fn new(config: Arc<Config>, senders: Senders<MeshMessage>, metadata: Metadata) -> Rc<Self> {
+        let request_memory_share_bytes = config.request_memory_bytes_max / senders.nr_consumers();
         Rc::new(Self {
             id: senders.peer_id(),
             count: senders.nr_consumers(),
-            config,
             senders,
             partitions: RefCell::new(HashMap::new()),
             metadata: RefCell::new(Arc::new(metadata)),
@@ -105,6 +108,8 @@ impl Shard {
             stream_groups_opening: glommio::sync::Semaphore::new(1),
             streams_without_groups: RefCell::new(HashSet::new()),
             metrics: ShardMetrics::default(),
+            request_memory: RequestMemory::new(request_memory_share_bytes),
+            config,
         })
     }
 
@@ -218,6 +223,7 @@ impl Shard {
             executor.tasks_executed(),
             executor.scheduler_runs(),
         );
+        self.metrics.record_request_memory(self.request_memory.held_bytes(), self.request_memory.waits());
         let partitions = self
             .partitions
             .borrow()

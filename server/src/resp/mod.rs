@@ -97,9 +97,9 @@ async fn accept_loop(shard: ShardRef, listener: TcpListener) {
     }
 }
 
-/// A reply as it leaves the reader: ready, or a task that finishes it (XADD waiting for fsync).
+/// A reply as it leaves the reader: ready, or one finished later (XADD waiting for fsync).
 /// It carries the protocol in force when the command ran (HELLO changes it for what follows),
-/// and the bytes it was counted as (`net::Owed::built`; 0 for a task, whose reply is small).
+/// and the bytes it was counted as (`net::Owed::built`; 0 for a later one, whose reply is small).
 struct Pending {
     resp3: bool,
     reply: Outcome,
@@ -329,42 +329,67 @@ async fn write_replies_in_order(
     pending: &LocalReceiver<Pending>,
     in_flight: &net::Owed,
 ) -> std::io::Result<()> {
-    let mut out = BytesMut::with_capacity(RESP_WRITE_BATCH_BYTES);
-    let (mut gathered, mut gathered_bytes) = (0, 0);
+    let mut out = Gathered { bytes: BytesMut::with_capacity(RESP_WRITE_BATCH_BYTES), replies: 0, counted_bytes: 0 };
     let mut next = pending.recv().await;
     while let Some(Pending { resp3, reply, bytes }) = next {
-        gathered += 1;
-        gathered_bytes += bytes;
         let (reply, close) = match reply {
             Outcome::Reply(reply) => (reply, false),
-            Outcome::Later(task) => (task.await, false),
+            Outcome::Later(deferred) => {
+                let mut reply = std::pin::pin!(deferred.reply());
+                match futures_lite::future::poll_once(reply.as_mut()).await {
+                    Some(reply) => (reply, false),
+                    None => {
+                        // Not durable yet: what is gathered goes now, not one fsync later.
+                        out.write(stream, in_flight).await?;
+                        (reply.await, false)
+                    }
+                }
+            }
             Outcome::Close(reply) => (reply, true),
         };
-        reply.encode(resp3, &mut out);
+        reply.encode(resp3, &mut out.bytes);
+        out.replies += 1;
+        out.counted_bytes += bytes;
         if close {
-            stream.write_all(&out).await?;
+            stream.write_all(&out.bytes).await?;
             return stream.close().await;
         }
-        next = if out.len() < RESP_WRITE_BATCH_BYTES {
+        next = if out.bytes.len() < RESP_WRITE_BATCH_BYTES {
             futures_lite::future::poll_once(pending.recv()).await.flatten()
         } else {
             None
         };
         if next.is_none() {
-            stream.write_all(&out).await?;
-            out.clear();
-            if out.capacity() > WRITE_BUFFER_KEPT_BYTES_MAX {
-                // A large reply grew the buffer: give its memory back rather than keep it for
-                // the life of the connection.
-                out = BytesMut::with_capacity(RESP_WRITE_BATCH_BYTES);
-            }
-            in_flight.sent(gathered_bytes);
-            in_flight.paid(gathered);
-            (gathered, gathered_bytes) = (0, 0);
+            out.write(stream, in_flight).await?;
             next = pending.recv().await;
         }
     }
     Ok(())
+}
+
+/// Encoded replies waiting for one socket write, and what they were counted as in `Owed`.
+struct Gathered {
+    bytes: BytesMut,
+    replies: usize,
+    counted_bytes: usize,
+}
+
+impl Gathered {
+    async fn write(&mut self, stream: &mut TcpStream, in_flight: &net::Owed) -> std::io::Result<()> {
+        if self.replies == 0 {
+            return Ok(());
+        }
+        stream.write_all(&self.bytes).await?;
+        self.bytes.clear();
+        if self.bytes.capacity() > WRITE_BUFFER_KEPT_BYTES_MAX {
+            // A large reply grew the buffer: give its memory back rather than keep it for the
+            // life of the connection.
+            self.bytes = BytesMut::with_capacity(RESP_WRITE_BATCH_BYTES);
+        }
+        in_flight.sent(std::mem::take(&mut self.counted_bytes));
+        in_flight.paid(std::mem::take(&mut self.replies));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -24,8 +24,8 @@ use crate::metrics::RespCommand;
 /// What running a command gives the connection's writer.
 pub enum Outcome {
     Reply(Reply),
-    /// Answered when the task ends (XADD: after fdatasync).
-    Later(glommio::Task<Reply>),
+    /// Answered later, in turn (XADD: after fdatasync).
+    Later(xadd::Deferred),
     /// Answer, then close the connection (QUIT, protocol errors).
     Close(Reply),
 }

@@ -104,23 +104,56 @@ pub async fn xadd(session: &Rc<Session>, args: &mut Args, started: Instant) -> O
     if full {
         send_gathered(session).await;
     }
-    session.defer_started();
-    let task = glommio::spawn_local({
-        let (session, trim) = (session.clone(), request.trim);
-        async move {
-            let result =
-                reply.await.unwrap_or(Err(StreamAddError::Shard(ShardError::Partition(PartitionError::Closed))));
-            if result.is_ok() {
-                session.shard.metrics.received(Protocol::Resp, field_bytes, 1);
-                session.shard.metrics.resp_entry_added(field_bytes);
-            }
-            let reply = finish(&session, &stream, result, trim).await;
-            session.defer_finished();
-            session.shard.metrics.resp_command(RespCommand::Xadd, started.elapsed());
-            reply
+    Outcome::Later(Deferred {
+        owed: DeferredReply::new(session),
+        trim: request.trim.map(|trim| (trim, stream)),
+        reply,
+        field_bytes,
+        started,
+    })
+}
+
+/// An XADD's reply, ready once its entry is durable. The connection's writer finishes it
+/// when its turn comes (replies go out in order anyway): no task per XADD.
+pub struct Deferred {
+    owed: DeferredReply,
+    /// Applied once the entry is in.
+    trim: Option<(Trim, Stream)>,
+    reply: oneshot::Receiver<Result<StreamAdded, StreamAddError>>,
+    field_bytes: usize,
+    started: Instant,
+}
+
+impl Deferred {
+    pub async fn reply(self) -> Reply {
+        let Deferred { owed, trim, reply, field_bytes, started } = self;
+        let result = reply.await.unwrap_or(Err(StreamAddError::Shard(ShardError::Partition(PartitionError::Closed))));
+        let session = &owed.0;
+        if result.is_ok() {
+            session.shard.metrics.received(Protocol::Resp, field_bytes, 1);
+            session.shard.metrics.resp_entry_added(field_bytes);
         }
-    });
-    Outcome::Later(task)
+        let reply = finish(session, result, trim).await;
+        session.shard.metrics.resp_command(RespCommand::Xadd, started.elapsed());
+        reply
+    }
+}
+
+/// A deferred reply's place in its session's count (`Session::settled`), freed when the reply
+/// is finished or dropped (a connection whose writer stopped).
+struct DeferredReply(Rc<Session>);
+
+impl DeferredReply {
+    fn new(session: &Rc<Session>) -> Self {
+        session.defer_started();
+        Self(session.clone())
+    }
+}
+
+impl Drop for DeferredReply {
+    fn drop(&mut self) {
+        self.0.defer_finished();
+    }
 }
 
 /// Sends the connection's gathered XADDs to their stream's owner and returns once they are
@@ -160,19 +193,14 @@ async fn open(session: &Rc<Session>, request: &Request) -> Result<Option<Stream>
     Ok(stream)
 }
 
-async fn finish(
-    session: &Session,
-    stream: &Stream,
-    result: Result<StreamAdded, StreamAddError>,
-    trim: Option<Trim>,
-) -> Reply {
+async fn finish(session: &Session, result: Result<StreamAdded, StreamAddError>, trim: Option<(Trim, Stream)>) -> Reply {
     let added = match result {
         Ok(added) => added,
         Err(StreamAddError::Id(error)) => return Reply::error(error.to_string()),
         Err(StreamAddError::Shard(error)) => return storage_error(&error),
     };
-    if let Some(trim) = trim {
-        if let Err(reply) = trim.apply(session, stream).await {
+    if let Some((trim, stream)) = trim {
+        if let Err(reply) = trim.apply(session, &stream).await {
             return reply;
         }
     }

@@ -188,6 +188,11 @@ pub enum GroupCall {
     InfoConsumers {
         group: Bytes,
     },
+    /// XINFO STREAM FULL: every group with its oldest `pending_max` pending entries, and
+    /// every consumer with its oldest `pending_max`.
+    InfoFull {
+        pending_max: usize,
+    },
     /// XDEL: answers how many of `ids` were entries of the stream not deleted before.
     Delete {
         ids: Vec<StreamId>,
@@ -211,11 +216,49 @@ pub struct GroupInfo {
     pub config: GroupConfig,
 }
 
+impl GroupInfo {
+    fn of(name: &Bytes, group: &StreamGroup) -> Self {
+        GroupInfo {
+            name: name.clone(),
+            consumers: group.consumers.len(),
+            pending: group.pending.len(),
+            last_delivered: group.last_delivered,
+            entries_read: group.entries_read,
+            config: group.config.clone(),
+        }
+    }
+}
+
 pub struct ConsumerInfo {
     pub name: Bytes,
     pub pending: usize,
     pub idle_ms: u64,
     pub inactive_ms: Option<u64>,
+}
+
+/// A pending entry as XINFO STREAM FULL shows it: when it was last delivered (ms since the
+/// epoch) and how often.
+pub struct PendingDelivery {
+    pub id: StreamId,
+    pub delivered_ms: u64,
+    pub deliveries: u64,
+}
+
+/// A consumer as XINFO STREAM FULL shows it.
+pub struct ConsumerFull {
+    pub name: Bytes,
+    pub seen_ms: u64,
+    pub active_ms: Option<u64>,
+    pub pending_count: usize,
+    pub pending: Vec<PendingDelivery>,
+}
+
+/// A group as XINFO STREAM FULL shows it: its pending entries (with their consumers) and its
+/// consumers, each list cut at the call's `pending_max`.
+pub struct GroupFull {
+    pub info: GroupInfo,
+    pub pending: Vec<(PendingDelivery, Bytes)>,
+    pub consumers: Vec<ConsumerFull>,
 }
 
 pub enum GroupAnswer {
@@ -232,6 +275,7 @@ pub enum GroupAnswer {
     },
     Groups(Vec<GroupInfo>),
     Consumers(Vec<ConsumerInfo>),
+    Full(Vec<GroupFull>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -505,21 +549,50 @@ impl StreamGroups {
                 Ok((events, GroupAnswer::AutoClaimed { next, entries, deleted }))
             }
             GroupCall::InfoGroups => {
-                let infos = self
+                let infos = self.state.borrow().groups.iter().map(|(name, group)| GroupInfo::of(name, group)).collect();
+                Ok((Vec::new(), GroupAnswer::Groups(infos)))
+            }
+            GroupCall::InfoFull { pending_max } => {
+                let delivery = |group: &StreamGroup, id: &StreamId| {
+                    let pending = group.pending.get(id)?;
+                    Some(PendingDelivery {
+                        id: *id,
+                        delivered_ms: pending.delivered_ms,
+                        deliveries: pending.deliveries,
+                    })
+                };
+                let full = self
                     .state
                     .borrow()
                     .groups
                     .iter()
-                    .map(|(name, group)| GroupInfo {
-                        name: name.clone(),
-                        consumers: group.consumers.len(),
-                        pending: group.pending.len(),
-                        last_delivered: group.last_delivered,
-                        entries_read: group.entries_read,
-                        config: group.config.clone(),
+                    .map(|(name, group)| GroupFull {
+                        info: GroupInfo::of(name, group),
+                        pending: group
+                            .pending
+                            .iter()
+                            .take(pending_max)
+                            .filter_map(|(id, pending)| Some((delivery(group, id)?, pending.consumer.clone())))
+                            .collect(),
+                        consumers: group
+                            .consumers
+                            .iter()
+                            .map(|(name, consumer)| ConsumerFull {
+                                name: name.clone(),
+                                seen_ms: consumer.seen_ms,
+                                active_ms: consumer.active_ms,
+                                pending_count: consumer.pending.len(),
+                                pending: consumer
+                                    .pending
+                                    .iter()
+                                    .take(pending_max)
+                                    .filter_map(|id| delivery(group, id))
+                                    .collect(),
+                            })
+                            .collect(),
                     })
                     .collect();
-                Ok((Vec::new(), GroupAnswer::Groups(infos)))
+                Ok((Vec::new(), GroupAnswer::Full(full)))
             }
             GroupCall::InfoConsumers { group } => {
                 let state = self.group(&group)?;

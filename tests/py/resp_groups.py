@@ -117,6 +117,7 @@ def redelivery(args):
     expect_equal(r.xpending(stream, "g")["pending"], 2, "erin's entries left the pending list")
     consumers = {consumer["name"]: consumer["pending"] for consumer in r.xinfo_consumers(stream, "g")}
     expect_equal(consumers.get(b"frank"), 0, "XINFO CONSUMERS lists the new consumer")
+    check_xinfo_full(r, stream, ids, consumers)
     extra = r.xadd(stream, {"n": "extra"}).decode()
     got = read(r, stream, "g", "frank", noack=True)
     # ids[3] entered the pending list by XCLAIM FORCE, never by `>`: the group still hands it
@@ -128,6 +129,39 @@ def redelivery(args):
     history = r3.xreadgroup("g", "dave", {stream: "0"})
     expect(isinstance(history, dict) and stream.encode() in history, f"RESP3 XREADGROUP is a map: {history}")
     log("ok: redelivery")
+
+
+def check_xinfo_full(r, stream, ids, consumer_pending):
+    """XINFO STREAM FULL agrees with XRANGE, XPENDING and XINFO CONSUMERS, and COUNT cuts
+    every list it shows."""
+    now_ms = time.time() * 1000
+    full = r.xinfo_stream(stream, full=True)
+    expect_equal((full["length"], full["last-generated-id"].decode(), full["recorded-first-entry-id"].decode()),
+                 (len(ids), ids[-1], ids[0]), "XINFO STREAM FULL: length and IDs")
+    expect_equal([entry_id.decode() for entry_id in full["entries"]], ids, "FULL shows the entries (COUNT 10)")
+    [group] = full["groups"]
+    lines = r.xpending_range(stream, "g", "-", "+", 100)
+    expect_equal((group["name"], group["pel-count"]), (b"g", len(lines)), "FULL: the group and its pending count")
+    expect_equal([(entry_id.decode(), consumer, deliveries) for entry_id, consumer, _, deliveries in group["pending"]],
+                 [(line["message_id"].decode(), line["consumer"], line["times_delivered"]) for line in lines],
+                 "FULL's pending list is XPENDING's")
+    for _, _, delivered_ms, _ in group["pending"]:
+        expect(now_ms - 60_000 < delivered_ms <= now_ms + 1_000, f"a delivery time in ms since the epoch: {delivered_ms}")
+    shown = {consumer["name"]: consumer for consumer in group["consumers"]}
+    expect_equal({name: consumer["pel-count"] for name, consumer in shown.items()}, consumer_pending,
+                 "FULL's consumers are XINFO CONSUMERS'")
+    for name, consumer in shown.items():
+        mine = [line["message_id"] for line in lines if line["consumer"] == name]
+        expect_equal([entry_id for entry_id, _, _ in consumer["pending"]], mine, f"{name}'s pending entries")
+        expect(consumer["seen-time"] <= now_ms + 1_000, f"{name}'s seen-time is a time: {consumer['seen-time']}")
+    cut = r.execute_command("XINFO STREAM", stream, "FULL", "COUNT", "1", full=True)
+    expect_equal(list(cut["entries"]), [ids[0].encode()], "COUNT 1: one entry")
+    [cut_group] = cut["groups"]
+    expect_equal((len(cut_group["pending"]), cut_group["pel-count"]), (1, len(lines)), "COUNT 1: one pending line")
+    expect(all(len(consumer["pending"]) <= 1 for consumer in cut_group["consumers"]), "COUNT 1 per consumer")
+    expect_error(lambda: r.execute_command("XINFO", "STREAM", stream, "FULL", "COUNT", "-1"), "out of range",
+                 "a negative COUNT")
+    expect_error(lambda: r.execute_command("XINFO", "STREAM", stream, "FOO"), "syntax error", "an unknown option")
 
 
 def dead_letter(args):

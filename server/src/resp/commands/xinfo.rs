@@ -1,16 +1,61 @@
-//! XINFO STREAM key | GROUPS key | CONSUMERS key group.
-use crate::limits::RESP_REPLY_BYTES_MAX;
+//! XINFO STREAM key [FULL [COUNT count]] | GROUPS key | CONSUMERS key group.
+use crate::limits::{RESP_RANGE_ENTRIES_MAX, RESP_REPLY_BYTES_MAX};
 use crate::resp::command::{Args, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
 use crate::resp::streams::{self, group_call, group_error, no_group};
-use crate::stream_groups::{GroupAnswer, GroupCall};
+use crate::stream_groups::{GroupAnswer, GroupCall, GroupFull, GroupInfo};
 use sluice_engine::stream::id::StreamId;
 
 const NO_SUCH_KEY: &str = "ERR no such key";
+/// Entries, and pending entries per group and per consumer, XINFO STREAM FULL shows without
+/// COUNT (Redis's default).
+const FULL_COUNT_DEFAULT: u64 = 10;
 
 fn optional_integer(value: Option<u64>) -> Reply {
     value.map_or(Reply::Null, |value| Reply::Integer(value as i64))
+}
+
+/// How many entries the group has yet to read, when known.
+fn lag(group: &GroupInfo, end: i64) -> Option<u64> {
+    group.entries_read.map(|read| (end as u64).saturating_sub(read))
+}
+
+/// A group in XINFO STREAM FULL, in Redis's fields and order.
+fn full_group(group: GroupFull, end: i64) -> Reply {
+    let pending = group.pending.into_iter().map(|(delivery, consumer)| {
+        Reply::Array(vec![
+            Reply::text(delivery.id),
+            Reply::Bulk(consumer),
+            Reply::Integer(delivery.delivered_ms as i64),
+            Reply::Integer(delivery.deliveries as i64),
+        ])
+    });
+    let consumers = group.consumers.into_iter().map(|consumer| {
+        let pending = consumer.pending.into_iter().map(|delivery| {
+            Reply::Array(vec![
+                Reply::text(delivery.id),
+                Reply::Integer(delivery.delivered_ms as i64),
+                Reply::Integer(delivery.deliveries as i64),
+            ])
+        });
+        Reply::Map(vec![
+            (Reply::bulk("name"), Reply::Bulk(consumer.name)),
+            (Reply::bulk("seen-time"), Reply::Integer(consumer.seen_ms as i64)),
+            (Reply::bulk("active-time"), Reply::Integer(consumer.active_ms.map_or(-1, |active| active as i64))),
+            (Reply::bulk("pel-count"), Reply::Integer(consumer.pending_count as i64)),
+            (Reply::bulk("pending"), Reply::Array(pending.collect())),
+        ])
+    });
+    Reply::Map(vec![
+        (Reply::bulk("name"), Reply::Bulk(group.info.name.clone())),
+        (Reply::bulk("last-delivered-id"), Reply::text(group.info.last_delivered)),
+        (Reply::bulk("entries-read"), optional_integer(group.info.entries_read)),
+        (Reply::bulk("lag"), optional_integer(lag(&group.info, end))),
+        (Reply::bulk("pel-count"), Reply::Integer(group.info.pending as i64)),
+        (Reply::bulk("pending"), Reply::Array(pending.collect())),
+        (Reply::bulk("consumers"), Reply::Array(consumers.collect())),
+    ])
 }
 
 pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
@@ -19,26 +64,54 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
     let stream = streams::find(session, &key)?.ok_or_else(|| Reply::error(NO_SUCH_KEY))?;
     match &sub[..] {
         b"STREAM" => {
+            let full = if args.take_keyword("FULL") {
+                let count = if args.take_keyword("COUNT") { args.count()? } else { FULL_COUNT_DEFAULT };
+                // COUNT 0 is "all" in Redis; here at most a range reply's worth per list.
+                let count = usize::try_from(count).unwrap_or(usize::MAX);
+                Some(if count == 0 { RESP_RANGE_ENTRIES_MAX } else { count.min(RESP_RANGE_ENTRIES_MAX) })
+            } else {
+                None
+            };
+            args.finish()?;
             let (start, end) = stream.offsets(session).await?;
             let length = stream.length(session).await?;
             let (min, max, one_entry) = (StreamId::MIN, StreamId::MAX, RESP_REPLY_BYTES_MAX);
             let first = stream.scan(session, start, min, max, 1, one_entry).await?.entries.into_iter().next();
-            let last = stream.scan_back(session, min, max, 1, one_entry).await?.entries.into_iter().next();
             // The last ID handed out stays the newest record's, also when XDEL deleted it.
             let newest = if end > start { stream.record_at(session, end - 1).await? } else { None };
+            let last_id = newest.map_or(StreamId::MIN, |entry| entry.id);
+            let mut fields = vec![
+                (Reply::bulk("length"), Reply::Integer(length)),
+                (Reply::bulk("last-generated-id"), Reply::text(last_id)),
+                (Reply::bulk("entries-added"), Reply::Integer(end)),
+                (
+                    Reply::bulk("recorded-first-entry-id"),
+                    Reply::text(first.as_ref().map_or(StreamId::MIN, |entry| entry.id)),
+                ),
+            ];
+            if let Some(count) = full {
+                let entries = stream.scan(session, start, min, max, count, RESP_REPLY_BYTES_MAX).await?.entries;
+                let groups = match group_call(session, &stream, GroupCall::InfoFull { pending_max: count }).await {
+                    Ok(GroupAnswer::Full(groups)) => groups,
+                    Ok(_) => unreachable!("InfoFull answers with Full"),
+                    Err(error) => return Err(group_error(error, || NO_SUCH_KEY.to_string())),
+                };
+                fields.push((Reply::bulk("entries"), Reply::Array(entries.into_iter().map(Reply::entry).collect())));
+                fields.push((
+                    Reply::bulk("groups"),
+                    Reply::Array(groups.into_iter().map(|group| full_group(group, end)).collect()),
+                ));
+                return Ok(Reply::Map(fields));
+            }
+            let last = stream.scan_back(session, min, max, 1, one_entry).await?.entries.into_iter().next();
             let groups = match group_call(session, &stream, GroupCall::InfoGroups).await {
                 Ok(GroupAnswer::Groups(groups)) => groups.len(),
                 _ => 0,
             };
-            let last_id = newest.map_or(StreamId::MIN, |entry| entry.id);
-            Ok(Reply::Map(vec![
-                (Reply::bulk("length"), Reply::Integer(length)),
-                (Reply::bulk("last-generated-id"), Reply::text(last_id)),
-                (Reply::bulk("entries-added"), Reply::Integer(end)),
-                (Reply::bulk("groups"), Reply::Integer(groups as i64)),
-                (Reply::bulk("first-entry"), first.map_or(Reply::Null, Reply::entry)),
-                (Reply::bulk("last-entry"), last.map_or(Reply::Null, Reply::entry)),
-            ]))
+            fields.push((Reply::bulk("groups"), Reply::Integer(groups as i64)));
+            fields.push((Reply::bulk("first-entry"), first.map_or(Reply::Null, Reply::entry)));
+            fields.push((Reply::bulk("last-entry"), last.map_or(Reply::Null, Reply::entry)));
+            Ok(Reply::Map(fields))
         }
         b"GROUPS" => {
             args.finish()?;
@@ -51,7 +124,7 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
                 groups
                     .into_iter()
                     .map(|group| {
-                        let lag = group.entries_read.map(|read| (end as u64).saturating_sub(read));
+                        let lag = lag(&group, end);
                         Reply::Map(vec![
                             (Reply::bulk("name"), Reply::Bulk(group.name)),
                             (Reply::bulk("consumers"), Reply::Integer(group.consumers as i64)),

@@ -4,6 +4,7 @@
 //! durable. A connection's pipelined XADDs to one stream travel together (`Gathered`): one
 //! request to the owner, one batch in the log, one fdatasync shared with everything else
 //! written in that round.
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use sluice_engine::partition::PartitionError;
 use sluice_engine::stream::id::IdRequest;
+use sluice_engine::sync::Notify;
 
 use super::xtrim::{parse_trim, Trim};
 use super::Outcome;
@@ -62,8 +64,54 @@ fn parse(args: &mut Args) -> Result<Request, Reply> {
 pub struct Gathered {
     stream: Stream,
     entries: Vec<NewEntry>,
-    replies: Vec<oneshot::Sender<Result<StreamAdded, StreamAddError>>>,
+    answers: Answering,
     bytes: usize,
+}
+
+type Answer = Result<StreamAdded, StreamAddError>;
+
+fn closed() -> StreamAddError {
+    StreamAddError::Shard(ShardError::Partition(PartitionError::Closed))
+}
+
+/// The owner's answers to one gathered batch, one per entry in order, each taken by its
+/// entry's deferred reply: one allocation per batch, not a channel per XADD.
+#[derive(Default)]
+struct BatchAnswers {
+    answers: RefCell<Option<Vec<Option<Answer>>>>,
+    arrived: Notify,
+}
+
+impl BatchAnswers {
+    async fn take(&self, index: usize) -> Answer {
+        loop {
+            let arrived = self.arrived.notified();
+            if let Some(answers) = self.answers.borrow_mut().as_mut() {
+                return answers.get_mut(index).and_then(Option::take).unwrap_or_else(|| Err(closed()));
+            }
+            arrived.await;
+        }
+    }
+}
+
+/// Gives a batch its answers; dropped unanswered (the batch was never sent, or its sender
+/// went away), it answers every entry `Closed`, so no deferred reply waits forever.
+struct Answering(Rc<BatchAnswers>);
+
+impl Answering {
+    fn answer(self, answers: Vec<Answer>) {
+        *self.0.answers.borrow_mut() = Some(answers.into_iter().map(Some).collect());
+        self.0.arrived.notify_all();
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        if self.0.answers.borrow().is_none() {
+            *self.0.answers.borrow_mut() = Some(Vec::new());
+            self.0.arrived.notify_all();
+        }
+    }
 }
 
 /// `started`: when the command began, for its latency (measured once the reply is ready).
@@ -75,10 +123,19 @@ pub async fn xadd(session: &Rc<Session>, args: &mut Args, started: Instant) -> O
         Ok(request) => request,
         Err(reply) => return Outcome::Reply(reply),
     };
-    let stream = match open(session, &request).await {
-        Ok(Some(stream)) => stream,
-        Ok(None) => return Outcome::Reply(Reply::Null),
-        Err(reply) => return Outcome::Reply(reply),
+    // A pipeline's XADDs usually go to one stream, which the gathered ones found already.
+    let gathered_stream = session
+        .gathered
+        .borrow()
+        .as_ref()
+        .and_then(|gathered| (gathered.stream.key == request.key).then(|| gathered.stream.clone()));
+    let stream = match gathered_stream {
+        Some(stream) => stream,
+        None => match open(session, &request).await {
+            Ok(Some(stream)) => stream,
+            Ok(None) => return Outcome::Reply(Reply::Null),
+            Err(reply) => return Outcome::Reply(reply),
+        },
     };
     let field_bytes = streams::fields_bytes(&request.fields);
     let other_stream = session.gathered.borrow().as_ref().is_some_and(|gathered| {
@@ -87,27 +144,27 @@ pub async fn xadd(session: &Rc<Session>, args: &mut Args, started: Instant) -> O
     if other_stream {
         send_gathered(session).await;
     }
-    let (reply_sender, reply) = oneshot::channel();
-    let full = {
+    let (answers, index, full) = {
         let mut gathered = session.gathered.borrow_mut();
         let gathered = gathered.get_or_insert_with(|| Gathered {
             stream: stream.clone(),
             entries: Vec::new(),
-            replies: Vec::new(),
+            answers: Answering(Rc::default()),
             bytes: 0,
         });
         gathered.entries.push(NewEntry { id: request.id, fields: request.fields });
-        gathered.replies.push(reply_sender);
         gathered.bytes += field_bytes;
-        gathered.entries.len() >= RESP_XADD_GATHER_ENTRIES_MAX
+        let index = gathered.entries.len() - 1;
+        (gathered.answers.0.clone(), index, gathered.entries.len() >= RESP_XADD_GATHER_ENTRIES_MAX)
     };
     if full {
         send_gathered(session).await;
     }
     Outcome::Later(Deferred {
         owed: DeferredReply::new(session),
-        trim: request.trim.map(|trim| (trim, stream)),
-        reply,
+        trim: request.trim.map(|trim| Box::new((trim, stream))),
+        answers,
+        index,
         field_bytes,
         started,
     })
@@ -117,17 +174,19 @@ pub async fn xadd(session: &Rc<Session>, args: &mut Args, started: Instant) -> O
 /// when its turn comes (replies go out in order anyway): no task per XADD.
 pub struct Deferred {
     owed: DeferredReply,
-    /// Applied once the entry is in.
-    trim: Option<(Trim, Stream)>,
-    reply: oneshot::Receiver<Result<StreamAdded, StreamAddError>>,
+    /// Applied once the entry is in (boxed: rare, and the reply travels through a channel).
+    trim: Option<Box<(Trim, Stream)>>,
+    answers: Rc<BatchAnswers>,
+    /// This entry's place in its batch.
+    index: usize,
     field_bytes: usize,
     started: Instant,
 }
 
 impl Deferred {
     pub async fn reply(self) -> Reply {
-        let Deferred { owed, trim, reply, field_bytes, started } = self;
-        let result = reply.await.unwrap_or(Err(StreamAddError::Shard(ShardError::Partition(PartitionError::Closed))));
+        let Deferred { owed, trim, answers, index, field_bytes, started } = self;
+        let result = answers.take(index).await;
         let session = &owed.0;
         if result.is_ok() {
             session.shard.metrics.received(Protocol::Resp, field_bytes, 1);
@@ -172,9 +231,7 @@ pub async fn send_gathered(session: &Rc<Session>) {
         let ShardResponse::StreamAdded(results) = shard.call(gathered.stream.owner, call).await else {
             unreachable!("StreamAdd answers with StreamAdded")
         };
-        for (reply, result) in gathered.replies.into_iter().zip(results) {
-            let _ = reply.send(result);
-        }
+        gathered.answers.answer(results);
     })
     .detach();
     let _ = appended.await;
@@ -193,13 +250,18 @@ async fn open(session: &Rc<Session>, request: &Request) -> Result<Option<Stream>
     Ok(stream)
 }
 
-async fn finish(session: &Session, result: Result<StreamAdded, StreamAddError>, trim: Option<(Trim, Stream)>) -> Reply {
+async fn finish(
+    session: &Session,
+    result: Result<StreamAdded, StreamAddError>,
+    trim: Option<Box<(Trim, Stream)>>,
+) -> Reply {
     let added = match result {
         Ok(added) => added,
         Err(StreamAddError::Id(error)) => return Reply::error(error.to_string()),
         Err(StreamAddError::Shard(error)) => return storage_error(&error),
     };
-    if let Some((trim, stream)) = trim {
+    if let Some(trim) = trim {
+        let (trim, stream) = *trim;
         if let Err(reply) = trim.apply(session, &stream).await {
             return reply;
         }
@@ -212,6 +274,22 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use sluice_engine::stream::id::StreamId;
+
+    #[test]
+    fn each_entry_takes_its_answer_and_an_unanswered_batch_answers_closed() {
+        let answers = Rc::new(BatchAnswers::default());
+        let added = |id| Ok(StreamAdded { id: StreamId::new(id, 0), offset: id as i64 });
+        Answering(answers.clone()).answer(vec![added(1), added(2)]);
+        let take = |index| futures_lite::future::block_on(answers.take(index));
+        assert_eq!(take(1).unwrap().id, StreamId::new(2, 0));
+        assert_eq!(take(0).unwrap().id, StreamId::new(1, 0));
+        assert!(matches!(take(0), Err(StreamAddError::Shard(_))), "an answer is taken once");
+        assert!(matches!(take(2), Err(StreamAddError::Shard(_))), "no answer for an entry the owner did not see");
+
+        let unanswered = Rc::new(BatchAnswers::default());
+        drop(Answering(unanswered.clone()));
+        assert!(matches!(futures_lite::future::block_on(unanswered.take(0)), Err(StreamAddError::Shard(_))));
+    }
 
     #[test]
     fn options_ids_and_fields_parse() {

@@ -23,25 +23,64 @@ pub struct Served {
 /// empty records if `position` is at `end_position`.
 pub async fn read_from(
     file: &DmaFile,
-    mut position: u64,
-    mut position_offset: i64,
+    position: u64,
+    position_offset: i64,
     end_position: u64,
     offset: i64,
     max_bytes: usize,
 ) -> std::io::Result<Served> {
-    let mut want_bytes = max_bytes.max(READ_MIN_BYTES);
+    let walked =
+        walk(file, position, position_offset, end_position, max_bytes.max(READ_MIN_BYTES), |chunk, at, found| {
+            let selected = select(found, at, offset, max_bytes)?;
+            Some(selected.served(Bytes::copy_from_slice(&chunk[selected.start..selected.end]), at))
+        })
+        .await?;
+    match walked {
+        Walk::Found(served) => Ok(served),
+        Walk::End { position, position_offset } => {
+            Ok(Served { records: Bytes::new(), next_position: position, next_offset: position_offset })
+        }
+        Walk::Damaged { position, stop } => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("segment damaged at byte {position}: {stop:?}"),
+        )),
+    }
+}
+
+/// Where a walk over a segment's batches ended.
+enum Walk<T> {
+    /// What the visitor looked for.
+    Found(T),
+    /// The end of the range, with the position and offset there.
+    End { position: u64, position_offset: i64 },
+    /// The batch at `position` is damaged, or zeros or a torn batch come before the end.
+    Damaged { position: u64, stop: ScanStop },
+}
+
+/// Reads the segment from `position` (where the batch with `position_offset` starts) up to
+/// `end_position` in chunks of at least `read_bytes` (more when a batch is larger), scans each
+/// for whole batches and gives them to `visit` (with the chunk and its position) until it
+/// returns something.
+async fn walk<T>(
+    file: &DmaFile,
+    mut position: u64,
+    mut position_offset: i64,
+    end_position: u64,
+    mut read_bytes: usize,
+    mut visit: impl FnMut(&[u8], u64, &[ScannedBatch]) -> Option<T>,
+) -> std::io::Result<Walk<T>> {
     loop {
-        let length = (want_bytes as u64).min(end_position.saturating_sub(position)) as usize;
+        let length = (read_bytes as u64).min(end_position.saturating_sub(position)) as usize;
         if length == 0 {
-            return Ok(Served { records: Bytes::new(), next_position: position, next_offset: position_offset });
+            return Ok(Walk::End { position, position_offset });
         }
         let chunk = file.read_at(position, length).await?;
         let mut found: Vec<ScannedBatch> = Vec::new();
         let (consumed, stop) = scan(&chunk, position, position_offset, &mut found);
-        if let Some(selected) = select(&found, position, offset, max_bytes) {
-            return Ok(selected.served(Bytes::copy_from_slice(&chunk[selected.start..selected.end]), position));
+        if let Some(value) = visit(&chunk, position, &found) {
+            return Ok(Walk::Found(value));
         }
-        // Every batch in the chunk is before `offset`: move on.
+        // Nothing wanted in this chunk: move on.
         if let Some(last) = found.last() {
             position_offset = last.last_offset + 1;
         }
@@ -49,14 +88,9 @@ pub async fn read_from(
         match stop {
             ScanStop::EndOfInput => {}
             ScanStop::Incomplete { needed_bytes } if position + needed_bytes as u64 <= end_position => {
-                want_bytes = want_bytes.max(needed_bytes)
+                read_bytes = read_bytes.max(needed_bytes)
             }
-            other => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("segment damaged at byte {position}: {other:?}"),
-                ))
-            }
+            stop => return Ok(Walk::Damaged { position, stop }),
         }
     }
 }
@@ -120,37 +154,24 @@ fn select(found: &[ScannedBatch], position: u64, offset: i64, max_bytes: usize) 
 
 /// Finds the first record at or after `timestamp` in the segment range, as (offset, record
 /// timestamp): inside uncompressed batches record by record, else the first batch whose max
-/// timestamp reaches it.
+/// timestamp reaches it. A damaged batch ends the search, as the end of the range does.
 pub async fn find_timestamp(
     file: &DmaFile,
-    mut position: u64,
-    mut position_offset: i64,
+    position: u64,
+    position_offset: i64,
     end_position: u64,
     timestamp: i64,
 ) -> std::io::Result<Option<(i64, i64)>> {
-    let mut want_bytes = READ_MIN_BYTES;
-    while position < end_position {
-        let length = (want_bytes as u64).min(end_position - position) as usize;
-        let chunk = file.read_at(position, length).await?;
-        let mut found: Vec<ScannedBatch> = Vec::new();
-        let (consumed, stop) = scan(&chunk, position, position_offset, &mut found);
-        if let Some(batch) = found.iter().find(|batch| batch.max_timestamp >= timestamp) {
-            let start = (batch.position - position) as usize;
-            let bytes = &chunk[start..start + batch.size_bytes as usize];
-            let record = crate::record::batch::first_record_at_or_after(bytes, timestamp);
-            return Ok(Some(record.unwrap_or((batch.base_offset, batch.max_timestamp))));
-        }
-        if let Some(last) = found.last() {
-            position_offset = last.last_offset + 1;
-        }
-        position += consumed as u64;
-        match stop {
-            ScanStop::EndOfInput => {}
-            ScanStop::Incomplete { needed_bytes } if position + needed_bytes as u64 <= end_position => {
-                want_bytes = want_bytes.max(needed_bytes)
-            }
-            _ => break,
-        }
-    }
-    Ok(None)
+    let walked = walk(file, position, position_offset, end_position, READ_MIN_BYTES, |chunk, at, found| {
+        let batch = found.iter().find(|batch| batch.max_timestamp >= timestamp)?;
+        let start = (batch.position - at) as usize;
+        let bytes = &chunk[start..start + batch.size_bytes as usize];
+        let record = crate::record::batch::first_record_at_or_after(bytes, timestamp);
+        Some(record.unwrap_or((batch.base_offset, batch.max_timestamp)))
+    })
+    .await?;
+    Ok(match walked {
+        Walk::Found(found) => Some(found),
+        Walk::End { .. } | Walk::Damaged { .. } => None,
+    })
 }

@@ -329,7 +329,7 @@ async fn write_replies_in_order(
     pending: &LocalReceiver<Pending>,
     in_flight: &net::Owed,
 ) -> std::io::Result<()> {
-    let mut out = Gathered { bytes: BytesMut::with_capacity(RESP_WRITE_BATCH_BYTES), replies: 0, counted_bytes: 0 };
+    let mut out = WriteBatch { bytes: BytesMut::with_capacity(RESP_WRITE_BATCH_BYTES), replies: 0, counted_bytes: 0 };
     let mut next = pending.recv().await;
     while let Some(Pending { resp3, reply, bytes }) = next {
         let (reply, close) = match reply {
@@ -368,13 +368,13 @@ async fn write_replies_in_order(
 }
 
 /// Encoded replies waiting for one socket write, and what they were counted as in `Owed`.
-struct Gathered {
+struct WriteBatch {
     bytes: BytesMut,
     replies: usize,
     counted_bytes: usize,
 }
 
-impl Gathered {
+impl WriteBatch {
     async fn write(&mut self, stream: &mut TcpStream, in_flight: &net::Owed) -> std::io::Result<()> {
         if self.replies == 0 {
             return Ok(());

@@ -107,6 +107,13 @@ impl ReplyBudget {
     fn fits(&self, bytes: usize, taken: usize) -> bool {
         bytes <= self.bytes_left || (self.first && taken == 0)
     }
+
+    /// What is left once `entries` went into the reply (`None`: an ID without its entry).
+    pub fn after(self, entries: &[(StreamId, Option<Entry>)]) -> Self {
+        let present = entries.iter().filter_map(|(_, entry)| entry.as_ref());
+        let bytes: usize = present.clone().map(|entry| crate::resp::streams::fields_bytes(&entry.fields)).sum();
+        Self { bytes_left: self.bytes_left.saturating_sub(bytes), first: self.first && present.count() == 0 }
+    }
 }
 
 #[derive(Clone)]
@@ -787,15 +794,7 @@ impl StreamGroups {
             return Err(GroupError::PendingFull);
         }
         // Claimed entries take their share of the reply's bytes first.
-        let claimed_bytes: usize = reply
-            .iter()
-            .filter_map(|(_, entry): &(StreamId, Option<Entry>)| entry.as_ref())
-            .map(|entry| crate::resp::streams::fields_bytes(&entry.fields))
-            .sum();
-        let budget = ReplyBudget {
-            bytes_left: budget.bytes_left.saturating_sub(claimed_bytes),
-            first: budget.first && reply.is_empty(),
-        };
+        let budget = budget.after(&reply);
         let (entries, next_offset) = self.new_entries(&group, wanted.min(room), budget).await?;
         if let Some(last) = entries.last() {
             events.push(Event::Delivered {

@@ -660,21 +660,15 @@ impl Partition {
     /// first time (a plain open, microseconds, once per segment and run); `None` if the segment
     /// is gone.
     fn file_range(&self, candidate: &SendCandidate) -> Result<Option<FileRange>, PartitionError> {
-        let mut state = self.state.borrow_mut();
-        let Some(segment) =
-            state.segments.iter_mut().find(|segment| segment.base_offset == candidate.segment_base_offset)
-        else {
-            return Ok(None);
-        };
-        let file = match &segment.send_file {
-            Some(file) => file.clone(),
+        let file = self.with_segment(candidate.segment_base_offset, |segment| match &segment.send_file {
+            Some(file) => Ok(file.clone()),
             None => {
                 let path = segment::log_path(&self.dir, segment.base_offset);
                 let opened = std::fs::File::open(path).map_err(|error| storage_error(&error))?;
-                segment.send_file.insert(Arc::new(opened)).clone()
+                Ok(segment.send_file.insert(Arc::new(opened)).clone())
             }
-        };
-        Ok(Some(FileRange {
+        });
+        Ok(file.transpose()?.map(|file| FileRange {
             file,
             position: candidate.positions.start,
             length_bytes: (candidate.positions.end - candidate.positions.start) as usize,

@@ -57,6 +57,12 @@ impl Exposition {
         let _ = writeln!(self.text, " {value}");
     }
 
+    /// A family of one unlabelled sample.
+    fn single(&mut self, name: &str, kind: Kind, help: &str, value: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+
     fn histogram(&mut self, name: &str, labels: &Labels<'_>, histogram: &HistogramSnapshot) {
         let bucket_name = format!("{name}_bucket");
         for (bound, count) in histogram.cumulative() {
@@ -328,34 +334,30 @@ fn render_traffic(out: &mut Exposition, metrics: &BrokerMetrics) {
             out.sample(name, &[("shard", executor.shard.to_string().as_str())], field(executor));
         }
     }
-    let name = "sluice_mesh_requests_in_flight";
-    out.family(
-        name,
+    out.single(
+        "sluice_mesh_requests_in_flight",
         Kind::Gauge,
         "Requests shards sent to other shards over the channel mesh and have no answer for yet (long polls included).",
+        metrics.mesh_in_flight,
     );
-    out.sample(name, &[], metrics.mesh_in_flight);
-    let name = "sluice_fetch_sendfile_bytes_total";
-    out.family(
-        name,
+    out.single(
+        "sluice_fetch_sendfile_bytes_total",
         Kind::Counter,
         "Bytes of Fetch responses sent from segment files with sendfile (page cache to socket); the rest of sluice_bytes_out_total for Kafka went from memory.",
+        metrics.sendfile_bytes,
     );
-    out.sample(name, &[], metrics.sendfile_bytes);
-    let name = "sluice_request_memory_bytes";
-    out.family(
-        name,
+    out.single(
+        "sluice_request_memory_bytes",
         Kind::Gauge,
         "Bytes of requests being read or handled charged to request-memory-bytes-max (the first 64 KiB of each request are not charged).",
+        metrics.request_memory.held_bytes,
     );
-    out.sample(name, &[], metrics.request_memory.held_bytes);
-    let name = "sluice_request_memory_waits_total";
-    out.family(
-        name,
+    out.single(
+        "sluice_request_memory_waits_total",
         Kind::Counter,
         "Times a connection stopped reading a request to wait for room in request-memory-bytes-max.",
+        metrics.request_memory.waits,
     );
-    out.sample(name, &[], metrics.request_memory.waits);
     let name = "sluice_connections_dropped_total";
     out.family(name, Kind::Counter, "Connections the broker closed itself, by front door and reason: accepted over connections-max, a request not complete within request-read-timeout-ms, idle or not reading responses for connection-idle-timeout-ms, a request that found no room in request-memory-bytes-max before its read deadline.");
     for (protocol, counts) in Protocol::ALL.iter().zip(&metrics.connections_dropped) {

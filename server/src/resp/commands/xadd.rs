@@ -78,7 +78,7 @@ fn closed() -> StreamAddError {
 /// entry's deferred reply: one allocation per batch, not a channel per XADD.
 #[derive(Default)]
 struct BatchAnswers {
-    answers: RefCell<Option<Vec<Option<Answer>>>>,
+    answers: RefCell<Option<Vec<Answer>>>,
     arrived: Notify,
 }
 
@@ -87,7 +87,10 @@ impl BatchAnswers {
         loop {
             let arrived = self.arrived.notified();
             if let Some(answers) = self.answers.borrow_mut().as_mut() {
-                return answers.get_mut(index).and_then(Option::take).unwrap_or_else(|| Err(closed()));
+                // Taken once: what is left in its place is `Closed`.
+                return answers
+                    .get_mut(index)
+                    .map_or_else(|| Err(closed()), |answer| std::mem::replace(answer, Err(closed())));
             }
             arrived.await;
         }
@@ -100,7 +103,7 @@ struct Answering(Rc<BatchAnswers>);
 
 impl Answering {
     fn answer(self, answers: Vec<Answer>) {
-        *self.0.answers.borrow_mut() = Some(answers.into_iter().map(Some).collect());
+        *self.0.answers.borrow_mut() = Some(answers);
         self.0.arrived.notify_all();
     }
 }

@@ -76,7 +76,8 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
             let (start, end) = stream.offsets(session).await?;
             let length = stream.length(session).await?;
             let (min, max, one_entry) = (StreamId::MIN, StreamId::MAX, RESP_REPLY_BYTES_MAX);
-            let first = stream.scan(session, start, min, max, 1, one_entry).await?.entries.into_iter().next();
+            // FULL shows the first `count` entries; the short form the first one.
+            let entries = stream.scan(session, start, min, max, full.unwrap_or(1), RESP_REPLY_BYTES_MAX).await?.entries;
             // The last ID handed out stays the newest record's, also when XDEL deleted it.
             let newest = if end > start { stream.record_at(session, end - 1).await? } else { None };
             let last_id = newest.map_or(StreamId::MIN, |entry| entry.id);
@@ -86,11 +87,10 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
                 (Reply::bulk("entries-added"), Reply::Integer(end)),
                 (
                     Reply::bulk("recorded-first-entry-id"),
-                    Reply::text(first.as_ref().map_or(StreamId::MIN, |entry| entry.id)),
+                    Reply::text(entries.first().map_or(StreamId::MIN, |entry| entry.id)),
                 ),
             ];
             if let Some(count) = full {
-                let entries = stream.scan(session, start, min, max, count, RESP_REPLY_BYTES_MAX).await?.entries;
                 let groups = match group_call(session, &stream, GroupCall::InfoFull { pending_max: count }).await {
                     Ok(GroupAnswer::Full(groups)) => groups,
                     Ok(_) => unreachable!("InfoFull answers with Full"),
@@ -109,7 +109,7 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
                 _ => 0,
             };
             fields.push((Reply::bulk("groups"), Reply::Integer(groups as i64)));
-            fields.push((Reply::bulk("first-entry"), first.map_or(Reply::Null, Reply::entry)));
+            fields.push((Reply::bulk("first-entry"), entries.into_iter().next().map_or(Reply::Null, Reply::entry)));
             fields.push((Reply::bulk("last-entry"), last.map_or(Reply::Null, Reply::entry)));
             Ok(Reply::Map(fields))
         }

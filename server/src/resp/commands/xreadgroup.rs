@@ -101,13 +101,7 @@ pub async fn xreadgroup(session: &Session, args: &mut Args) -> CommandResult {
                 .await
                 .map_err(|error| group_error(error, || no_group(&stream.key, &group)))?;
             let GroupAnswer::Entries(entries) = answer else { unreachable!("group reads answer with Entries") };
-            let bytes: usize = entries
-                .iter()
-                .filter_map(|(_, entry)| entry.as_ref())
-                .map(|entry| streams::fields_bytes(&entry.fields))
-                .sum();
-            budget.bytes_left = budget.bytes_left.saturating_sub(bytes);
-            budget.first &= entries.iter().all(|(_, entry)| entry.is_none());
+            budget = budget.after(&entries);
             // History reads always name their stream; new reads only when they got entries.
             if !entries.is_empty() || matches!(position, Position::After(_)) {
                 found.push((stream.key.clone(), entries));

@@ -12,6 +12,7 @@
 //! - [`index`]: the sparse offset and time indexes.
 //! - [`manifest`]: the topic catalogue, persisted atomically with flatbuffers.
 //! - [`metrics`]: fixed-bucket histograms; fdatasync latency and group-commit size per shard.
+//! - [`fuzzing`]: the fuzz targets' bodies, shared with the corpus replay in the test suite.
 //!
 //! ## Durability contract
 //! - **appended**: the batch has offsets and is ordered in memory (what acks=1 waits for).
@@ -28,6 +29,7 @@
 //! Every structure here lives on one shard (glommio executor) and is never shared between
 //! threads: `Rc` and `RefCell`, no locks.
 pub mod fs;
+pub mod fuzzing;
 pub mod group;
 pub mod index;
 pub mod limits;

@@ -18,12 +18,14 @@
 //! - [`metrics`]: per-shard counters and histograms, merged into Prometheus text on a scrape.
 //! - [`config`]: flags, `SLUICE_*` variables and the TOML file.
 //! - [`data_dir`]: the lock that keeps a second broker or `verify` off a data directory in use.
+//! - [`fuzzing`]: the fuzz targets' bodies, shared with the corpus replay in the test suite.
 //! - [`verify`]: `sluice verify`, the offline check of a stopped broker's data directory.
 //! - [`admin`]: `sluice topic|group|produce|consume`, a blocking Kafka client of a running broker.
 pub mod admin;
 pub mod config;
 pub mod coordinator;
 pub mod data_dir;
+pub mod fuzzing;
 pub mod http;
 pub mod kafka;
 pub mod limits;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
+use crate::catch_up_rate::CATCH_UP_READ_SHARE_BYTES_PER_SEC_MIN;
 use crate::limits::*;
 use crate::request_memory::REQUEST_MEMORY_SHARE_BYTES_MIN;
 
@@ -42,6 +43,9 @@ pub struct ServeArgs {
     /// Bytes of requests (Kafka frames, RESP commands) the broker holds at once, split evenly across shards; past it a connection waits before reading more [default: 268435456]
     #[arg(long, env = "SLUICE_REQUEST_MEMORY_BYTES_MAX")]
     pub request_memory_bytes_max: Option<usize>,
+    /// Bytes per second the broker sends from segment files to consumers catching up (reads of what memory no longer holds), split evenly across shards; 0 for no limit. Keeps catch-up reads from slowing producers on the same disk; tail reads are never limited [default: 0]
+    #[arg(long, env = "SLUICE_CATCH_UP_READ_BYTES_PER_SEC_MAX")]
+    pub catch_up_read_bytes_per_sec_max: Option<u64>,
     /// Connections per shard per listener [default: 4096]
     #[arg(long, env = "SLUICE_CONNECTIONS_MAX")]
     pub connections_max: Option<usize>,
@@ -81,6 +85,7 @@ struct FileConfig {
     default_partitions: Option<u32>,
     request_bytes_max: Option<usize>,
     request_memory_bytes_max: Option<usize>,
+    catch_up_read_bytes_per_sec_max: Option<u64>,
     connections_max: Option<usize>,
     request_read_timeout_ms: Option<u64>,
     connection_idle_timeout_ms: Option<u64>,
@@ -114,6 +119,7 @@ pub struct Config {
     pub default_partitions: u32,
     pub request_bytes_max: usize,
     pub request_memory_bytes_max: usize,
+    pub catch_up_read_bytes_per_sec_max: u64,
     pub connections_max: usize,
     pub request_read_timeout_ms: u64,
     pub connection_idle_timeout_ms: u64,
@@ -149,6 +155,10 @@ impl Config {
                 .request_memory_bytes_max
                 .or(file.request_memory_bytes_max)
                 .unwrap_or(REQUEST_MEMORY_BYTES_MAX_DEFAULT),
+            catch_up_read_bytes_per_sec_max: args
+                .catch_up_read_bytes_per_sec_max
+                .or(file.catch_up_read_bytes_per_sec_max)
+                .unwrap_or(0),
             connections_max: args.connections_max.or(file.connections_max).unwrap_or(CONNECTIONS_MAX_PER_SHARD_DEFAULT),
             request_read_timeout_ms: args
                 .request_read_timeout_ms
@@ -193,6 +203,15 @@ impl Config {
                 REQUEST_MEMORY_SHARE_BYTES_MIN * self.shards,
                 self.shards,
                 self.request_memory_bytes_max
+            ));
+        }
+        let catch_up_share = self.catch_up_read_bytes_per_sec_max / self.shards as u64;
+        if self.catch_up_read_bytes_per_sec_max != 0 && catch_up_share < CATCH_UP_READ_SHARE_BYTES_PER_SEC_MIN {
+            return Err(format!(
+                "catch-up-read-bytes-per-sec-max must be 0 (no limit) or at least {CATCH_UP_READ_SHARE_BYTES_PER_SEC_MIN} per shard ({} for {} shards), got {}",
+                CATCH_UP_READ_SHARE_BYTES_PER_SEC_MIN * self.shards as u64,
+                self.shards,
+                self.catch_up_read_bytes_per_sec_max
             ));
         }
         if self.connections_max == 0 {
@@ -289,6 +308,15 @@ mod tests {
             error.contains("request-memory-bytes-max must be at least 1048576 per shard (4194304 for 4 shards)"),
             "{error}"
         );
+        let slow =
+            ServeArgs { catch_up_read_bytes_per_sec_max: Some(1 << 20), shards: Some(2), ..ServeArgs::default() };
+        let error = Config::resolve(&slow, 2).unwrap_err();
+        assert!(
+            error.contains("catch-up-read-bytes-per-sec-max must be 0 (no limit) or at least 1048576 per shard (2097152 for 2 shards)"),
+            "{error}"
+        );
+        let unlimited = ServeArgs { catch_up_read_bytes_per_sec_max: Some(0), ..ServeArgs::default() };
+        assert_eq!(Config::resolve(&unlimited, 2).unwrap().catch_up_read_bytes_per_sec_max, 0);
     }
 
     #[test]

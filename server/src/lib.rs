@@ -14,6 +14,7 @@
 //! - [`resp`]: the Redis front door.
 //! - [`coordinator`]: consumer groups and committed offsets of the groups a shard coordinates.
 //! - [`metadata`]: the topic catalogue (one writer: shard 0) and its snapshots.
+//! - [`catch_up_rate`]: the cap on bytes a shard sends from segment files to consumers catching up.
 //! - [`request_memory`]: the budget for the bytes of requests a shard holds at once.
 //! - [`metrics`]: per-shard counters and histograms, merged into Prometheus text on a scrape.
 //! - [`config`]: flags, `SLUICE_*` variables and the TOML file.
@@ -22,6 +23,7 @@
 //! - [`verify`]: `sluice verify`, the offline check of a stopped broker's data directory.
 //! - [`admin`]: `sluice topic|group|produce|consume`, a blocking Kafka client of a running broker.
 pub mod admin;
+pub mod catch_up_rate;
 pub mod config;
 pub mod coordinator;
 pub mod data_dir;

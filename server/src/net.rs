@@ -20,6 +20,7 @@ use glommio::net::TcpStream;
 
 use sluice_engine::sync::Notify;
 
+use crate::catch_up_rate::CatchUpRate;
 use crate::config::Config;
 
 /// A second handle on the same socket, so reads and writes run in separate tasks.
@@ -200,7 +201,8 @@ const SENDFILE_BACKOFF_MIN: Duration = Duration::from_micros(50);
 const SENDFILE_BACKOFF_MAX: Duration = Duration::from_millis(5);
 
 /// Sends `length` bytes of `file` from `position` to the socket with sendfile(2), from the
-/// page cache to the socket without passing through the broker's memory. The socket is made
+/// page cache to the socket without passing through the broker's memory, at most at the
+/// shard's catch-up read `rate`. The socket is made
 /// non-blocking (glommio's own sends and receives pass MSG_DONTWAIT anyway, so they are
 /// unaffected), so a client that takes nothing costs no thread: the call returns EAGAIN and
 /// is tried again after a short wait. `TimedOut` once no byte went out for `stalled_max`.
@@ -213,6 +215,7 @@ pub async fn send_file(
     mut position: u64,
     length: usize,
     stalled_max: Duration,
+    rate: &CatchUpRate,
 ) -> io::Result<()> {
     let socket = Arc::new(duplicate_fd(stream)?);
     set_nonblocking(socket.as_raw_fd())?;
@@ -221,6 +224,7 @@ pub async fn send_file(
     let mut progressed_at = Instant::now();
     while position < end {
         let count = ((end - position) as usize).min(SENDFILE_CALL_BYTES_MAX);
+        rate.take(count).await;
         let (source, target) = (file.clone(), socket.clone());
         let sent = glommio::executor()
             .spawn_blocking(move || {

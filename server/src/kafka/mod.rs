@@ -27,6 +27,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use registry::{DispatchError, OrderPoint, RequestContext};
 use response::{frame_bytes, Part, ResponseBuffer};
 
+use crate::catch_up_rate::CatchUpRate;
 use crate::limits::{CONNECTION_UNSENT_BYTES_MAX, IN_FLIGHT_REQUESTS_MAX};
 use crate::metrics::{Dropped, Protocol};
 use crate::net::{self, Refusals, Timeouts};
@@ -107,7 +108,13 @@ async fn serve_connection(shard: &ShardRef, mut stream: TcpStream) -> Result<(),
     timeouts.apply_to_writer(&writer_stream).map_err(Closed::Io)?;
     let (pending_sender, pending_receiver) = local_channel::new_bounded(IN_FLIGHT_REQUESTS_MAX);
     let in_flight = Rc::new(InFlight::default());
-    let writer = glommio::spawn_local(write_responses(writer_stream, pending_receiver, in_flight.clone(), timeouts));
+    let writer = glommio::spawn_local(write_responses(
+        shard.clone(),
+        writer_stream,
+        pending_receiver,
+        in_flight.clone(),
+        timeouts,
+    ));
     // Kafka shows a client's host as "/<ip>" (DescribeGroups).
     let client_host: Rc<str> =
         stream.peer_addr().map_or_else(|_| "".into(), |address| format!("/{}", address.ip()).into());
@@ -219,6 +226,7 @@ fn request_read_error(error: std::io::Error) -> Closed {
 }
 
 async fn write_responses(
+    shard: ShardRef,
     mut stream: TcpStream,
     pending: LocalReceiver<PendingResponse>,
     in_flight: Rc<InFlight>,
@@ -227,13 +235,14 @@ async fn write_responses(
     while let Some(handler) = pending.recv().await {
         let result = match handler.await {
             Ok(Some(parts)) => {
-                let written = write_parts(&mut stream, &parts, timeouts.idle).await.map_err(|error| {
-                    if net::is_timeout(&error) {
-                        Closed::Dropped(Dropped::WriteTimeout)
-                    } else {
-                        Closed::Io(error)
-                    }
-                });
+                let written =
+                    write_parts(&mut stream, &parts, timeouts.idle, &shard.catch_up_rate).await.map_err(|error| {
+                        if net::is_timeout(&error) {
+                            Closed::Dropped(Dropped::WriteTimeout)
+                        } else {
+                            Closed::Io(error)
+                        }
+                    });
                 in_flight.owed.sent(frame_bytes(&parts));
                 written
             }
@@ -252,15 +261,21 @@ async fn write_responses(
     Ok(())
 }
 
-/// Writes a response frame: bytes with glommio's send, file ranges with sendfile. A part
-/// the client takes nothing of for `stalled_max` fails with `TimedOut` (the write timeout).
-async fn write_parts(stream: &mut TcpStream, parts: &[Part], stalled_max: Duration) -> std::io::Result<()> {
+/// Writes a response frame: bytes with glommio's send, file ranges with sendfile at the
+/// shard's catch-up `rate`. A part the client takes nothing of for `stalled_max` fails with
+/// `TimedOut` (the write timeout).
+async fn write_parts(
+    stream: &mut TcpStream,
+    parts: &[Part],
+    stalled_max: Duration,
+    rate: &CatchUpRate,
+) -> std::io::Result<()> {
     for part in parts {
         match part {
             Part::Memory(bytes) => stream.write_all(bytes).await?,
             Part::File(range) => {
                 stream.flush().await?;
-                net::send_file(stream, &range.file, range.position, range.length_bytes, stalled_max).await?
+                net::send_file(stream, &range.file, range.position, range.length_bytes, stalled_max, rate).await?
             }
         }
     }

@@ -358,6 +358,12 @@ fn render_traffic(out: &mut Exposition, metrics: &BrokerMetrics) {
         "Times a connection stopped reading a request to wait for room in request-memory-bytes-max.",
         metrics.request_memory.waits,
     );
+    out.single(
+        "sluice_catch_up_read_throttled_seconds_total",
+        Kind::Counter,
+        "Time Fetch responses waited, summed over connections, before sending bytes from segment files, held to catch-up-read-bytes-per-sec-max.",
+        metrics.catch_up_throttled.as_secs_f64(),
+    );
     let name = "sluice_connections_dropped_total";
     out.family(name, Kind::Counter, "Connections the broker closed itself, by front door and reason: accepted over connections-max, a request not complete within request-read-timeout-ms, idle or not reading responses for connection-idle-timeout-ms, a request that found no room in request-memory-bytes-max before its read deadline.");
     for (protocol, counts) in Protocol::ALL.iter().zip(&metrics.connections_dropped) {

@@ -172,6 +172,9 @@ pub struct ShardMetrics {
     executor: Cell<Option<ExecutorTotals>>,
     /// The shard's request memory as of the last scrape (`record_request_memory`).
     request_memory: Cell<RequestMemoryStats>,
+    /// Time the shard's catch-up reads waited for `catch-up-read-bytes-per-sec-max`, as of the
+    /// last scrape.
+    catch_up_throttled: Cell<Duration>,
 }
 
 /// A shard's request memory: bytes charged now, and charges that waited since start.
@@ -216,6 +219,7 @@ impl Default for ShardMetrics {
             sendfile_bytes: Cell::new(0),
             executor: Cell::new(None),
             request_memory: Cell::new(RequestMemoryStats::default()),
+            catch_up_throttled: Cell::new(Duration::ZERO),
         }
     }
 }
@@ -276,6 +280,10 @@ impl ShardMetrics {
         self.request_memory.set(RequestMemoryStats { held_bytes, waits });
     }
 
+    pub fn record_catch_up_throttled(&self, throttled: Duration) {
+        self.catch_up_throttled.set(throttled);
+    }
+
     /// Counts a request sent to another shard until the returned guard is dropped.
     pub fn mesh_call(&self) -> MeshCall<'_> {
         self.mesh_in_flight.set(self.mesh_in_flight.get() + 1);
@@ -320,6 +328,7 @@ impl ShardMetrics {
             sendfile_bytes: self.sendfile_bytes.get(),
             executor: self.executor.get(),
             request_memory: self.request_memory.get(),
+            catch_up_throttled: self.catch_up_throttled.get(),
             fsync_seconds: storage.fsync_seconds.snapshot(),
             fsync_batches: storage.fsync_batches.snapshot(),
             owned,
@@ -418,6 +427,7 @@ pub struct ShardSnapshot {
     pub sendfile_bytes: u64,
     pub executor: Option<ExecutorTotals>,
     pub request_memory: RequestMemoryStats,
+    pub catch_up_throttled: Duration,
     pub fsync_seconds: HistogramSnapshot,
     pub fsync_batches: HistogramSnapshot,
     pub owned: OwnedStats,
@@ -441,6 +451,7 @@ pub struct BrokerMetrics {
     /// Sorted by shard.
     pub executors: Vec<ExecutorTotals>,
     pub request_memory: RequestMemoryStats,
+    pub catch_up_throttled: Duration,
     pub fsync_seconds: HistogramSnapshot,
     pub fsync_batches: HistogramSnapshot,
     /// Sorted by topic and partition.
@@ -470,6 +481,7 @@ impl BrokerMetrics {
             sendfile_bytes: 0,
             executors: Vec::new(),
             request_memory: RequestMemoryStats::default(),
+            catch_up_throttled: Duration::ZERO,
             fsync_seconds: HistogramSnapshot::empty(&LATENCY_BUCKETS_SECONDS),
             fsync_batches: HistogramSnapshot::empty(&FSYNC_BATCHES_BUCKETS),
             partitions: Vec::new(),
@@ -498,6 +510,7 @@ impl BrokerMetrics {
             merged.executors.extend(snapshot.executor);
             merged.request_memory.held_bytes += snapshot.request_memory.held_bytes;
             merged.request_memory.waits += snapshot.request_memory.waits;
+            merged.catch_up_throttled += snapshot.catch_up_throttled;
             merged.fsync_seconds.merge(&snapshot.fsync_seconds);
             merged.fsync_batches.merge(&snapshot.fsync_batches);
             merged.partitions.extend(snapshot.owned.partitions);

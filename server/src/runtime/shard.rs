@@ -20,6 +20,7 @@ use sluice_engine::sync::Notify;
 
 use super::mesh::*;
 use super::routing::{coordinator, owner, METADATA_SHARD};
+use crate::catch_up_rate::CatchUpRate;
 use crate::config::Config;
 use crate::coordinator::{Coordinator, GroupAnswer, GroupCall};
 use crate::metadata::{Metadata, NewTopic, TopicChangeError, TopicChangeResult};
@@ -88,11 +89,14 @@ pub struct Shard {
     pub metrics: ShardMetrics,
     /// This shard's share of `request-memory-bytes-max`, charged by both front doors.
     pub request_memory: RequestMemory,
+    /// This shard's share of `catch-up-read-bytes-per-sec-max`.
+    pub catch_up_rate: CatchUpRate,
 }
 
 impl Shard {
     pub fn new(config: Arc<Config>, senders: Senders<MeshMessage>, metadata: Metadata) -> Rc<Self> {
         let request_memory_share_bytes = config.request_memory_bytes_max / senders.nr_consumers();
+        let catch_up_share_bytes_per_sec = config.catch_up_read_bytes_per_sec_max / senders.nr_consumers() as u64;
         Rc::new(Self {
             id: senders.peer_id(),
             count: senders.nr_consumers(),
@@ -109,6 +113,7 @@ impl Shard {
             streams_without_groups: RefCell::new(HashSet::new()),
             metrics: ShardMetrics::default(),
             request_memory: RequestMemory::new(request_memory_share_bytes),
+            catch_up_rate: CatchUpRate::new(catch_up_share_bytes_per_sec),
             config,
         })
     }
@@ -224,6 +229,7 @@ impl Shard {
             executor.scheduler_runs(),
         );
         self.metrics.record_request_memory(self.request_memory.held_bytes(), self.request_memory.waits());
+        self.metrics.record_catch_up_throttled(self.catch_up_rate.throttled());
         let partitions = self
             .partitions
             .borrow()

@@ -10,6 +10,7 @@ use sluice_server::verify::VerifyArgs;
 /// mimalloc instead of glibc malloc: per-thread heaps suit one executor per core, and the
 /// request path's many small, short-lived buffers cost glibc a fifth of the broker's CPU
 /// (profiled under pipelined XADDs: `_int_malloc`, `malloc_consolidate`, `unlink_chunk`).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -11,7 +11,7 @@
 //! with the fields `key` and `value` (each when not null) followed by its headers.
 use bytes::Bytes;
 
-use super::id::StreamId;
+use super::id::{IdText, StreamId};
 use crate::record::batch::{self, build};
 
 /// Field names a Kafka record's key and value take in a stream entry.
@@ -38,7 +38,7 @@ pub fn encode(id: StreamId, fields: &[(Bytes, Bytes)]) -> Vec<u8> {
 /// One batch holding several new entries, IDs increasing (pipelined XADDs to one stream).
 pub fn encode_many(entries: &[(StreamId, &[(Bytes, Bytes)])]) -> Vec<u8> {
     debug_assert!(entries.windows(2).all(|pair| pair[0].0 < pair[1].0), "entry IDs increase");
-    let keys: Vec<String> = entries.iter().map(|(id, _)| id.to_string()).collect();
+    let keys: Vec<IdText> = entries.iter().map(|(id, _)| id.text()).collect();
     let headers: Vec<Vec<(&[u8], &[u8])>> = entries
         .iter()
         .map(|(_, fields)| fields.iter().map(|(name, value)| (&name[..], &value[..])).collect())

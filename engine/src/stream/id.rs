@@ -58,7 +58,50 @@ fn parse_number(text: &str) -> Option<u64> {
 
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.ms, self.seq)
+        f.write_str(self.text().as_str())
+    }
+}
+
+impl StreamId {
+    /// `<ms>-<seq>` on the stack: every XADD writes its ID twice (record key and reply), and
+    /// `to_string` through `fmt` was 6% of the broker's CPU under pipelined XADDs.
+    pub fn text(self) -> IdText {
+        let mut text = IdText { bytes: [0; ID_TEXT_BYTES_MAX], len: 0 };
+        let mut digits = itoa::Buffer::new();
+        for (index, part) in [self.ms, self.seq].into_iter().enumerate() {
+            if index == 1 {
+                text.push(b"-");
+            }
+            text.push(digits.format(part).as_bytes());
+        }
+        text
+    }
+}
+
+/// Two 20-digit numbers and the dash.
+const ID_TEXT_BYTES_MAX: usize = 41;
+
+/// An ID as text, without an allocation.
+#[derive(Clone, Copy)]
+pub struct IdText {
+    bytes: [u8; ID_TEXT_BYTES_MAX],
+    len: u8,
+}
+
+impl IdText {
+    fn push(&mut self, part: &[u8]) {
+        let start = usize::from(self.len);
+        self.bytes[start..start + part.len()].copy_from_slice(part);
+        self.len += part.len() as u8;
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Digits and a dash only.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
 }
 
@@ -161,6 +204,8 @@ mod tests {
             assert_eq!(StreamId::parse(bad, 0), None, "{:?}", String::from_utf8_lossy(bad));
         }
         assert_eq!(StreamId::new(5, 3).to_string(), "5-3");
+        assert_eq!(StreamId::MAX.text().as_bytes(), format!("{}-{}", u64::MAX, u64::MAX).as_bytes());
+        assert_eq!(StreamId::MIN.text().as_str(), "0-0");
         assert!(StreamId::new(1, 9) < StreamId::new(2, 0));
     }
 

@@ -6,6 +6,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use sluice_engine::stream::entry::Entry;
+use sluice_engine::stream::id::StreamId;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
@@ -15,6 +16,8 @@ pub enum Reply {
     Error(String),
     Integer(i64),
     Bulk(Bytes),
+    /// An entry ID, as a bulk string (`<ms>-<seq>`), formatted when written.
+    Id(StreamId),
     /// A missing value: `$-1` in RESP2, `_` in RESP3.
     Null,
     /// A missing aggregate: `*-1` in RESP2, `_` in RESP3.
@@ -46,14 +49,14 @@ impl Reply {
             fields.push(Reply::Bulk(name));
             fields.push(Reply::Bulk(value));
         }
-        Reply::Array(vec![Reply::text(entry.id), Reply::Array(fields)])
+        Reply::Array(vec![Reply::Id(entry.id), Reply::Array(fields)])
     }
 
     /// An entry that may be gone from the stream (trimmed): `[id, nil]` then.
-    pub fn maybe_entry(id: sluice_engine::stream::id::StreamId, entry: Option<Entry>) -> Self {
+    pub fn maybe_entry(id: StreamId, entry: Option<Entry>) -> Self {
         match entry {
             Some(entry) => Reply::entry(entry),
-            None => Reply::Array(vec![Reply::text(id), Reply::NullArray]),
+            None => Reply::Array(vec![Reply::Id(id), Reply::NullArray]),
         }
     }
 
@@ -74,6 +77,7 @@ impl Reply {
                 Reply::Status(text) => text.len(),
                 Reply::Error(text) => text.len(),
                 Reply::Bulk(bytes) => bytes.len(),
+                Reply::Id(id) => id.text().as_bytes().len(),
                 Reply::Integer(_) | Reply::Null | Reply::NullArray => 0,
                 Reply::Array(items) => items.iter().map(Reply::size_bytes).sum(),
                 Reply::Map(pairs) => pairs.iter().map(|(key, value)| key.size_bytes() + value.size_bytes()).sum(),
@@ -85,27 +89,24 @@ impl Reply {
         match self {
             Reply::Status(text) => line(out, b'+', text.as_bytes()),
             Reply::Error(text) => line(out, b'-', text.replace(['\r', '\n'], " ").as_bytes()),
-            Reply::Integer(value) => line(out, b':', value.to_string().as_bytes()),
-            Reply::Bulk(bytes) => {
-                line(out, b'$', bytes.len().to_string().as_bytes());
-                out.put_slice(bytes);
-                out.put_slice(b"\r\n");
-            }
+            Reply::Integer(value) => line(out, b':', itoa::Buffer::new().format(*value).as_bytes()),
+            Reply::Bulk(bytes) => bulk(out, bytes),
+            Reply::Id(id) => bulk(out, id.text().as_bytes()),
             Reply::Null if resp3 => out.put_slice(b"_\r\n"),
             Reply::Null => out.put_slice(b"$-1\r\n"),
             Reply::NullArray if resp3 => out.put_slice(b"_\r\n"),
             Reply::NullArray => out.put_slice(b"*-1\r\n"),
             Reply::Array(items) => {
-                line(out, b'*', items.len().to_string().as_bytes());
+                line(out, b'*', itoa::Buffer::new().format(items.len()).as_bytes());
                 for item in items {
                     item.encode(resp3, out);
                 }
             }
             Reply::Map(pairs) => {
                 if resp3 {
-                    line(out, b'%', pairs.len().to_string().as_bytes());
+                    line(out, b'%', itoa::Buffer::new().format(pairs.len()).as_bytes());
                 } else {
-                    line(out, b'*', (pairs.len() * 2).to_string().as_bytes());
+                    line(out, b'*', itoa::Buffer::new().format(pairs.len() * 2).as_bytes());
                 }
                 for (key, value) in pairs {
                     key.encode(resp3, out);
@@ -119,6 +120,12 @@ impl Reply {
 /// What one reply item costs besides its string bytes: the enum (32 bytes) and its framing.
 const ITEM_OVERHEAD_BYTES: usize = 40;
 const _: () = assert!(std::mem::size_of::<Reply>() <= ITEM_OVERHEAD_BYTES);
+
+fn bulk(out: &mut BytesMut, bytes: &[u8]) {
+    line(out, b'$', itoa::Buffer::new().format(bytes.len()).as_bytes());
+    out.put_slice(bytes);
+    out.put_slice(b"\r\n");
+}
 
 fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
     out.put_u8(kind);
@@ -142,6 +149,7 @@ mod tests {
         assert_eq!(bytes(&Reply::error("ERR bad\r\nthing"), false), "-ERR bad  thing\r\n");
         assert_eq!(bytes(&Reply::Integer(-3), true), ":-3\r\n");
         assert_eq!(bytes(&Reply::bulk("hi"), false), "$2\r\nhi\r\n");
+        assert_eq!(bytes(&Reply::Id(StreamId::new(12, 3)), true), "$4\r\n12-3\r\n");
         assert_eq!(bytes(&Reply::Null, false), "$-1\r\n");
         assert_eq!(bytes(&Reply::NullArray, false), "*-1\r\n");
         assert_eq!(bytes(&Reply::Null, true), "_\r\n");

@@ -78,7 +78,7 @@ pub async fn xpending(session: &Session, args: &mut Args) -> CommandResult {
             .into_iter()
             .map(|line| {
                 Reply::Array(vec![
-                    Reply::text(line.id),
+                    Reply::Id(line.id),
                     Reply::Bulk(line.consumer),
                     Reply::Integer(line.idle_ms as i64),
                     Reply::Integer(line.deliveries as i64),

@@ -269,7 +269,7 @@ async fn finish(
             return reply;
         }
     }
-    Reply::text(added.id)
+    Reply::Id(added.id)
 }
 
 #[cfg(test)]

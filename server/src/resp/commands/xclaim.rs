@@ -78,7 +78,7 @@ fn claimed(entries: Vec<(StreamId, Option<sluice_engine::stream::entry::Entry>)>
     Reply::Array(
         entries
             .into_iter()
-            .map(|(id, entry)| if just_id { Reply::text(id) } else { Reply::maybe_entry(id, entry) })
+            .map(|(id, entry)| if just_id { Reply::Id(id) } else { Reply::maybe_entry(id, entry) })
             .collect(),
     )
 }
@@ -119,7 +119,7 @@ pub async fn xautoclaim(session: &Session, args: &mut Args) -> CommandResult {
         unreachable!("XAUTOCLAIM answers with AutoClaimed")
     };
     Ok(Reply::Array(vec![
-        Reply::text(next),
+        Reply::Id(next),
         claimed(entries, just_id),
         Reply::Array(deleted.into_iter().map(Reply::text).collect()),
     ]))

@@ -25,7 +25,7 @@ fn lag(group: &GroupInfo, end: i64) -> Option<u64> {
 fn full_group(group: GroupFull, end: i64) -> Reply {
     let pending = group.pending.into_iter().map(|(delivery, consumer)| {
         Reply::Array(vec![
-            Reply::text(delivery.id),
+            Reply::Id(delivery.id),
             Reply::Bulk(consumer),
             Reply::Integer(delivery.delivered_ms as i64),
             Reply::Integer(delivery.deliveries as i64),
@@ -34,7 +34,7 @@ fn full_group(group: GroupFull, end: i64) -> Reply {
     let consumers = group.consumers.into_iter().map(|consumer| {
         let pending = consumer.pending.into_iter().map(|delivery| {
             Reply::Array(vec![
-                Reply::text(delivery.id),
+                Reply::Id(delivery.id),
                 Reply::Integer(delivery.delivered_ms as i64),
                 Reply::Integer(delivery.deliveries as i64),
             ])
@@ -49,7 +49,7 @@ fn full_group(group: GroupFull, end: i64) -> Reply {
     });
     Reply::Map(vec![
         (Reply::bulk("name"), Reply::Bulk(group.info.name.clone())),
-        (Reply::bulk("last-delivered-id"), Reply::text(group.info.last_delivered)),
+        (Reply::bulk("last-delivered-id"), Reply::Id(group.info.last_delivered)),
         (Reply::bulk("entries-read"), optional_integer(group.info.entries_read)),
         (Reply::bulk("lag"), optional_integer(lag(&group.info, end))),
         (Reply::bulk("pel-count"), Reply::Integer(group.info.pending as i64)),
@@ -83,11 +83,11 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
             let last_id = newest.map_or(StreamId::MIN, |entry| entry.id);
             let mut fields = vec![
                 (Reply::bulk("length"), Reply::Integer(length)),
-                (Reply::bulk("last-generated-id"), Reply::text(last_id)),
+                (Reply::bulk("last-generated-id"), Reply::Id(last_id)),
                 (Reply::bulk("entries-added"), Reply::Integer(end)),
                 (
                     Reply::bulk("recorded-first-entry-id"),
-                    Reply::text(entries.first().map_or(StreamId::MIN, |entry| entry.id)),
+                    Reply::Id(entries.first().map_or(StreamId::MIN, |entry| entry.id)),
                 ),
             ];
             if let Some(count) = full {
@@ -129,7 +129,7 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
                             (Reply::bulk("name"), Reply::Bulk(group.name)),
                             (Reply::bulk("consumers"), Reply::Integer(group.consumers as i64)),
                             (Reply::bulk("pending"), Reply::Integer(group.pending as i64)),
-                            (Reply::bulk("last-delivered-id"), Reply::text(group.last_delivered)),
+                            (Reply::bulk("last-delivered-id"), Reply::Id(group.last_delivered)),
                             (Reply::bulk("entries-read"), optional_integer(group.entries_read)),
                             (Reply::bulk("lag"), optional_integer(lag)),
                             (Reply::bulk("max-deliveries"), optional_integer(group.config.max_deliveries)),

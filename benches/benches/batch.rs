@@ -1,11 +1,16 @@
-//! Record batch validation (CRC-32C over the whole batch, on every produce) and splitting a
-//! produce payload into batches (framing only). Throughput is in bytes of batch.
+//! Record batch validation (CRC-32C over the whole batch, on every produce), splitting a
+//! produce payload into batches (framing only), and building the batch of 16 pipelined XADDs
+//! (`stream_entries_16x100B`: what a stream's owner does per gathered batch, IDs as record keys
+//! and fields as headers). Throughput is in bytes of batch, entries for the last.
 use std::hint::black_box;
 use std::time::Duration;
 
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sluice_bench::{produce_payload, record_batch, RECORDS_PER_LARGE_BATCH, RECORDS_PER_SMALL_BATCH};
 use sluice_engine::record::batch;
+use sluice_engine::stream::entry;
+use sluice_engine::stream::id::StreamId;
 
 fn validate(c: &mut Criterion) {
     let mut group = c.benchmark_group("batch_validate");
@@ -45,5 +50,35 @@ fn split(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, validate, split);
+const GATHERED_XADDS: usize = 16;
+const XADD_VALUE_BYTES: usize = 100;
+
+fn stream_entries(c: &mut Criterion) {
+    let mut group = c.benchmark_group("batch_build");
+    group.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1)).sample_size(20);
+    let fields: Vec<Vec<(Bytes, Bytes)>> = (0..GATHERED_XADDS)
+        .map(|index| {
+            vec![(
+                Bytes::from_static(b"payload"),
+                Bytes::from(sluice_bench::filler_bytes(XADD_VALUE_BYTES, index as u64)),
+            )]
+        })
+        .collect();
+    let entries: Vec<(StreamId, &[(Bytes, Bytes)])> = fields
+        .iter()
+        .enumerate()
+        .map(|(index, fields)| (StreamId::new(1_764_900_000_000, index as u64), &fields[..]))
+        .collect();
+    group.throughput(Throughput::Elements(GATHERED_XADDS as u64));
+    group.bench_function("stream_entries_16x100B", |bencher| {
+        bencher.iter(|| {
+            let batches = entry::encode_within(black_box(&entries), usize::MAX);
+            assert_eq!(batches.len(), 1);
+            batches
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, validate, split, stream_entries);
 criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! Parsing RESP commands the way a connection's reader does (`resp::read_commands`): the bytes
-//! read are appended to the connection's buffer, `redis-protocol` cuts frames off it, and each
-//! frame becomes `command::Args`, whose name picks the command. Throughput is in commands.
+//! read are appended to the connection's buffer, `command::next_command` cuts frames off it
+//! (`redis-protocol`'s decoder) as `command::Args`, whose name picks the command. Throughput is
+//! in commands.
 //!
 //! - `xadd_pipeline_64x100B`: 64 pipelined `XADD stream * payload <100 bytes>` in one read.
 //! - `xreadgroup`: one `XREADGROUP GROUP workers worker-1 COUNT 100 BLOCK 2000 STREAMS stream >`.
@@ -9,10 +10,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use redis_protocol::resp2::decode::decode_bytes_mut;
 use sluice_bench::filler_bytes;
 use sluice_bench::load::resp_wire::encode_command;
-use sluice_server::resp::command::Args;
+use sluice_server::resp::command::next_command;
 
 const PIPELINED_XADDS: usize = 64;
 const XADD_VALUE_BYTES: usize = 100;
@@ -52,9 +52,9 @@ fn parse_commands(read: &[u8]) -> (usize, String) {
     buffer.extend_from_slice(read);
     let mut commands = 0;
     let mut last_name = String::new();
-    while let Some((frame, _, _)) = decode_bytes_mut(&mut buffer).expect("well-formed RESP") {
-        let mut args = Args::from_frame(frame).expect("an array of bulk strings");
-        last_name = args.name();
+    while let Some(command) = next_command(&mut buffer).expect("well-formed RESP") {
+        let mut args = command.expect("an array of bulk strings");
+        last_name = args.name().to_string();
         black_box(args.next_word());
         commands += 1;
     }

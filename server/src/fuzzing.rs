@@ -5,11 +5,10 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Decodable;
-use redis_protocol::resp2::decode::decode_bytes_mut;
 
 use crate::kafka::registry;
 use crate::resp::check_declared_lengths;
-use crate::resp::command::Args;
+use crate::resp::command::next_command;
 
 /// A Kafka request frame (after the 4-byte size): the header the broker reads by hand, then
 /// the header and body through the codecs of every API version sluice serves.
@@ -34,8 +33,8 @@ pub fn kafka_request(data: &[u8]) {
 pub fn resp_frames(data: &[u8]) {
     let _ = check_declared_lengths(data);
     let mut buffer = BytesMut::from(data);
-    while let Ok(Some((frame, _, _))) = decode_bytes_mut(&mut buffer) {
-        if let Ok(mut args) = Args::from_frame(frame) {
+    while let Ok(Some(command)) = next_command(&mut buffer) {
+        if let Ok(mut args) = command {
             let _ = args.name();
             while args.next_word().is_some() {}
         }

@@ -415,30 +415,42 @@ pub mod build {
         }
     }
 
+    /// The bytes `put_varint` writes for `value`.
+    fn varint_bytes(value: i64) -> usize {
+        let zigzag = ((value << 1) ^ (value >> 63)) as u64;
+        (64 - zigzag.leading_zeros() as usize).max(1).div_ceil(7)
+    }
+
+    fn field_bytes(field: Option<&[u8]>) -> usize {
+        field.map_or(varint_bytes(-1), |bytes| varint_bytes(bytes.len() as i64) + bytes.len())
+    }
+
+    /// A record's bytes after its length, so the length goes first and the record is written
+    /// once, straight into the batch.
+    fn record_bytes(delta: (i64, i64), key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&[u8], &[u8])]) -> usize {
+        1 + varint_bytes(delta.0)
+            + varint_bytes(delta.1)
+            + field_bytes(key)
+            + field_bytes(value)
+            + varint_bytes(headers.len() as i64)
+            + headers.iter().map(|(name, content)| field_bytes(Some(name)) + field_bytes(Some(content))).sum::<usize>()
+    }
+
     fn encode(base_offset: i64, records: &[Encoded<'_>]) -> Vec<u8> {
         let base_timestamp = records.first().map_or(0, |record| record.0);
         let max_timestamp = records.iter().map(|record| record.0).max().unwrap_or(base_timestamp);
-        let mut body = Vec::new();
-        let mut record = Vec::new();
-        for (index, (timestamp, key, value, headers)) in records.iter().enumerate() {
-            record.clear();
-            record.push(0); // attributes
-            put_varint(&mut record, timestamp - base_timestamp); // timestamp delta
-            put_varint(&mut record, index as i64); // offset delta
-            put_field(&mut record, *key);
-            put_field(&mut record, *value);
-            put_varint(&mut record, headers.len() as i64);
-            for (name, content) in headers.iter() {
-                put_field(&mut record, Some(name));
-                put_field(&mut record, Some(content));
-            }
-            put_varint(&mut body, record.len() as i64);
-            body.extend_from_slice(&record);
-        }
+        let sizes: Vec<usize> = records
+            .iter()
+            .enumerate()
+            .map(|(index, (timestamp, key, value, headers))| {
+                record_bytes((timestamp - base_timestamp, index as i64), *key, *value, headers)
+            })
+            .collect();
+        let body_bytes: usize = sizes.iter().map(|size| varint_bytes(*size as i64) + size).sum();
         let count = records.len() as i32;
-        let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body.len());
+        let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + body_bytes);
         out.extend_from_slice(&base_offset.to_be_bytes());
-        out.extend_from_slice(&((BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES + body.len()) as i32).to_be_bytes());
+        out.extend_from_slice(&((BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES + body_bytes) as i32).to_be_bytes());
         out.extend_from_slice(&0i32.to_be_bytes()); // leader epoch
         out.push(MAGIC_V2 as u8);
         out.extend_from_slice(&0u32.to_be_bytes()); // crc, patched below
@@ -450,10 +462,34 @@ pub mod build {
         out.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
         out.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
         out.extend_from_slice(&count.to_be_bytes());
-        out.extend_from_slice(&body);
+        for (index, ((timestamp, key, value, headers), size)) in records.iter().zip(sizes).enumerate() {
+            let start = out.len();
+            put_varint(&mut out, size as i64);
+            out.push(0); // attributes
+            put_varint(&mut out, timestamp - base_timestamp); // timestamp delta
+            put_varint(&mut out, index as i64); // offset delta
+            put_field(&mut out, *key);
+            put_field(&mut out, *value);
+            put_varint(&mut out, headers.len() as i64);
+            for (name, content) in headers.iter() {
+                put_field(&mut out, Some(name));
+                put_field(&mut out, Some(content));
+            }
+            debug_assert_eq!(out.len() - start, varint_bytes(size as i64) + size, "record size computed ahead");
+        }
+        debug_assert_eq!(out.len(), BATCH_HEADER_BYTES + body_bytes);
         let crc = crc32c::crc32c(&out[CRC_START..]);
         out[17..21].copy_from_slice(&crc.to_be_bytes());
         out
+    }
+
+    #[test]
+    fn varint_sizes_match_what_is_written() {
+        for value in [0, 1, -1, 63, 64, -64, -65, 127, 128, 8191, 8192, i32::MAX as i64, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(out.len(), varint_bytes(value), "{value}");
+        }
     }
 }
 

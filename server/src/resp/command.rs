@@ -1,6 +1,8 @@
 //! A request frame becomes a command: its words, read one by one with Redis's error texts.
-use bytes::Bytes;
-use redis_protocol::resp2::types::BytesFrame;
+use bytes::{Bytes, BytesMut};
+use redis_protocol::error::RedisProtocolError;
+use redis_protocol::resp2::decode::decode_range;
+use redis_protocol::resp2::types::RangeFrame;
 
 use super::reply::Reply;
 
@@ -13,17 +15,31 @@ pub struct Args {
 /// What a command answers, or the error it answers with (both are replies; `?` returns early).
 pub type CommandResult = Result<Reply, Reply>;
 
+/// The next whole request frame at the front of `buffer`, taken off it, as a command (or the
+/// error to answer it with); `None` until a whole frame arrived. The `redis-protocol` decoder
+/// gives the frame as ranges into the buffer, which the words then share: no copy, and no
+/// frame tree built only to be taken apart.
+pub fn next_command(buffer: &mut BytesMut) -> Result<Option<Result<Args, Reply>>, RedisProtocolError> {
+    let Some((frame, used)) = decode_range(buffer)? else {
+        return Ok(None);
+    };
+    let request = buffer.split_to(used).freeze();
+    Ok(Some(Args::from_frame(&request, frame)))
+}
+
 impl Args {
     /// A request must be an array of bulk strings (what every Redis client sends).
-    pub fn from_frame(frame: BytesFrame) -> Result<Self, Reply> {
-        let BytesFrame::Array(parts) = frame else {
+    fn from_frame(request: &Bytes, frame: RangeFrame) -> Result<Self, Reply> {
+        let RangeFrame::Array(parts) = frame else {
             return Err(Reply::error("ERR Protocol error: expected an array of bulk strings"));
         };
         let mut words = Vec::with_capacity(parts.len());
         for part in parts {
             match part {
-                BytesFrame::BulkString(bytes) | BytesFrame::SimpleString(bytes) => words.push(bytes),
-                BytesFrame::Integer(value) => words.push(Bytes::from(value.to_string())),
+                RangeFrame::BulkString((start, end)) | RangeFrame::SimpleString((start, end)) => {
+                    words.push(request.slice(start..end))
+                }
+                RangeFrame::Integer(value) => words.push(Bytes::from(value.to_string())),
                 _ => return Err(Reply::error("ERR Protocol error: expected an array of bulk strings")),
             }
         }
@@ -38,9 +54,17 @@ impl Args {
         Self { words: words.iter().map(|word| Bytes::from(word.to_string())).collect(), position: 1 }
     }
 
-    /// The command name, lower case.
-    pub fn name(&self) -> String {
-        String::from_utf8_lossy(&self.words[0]).to_ascii_lowercase()
+    /// The command name, lower case, without an allocation (one per command was measurable
+    /// under pipelined XADDs). A name longer than any command's is empty: unknown.
+    pub fn name(&self) -> Name {
+        let mut name = Name { bytes: [0; NAME_BYTES_MAX], len: 0 };
+        let word = &self.words[0];
+        if word.len() <= NAME_BYTES_MAX && word.is_ascii() {
+            name.bytes[..word.len()].copy_from_slice(word);
+            name.bytes[..word.len()].make_ascii_lowercase();
+            name.len = word.len();
+        }
+        name
     }
 
     /// The command name as sent.
@@ -85,15 +109,15 @@ impl Args {
         u64::try_from(value).map_err(|_| Reply::error("ERR value is out of range, must be positive"))
     }
 
-    /// The rest of the words.
+    /// The rest of the words, taken.
     pub fn rest(&mut self) -> Vec<Bytes> {
-        let rest = self.words[self.position..].to_vec();
+        let rest = self.words.split_off(self.position);
         self.position = self.words.len();
         rest
     }
 
     pub fn wrong_arity(&self) -> Reply {
-        Reply::error(format!("ERR wrong number of arguments for '{}' command", self.name()))
+        Reply::error(format!("ERR wrong number of arguments for '{}' command", &*self.name()))
     }
 
     /// Fails with the arity error unless every word was used.
@@ -103,6 +127,24 @@ impl Args {
         } else {
             Err(syntax_error())
         }
+    }
+}
+
+/// Longer than every command name (`xautoclaim`, `xreadgroup`: 10).
+const NAME_BYTES_MAX: usize = 16;
+
+/// A command name in lower case, on the stack.
+pub struct Name {
+    bytes: [u8; NAME_BYTES_MAX],
+    len: usize,
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // ASCII only (checked when made).
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
 

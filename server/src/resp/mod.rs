@@ -26,7 +26,6 @@ use bytes::BytesMut;
 use futures_lite::AsyncWriteExt;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
-use redis_protocol::resp2::decode::decode_bytes_mut;
 
 use crate::limits::{
     CONNECTION_UNSENT_BYTES_MAX, RESP_IN_FLIGHT_COMMANDS_MAX, RESP_REQUEST_BYTES_MAX, RESP_WRITE_BATCH_BYTES,
@@ -35,7 +34,7 @@ use crate::metrics::{Dropped, Protocol};
 use crate::net::{self, Refusals, Timeouts};
 use crate::request_memory::{NoRoom, REQUEST_UNCHARGED_BYTES};
 use crate::runtime::ShardRef;
-use command::Args;
+use command::next_command;
 use commands::Outcome;
 use reply::Reply;
 use session::Session;
@@ -189,8 +188,8 @@ async fn read_commands(
     let mut request_started: Option<Instant> = None;
     loop {
         loop {
-            let frame = match decode_bytes_mut(&mut buffer) {
-                Ok(Some((frame, _, _))) => frame,
+            let command = match next_command(&mut buffer) {
+                Ok(Some(command)) => command,
                 Ok(None) => match check_declared_lengths(&buffer) {
                     Ok(()) => break,
                     Err(reason) => {
@@ -214,7 +213,7 @@ async fn read_commands(
                     return Ok(()); // the writer stopped (and says why)
                 }
             }
-            let outcome = match Args::from_frame(frame) {
+            let outcome = match command {
                 Ok(args) => commands::execute(session, args).await,
                 Err(reply) => Outcome::Reply(reply),
             };
@@ -411,8 +410,8 @@ mod tests {
         fn any_bytes_are_parsed_without_panicking(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
             let _ = check_declared_lengths(&input);
             let mut buffer = BytesMut::from(&input[..]);
-            while let Ok(Some((frame, _, _))) = decode_bytes_mut(&mut buffer) {
-                if let Ok(mut args) = Args::from_frame(frame) {
+            while let Ok(Some(command)) = next_command(&mut buffer) {
+                if let Ok(mut args) = command {
                     let _ = args.name();
                     let _ = args.rest();
                 }
@@ -425,7 +424,7 @@ mod tests {
             let whole = b"*3\r\n$4\r\nXLEN\r\n$6\r\nstream\r\n$2\r\nab\r\n";
             let cut = cut.min(whole.len() - 1);
             let mut buffer = BytesMut::from(&whole[..cut]);
-            proptest::prop_assert!(matches!(decode_bytes_mut(&mut buffer), Ok(None)));
+            proptest::prop_assert!(matches!(next_command(&mut buffer), Ok(None)));
             proptest::prop_assert!(check_declared_lengths(&whole[..cut]).is_ok());
         }
     }

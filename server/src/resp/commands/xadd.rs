@@ -55,7 +55,8 @@ fn parse(args: &mut Args) -> Result<Request, Reply> {
     if rest.is_empty() || rest.len() % 2 != 0 {
         return Err(args.wrong_arity());
     }
-    let fields = rest.chunks_exact(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
+    let mut words = rest.into_iter();
+    let fields = std::iter::from_fn(|| Some((words.next()?, words.next()?))).collect();
     Ok(Request { key, make_stream, trim, id, fields })
 }
 

@@ -24,6 +24,7 @@ use kafka_protocol::messages::{ApiVersionsRequest, FetchRequest, ProduceRequest,
 use kafka_protocol::protocol::StrBytes;
 use sluice_engine::record::batch::build;
 use sluice_server::metrics::check;
+use sluice_server::request_memory::CONNECTION_FREE_REQUEST_BYTES;
 use sluice_tests::raw::{self, call};
 use sluice_tests::{raise_open_files_limit, unique_topic, Broker};
 
@@ -59,6 +60,10 @@ const LARGE_REQUESTS_PER_DOOR: usize = 6;
 /// What the broker's resident memory may grow by beyond that budget during the test: the
 /// allocator's slack and the connections' own buffers.
 const REQUEST_MEMORY_RSS_SLACK_BYTES: u64 = 16 << 20;
+/// Requests each well within what a connection may once have held uncharged (64 KiB), on
+/// enough connections to be several times the budget in all.
+const MEDIUM_REQUEST_BYTES: usize = 60 << 10;
+const MEDIUM_REQUESTS_PER_DOOR: usize = 300;
 /// Idle connections held open for the memory figure, per front door.
 const IDLE_CONNECTIONS_PER_DOOR: usize = 2_000;
 /// What one idle connection may cost the broker in resident memory.
@@ -667,4 +672,80 @@ fn large_requests_on_many_connections_are_held_to_the_request_memory_budget() {
     assert_eq!(request_memory_bytes(&samples), 0.0);
     produce(&mut kafka, &topic, &large_batches);
     assert_eq!(resp_call(&mut resp, &["XLEN", "large-requests"]), ":0\r\n");
+}
+
+/// Before, the first 64 KiB of every request were free of the budget: this many connections
+/// could hold several times it. Now a connection's allowance is 16 KiB and the rest is charged.
+#[test]
+fn many_connections_with_requests_under_64_kib_are_held_to_the_budget_too() {
+    raise_open_files_limit((6 * MEDIUM_REQUESTS_PER_DOOR + 1_000) as u64);
+    let budget = REQUEST_MEMORY_BUDGET_BYTES.to_string();
+    let broker = Broker::builder()
+        .shards(1)
+        .args(["--request-memory-bytes-max", budget.as_str(), "--request-read-timeout-ms", "2000"])
+        .start();
+    let topic = unique_topic("medium-requests");
+    let value = vec![b'v'; MEDIUM_REQUEST_BYTES];
+    let mut kafka = kafka_connect(&broker);
+    let mut resp = resp_connect(&broker);
+    api_versions_work(&mut kafka, 1);
+    let before = broker.resident_bytes();
+
+    let kafka_frame = raw::frame(&produce_request(&topic, &[&value]), 7, 2);
+    let resp_command = resp_request(&[b"XADD", b"medium-requests", b"*", b"field", &value]);
+    let all_bytes = MEDIUM_REQUESTS_PER_DOOR * (kafka_frame.len() + resp_command.len());
+    assert!(all_bytes > 4 * REQUEST_MEMORY_BUDGET_BYTES, "the requests are several budgets in all");
+    let mut senders = Vec::new();
+    for _ in 0..MEDIUM_REQUESTS_PER_DOOR {
+        senders.push(send_all_but_last_byte(kafka_connect(&broker), kafka_frame.clone()));
+        senders.push(send_all_but_last_byte(resp_connect(&broker), resp_command.clone()));
+    }
+    // Meanwhile small requests on other connections are answered at once.
+    let (mut held_max, mut resident_max, mut latency_max) = (0.0f64, before, Duration::ZERO);
+    let started = Instant::now();
+    while started.elapsed() < REQUEST_READ_TIMEOUT / 2 {
+        let round_started = Instant::now();
+        api_versions_work(&mut kafka, 3);
+        assert!(resp_call(&mut resp, &["XADD", "small", "*", "n", "1"]).starts_with('$'));
+        latency_max = latency_max.max(round_started.elapsed());
+        held_max = held_max.max(request_memory_bytes(&metrics(&broker)));
+        resident_max = resident_max.max(broker.resident_bytes());
+        thread::sleep(CLOSE_POLL_INTERVAL);
+    }
+    let closed = |samples: &[check::Sample], door| {
+        dropped(samples, door, "request_memory") + dropped(samples, door, "request_read_timeout")
+    };
+    let all_closed = MEDIUM_REQUESTS_PER_DOOR as f64;
+    let samples = metrics_until(&broker, REQUEST_READ_TIMEOUT + CLOSE_SLACK, |samples| {
+        closed(samples, "kafka") == all_closed && closed(samples, "resp") == all_closed
+    });
+    for sender in senders {
+        drop(sender.join().unwrap());
+    }
+    let growth = resident_max.saturating_sub(before);
+    let no_room = dropped(&samples, "kafka", "request_memory") + dropped(&samples, "resp", "request_memory");
+    let connections = 2 * MEDIUM_REQUESTS_PER_DOOR;
+    eprintln!(
+        "{connections} requests of {} KiB ({} MiB in all) against a {} MiB budget: at most {} KiB charged, \
+         RSS grew {} MiB, {no_room} dropped for want of room; small requests answered within {latency_max:?}",
+        MEDIUM_REQUEST_BYTES >> 10,
+        all_bytes >> 20,
+        REQUEST_MEMORY_BUDGET_BYTES >> 20,
+        held_max as u64 >> 10,
+        growth >> 20
+    );
+    assert!(latency_max < NORMAL_LATENCY_MAX, "a small request took {latency_max:?}");
+    assert!(held_max <= REQUEST_MEMORY_BUDGET_BYTES as f64, "{held_max} bytes charged");
+    assert!(held_max >= (REQUEST_MEMORY_BUDGET_BYTES / 2) as f64, "the requests were charged: {held_max}");
+    assert!(no_room >= 1.0, "past the budget, requests waited and gave up");
+    let bound = (REQUEST_MEMORY_BUDGET_BYTES
+        + connections * (CONNECTION_FREE_REQUEST_BYTES + IDLE_CONNECTION_RSS_BYTES_MAX as usize))
+        as u64
+        + REQUEST_MEMORY_RSS_SLACK_BYTES;
+    assert!(growth < bound, "RSS grew {growth} bytes, more than the budget and the connections' allowances ({bound})");
+    for door in ["kafka", "resp"] {
+        assert_eq!(closed(&samples, door), all_closed, "{door}");
+    }
+    assert_eq!(request_memory_bytes(&samples), 0.0, "all given back");
+    assert_eq!(resp_call(&mut resp, &["XLEN", "medium-requests"]), ":0\r\n", "none of the incomplete ones landed");
 }

@@ -31,7 +31,7 @@ use crate::catch_up_rate::CatchUpRate;
 use crate::limits::{CONNECTION_UNSENT_BYTES_MAX, IN_FLIGHT_REQUESTS_MAX};
 use crate::metrics::{Dropped, Protocol};
 use crate::net::{self, Refusals, Timeouts};
-use crate::request_memory::{NoRoom, REQUEST_MEMORY_STEP_BYTES};
+use crate::request_memory::{Allowance, NoRoom, REQUEST_MEMORY_STEP_BYTES};
 
 /// Smallest frame that can hold a request header (api key, version, correlation id).
 const REQUEST_HEADER_BYTES_MIN: usize = 8;
@@ -118,7 +118,7 @@ async fn serve_connection(shard: &ShardRef, mut stream: TcpStream) -> Result<(),
     // Kafka shows a client's host as "/<ip>" (DescribeGroups).
     let client_host: Rc<str> =
         stream.peer_addr().map_or_else(|_| "".into(), |address| format!("/{}", address.ip()).into());
-    let connection = Connection { shard, client_host, timeouts, in_flight };
+    let connection = Connection { shard, client_host, timeouts, in_flight, request_allowance: Allowance::default() };
     let read_result = read_requests(&connection, &mut stream, pending_sender).await;
     if let Err(Closed::Dropped(_)) = read_result {
         // Wake the writer, which may wait for a client that reads nothing either.
@@ -134,6 +134,8 @@ struct Connection<'a> {
     client_host: Rc<str>,
     timeouts: Timeouts,
     in_flight: Rc<InFlight>,
+    /// Shared by the connection's requests in flight.
+    request_allowance: Allowance,
 }
 
 /// What a connection's reader, handlers and writer share. Lives in the connection's tasks.
@@ -186,7 +188,7 @@ async fn read_requests(
         // The frame's pages are untouched until its bytes arrive; its bytes are charged to the
         // shard's request memory as they do, and given back once the request is handled.
         let mut frame = BytesMut::zeroed(length as usize);
-        let mut charge = shard.request_memory.charge();
+        let mut charge = shard.request_memory.charge(&connection.request_allowance);
         let mut arrived = 0;
         while arrived < frame.len() {
             let step_end = frame.len().min(arrived + REQUEST_MEMORY_STEP_BYTES);

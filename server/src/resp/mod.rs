@@ -32,7 +32,7 @@ use crate::limits::{
 };
 use crate::metrics::{Dropped, Protocol};
 use crate::net::{self, Refusals, Timeouts};
-use crate::request_memory::{NoRoom, REQUEST_UNCHARGED_BYTES};
+use crate::request_memory::{Allowance, NoRoom};
 use crate::runtime::ShardRef;
 use command::next_command;
 use commands::Outcome;
@@ -182,8 +182,8 @@ async fn read_commands(
 ) -> Result<(), Closed> {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
-    // The bytes of a command larger than the uncharged ones, charged to the shard as they come.
-    let mut charge = session.shard.request_memory.charge();
+    // The bytes in `buffer`, charged to the shard as they come (`request_memory`).
+    let mut charge = session.shard.request_memory.charge(&Allowance::default());
     // When the broker began waiting for the rest of the partial command in `buffer`.
     let mut request_started: Option<Instant> = None;
     loop {
@@ -230,12 +230,11 @@ async fn read_commands(
         }
         // Everything read so far has run: send the XADDs it gathered before waiting for more.
         commands::xadd::send_gathered(session).await;
-        if buffer.len() <= REQUEST_UNCHARGED_BYTES {
-            // No large command is held any more: give its bytes back, and its buffer.
-            charge.release();
-            if buffer.capacity() > READ_BUFFER_KEPT_BYTES {
-                buffer = BytesMut::from(&buffer[..]);
-            }
+        // What ran gives its bytes back; a command not whole yet keeps its charge.
+        charge.keep(buffer.len());
+        if buffer.len() <= READ_CHUNK_BYTES && buffer.capacity() > READ_BUFFER_KEPT_BYTES {
+            // No large command is held any more: give its buffer back too.
+            buffer = BytesMut::from(&buffer[..]);
         }
         let read = if buffer.is_empty() {
             request_started = None;

@@ -192,6 +192,8 @@ pub enum GroupCall {
         just_id: bool,
     },
     InfoGroups,
+    /// XINFO STREAM: how many groups, and the greatest ID XDEL deleted.
+    InfoStream,
     InfoConsumers {
         group: Bytes,
     },
@@ -281,6 +283,10 @@ pub enum GroupAnswer {
         deleted: Vec<StreamId>,
     },
     Groups(Vec<GroupInfo>),
+    Stream {
+        groups: usize,
+        max_deleted_id: StreamId,
+    },
     Consumers(Vec<ConsumerInfo>),
     Full(Vec<GroupFull>),
 }
@@ -559,6 +565,13 @@ impl StreamGroups {
                 let infos = self.state.borrow().groups.iter().map(|(name, group)| GroupInfo::of(name, group)).collect();
                 Ok((Vec::new(), GroupAnswer::Groups(infos)))
             }
+            GroupCall::InfoStream => {
+                let state = self.state.borrow();
+                Ok((
+                    Vec::new(),
+                    GroupAnswer::Stream { groups: state.groups.len(), max_deleted_id: state.max_deleted_id },
+                ))
+            }
             GroupCall::InfoFull { pending_max } => {
                 let delivery = |group: &StreamGroup, id: &StreamId| {
                     let pending = group.pending.get(id)?;
@@ -624,10 +637,12 @@ impl StreamGroups {
         ids.sort_unstable();
         ids.dedup();
         let mut offsets = Vec::with_capacity(ids.len());
+        let mut max_id = StreamId::MIN;
         for id in ids {
             // `find` skips deleted entries: what it finds is deleted now.
             if let Some(entry) = self.find(id).await? {
                 offsets.push(entry.offset);
+                max_id = max_id.max(entry.id);
             }
         }
         let state = self.state.borrow();
@@ -637,7 +652,7 @@ impl StreamGroups {
         }
         let count = offsets.len() as i64;
         let runs: Vec<(i64, i64)> = offsets.into_iter().map(|offset| (offset, offset + 1)).collect();
-        let events = if runs.is_empty() { Vec::new() } else { vec![Event::EntriesDeleted { runs }] };
+        let events = if runs.is_empty() { Vec::new() } else { vec![Event::EntriesDeleted { runs, max_id }] };
         Ok((events, GroupAnswer::Count(count)))
     }
 

@@ -124,9 +124,13 @@ def check_xdel(r, stream):
     """XDEL deletes entries anywhere in a stream: reads skip them, lengths leave them out, the
     stream's last ID stays the newest one's."""
     written = [r.xadd(stream, {"n": str(index)}).decode() for index in range(6)]
+    expect_equal(r.xinfo_stream(stream)["max-deleted-entry-id"].decode(), "0-0", "nothing deleted yet")
     expect_equal(r.xdel(stream, written[1], written[3], written[3], "9999999999999-0"), 2,
                  "XDEL counts the entries it deleted (not repeats, not missing IDs)")
+    expect_equal(r.xinfo_stream(stream)["max-deleted-entry-id"].decode(), written[3],
+                 "XINFO STREAM: the greatest ID deleted (a missing ID does not count)")
     expect_equal(r.xdel(stream, written[1]), 0, "an entry is deleted once")
+    expect_equal(r.xinfo_stream(stream)["max-deleted-entry-id"].decode(), written[3], "a smaller ID leaves it")
     live = [written[index] for index in (0, 2, 4, 5)]
     expect_equal(r.xlen(stream), 4, "XLEN leaves deleted entries out")
     expect_equal(ids(r.xrange(stream)), live, "XRANGE skips deleted entries")
@@ -142,6 +146,9 @@ def check_xdel(r, stream):
     expect_error(lambda: r.xadd(stream, {"n": "old"}, id=written[5]), "equal or smaller", "IDs stay monotonic")
     expect_equal(r.xtrim(stream, maxlen=2, approximate=False), 1, "XTRIM MAXLEN counts only entries not deleted")
     expect_equal(ids(r.xrange(stream)), [written[2], written[4]], "the newest two entries are kept")
+    full = r.xinfo_stream(stream, full=True)
+    expect_equal((r.xinfo_stream(stream)["max-deleted-entry-id"].decode(), full["max-deleted-entry-id"].decode()),
+                 (written[5], written[5]), "trimming leaves the greatest deleted ID, in both forms")
     expect_equal(r.xdel("missing-" + stream, written[0]), 0, "XDEL on a missing key")
     expect_error(lambda: r.xdel(stream, "nope"), "Invalid stream ID", "XDEL of a bad ID")
     expect_error(lambda: r.execute_command("XDEL", stream), "wrong number of arguments", "XDEL without IDs")

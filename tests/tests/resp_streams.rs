@@ -114,6 +114,29 @@ fn redis_cli_works_and_garbage_is_refused() {
     assert_eq!(String::from_utf8_lossy(&answer), expected);
 }
 
+/// XDEL's greatest deleted ID is kept in the group log: a restart still shows it.
+#[test]
+fn the_greatest_deleted_id_survives_a_restart() {
+    if Command::new("redis-cli").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: redis-cli is not installed (tests/run installs redis-tools)");
+        return;
+    }
+    let mut broker = Broker::builder().shards(2).start();
+    for id in ["1-1", "2-1", "3-1"] {
+        assert_eq!(redis_cli(&broker, &["XADD", "deleted-ids", id, "n", "1"]).trim(), id);
+    }
+    assert_eq!(redis_cli(&broker, &["XDEL", "deleted-ids", "2-1", "1-1"]).trim(), "2");
+    let max_deleted = |broker: &Broker| {
+        let info = redis_cli(broker, &["XINFO", "STREAM", "deleted-ids"]);
+        let lines: Vec<&str> = info.lines().collect();
+        let at = lines.iter().position(|line| *line == "max-deleted-entry-id").expect("the field is there");
+        lines[at + 1].to_string()
+    };
+    assert_eq!(max_deleted(&broker), "2-1");
+    broker.restart();
+    assert_eq!(max_deleted(&broker), "2-1", "kept across a restart");
+}
+
 /// redis-benchmark: 50 clients pipelining XADDs into one new stream (they race to create it),
 /// every one acknowledged and stored.
 #[test]

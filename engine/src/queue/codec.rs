@@ -241,13 +241,14 @@ pub fn encode(event: &Event) -> StateRecord {
             out.u8(DROPPED);
             out.ids(ids);
         }
-        Event::EntriesDeleted { runs } => {
+        Event::EntriesDeleted { runs, max_id } => {
             out.u8(ENTRIES_DELETED);
             out.u64(runs.len() as u64);
             for (start, end) in runs {
                 out.i64(*start);
                 out.i64(*end);
             }
+            out.id(*max_id);
         }
     }
     (event.group_name().map_or_else(Vec::new, |name| name.to_vec()), Some(out.0))
@@ -301,7 +302,9 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<Event> {
         ENTRIES_DELETED if name.is_empty() => {
             let count = input.count(16)?;
             let runs = (0..count).map(|_| Some((input.i64()?, input.i64()?))).collect::<Option<Vec<_>>>()?;
-            Event::EntriesDeleted { runs }
+            // Records written before the greatest deleted ID was kept end here.
+            let max_id = if input.0.is_empty() { StreamId::MIN } else { input.id()? };
+            Event::EntriesDeleted { runs, max_id }
         }
         _ => return None,
     };
@@ -371,8 +374,8 @@ mod tests {
             },
             Event::Acked { name: name("g"), ids: vec![StreamId::new(1, 0), StreamId::MAX] },
             Event::Dropped { name: name("g"), ids: vec![StreamId::MIN] },
-            Event::EntriesDeleted { runs: vec![(3, 4), (10, 20)] },
-            Event::EntriesDeleted { runs: vec![] },
+            Event::EntriesDeleted { runs: vec![(3, 4), (10, 20)], max_id: StreamId::new(20, 1) },
+            Event::EntriesDeleted { runs: vec![], max_id: StreamId::MIN },
         ]
     }
 
@@ -390,7 +393,16 @@ mod tests {
             let (key, value) = encode(&event);
             let value = value.unwrap();
             for cut in 0..value.len() {
-                assert_eq!(decode(&key, Some(&value[..cut])), None, "{event:?} cut at {cut}");
+                let decoded = decode(&key, Some(&value[..cut]));
+                if let Event::EntriesDeleted { runs, .. } = &event {
+                    if cut == value.len() - 16 {
+                        // Without its trailing ID: a record written before it was kept.
+                        let old = Event::EntriesDeleted { runs: runs.clone(), max_id: StreamId::MIN };
+                        assert_eq!(decoded, Some(old));
+                        continue;
+                    }
+                }
+                assert_eq!(decoded, None, "{event:?} cut at {cut}");
             }
             let mut longer = value.clone();
             longer.push(0);

@@ -136,10 +136,13 @@ pub enum Event {
         name: Bytes,
         ids: Vec<StreamId>,
     },
-    /// XDEL (not a group's event: the stream's): these runs of offsets are deleted. A
-    /// snapshot holds every run at or after the stream's start.
+    /// XDEL (not a group's event: the stream's): these runs of offsets are deleted, the
+    /// greatest of their IDs `max_id` (XINFO's max-deleted-entry-id; `0-0` in records written
+    /// before it was kept). A snapshot holds every run at or after the stream's start, and the
+    /// greatest ID ever deleted.
     EntriesDeleted {
         runs: Vec<(i64, i64)>,
+        max_id: StreamId,
     },
 }
 
@@ -167,15 +170,18 @@ impl Event {
 pub struct StreamState {
     pub groups: BTreeMap<Bytes, StreamGroup>,
     pub deleted: DeletedEntries,
+    /// The greatest ID XDEL ever deleted, also once trimming removed it.
+    pub max_deleted_id: StreamId,
 }
 
 impl StreamState {
     pub fn apply(&mut self, event: &Event) {
         match event {
-            Event::EntriesDeleted { runs } => {
+            Event::EntriesDeleted { runs, max_id } => {
                 for (start, end) in runs {
                     self.deleted.insert_run(*start, *end);
                 }
+                self.max_deleted_id = self.max_deleted_id.max(*max_id);
             }
             _ => apply(&mut self.groups, event),
         }
@@ -187,8 +193,8 @@ impl StreamState {
         let mut events: Vec<Event> =
             self.groups.iter().map(|(name, group)| Event::Group { name: name.clone(), group: group.clone() }).collect();
         let runs = self.deleted.runs_in(log_start, i64::MAX);
-        if !runs.is_empty() {
-            events.push(Event::EntriesDeleted { runs });
+        if !runs.is_empty() || self.max_deleted_id != StreamId::MIN {
+            events.push(Event::EntriesDeleted { runs, max_id: self.max_deleted_id });
         }
         events
     }
@@ -515,9 +521,10 @@ mod tests {
     fn a_snapshot_rebuilds_groups_and_deleted_entries_after_the_start() {
         let mut state = StreamState { groups: created(), ..StreamState::default() };
         deliver(&mut state.groups, "alice", 100, &[1, 2, 3]);
-        state.apply(&Event::EntriesDeleted { runs: vec![(1, 2), (5, 9)] });
-        state.apply(&Event::EntriesDeleted { runs: vec![(2, 3)] });
+        state.apply(&Event::EntriesDeleted { runs: vec![(1, 2), (5, 9)], max_id: StreamId::new(9, 0) });
+        state.apply(&Event::EntriesDeleted { runs: vec![(2, 3)], max_id: StreamId::new(3, 0) });
         assert_eq!(state.deleted.runs().collect::<Vec<_>>(), vec![(1, 3), (5, 9)]);
+        assert_eq!(state.max_deleted_id, StreamId::new(9, 0), "the greatest, not the last");
         let mut rebuilt = StreamState::default();
         for event in state.snapshot(0) {
             rebuilt.apply(&event);
@@ -528,6 +535,12 @@ mod tests {
             after_trim.apply(&event);
         }
         assert_eq!(after_trim.deleted.runs().collect::<Vec<_>>(), vec![(6, 9)]);
+        assert_eq!(after_trim.max_deleted_id, StreamId::new(9, 0));
+        let mut all_trimmed = StreamState::default();
+        for event in state.snapshot(100) {
+            all_trimmed.apply(&event);
+        }
+        assert_eq!((all_trimmed.deleted.run_count(), all_trimmed.max_deleted_id), (0, StreamId::new(9, 0)));
         assert_eq!(after_trim.groups, state.groups);
     }
 }

@@ -81,9 +81,15 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
             // The last ID handed out stays the newest record's, also when XDEL deleted it.
             let newest = if end > start { stream.record_at(session, end - 1).await? } else { None };
             let last_id = newest.map_or(StreamId::MIN, |entry| entry.id);
+            // A stream no group or XDEL touched has no group log: no groups, nothing deleted.
+            let (groups, max_deleted_id) = match group_call(session, &stream, GroupCall::InfoStream).await {
+                Ok(GroupAnswer::Stream { groups, max_deleted_id }) => (groups, max_deleted_id),
+                _ => (0, StreamId::MIN),
+            };
             let mut fields = vec![
                 (Reply::bulk("length"), Reply::Integer(length)),
                 (Reply::bulk("last-generated-id"), Reply::Id(last_id)),
+                (Reply::bulk("max-deleted-entry-id"), Reply::Id(max_deleted_id)),
                 (Reply::bulk("entries-added"), Reply::Integer(end)),
                 (
                     Reply::bulk("recorded-first-entry-id"),
@@ -104,10 +110,6 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
                 return Ok(Reply::Map(fields));
             }
             let last = stream.scan_back(session, min, max, 1, one_entry).await?.entries.into_iter().next();
-            let groups = match group_call(session, &stream, GroupCall::InfoGroups).await {
-                Ok(GroupAnswer::Groups(groups)) => groups.len(),
-                _ => 0,
-            };
             fields.push((Reply::bulk("groups"), Reply::Integer(groups as i64)));
             fields.push((Reply::bulk("first-entry"), entries.into_iter().next().map_or(Reply::Null, Reply::entry)));
             fields.push((Reply::bulk("last-entry"), last.map_or(Reply::Null, Reply::entry)));

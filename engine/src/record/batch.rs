@@ -483,12 +483,17 @@ pub mod build {
         out
     }
 
-    #[test]
-    fn varint_sizes_match_what_is_written() {
-        for value in [0, 1, -1, 63, 64, -64, -65, 127, 128, 8191, 8192, i32::MAX as i64, i64::MAX, i64::MIN] {
-            let mut out = Vec::new();
-            put_varint(&mut out, value);
-            assert_eq!(out.len(), varint_bytes(value), "{value}");
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn varint_sizes_match_what_is_written() {
+            for value in [0, 1, -1, 63, 64, -64, -65, 127, 128, 8191, 8192, i32::MAX as i64, i64::MAX, i64::MIN] {
+                let mut out = Vec::new();
+                put_varint(&mut out, value);
+                assert_eq!(out.len(), varint_bytes(value), "{value}");
+            }
         }
     }
 }

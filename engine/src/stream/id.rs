@@ -68,12 +68,9 @@ impl StreamId {
     pub fn text(self) -> IdText {
         let mut text = IdText { bytes: [0; ID_TEXT_BYTES_MAX], len: 0 };
         let mut digits = itoa::Buffer::new();
-        for (index, part) in [self.ms, self.seq].into_iter().enumerate() {
-            if index == 1 {
-                text.push(b"-");
-            }
-            text.push(digits.format(part).as_bytes());
-        }
+        text.push(digits.format(self.ms).as_bytes());
+        text.push(b"-");
+        text.push(digits.format(self.seq).as_bytes());
         text
     }
 }

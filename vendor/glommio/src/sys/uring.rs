@@ -1824,12 +1824,23 @@ impl Reactor {
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        //
+        // sluice patch: only when the one armed before has fired. Replacing it on every
+        // wait cost three submissions (a cancellation, the timeout and its linked eventfd
+        // write) per executor turn; one still armed preempts after as many completions,
+        // counted from an earlier turn, which only makes a preemption come sooner.
+        let armed = self.throughput_preemption_timeout_src.take();
+        if armed.as_ref().is_some_and(|timer| timer.result().is_none()) {
+            self.throughput_preemption_timeout_src.set(armed);
+        } else {
+            drop(armed);
+            self.throughput_preemption_timeout_src.set(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...

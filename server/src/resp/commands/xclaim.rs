@@ -121,6 +121,6 @@ pub async fn xautoclaim(session: &Session, args: &mut Args) -> CommandResult {
     Ok(Reply::Array(vec![
         Reply::Id(next),
         claimed(entries, just_id),
-        Reply::Array(deleted.into_iter().map(Reply::text).collect()),
+        Reply::Array(deleted.into_iter().map(Reply::Id).collect()),
     ]))
 }

@@ -597,6 +597,62 @@ fn request_memory_bytes(samples: &[check::Sample]) -> f64 {
     check::value_of(samples, "sluice_request_memory_bytes", &[]).unwrap_or_else(|error| panic!("{error}"))
 }
 
+/// What the broker did while `per_door` connections on each front door sent `kafka_frame` and
+/// `resp_command` but for their last byte, and small requests went on on `kafka` and `resp`.
+struct Flood {
+    /// Once every flooding connection was closed.
+    samples: Vec<check::Sample>,
+    held_max: f64,
+    resident_growth: u64,
+    latency_max: Duration,
+}
+
+/// Floods the broker with incomplete requests for half a read timeout, timing small requests
+/// meanwhile, then waits until each flooding connection was dropped: for want of room, or at
+/// its read deadline.
+fn flood_with_incomplete_requests(
+    broker: &Broker,
+    (kafka, resp): (&mut TcpStream, &mut TcpStream),
+    (kafka_frame, resp_command): (&[u8], &[u8]),
+    per_door: usize,
+) -> Flood {
+    let before = broker.resident_bytes();
+    let mut senders = Vec::new();
+    for _ in 0..per_door {
+        senders.push(send_all_but_last_byte(kafka_connect(broker), kafka_frame.to_vec()));
+        senders.push(send_all_but_last_byte(resp_connect(broker), resp_command.to_vec()));
+    }
+    let (mut held_max, mut resident_max, mut latency_max) = (0.0f64, before, Duration::ZERO);
+    let started = Instant::now();
+    while started.elapsed() < REQUEST_READ_TIMEOUT / 2 {
+        let round_started = Instant::now();
+        api_versions_work(kafka, 3);
+        assert!(resp_call(resp, &["XADD", "small", "*", "n", "1"]).starts_with('$'));
+        latency_max = latency_max.max(round_started.elapsed());
+        held_max = held_max.max(request_memory_bytes(&metrics(broker)));
+        resident_max = resident_max.max(broker.resident_bytes());
+        thread::sleep(CLOSE_POLL_INTERVAL);
+    }
+    let closed = |samples: &[check::Sample], door| {
+        dropped(samples, door, "request_memory") + dropped(samples, door, "request_read_timeout")
+    };
+    let all_closed = per_door as f64;
+    let samples = metrics_until(broker, REQUEST_READ_TIMEOUT + CLOSE_SLACK, |samples| {
+        closed(samples, "kafka") == all_closed && closed(samples, "resp") == all_closed
+    });
+    for sender in senders {
+        drop(sender.join().unwrap());
+    }
+    for door in ["kafka", "resp"] {
+        assert_eq!(closed(&samples, door), all_closed, "{door}");
+    }
+    Flood { samples, held_max, resident_growth: resident_max.saturating_sub(before), latency_max }
+}
+
+fn dropped_for_want_of_room(samples: &[check::Sample]) -> f64 {
+    dropped(samples, "kafka", "request_memory") + dropped(samples, "resp", "request_memory")
+}
+
 #[test]
 fn large_requests_on_many_connections_are_held_to_the_request_memory_budget() {
     let budget = REQUEST_MEMORY_BUDGET_BYTES.to_string();
@@ -614,42 +670,20 @@ fn large_requests_on_many_connections_are_held_to_the_request_memory_budget() {
     produce(&mut kafka, &topic, &large_batches);
     let samples = metrics_until(&broker, CLOSE_SLACK, |samples| request_memory_bytes(samples) == 0.0);
     assert_eq!(request_memory_bytes(&samples), 0.0, "a handled request holds no request memory");
-    let before = broker.resident_bytes();
 
     // Many arrive at once, none complete: the broker reads only what fits in the budget.
+    // Meanwhile small requests are answered at once, and the budget holds. Those that found
+    // no room are dropped at their read deadline, the others at theirs.
     let kafka_frame = raw::frame(&produce_request(&topic, &large_batches), 7, 2);
     let resp_command = resp_request(&[b"XADD", b"large-requests", b"*", b"field", &large_value]);
-    let mut senders = Vec::new();
-    for _ in 0..LARGE_REQUESTS_PER_DOOR {
-        senders.push(send_all_but_last_byte(kafka_connect(&broker), kafka_frame.clone()));
-        senders.push(send_all_but_last_byte(resp_connect(&broker), resp_command.clone()));
-    }
-    // Meanwhile small requests are answered at once, and the budget holds.
-    let (mut held_max, mut resident_max, mut latency_max) = (0.0f64, before, Duration::ZERO);
-    let started = Instant::now();
-    while started.elapsed() < REQUEST_READ_TIMEOUT / 2 {
-        let round_started = Instant::now();
-        api_versions_work(&mut kafka, 3);
-        assert!(resp_call(&mut resp, &["XADD", "small", "*", "n", "1"]).starts_with('$'));
-        latency_max = latency_max.max(round_started.elapsed());
-        held_max = held_max.max(request_memory_bytes(&metrics(&broker)));
-        resident_max = resident_max.max(broker.resident_bytes());
-        thread::sleep(CLOSE_POLL_INTERVAL);
-    }
-    // Those that found no room are dropped at their read deadline, the others at theirs.
-    let closed = |samples: &[check::Sample], door| {
-        dropped(samples, door, "request_memory") + dropped(samples, door, "request_read_timeout")
-    };
-    let all_closed = LARGE_REQUESTS_PER_DOOR as f64;
-    let samples = metrics_until(&broker, REQUEST_READ_TIMEOUT + CLOSE_SLACK, |samples| {
-        closed(samples, "kafka") == all_closed && closed(samples, "resp") == all_closed
-    });
-    for sender in senders {
-        drop(sender.join().unwrap());
-    }
-    let growth = resident_max.saturating_sub(before);
+    let Flood { samples, held_max, resident_growth: growth, latency_max } = flood_with_incomplete_requests(
+        &broker,
+        (&mut kafka, &mut resp),
+        (&kafka_frame, &resp_command),
+        LARGE_REQUESTS_PER_DOOR,
+    );
     let waits = check::value_of(&samples, "sluice_request_memory_waits_total", &[]).unwrap();
-    let no_room = dropped(&samples, "kafka", "request_memory") + dropped(&samples, "resp", "request_memory");
+    let no_room = dropped_for_want_of_room(&samples);
     eprintln!(
         "{} large requests of {} MiB against a {} MiB budget: at most {} MiB charged, RSS grew {} MiB, \
          {waits} waits, {no_room} dropped for want of room; small requests answered within {latency_max:?}",
@@ -664,9 +698,6 @@ fn large_requests_on_many_connections_are_held_to_the_request_memory_budget() {
     assert!(held_max >= (REQUEST_MEMORY_BUDGET_BYTES / 2) as f64, "the large requests were charged: {held_max}");
     assert!(waits >= 1.0 && no_room >= 1.0, "some requests had to wait, and gave up: {waits} waits, {no_room}");
     assert!(growth < REQUEST_MEMORY_BUDGET_BYTES as u64 + REQUEST_MEMORY_RSS_SLACK_BYTES, "RSS grew {growth} bytes");
-    for door in ["kafka", "resp"] {
-        assert_eq!(closed(&samples, door), all_closed, "{door}");
-    }
 
     // All given back: a large request goes through again; none of the incomplete ones landed.
     assert_eq!(request_memory_bytes(&samples), 0.0);
@@ -689,41 +720,19 @@ fn many_connections_with_requests_under_64_kib_are_held_to_the_budget_too() {
     let mut kafka = kafka_connect(&broker);
     let mut resp = resp_connect(&broker);
     api_versions_work(&mut kafka, 1);
-    let before = broker.resident_bytes();
 
     let kafka_frame = raw::frame(&produce_request(&topic, &[&value]), 7, 2);
     let resp_command = resp_request(&[b"XADD", b"medium-requests", b"*", b"field", &value]);
     let all_bytes = MEDIUM_REQUESTS_PER_DOOR * (kafka_frame.len() + resp_command.len());
     assert!(all_bytes > 4 * REQUEST_MEMORY_BUDGET_BYTES, "the requests are several budgets in all");
-    let mut senders = Vec::new();
-    for _ in 0..MEDIUM_REQUESTS_PER_DOOR {
-        senders.push(send_all_but_last_byte(kafka_connect(&broker), kafka_frame.clone()));
-        senders.push(send_all_but_last_byte(resp_connect(&broker), resp_command.clone()));
-    }
     // Meanwhile small requests on other connections are answered at once.
-    let (mut held_max, mut resident_max, mut latency_max) = (0.0f64, before, Duration::ZERO);
-    let started = Instant::now();
-    while started.elapsed() < REQUEST_READ_TIMEOUT / 2 {
-        let round_started = Instant::now();
-        api_versions_work(&mut kafka, 3);
-        assert!(resp_call(&mut resp, &["XADD", "small", "*", "n", "1"]).starts_with('$'));
-        latency_max = latency_max.max(round_started.elapsed());
-        held_max = held_max.max(request_memory_bytes(&metrics(&broker)));
-        resident_max = resident_max.max(broker.resident_bytes());
-        thread::sleep(CLOSE_POLL_INTERVAL);
-    }
-    let closed = |samples: &[check::Sample], door| {
-        dropped(samples, door, "request_memory") + dropped(samples, door, "request_read_timeout")
-    };
-    let all_closed = MEDIUM_REQUESTS_PER_DOOR as f64;
-    let samples = metrics_until(&broker, REQUEST_READ_TIMEOUT + CLOSE_SLACK, |samples| {
-        closed(samples, "kafka") == all_closed && closed(samples, "resp") == all_closed
-    });
-    for sender in senders {
-        drop(sender.join().unwrap());
-    }
-    let growth = resident_max.saturating_sub(before);
-    let no_room = dropped(&samples, "kafka", "request_memory") + dropped(&samples, "resp", "request_memory");
+    let Flood { samples, held_max, resident_growth: growth, latency_max } = flood_with_incomplete_requests(
+        &broker,
+        (&mut kafka, &mut resp),
+        (&kafka_frame, &resp_command),
+        MEDIUM_REQUESTS_PER_DOOR,
+    );
+    let no_room = dropped_for_want_of_room(&samples);
     let connections = 2 * MEDIUM_REQUESTS_PER_DOOR;
     eprintln!(
         "{connections} requests of {} KiB ({} MiB in all) against a {} MiB budget: at most {} KiB charged, \
@@ -743,9 +752,6 @@ fn many_connections_with_requests_under_64_kib_are_held_to_the_budget_too() {
         as u64
         + REQUEST_MEMORY_RSS_SLACK_BYTES;
     assert!(growth < bound, "RSS grew {growth} bytes, more than the budget and the connections' allowances ({bound})");
-    for door in ["kafka", "resp"] {
-        assert_eq!(closed(&samples, door), all_closed, "{door}");
-    }
     assert_eq!(request_memory_bytes(&samples), 0.0, "all given back");
     assert_eq!(resp_call(&mut resp, &["XLEN", "medium-requests"]), ":0\r\n", "none of the incomplete ones landed");
 }

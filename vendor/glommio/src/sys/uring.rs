@@ -1215,6 +1215,11 @@ impl UringCommon for SleepableRing {
     }
 }
 
+/// sluice patch: how much later than the next user timer a kept sleep timer may fire.
+const USER_TIMER_LATE_MAX: Duration = Duration::from_micros(20);
+/// sluice patch: how much sooner than the next user timer a kept sleep timer may fire.
+const USER_TIMER_EARLY_MAX: Duration = Duration::from_millis(1);
+
 pub(crate) struct Reactor {
     // FIXME: it is starting to feel we should clean this up to a Inner pattern
     main_ring: RefCell<SleepableRing>,
@@ -1828,10 +1833,23 @@ impl Reactor {
         // timer armed by an earlier one while it has not fired, instead of cancelling it and
         // arming a new one on every executor turn (two submissions and a ring flush each).
         // The kept timer fires no later than a new one would, only sooner.
+        //
+        // sluice patch, too: a call that may sleep keeps the timer it armed for the user timer
+        // when it went to sleep last (it has not fired, and the next user timer is still due
+        // when it fires, or up to `USER_TIMER_EARLY_MAX` later), instead of cancelling it on
+        // every wake-up and arming the same timer again before the next sleep. A timer that
+        // fires early only wakes the executor, which finds no timer due and sleeps again.
         let armed = self.latency_preemption_timeout_src.take();
         let now = Instant::now();
-        let keep_latency_timer = match (preempt_timer(), &armed, self.latency_preemption_deadline.get()) {
-            (Some(preempt), Some(timer), Some(deadline)) => timer.result().is_none() && deadline <= now + preempt,
+        let armed_deadline = armed
+            .as_ref()
+            .filter(|timer| timer.result().is_none())
+            .and(self.latency_preemption_deadline.get());
+        let keep_latency_timer = match (preempt_timer(), armed_deadline, user_timer) {
+            (Some(preempt), Some(deadline), _) => deadline <= now + preempt,
+            (None, Some(deadline), Some(user)) => {
+                deadline <= now + user + USER_TIMER_LATE_MAX && deadline + USER_TIMER_EARLY_MAX >= now + user
+            }
             _ => false,
         };
         if keep_latency_timer {
@@ -1879,9 +1897,9 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer {
-                // sluice patch: a user timer is never kept as a preemption timer.
-                self.latency_preemption_deadline.set(None);
+            if let Some(dur) = user_timer.filter(|_| !keep_latency_timer) {
+                // sluice patch: its deadline, to keep it across wake-ups (above).
+                self.latency_preemption_deadline.set(Some(Instant::now() + dur));
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
                 assert!(flush_rings!(lat_ring)? > 0);

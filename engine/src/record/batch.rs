@@ -378,7 +378,7 @@ pub mod build {
     /// An uncompressed batch whose keys and values may be null (tombstones), timestamps
     /// `base_timestamp + i`. This is how Sluice writes its internal logs.
     pub fn batch_of(base_offset: i64, base_timestamp: i64, records: &[KeyValue<'_>]) -> Vec<u8> {
-        let records: Vec<_> = records
+        let records: Vec<Encoded<'_>> = records
             .iter()
             .enumerate()
             .map(|(index, (key, value))| (base_timestamp + index as i64, *key, *value, &[][..]))
@@ -398,12 +398,13 @@ pub mod build {
 
     /// An uncompressed batch of records `(timestamp, key, value, headers)`, timestamps not
     /// decreasing (how stream entries are written, several per batch).
-    pub fn records_with_headers(records: &[Encoded<'_>]) -> Vec<u8> {
+    pub fn records_with_headers<H: AsRef<[u8]>>(records: &[Encoded<'_, H>]) -> Vec<u8> {
         encode(0, records)
     }
 
-    /// A record to build: timestamp, key, value, headers.
-    pub type Encoded<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>, &'a [(&'a [u8], &'a [u8])]);
+    /// A record to build: timestamp, key, value, headers (name and value pairs of any byte
+    /// type, so stream fields go in as they are held).
+    pub type Encoded<'a, H = &'a [u8]> = (i64, Option<&'a [u8]>, Option<&'a [u8]>, &'a [(H, H)]);
 
     fn put_field(out: &mut Vec<u8>, field: Option<&[u8]>) {
         match field {
@@ -427,16 +428,24 @@ pub mod build {
 
     /// A record's bytes after its length, so the length goes first and the record is written
     /// once, straight into the batch.
-    fn record_bytes(delta: (i64, i64), key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&[u8], &[u8])]) -> usize {
+    fn record_bytes<H: AsRef<[u8]>>(
+        delta: (i64, i64),
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(H, H)],
+    ) -> usize {
         1 + varint_bytes(delta.0)
             + varint_bytes(delta.1)
             + field_bytes(key)
             + field_bytes(value)
             + varint_bytes(headers.len() as i64)
-            + headers.iter().map(|(name, content)| field_bytes(Some(name)) + field_bytes(Some(content))).sum::<usize>()
+            + headers
+                .iter()
+                .map(|(name, content)| field_bytes(Some(name.as_ref())) + field_bytes(Some(content.as_ref())))
+                .sum::<usize>()
     }
 
-    fn encode(base_offset: i64, records: &[Encoded<'_>]) -> Vec<u8> {
+    fn encode<H: AsRef<[u8]>>(base_offset: i64, records: &[Encoded<'_, H>]) -> Vec<u8> {
         let base_timestamp = records.first().map_or(0, |record| record.0);
         let max_timestamp = records.iter().map(|record| record.0).max().unwrap_or(base_timestamp);
         let sizes: Vec<usize> = records
@@ -472,8 +481,8 @@ pub mod build {
             put_field(&mut out, *value);
             put_varint(&mut out, headers.len() as i64);
             for (name, content) in headers.iter() {
-                put_field(&mut out, Some(name));
-                put_field(&mut out, Some(content));
+                put_field(&mut out, Some(name.as_ref()));
+                put_field(&mut out, Some(content.as_ref()));
             }
             debug_assert_eq!(out.len() - start, varint_bytes(size as i64) + size, "record size computed ahead");
         }

@@ -39,15 +39,10 @@ pub fn encode(id: StreamId, fields: &[(Bytes, Bytes)]) -> Vec<u8> {
 pub fn encode_many(entries: &[(StreamId, &[(Bytes, Bytes)])]) -> Vec<u8> {
     debug_assert!(entries.windows(2).all(|pair| pair[0].0 < pair[1].0), "entry IDs increase");
     let keys: Vec<IdText> = entries.iter().map(|(id, _)| id.text()).collect();
-    let headers: Vec<Vec<(&[u8], &[u8])>> = entries
-        .iter()
-        .map(|(_, fields)| fields.iter().map(|(name, value)| (&name[..], &value[..])).collect())
-        .collect();
-    let records: Vec<build::Encoded<'_>> = entries
+    let records: Vec<build::Encoded<'_, Bytes>> = entries
         .iter()
         .zip(&keys)
-        .zip(&headers)
-        .map(|(((id, _), key), headers)| (timestamp_of(*id), Some(key.as_bytes()), None, &headers[..]))
+        .map(|((id, fields), key)| (timestamp_of(*id), Some(key.as_bytes()), None, *fields))
         .collect();
     build::records_with_headers(&records)
 }

@@ -73,6 +73,12 @@ impl StreamId {
         text.push(digits.format(self.seq).as_bytes());
         text
     }
+
+    /// The length of [`StreamId::text`], without writing it (reply size estimates).
+    pub fn text_len(self) -> usize {
+        let digits = |value: u64| value.checked_ilog10().map_or(1, |log| log as usize + 1);
+        digits(self.ms) + 1 + digits(self.seq)
+    }
 }
 
 /// Two 20-digit numbers and the dash.
@@ -203,6 +209,11 @@ mod tests {
         assert_eq!(StreamId::new(5, 3).to_string(), "5-3");
         assert_eq!(StreamId::MAX.text().as_bytes(), format!("{}-{}", u64::MAX, u64::MAX).as_bytes());
         assert_eq!(StreamId::MIN.text().as_str(), "0-0");
+        for value in [0, 1, 9, 10, 99, 100, 1_700_000_000_123, u64::MAX - 1, u64::MAX] {
+            for id in [StreamId::new(value, 0), StreamId::new(7, value), StreamId::new(value, value)] {
+                assert_eq!(id.text_len(), id.text().as_bytes().len(), "{}", id.text().as_str());
+            }
+        }
         assert!(StreamId::new(1, 9) < StreamId::new(2, 0));
     }
 

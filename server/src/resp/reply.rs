@@ -77,7 +77,7 @@ impl Reply {
                 Reply::Status(text) => text.len(),
                 Reply::Error(text) => text.len(),
                 Reply::Bulk(bytes) => bytes.len(),
-                Reply::Id(id) => id.text().as_bytes().len(),
+                Reply::Id(id) => id.text_len(),
                 Reply::Integer(_) | Reply::Null | Reply::NullArray => 0,
                 Reply::Array(items) => items.iter().map(Reply::size_bytes).sum(),
                 Reply::Map(pairs) => pairs.iter().map(|(key, value)| key.size_bytes() + value.size_bytes()).sum(),

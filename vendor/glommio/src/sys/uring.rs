@@ -1215,11 +1215,6 @@ impl UringCommon for SleepableRing {
     }
 }
 
-/// sluice patch: how much later than the next user timer a kept sleep timer may fire.
-const USER_TIMER_LATE_MAX: Duration = Duration::from_micros(20);
-/// sluice patch: how much sooner than the next user timer a kept sleep timer may fire.
-const USER_TIMER_EARLY_MAX: Duration = Duration::from_millis(1);
-
 pub(crate) struct Reactor {
     // FIXME: it is starting to feel we should clean this up to a Inner pattern
     main_ring: RefCell<SleepableRing>,
@@ -1227,8 +1222,6 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// sluice patch: when the armed preemption timer fires (see `wait`).
-    latency_preemption_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1360,7 +1353,6 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_preemption_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1828,35 +1820,7 @@ impl Reactor {
         //
         // But if we will sleep, there might be a timer registered that needs
         // to be removed otherwise we'll wake up when it expires.
-        //
-        // sluice patch: a call that cannot sleep (it asks for a preemption timer) keeps the
-        // timer armed by an earlier one while it has not fired, instead of cancelling it and
-        // arming a new one on every executor turn (two submissions and a ring flush each).
-        // The kept timer fires no later than a new one would, only sooner.
-        //
-        // sluice patch, too: a call that may sleep keeps the timer it armed for the user timer
-        // when it went to sleep last (it has not fired, and the next user timer is still due
-        // when it fires, or up to `USER_TIMER_EARLY_MAX` later), instead of cancelling it on
-        // every wake-up and arming the same timer again before the next sleep. A timer that
-        // fires early only wakes the executor, which finds no timer due and sleeps again.
-        let armed = self.latency_preemption_timeout_src.take();
-        let now = Instant::now();
-        let armed_deadline = armed
-            .as_ref()
-            .filter(|timer| timer.result().is_none())
-            .and(self.latency_preemption_deadline.get());
-        let keep_latency_timer = match (preempt_timer(), armed_deadline, user_timer) {
-            (Some(preempt), Some(deadline), _) => deadline <= now + preempt,
-            (None, Some(deadline), Some(user)) => {
-                deadline <= now + user + USER_TIMER_LATE_MAX && deadline + USER_TIMER_EARLY_MAX >= now + user
-            }
-            _ => false,
-        };
-        if keep_latency_timer {
-            self.latency_preemption_timeout_src.set(armed);
-        } else {
-            drop(armed);
-        }
+        drop(self.latency_preemption_timeout_src.take());
 
         // Schedule the throughput-based timeout immediately: it won't matter if we end
         // up sleeping.
@@ -1897,9 +1861,7 @@ impl Reactor {
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
-            if let Some(dur) = user_timer.filter(|_| !keep_latency_timer) {
-                // sluice patch: its deadline, to keep it across wake-ups (above).
-                self.latency_preemption_deadline.set(Some(Instant::now() + dur));
+            if let Some(dur) = user_timer {
                 self.latency_preemption_timeout_src
                     .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
                 assert!(flush_rings!(lat_ring)? > 0);
@@ -1928,8 +1890,7 @@ impl Reactor {
             }
         }
 
-        if let Some(preempt) = preempt_timer().filter(|_| !keep_latency_timer) {
-            self.latency_preemption_deadline.set(Some(Instant::now() + preempt));
+        if let Some(preempt) = preempt_timer() {
             self.latency_preemption_timeout_src
                 .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
             flush_rings!(lat_ring, main_ring)?;

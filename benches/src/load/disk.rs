@@ -20,7 +20,9 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
 
 use serde::Serialize;
 
@@ -28,6 +30,7 @@ use super::limits::{
     DIRECT_IO_ALIGNMENT_BYTES, DISK_BLOCK_BYTES, DISK_WRITERS_MAX, DISK_WRITE_TIME_MAX, SYNC_SAMPLES_DEFAULT,
     SYNC_TIME_MAX, SYNC_WRITE_BYTES,
 };
+use super::stats::{latency_histogram, record_latency, LatencySummary};
 use crate::filler_bytes;
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,37 +52,10 @@ pub struct DiskReport {
     pub write_mb_per_s_parallel: f64,
     pub writers: usize,
     /// 4 KiB direct append + fdatasync, nothing else running.
-    pub fdatasync: SyncLatency,
+    pub fdatasync: LatencySummary,
     /// The same while `cores_busy` threads spin at the lowest priority.
-    pub fdatasync_cores_busy: SyncLatency,
+    pub fdatasync_cores_busy: LatencySummary,
     pub cores_busy: usize,
-}
-
-/// Latency of a 4 KiB direct append + fdatasync, in milliseconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct SyncLatency {
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub p99_9_ms: f64,
-    pub max_ms: f64,
-    pub samples: usize,
-}
-
-impl SyncLatency {
-    fn of(mut latencies: Vec<Duration>) -> Self {
-        latencies.sort_unstable();
-        let quantile_ms = |quantile: f64| {
-            let index = ((latencies.len() as f64 * quantile).ceil() as usize).clamp(1, latencies.len()) - 1;
-            latencies[index].as_secs_f64() * 1e3
-        };
-        Self {
-            p50_ms: quantile_ms(0.50),
-            p99_ms: quantile_ms(0.99),
-            p99_9_ms: quantile_ms(0.999),
-            max_ms: quantile_ms(1.0),
-            samples: latencies.len(),
-        }
-    }
 }
 
 impl DiskReport {
@@ -124,10 +100,10 @@ pub fn measure(config: &DiskConfig) -> Result<DiskReport, DiskError> {
         .map_err(|source| DiskError::Io { doing: format!("creating {}", config.dir.display()), source })?;
     let one_writer = sequential_write_mb_per_s(&config.dir, config.write_bytes, 1)?;
     let parallel = sequential_write_mb_per_s(&config.dir, config.write_bytes, config.writers)?;
-    let fdatasync = SyncLatency::of(fdatasync_latencies(&config.dir, config.sync_samples)?);
+    let fdatasync = LatencySummary::of(&fdatasync_latencies(&config.dir, config.sync_samples)?);
     let cores_busy = thread::available_parallelism().map_or(1, |cores| cores.get());
     let fdatasync_cores_busy =
-        SyncLatency::of(with_cores_busy(cores_busy, || fdatasync_latencies(&config.dir, config.sync_samples))?);
+        LatencySummary::of(&with_cores_busy(cores_busy, || fdatasync_latencies(&config.dir, config.sync_samples))?);
     Ok(DiskReport {
         dir: config.dir.clone(),
         write_mb_per_s_one_writer: one_writer,
@@ -263,11 +239,11 @@ fn append_blocks(scratch: &ScratchFile, blocks: u64, deadline: Instant, seed: u6
 }
 
 /// Each sample: a 4 KiB direct append, then fdatasync; the time of both.
-fn fdatasync_latencies(dir: &Path, samples: usize) -> Result<Vec<Duration>, DiskError> {
+fn fdatasync_latencies(dir: &Path, samples: usize) -> Result<Histogram<u64>, DiskError> {
     let scratch = ScratchFile::create_direct(dir, "sync")?;
     let buffer = AlignedBuffer::filled(SYNC_WRITE_BYTES, 7);
     let started = Instant::now();
-    let mut latencies = Vec::with_capacity(samples.max(1));
+    let mut latencies = latency_histogram();
     for sample in 0..samples.max(1) {
         if sample > 0 && started.elapsed() >= SYNC_TIME_MAX {
             break;
@@ -276,7 +252,7 @@ fn fdatasync_latencies(dir: &Path, samples: usize) -> Result<Vec<Duration>, Disk
         let offset = (sample * SYNC_WRITE_BYTES) as u64;
         scratch.file.write_all_at(buffer.as_slice(), offset).map_err(|source| scratch.io_error("writing", source))?;
         scratch.file.sync_data().map_err(|source| scratch.io_error("fdatasync of", source))?;
-        latencies.push(begun.elapsed());
+        record_latency(&mut latencies, begun.elapsed());
     }
     Ok(latencies)
 }
@@ -303,7 +279,7 @@ mod tests {
             Ok(report) => {
                 assert!(report.write_mb_per_s_one_writer > 0.0 && report.write_mb_per_s_parallel > 0.0);
                 for sync in [&report.fdatasync, &report.fdatasync_cores_busy] {
-                    assert_eq!(sync.samples, 5);
+                    assert_eq!(sync.count, 5);
                     assert!(sync.p50_ms <= sync.p99_ms && sync.p99_ms <= sync.p99_9_ms);
                     assert!(sync.p99_9_ms <= sync.max_ms);
                 }

@@ -4,7 +4,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::consume::{ConsumeConfig, ConsumeResult};
-use super::disk::{DiskReport, SyncLatency};
+use super::disk::DiskReport;
 use super::produce::{ProduceConfig, ProduceResult};
 use super::stats::{thousands, LatencySummary};
 use super::xadd::{XaddConfig, XaddResult};
@@ -234,14 +234,9 @@ fn print_disk_lines(disk: &DiskReport) {
         "  disk write      {:.1} MB/s with 1 writer, {:.1} MB/s with {} writers (O_DIRECT, 1 MiB blocks, with fdatasync)",
         disk.write_mb_per_s_one_writer, disk.write_mb_per_s_parallel, disk.writers
     );
-    let sync_line = |label: &str, sync: &SyncLatency, how: String| {
-        println!(
-            "  {label:<15} p50 {:.2} ms   p99 {:.2} ms   p99.9 {:.2} ms   max {:.2} ms   ({how}, {} samples)",
-            sync.p50_ms, sync.p99_ms, sync.p99_9_ms, sync.max_ms, sync.samples
-        );
-    };
-    sync_line("fdatasync", &disk.fdatasync, "4 KiB direct append + fdatasync".into());
-    sync_line("  cores busy", &disk.fdatasync_cores_busy, format!("the same while {} threads spin", disk.cores_busy));
+    print_latency("fdatasync (ms)", &disk.fdatasync, "4 KiB direct appends + fdatasync", "the write, machine idle");
+    let busy = format!("the write, {} threads spinning", disk.cores_busy);
+    print_latency("  cores busy", &disk.fdatasync_cores_busy, "of the same", &busy);
 }
 
 pub fn print_consume(config: &ConsumeConfig, result: &ConsumeResult) {

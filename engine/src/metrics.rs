@@ -18,8 +18,8 @@ pub const LATENCY_BUCKETS_SECONDS: [f64; 18] = [
     30.0,
 ];
 
-/// Upper bounds of the batches made durable by one fdatasync (group commit).
-pub const FSYNC_BATCHES_BUCKETS: [f64; 12] =
+/// Upper bounds of the batches made durable by one flush round (group commit).
+pub const FLUSH_BATCHES_BUCKETS: [f64; 12] =
     [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
 
 /// Upper bounds (bytes) of message size buckets: 16 B to 16 MiB, doubling (a Kafka record
@@ -117,13 +117,13 @@ impl HistogramSnapshot {
     }
 }
 
-/// What the partition flushers of one shard measure: each fdatasync's duration and how many
-/// batches it made durable. One per shard (per executor thread), shared by its partitions
+/// What the partition flushers of one shard measure: each flush round's duration (its direct
+/// write and the fdatasync linked to it) and how many batches it made durable. One per shard (per executor thread), shared by its partitions
 /// through an `Rc`; never shared with another thread.
 #[derive(Debug)]
 pub struct StorageMetrics {
-    pub fsync_seconds: Histogram<{ LATENCY_BUCKETS_SECONDS.len() }>,
-    pub fsync_batches: Histogram<{ FSYNC_BATCHES_BUCKETS.len() }>,
+    pub flush_seconds: Histogram<{ LATENCY_BUCKETS_SECONDS.len() }>,
+    pub flush_batches: Histogram<{ FLUSH_BATCHES_BUCKETS.len() }>,
 }
 
 thread_local! {
@@ -135,8 +135,8 @@ thread_local! {
 impl StorageMetrics {
     fn new() -> Self {
         Self {
-            fsync_seconds: Histogram::new(&LATENCY_BUCKETS_SECONDS),
-            fsync_batches: Histogram::new(&FSYNC_BATCHES_BUCKETS),
+            flush_seconds: Histogram::new(&LATENCY_BUCKETS_SECONDS),
+            flush_batches: Histogram::new(&FLUSH_BATCHES_BUCKETS),
         }
     }
 

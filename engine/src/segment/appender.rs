@@ -1,8 +1,8 @@
 //! Writing a segment with direct I/O.
 //!
-//! Durability contract: `write` puts whole 4 KiB blocks on the device (the partial last block
-//! padded with zeros, which the next write overwrites); `sync` (fdatasync) makes everything
-//! written so far survive power loss. The file never holds padding *between* batches: the
+//! Durability contract: `write_and_sync` puts whole 4 KiB blocks on the device (the partial
+//! last block padded with zeros, which the next write overwrites) and then fdatasyncs them,
+//! so that everything written so far survives power loss. The file never holds padding *between* batches: the
 //! partial last block is kept in memory (`carry`) and rewritten, extended, by the next write.
 //! The last block is zero-padded on disk, so recovery expects zeros after the last batch.
 //!
@@ -58,6 +58,10 @@ fn align_up(value: u64) -> u64 {
     align_down(value + DMA_BLOCK_BYTES - 1)
 }
 
+fn short_write(written: usize, buffer_bytes: usize) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::WriteZero, format!("short direct write: {written} of {buffer_bytes} bytes"))
+}
+
 impl SegmentAppender {
     /// Opens (creating if needed) the segment file whose valid content is `valid_bytes` long,
     /// reading back its partial last block.
@@ -105,9 +109,12 @@ impl SegmentAppender {
     }
 
     /// Writes `batches` (total `total_bytes`) after what was written before, zeros after them
-    /// to the end of the last block (and over what unsynced writes left further on). On error
-    /// the written length stays, so the same bytes can be written again.
-    pub async fn write<'a>(
+    /// to the end of the last block (and over what unsynced writes left further on), and
+    /// fdatasyncs the file. The write and the sync go to the kernel as one linked submission,
+    /// so the sync starts the moment the write completes, not when the executor next runs this
+    /// task (measured: a flush round 1.42 -> 0.88 ms under closed-loop XADD). On error nothing
+    /// counts as written: the caller rewinds and writes the same bytes again.
+    pub async fn write_and_sync<'a>(
         &mut self,
         batches: impl Iterator<Item = &'a [u8]>,
         total_bytes: usize,
@@ -129,12 +136,25 @@ impl SegmentAppender {
         let new_carry_start = (align_down(end) - start) as usize;
         let new_carry = target[new_carry_start..cursor].to_vec();
         self.unsynced_end_bytes = buffer_end;
-        if let Some(fault) = self.faults.as_ref().and_then(|faults| faults.take_write_fault()) {
-            return Err(self.write_faulty(fault, &buffer, cursor, start).await);
+        if let Some(faults) = self.faults.clone() {
+            if let Some(fault) = faults.take_write_fault() {
+                return Err(self.write_faulty(fault, &buffer, cursor, start).await);
+            }
+            if let Err(error) = faults.before_sync().await {
+                // The write lands, the sync fails.
+                self.write_whole(buffer, start).await?;
+                return Err(error);
+            }
         }
-        self.write_whole(buffer, start).await?;
+        let written = self.file.write_at_then_fdatasync(buffer, start).await?;
+        if written != buffer_bytes {
+            return Err(short_write(written, buffer_bytes));
+        }
         self.written_bytes = end;
         self.carry = new_carry;
+        self.unsynced_end_bytes = 0;
+        self.synced_bytes = end;
+        self.synced_carry.clone_from(&self.carry);
         Ok(())
     }
 
@@ -143,10 +163,7 @@ impl SegmentAppender {
         let buffer_bytes = buffer.len();
         let written = self.file.write_at(buffer, position).await?;
         if written != buffer_bytes {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                format!("short direct write: {written} of {buffer_bytes} bytes"),
-            ));
+            return Err(short_write(written, buffer_bytes));
         }
         Ok(())
     }
@@ -183,14 +200,6 @@ impl SegmentAppender {
                 std::io::Error::from_raw_os_error(libc::EIO)
             }
         }
-    }
-
-    pub async fn sync(&mut self) -> std::io::Result<()> {
-        self.fdatasync().await?;
-        self.unsynced_end_bytes = 0;
-        self.synced_bytes = self.written_bytes;
-        self.synced_carry.clone_from(&self.carry);
-        Ok(())
     }
 
     /// Forgets writes since the last successful sync: after a failed write or sync the next
@@ -240,5 +249,45 @@ impl SegmentAppender {
         self.fdatasync().await?;
         self.file.close().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn run<F: std::future::Future<Output = ()> + 'static>(make: impl FnOnce() -> F + Send + 'static) {
+        glommio::LocalExecutorBuilder::default().spawn(make).unwrap().join().unwrap();
+    }
+
+    /// The write and its linked fdatasync (vendored glommio's `write_at_then_fdatasync`): what
+    /// the write put in the file reads back; a write the kernel refuses (here misaligned for
+    /// direct I/O) fails with its own error, not the cancelled sync's, and the file takes the
+    /// next linked pair as before.
+    #[test]
+    fn a_linked_write_and_sync_lands_and_a_refused_write_reports_its_own_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("linked");
+        crate::fs::create_direct_io_probe(dir.path()).unwrap();
+        run(move || async move {
+            crate::fs::prime_direct_io(path.parent().unwrap()).await.unwrap();
+            let file = OpenOptions::new().read(true).write(true).create(true).dma_open(&path).await.unwrap();
+            let block = DMA_BLOCK_BYTES as usize;
+            let mut buffer = file.alloc_dma_buffer(block);
+            buffer.as_bytes_mut().fill(7);
+            assert_eq!(file.write_at_then_fdatasync(buffer, 0).await.unwrap(), block);
+
+            let buffer = file.alloc_dma_buffer(block);
+            let error = file.write_at_then_fdatasync(buffer, 100).await.unwrap_err().to_string();
+            assert!(error.contains("op: Writing") && error.contains(&format!("os error {}", libc::EINVAL)), "{error}");
+
+            let mut buffer = file.alloc_dma_buffer(block);
+            buffer.as_bytes_mut().fill(9);
+            assert_eq!(file.write_at_then_fdatasync(buffer, DMA_BLOCK_BYTES).await.unwrap(), block);
+            let read = file.read_at_aligned(0, 2 * block).await.unwrap();
+            assert!(read[..block].iter().all(|&byte| byte == 7) && read[block..].iter().all(|&byte| byte == 9));
+            file.close().await.unwrap();
+        });
     }
 }

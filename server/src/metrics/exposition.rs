@@ -270,12 +270,12 @@ fn render_requests(out: &mut Exposition, metrics: &BrokerMetrics) {
 }
 
 fn render_storage(out: &mut Exposition, metrics: &BrokerMetrics) {
-    let name = "sluice_fsync_duration_seconds";
-    out.family(name, Kind::Histogram, "fdatasync calls of the partition flushers (data, offsets and group logs).");
-    out.histogram(name, &[], &metrics.fsync_seconds);
-    let name = "sluice_fsync_batches";
-    out.family(name, Kind::Histogram, "Record batches made durable by one fdatasync (group commit).");
-    out.histogram(name, &[], &metrics.fsync_batches);
+    let name = "sluice_flush_duration_seconds";
+    out.family(name, Kind::Histogram, "Flush rounds of the partition flushers (data, offsets and group logs): a direct write and the fdatasync linked to it.");
+    out.histogram(name, &[], &metrics.flush_seconds);
+    let name = "sluice_flush_batches";
+    out.family(name, Kind::Histogram, "Record batches made durable by one flush round (group commit).");
+    out.histogram(name, &[], &metrics.flush_batches);
 }
 
 fn render_traffic(out: &mut Exposition, metrics: &BrokerMetrics) {

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sluice_engine::metrics::{
-    Histogram, HistogramSnapshot, StorageMetrics, BATCH_RECORDS_BUCKETS, FSYNC_BATCHES_BUCKETS,
+    Histogram, HistogramSnapshot, StorageMetrics, BATCH_RECORDS_BUCKETS, FLUSH_BATCHES_BUCKETS,
     LATENCY_BUCKETS_SECONDS, MESSAGE_BYTES_BUCKETS,
 };
 use sluice_engine::partition::Partition;
@@ -329,8 +329,8 @@ impl ShardMetrics {
             executor: self.executor.get(),
             request_memory: self.request_memory.get(),
             catch_up_throttled: self.catch_up_throttled.get(),
-            fsync_seconds: storage.fsync_seconds.snapshot(),
-            fsync_batches: storage.fsync_batches.snapshot(),
+            flush_seconds: storage.flush_seconds.snapshot(),
+            flush_batches: storage.flush_batches.snapshot(),
             owned,
         }
     }
@@ -428,8 +428,8 @@ pub struct ShardSnapshot {
     pub executor: Option<ExecutorTotals>,
     pub request_memory: RequestMemoryStats,
     pub catch_up_throttled: Duration,
-    pub fsync_seconds: HistogramSnapshot,
-    pub fsync_batches: HistogramSnapshot,
+    pub flush_seconds: HistogramSnapshot,
+    pub flush_batches: HistogramSnapshot,
     pub owned: OwnedStats,
 }
 
@@ -452,8 +452,8 @@ pub struct BrokerMetrics {
     pub executors: Vec<ExecutorTotals>,
     pub request_memory: RequestMemoryStats,
     pub catch_up_throttled: Duration,
-    pub fsync_seconds: HistogramSnapshot,
-    pub fsync_batches: HistogramSnapshot,
+    pub flush_seconds: HistogramSnapshot,
+    pub flush_batches: HistogramSnapshot,
     /// Sorted by topic and partition.
     pub partitions: Vec<PartitionStats>,
     /// Sorted by group, topic and partition.
@@ -482,8 +482,8 @@ impl BrokerMetrics {
             executors: Vec::new(),
             request_memory: RequestMemoryStats::default(),
             catch_up_throttled: Duration::ZERO,
-            fsync_seconds: HistogramSnapshot::empty(&LATENCY_BUCKETS_SECONDS),
-            fsync_batches: HistogramSnapshot::empty(&FSYNC_BATCHES_BUCKETS),
+            flush_seconds: HistogramSnapshot::empty(&LATENCY_BUCKETS_SECONDS),
+            flush_batches: HistogramSnapshot::empty(&FLUSH_BATCHES_BUCKETS),
             partitions: Vec::new(),
             committed: Vec::new(),
             groups: Vec::new(),
@@ -511,8 +511,8 @@ impl BrokerMetrics {
             merged.request_memory.held_bytes += snapshot.request_memory.held_bytes;
             merged.request_memory.waits += snapshot.request_memory.waits;
             merged.catch_up_throttled += snapshot.catch_up_throttled;
-            merged.fsync_seconds.merge(&snapshot.fsync_seconds);
-            merged.fsync_batches.merge(&snapshot.fsync_batches);
+            merged.flush_seconds.merge(&snapshot.flush_seconds);
+            merged.flush_batches.merge(&snapshot.flush_batches);
             merged.partitions.extend(snapshot.owned.partitions);
             merged.committed.extend(snapshot.owned.committed);
             merged.groups.extend(snapshot.owned.groups);
@@ -776,7 +776,7 @@ mod tests {
         assert_eq!(value(&samples, "sluice_kafka_request_duration_seconds_bucket", &[produce, ("le", "0.05")]), 2.0);
         let xadd = ("command", "xadd");
         assert_eq!(value(&samples, "sluice_resp_command_duration_seconds_count", &[xadd]), 1.0);
-        assert_eq!(value(&samples, "sluice_fsync_duration_seconds_count", &[]), 0.0);
+        assert_eq!(value(&samples, "sluice_flush_duration_seconds_count", &[]), 0.0);
     }
 
     #[test]

@@ -636,6 +636,37 @@ impl Reactor {
         }
     }
 
+    /// sluice patch: the direct write of `buf` at `pos` and then an fdatasync of the file, as
+    /// one linked chain (see `sys::Reactor::write_dma_then_fdatasync`). Returns the write's
+    /// source and the sync's. The file must not be pollable.
+    pub(crate) fn write_dma_then_fdatasync(
+        &self,
+        raw: RawFd,
+        buf: DmaSource,
+        pos: u64,
+        pollable: PollableStatus,
+    ) -> (Source, Source) {
+        assert!(!matches!(pollable, PollableStatus::Pollable), "a pollable write cannot be linked to a sync");
+        let stats = StatsCollection {
+            fulfilled: Some(|result, stats, op_count| {
+                if let Ok(result) = result {
+                    stats.file_writes += op_count;
+                    stats.file_bytes_written += *result as u64 * op_count;
+                }
+            }),
+            reused: None,
+            latency: None,
+        };
+        let write = self.new_source(
+            raw,
+            SourceType::Write(pollable, IoBuffer::DmaSource(buf)),
+            Some(stats),
+        );
+        let sync = self.new_source(raw, SourceType::FdataSync, None);
+        self.sys.write_dma_then_fdatasync(&write, pos, &sync);
+        (write, sync)
+    }
+
     pub(crate) fn fdatasync(&self, raw: RawFd) -> Source {
         let source = self.new_source(raw, SourceType::FdataSync, None);
         self.sys.fdatasync(&source);

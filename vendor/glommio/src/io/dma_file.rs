@@ -312,6 +312,31 @@ impl DmaFile {
         enhanced_try!(source.collect_rw().await, "Writing", self.file).map_err(Into::into)
     }
 
+    /// sluice patch: [`DmaFile::write_at`] and then [`DmaFile::fdatasync`], submitted together
+    /// as one linked io_uring chain: the kernel starts the sync when the write completes,
+    /// without waiting for the executor to run this task in between. A failed or short write
+    /// cancels the sync. Files on a device that polls its I/O (which the sync cannot be linked
+    /// to) take the two steps one after the other.
+    pub async fn write_at_then_fdatasync(&self, buf: DmaBuffer, pos: u64) -> Result<usize> {
+        if matches!(self.pollable, PollableStatus::Pollable) {
+            let written = self.write_at(buf, pos).await?;
+            self.fdatasync().await?;
+            return Ok(written);
+        }
+        let (write, sync) = self.file.reactor.upgrade().unwrap().write_dma_then_fdatasync(
+            self.as_raw_fd(),
+            DmaSource::Owned(buf),
+            pos,
+            self.pollable,
+        );
+        let written = write.collect_rw().await;
+        // The sync completes either way (cancelled when the write failed or came up short).
+        let synced = sync.collect_rw().await;
+        let written = enhanced_try!(written, "Writing", self.file)?;
+        enhanced_try!(synced, "Syncing", self.file)?;
+        Ok(written)
+    }
+
     /// Equivalent to [`DmaFile::write_at`] except that the caller retains
     /// non-mutable ownership of the underlying buffer. This can be useful if
     /// you want to asynchronously process a page concurrently with writing it.

@@ -1547,6 +1547,31 @@ impl Reactor {
         );
     }
 
+    /// sluice patch: queues the direct write `write` at `pos` and the fdatasync `sync` of the
+    /// same file as one IOSQE_IO_LINK chain, so that the kernel starts the sync as soon as the
+    /// write completes instead of when the executor next polls and submits it. The chain is
+    /// submitted whole or not at all (`peek_one_chain`); a failed or short write cancels the
+    /// sync (-ECANCELED). Both go to the main ring: the write must not be pollable.
+    pub(crate) fn write_dma_then_fdatasync(&self, write: &Source, pos: u64, sync: &Source) {
+        let op = match &*write.source_type() {
+            SourceType::Write(PollableStatus::NonPollable(_), IoBuffer::DmaSource(buf)) => {
+                match buf.uring_buffer_id() {
+                    Some(id) => UringOpDescriptor::WriteFixed(buf.as_ptr(), buf.len(), pos, id),
+                    None => UringOpDescriptor::Write(buf.as_ptr(), buf.len(), pos),
+                }
+            }
+            x => panic!("Unexpected source type for a linked write: {:?}", x),
+        };
+        assert!(
+            write.timeout_ref().is_none() && sync.timeout_ref().is_none(),
+            "a linked write and sync take no timeout"
+        );
+        let mut ring = self.main_ring.borrow_mut();
+        let source_map = &mut self.source_map.borrow_mut();
+        queue_linked_request_into_ring(&mut *ring, write, op, source_map, true);
+        queue_linked_request_into_ring(&mut *ring, sync, UringOpDescriptor::FDataSync, source_map, false);
+    }
+
     pub(crate) fn fallocate(&self, source: &Source, offset: u64, size: u64, flags: libc::c_int) {
         let op = UringOpDescriptor::Fallocate(offset, size, flags);
         queue_request_into_ring(
@@ -2008,12 +2033,25 @@ fn queue_request_into_ring(
     descriptor: UringOpDescriptor,
     source_map: &mut SourceMap,
 ) {
+    queue_linked_request_into_ring(ring, source, descriptor, source_map, false)
+}
+
+/// sluice patch: `queue_request_into_ring`, and with `link_next` the request is linked to the
+/// next one queued (IOSQE_IO_LINK), which the caller queues right after it.
+fn queue_linked_request_into_ring(
+    ring: &mut (impl UringCommon + ?Sized),
+    source: &Source,
+    descriptor: UringOpDescriptor,
+    source_map: &mut SourceMap,
+    link_next: bool,
+) {
     source.inner.borrow_mut().wakers.queued_at = Some(Instant::now());
     let q = ring.submission_queue();
     let id = source_map.add_source(source, Rc::clone(&q));
 
     let flags = match &*source.timeout_ref() {
         Some(_) => SubmissionFlags::IO_LINK,
+        _ if link_next => SubmissionFlags::IO_LINK,
         _ => SubmissionFlags::empty(),
     };
 

@@ -146,5 +146,10 @@ fn build_response(
                 .with_partitions(partitions),
         );
     }
+    // throttle_time_ms stays 0 even when `catch-up-read-bytes-per-sec-max` holds this response
+    // back: the broker paces the file bytes as it sends them (the wait is already spent when
+    // the client has the response), and a client on Fetch v8 or later (KIP-219) would wait
+    // the reported time once more before its next fetch, halving its rate under the cap. The
+    // time held back is `sluice_catch_up_read_throttled_seconds_total`.
     FetchResponse::default().with_responses(topics)
 }

@@ -7,7 +7,9 @@
 //! shards and renders.
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use crate::limits::MESSAGE_BYTES_MAX_DEFAULT;
 
@@ -144,6 +146,27 @@ impl StorageMetrics {
     pub fn current() -> Rc<StorageMetrics> {
         SHARD_STORAGE_METRICS.with(Rc::clone)
     }
+}
+
+/// When a flush round last made writes durable, anywhere in this process (any shard, any
+/// partition): milliseconds since `FLUSH_CLOCK_EPOCH`, plus one (0: never). One relaxed store
+/// per round; the server reads it to tell whether producers are waiting on the disk.
+static LAST_FLUSH_MS: AtomicU64 = AtomicU64::new(0);
+static FLUSH_CLOCK_EPOCH: OnceLock<Instant> = OnceLock::new();
+
+fn flush_clock_ms() -> u64 {
+    FLUSH_CLOCK_EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
+/// Notes that a flush round just wrote and synced.
+pub fn record_flush() {
+    LAST_FLUSH_MS.store(flush_clock_ms(), Ordering::Relaxed);
+}
+
+/// Whether any flush round wrote and synced within the last `window`.
+pub fn flushed_within(window: Duration) -> bool {
+    let last = LAST_FLUSH_MS.load(Ordering::Relaxed);
+    last != 0 && flush_clock_ms().saturating_sub(last) <= window.as_millis() as u64
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ pub struct ServeArgs {
     /// Bytes of requests (Kafka frames, RESP commands) the broker holds at once, split evenly across shards; past it a connection waits before reading more [default: 268435456]
     #[arg(long, env = "SLUICE_REQUEST_MEMORY_BYTES_MAX")]
     pub request_memory_bytes_max: Option<usize>,
-    /// Bytes per second the broker sends from segment files to consumers catching up (reads of what memory no longer holds), split evenly across shards; 0 for no limit. Keeps catch-up reads from slowing producers on the same disk; tail reads are never limited [default: 0]
+    /// Bytes per second the broker sends from segment files to consumers catching up (reads of what memory no longer holds) while producers write (any flush in the last second), split evenly across shards; 0 for no limit. Keeps catch-up reads from slowing producers on the same disk; with nothing being written, and for tail reads, there is no limit [default: 104857600]
     #[arg(long, env = "SLUICE_CATCH_UP_READ_BYTES_PER_SEC_MAX")]
     pub catch_up_read_bytes_per_sec_max: Option<u64>,
     /// Connections per shard per listener [default: 4096]
@@ -142,12 +142,13 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let shards = args.shards.or(file.shards).unwrap_or(online_cores);
         let config = Self {
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data")),
             kafka_listen: args.kafka_listen.or(file.kafka_listen).unwrap_or_else(|| parse_address("127.0.0.1:9092")),
             resp_listen: args.resp_listen.or(file.resp_listen).unwrap_or_else(|| parse_address("127.0.0.1:6379")),
             http_listen: args.http_listen.or(file.http_listen).unwrap_or_else(|| parse_address("127.0.0.1:9644")),
-            shards: args.shards.or(file.shards).unwrap_or(online_cores),
+            shards,
             auto_create_topics: args.auto_create_topics.or(file.auto_create_topics).unwrap_or(true),
             default_partitions: args.default_partitions.or(file.default_partitions).unwrap_or(1),
             request_bytes_max: args.request_bytes_max.or(file.request_bytes_max).unwrap_or(REQUEST_BYTES_MAX_DEFAULT),
@@ -158,7 +159,10 @@ impl Config {
             catch_up_read_bytes_per_sec_max: args
                 .catch_up_read_bytes_per_sec_max
                 .or(file.catch_up_read_bytes_per_sec_max)
-                .unwrap_or(0),
+                // Never below the least share per shard, however many shards.
+                .unwrap_or(
+                    CATCH_UP_READ_BYTES_PER_SEC_MAX_DEFAULT.max(CATCH_UP_READ_SHARE_BYTES_PER_SEC_MIN * shards as u64),
+                ),
             connections_max: args.connections_max.or(file.connections_max).unwrap_or(CONNECTIONS_MAX_PER_SHARD_DEFAULT),
             request_read_timeout_ms: args
                 .request_read_timeout_ms
@@ -317,6 +321,11 @@ mod tests {
         );
         let unlimited = ServeArgs { catch_up_read_bytes_per_sec_max: Some(0), ..ServeArgs::default() };
         assert_eq!(Config::resolve(&unlimited, 2).unwrap().catch_up_read_bytes_per_sec_max, 0);
+        // The default holds while producers write, and is never below the least share.
+        let default = Config::resolve(&ServeArgs::default(), 2).unwrap().catch_up_read_bytes_per_sec_max;
+        assert_eq!(default, CATCH_UP_READ_BYTES_PER_SEC_MAX_DEFAULT);
+        let many = Config::resolve(&ServeArgs { shards: Some(256), ..ServeArgs::default() }, 2).unwrap();
+        assert_eq!(many.catch_up_read_bytes_per_sec_max, 256 * CATCH_UP_READ_SHARE_BYTES_PER_SEC_MIN);
     }
 
     #[test]

@@ -224,7 +224,6 @@ pub async fn send_file(
     let mut progressed_at = Instant::now();
     while position < end {
         let count = ((end - position) as usize).min(SENDFILE_CALL_BYTES_MAX);
-        rate.take(count).await;
         let (source, target) = (file.clone(), socket.clone());
         let sent = glommio::executor()
             .spawn_blocking(move || {
@@ -247,6 +246,9 @@ pub async fn send_file(
                 position += sent as u64;
                 backoff = SENDFILE_BACKOFF_MIN;
                 progressed_at = Instant::now();
+                // Charged for what went out, not for what was tried: a client that takes
+                // nothing (EAGAIN, tried again and again) must not run the shard into debt.
+                rate.take(sent).await;
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {

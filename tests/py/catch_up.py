@@ -7,10 +7,13 @@ and with kafka-python, from offset 0 and from an offset in the middle of a batch
 check every message comes back identical, in order, at contiguous offsets. With
 --skip-produce it only reads an existing --topic (values are derived from the topic name and
 index, so a run after a broker restart knows what to expect). With --from-start-only it reads
-once, with confluent-kafka from offset 0, and prints how long that took (read_s=...).
+once, with confluent-kafka from offset 0, and prints how long that took (read_s=...); with
+--while-producing, a producer writes small acks=all messages to another topic all through
+that read (the broker caps catch-up reads only while producers write).
 """
 
 import hashlib
+import threading
 import time
 
 from confluent_kafka import Producer
@@ -25,6 +28,7 @@ PARTITIONS = 2
 MESSAGES_PER_PARTITION = 3_000
 VALUE_BYTES = 4_000
 MIDDLE_OFFSET = 1_234
+WRITER_INTERVAL_S = 0.01
 
 
 def value_of(topic, index):
@@ -55,6 +59,17 @@ def produce(bootstrap, topic):
                 producer.poll(0.05)
     expect_equal(producer.flush(REQUEST_TIMEOUT_S), 0, "messages left unflushed")
     expect(not failures, f"produce failures: {failures[:3]}")
+
+
+def produce_until(bootstrap, topic, stop):
+    """Small acks=all messages to `topic`, one every WRITER_INTERVAL_S, until `stop` is set."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    failures = []
+    while not stop.is_set():
+        producer.produce(topic, value=b"writer", on_delivery=lambda error, _: error and failures.append(error))
+        producer.poll(WRITER_INTERVAL_S)
+    expect_equal(producer.flush(REQUEST_TIMEOUT_S), 0, "writer messages left unflushed")
+    expect(not failures, f"writer failures: {failures[:3]}")
 
 
 def check_confluent(bootstrap, topic, expected, start):
@@ -104,6 +119,8 @@ def main():
     parser.add_argument("--skip-produce", action="store_true", help="only read an existing --topic")
     parser.add_argument("--from-start-only", action="store_true",
                         help="one read, confluent-kafka from offset 0, timed")
+    parser.add_argument("--while-producing", action="store_true",
+                        help="with --from-start-only: produce to another topic during the read")
     args = parser.parse_args()
     topic = args.topic or unique_name("catch-up")
     if not args.skip_produce:
@@ -112,9 +129,32 @@ def main():
         log(f"produced {MESSAGES_PER_PARTITION} x {VALUE_BYTES} B to each of {PARTITIONS} partitions")
     expected = expected_values(topic)
     if args.from_start_only:
+        stop = threading.Event()
+        writer = None
+        if args.while_producing:
+            writer_topic = unique_name("catch-up-writer")
+            create_topic(args.bootstrap, writer_topic, 1)
+            errors = []
+
+            def write():
+                try:
+                    produce_until(args.bootstrap, writer_topic, stop)
+                except Exception as error:  # reported below, in the main thread
+                    errors.append(error)
+            writer = threading.Thread(target=write)
+            writer.start()
+            time.sleep(0.5)  # the writer's first flushes
         started = time.monotonic()
-        check_confluent(args.bootstrap, topic, expected, 0)
-        print(f"ok: catch-up reads identical read_s={time.monotonic() - started:.3f}")
+        try:
+            check_confluent(args.bootstrap, topic, expected, 0)
+        finally:
+            stop.set()
+            if writer is not None:
+                writer.join()
+        read_s = time.monotonic() - started
+        if writer is not None:
+            expect(not errors, f"writer: {errors}")
+        print(f"ok: catch-up reads identical read_s={read_s:.3f}")
         return
     for start in (0, MIDDLE_OFFSET):
         check_confluent(args.bootstrap, topic, expected, start)

@@ -288,7 +288,7 @@ fn consume_far_behind(broker: &Broker, topic: &str, stored_end: i64, deadline: I
         let request = fetch_request(topic, &next, FAR_BEHIND_PARTITION_BYTES, 50 << 20);
         let response = call(&mut stream, &request, 11, correlation_id);
         for data in &response.responses[0].partitions {
-            assert_eq!(data.error_code, 0, "{data:?}");
+            assert_eq!(data.error_code, 0, "fetching from {next:?} of {stored_end}: {data:?}");
             let records = data.records.clone().unwrap_or_default();
             read_bytes += records.len() as u64;
             let partition = data.partition_index as usize;
@@ -322,7 +322,13 @@ fn produce_meanwhile(broker: &Broker, topic: &str, stored_end: i64, enough: &Ato
 fn slow_and_idle_clients_do_not_grow_broker_memory_past_its_limits() {
     // This process holds the idle connections; the broker two descriptors for each.
     raise_open_files_limit(3 * 2 * IDLE_CONNECTIONS_PER_DOOR as u64 + 1_000);
-    let broker = Broker::builder().shards(SHARDS).args(["--default-partitions", &PARTITIONS.to_string()]).start();
+    // No catch-up cap: the far-behind consumer must outrun the producer here. Held to the
+    // default rate while the producer writes, it read slower than segments rolled, and time
+    // retention (these batches are stamped 1970) deleted what it had not read yet.
+    let broker = Broker::builder()
+        .shards(SHARDS)
+        .args(["--default-partitions", &PARTITIONS.to_string(), "--catch-up-read-bytes-per-sec-max", "0"])
+        .start();
     let pid = broker.pid().unwrap();
     let start_bytes = broker.resident_bytes();
     let topic = unique_topic("memory");

@@ -884,7 +884,10 @@ impl Partition {
             self.snapshot_producers();
         }
         let flush_started = std::time::Instant::now();
-        appender.write_and_sync(round.batches.iter().map(|batch| &batch.bytes[..]), round.total_bytes).await?;
+        let flushed =
+            appender.write_and_sync(round.batches.iter().map(|batch| &batch.bytes[..]), round.total_bytes).await;
+        crate::metrics::record_flush();
+        flushed?;
         self.storage_metrics.flush_seconds.observe_duration(flush_started.elapsed());
         self.storage_metrics.flush_batches.observe(round.batches.len() as f64);
         Ok(())

@@ -133,7 +133,7 @@ fn build_response(
                     data.log_start_offset = -1;
                     data.records = Some(bytes::Bytes::new());
                     if error.code == errors::OFFSET_OUT_OF_RANGE {
-                        tracing::debug!(topic = %topic.topic.0, partition = partition.partition, offset = partition.fetch_offset, "fetch out of range");
+                        tracing::debug!(topic = %topic.topic.0, partition = partition.partition, offset = partition.fetch_offset, reason = %error.message, "fetch out of range");
                     }
                 }
             }

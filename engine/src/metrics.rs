@@ -149,18 +149,27 @@ impl StorageMetrics {
 }
 
 /// When a flush round last made writes durable, anywhere in this process (any shard, any
-/// partition): milliseconds since `FLUSH_CLOCK_EPOCH`, plus one (0: never). One relaxed store
-/// per round; the server reads it to tell whether producers are waiting on the disk.
+/// partition): milliseconds since `FLUSH_CLOCK_EPOCH`, plus one (0: never). With
+/// `FLUSHED_BYTES`, two relaxed atomics per round; the server reads them to tell whether
+/// producers are waiting on the disk, and how fast they write.
 static LAST_FLUSH_MS: AtomicU64 = AtomicU64::new(0);
+/// Bytes flush rounds made durable in this process since it started.
+static FLUSHED_BYTES: AtomicU64 = AtomicU64::new(0);
 static FLUSH_CLOCK_EPOCH: OnceLock<Instant> = OnceLock::new();
 
 fn flush_clock_ms() -> u64 {
     FLUSH_CLOCK_EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
-/// Notes that a flush round just wrote and synced.
-pub fn record_flush() {
+/// Notes that a flush round just wrote and synced `bytes` of batches.
+pub fn record_flush(bytes: u64) {
     LAST_FLUSH_MS.store(flush_clock_ms(), Ordering::Relaxed);
+    FLUSHED_BYTES.fetch_add(bytes, Ordering::Relaxed);
+}
+
+/// Bytes flush rounds made durable in this process since it started.
+pub fn flushed_bytes_total() -> u64 {
+    FLUSHED_BYTES.load(Ordering::Relaxed)
 }
 
 /// Whether any flush round wrote and synced within the last `window`.

@@ -886,7 +886,7 @@ impl Partition {
         let flush_started = std::time::Instant::now();
         let flushed =
             appender.write_and_sync(round.batches.iter().map(|batch| &batch.bytes[..]), round.total_bytes).await;
-        crate::metrics::record_flush();
+        crate::metrics::record_flush(if flushed.is_ok() { round.total_bytes as u64 } else { 0 });
         flushed?;
         self.storage_metrics.flush_seconds.observe_duration(flush_started.elapsed());
         self.storage_metrics.flush_batches.observe(round.batches.len() as f64);

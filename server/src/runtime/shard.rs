@@ -96,7 +96,8 @@ pub struct Shard {
 impl Shard {
     pub fn new(config: Arc<Config>, senders: Senders<MeshMessage>, metadata: Metadata) -> Rc<Self> {
         let request_memory_share_bytes = config.request_memory_bytes_max / senders.nr_consumers();
-        let catch_up_share_bytes_per_sec = config.catch_up_read_bytes_per_sec_max / senders.nr_consumers() as u64;
+        let shards = senders.nr_consumers();
+        let catch_up_share_bytes_per_sec = config.catch_up_read_bytes_per_sec_max / shards as u64;
         Rc::new(Self {
             id: senders.peer_id(),
             count: senders.nr_consumers(),
@@ -113,7 +114,7 @@ impl Shard {
             streams_without_groups: RefCell::new(HashSet::new()),
             metrics: ShardMetrics::default(),
             request_memory: RequestMemory::new(request_memory_share_bytes),
-            catch_up_rate: CatchUpRate::new(catch_up_share_bytes_per_sec),
+            catch_up_rate: CatchUpRate::new(catch_up_share_bytes_per_sec, shards),
             config,
         })
     }

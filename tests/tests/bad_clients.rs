@@ -696,7 +696,11 @@ fn large_requests_on_many_connections_are_held_to_the_request_memory_budget() {
     assert!(latency_max < NORMAL_LATENCY_MAX, "a small request took {latency_max:?}");
     assert!(held_max <= REQUEST_MEMORY_BUDGET_BYTES as f64, "{held_max} bytes charged");
     assert!(held_max >= (REQUEST_MEMORY_BUDGET_BYTES / 2) as f64, "the large requests were charged: {held_max}");
-    assert!(waits >= 1.0 && no_room >= 1.0, "some requests had to wait, and gave up: {waits} waits, {no_room}");
+    // Whether a waiting request is then dropped for want of room or, given room by a holder
+    // whose deadline passed a moment before, for its own read deadline, is a race between
+    // deadlines that all fall at about the same time (0 of 24 for want of room in one CI run,
+    // several in most): the test below, with waiters many times the budget, checks the first.
+    assert!(waits >= 1.0, "some requests had to wait: {waits} waits");
     assert!(growth < REQUEST_MEMORY_BUDGET_BYTES as u64 + REQUEST_MEMORY_RSS_SLACK_BYTES, "RSS grew {growth} bytes");
 
     // All given back: a large request goes through again; none of the incomplete ones landed.

@@ -323,6 +323,7 @@ impl DmaFile {
             self.fdatasync().await?;
             return Ok(written);
         }
+        let length = buf.len();
         let (write, sync) = self.file.reactor.upgrade().unwrap().write_dma_then_fdatasync(
             self.as_raw_fd(),
             DmaSource::Owned(buf),
@@ -333,6 +334,10 @@ impl DmaFile {
         // The sync completes either way (cancelled when the write failed or came up short).
         let synced = sync.collect_rw().await;
         let written = enhanced_try!(written, "Writing", self.file)?;
+        if written < length {
+            // The kernel cancelled the sync; the caller sees the short write, as from write_at.
+            return Ok(written);
+        }
         enhanced_try!(synced, "Syncing", self.file)?;
         Ok(written)
     }

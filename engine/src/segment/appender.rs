@@ -2,8 +2,9 @@
 //!
 //! Durability contract: `write_and_sync` puts whole 4 KiB blocks on the device (the partial
 //! last block padded with zeros, which the next write overwrites) and then fdatasyncs them,
-//! so that everything written so far survives power loss. The file never holds padding *between* batches: the
-//! partial last block is kept in memory (`carry`) and rewritten, extended, by the next write.
+//! so that everything written so far survives power loss. The file never holds padding
+//! *between* batches: the partial last block is kept in memory (`carry`) and rewritten,
+//! extended, by the next write.
 //! The last block is zero-padded on disk, so recovery expects zeros after the last batch.
 //!
 //! Zeroing ahead: when its partition is idle, the appender writes and syncs zeros past its end

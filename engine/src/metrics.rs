@@ -120,8 +120,9 @@ impl HistogramSnapshot {
 }
 
 /// What the partition flushers of one shard measure: each flush round's duration (its direct
-/// write and the fdatasync linked to it) and how many batches it made durable. One per shard (per executor thread), shared by its partitions
-/// through an `Rc`; never shared with another thread.
+/// write and the fdatasync linked to it) and how many batches it made durable. One per shard
+/// (per executor thread), shared by its partitions through an `Rc`; never shared with another
+/// thread.
 #[derive(Debug)]
 pub struct StorageMetrics {
     pub flush_seconds: Histogram<{ LATENCY_BUCKETS_SECONDS.len() }>,

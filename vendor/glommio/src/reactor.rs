@@ -327,6 +327,14 @@ impl Reactor {
         pos: u64,
         pollable: PollableStatus,
     ) -> Source {
+        let source = self.new_dma_write_source(raw, buf, pollable);
+        self.sys.write_dma(&source, pos);
+        source
+    }
+
+    /// A direct write's source, counted in the file write stats (sluice patch: shared by
+    /// `write_dma` and `write_dma_then_fdatasync`).
+    fn new_dma_write_source(&self, raw: RawFd, buf: DmaSource, pollable: PollableStatus) -> Source {
         let stats = StatsCollection {
             fulfilled: Some(|result, stats, op_count| {
                 if let Ok(result) = result {
@@ -337,14 +345,11 @@ impl Reactor {
             reused: None,
             latency: None,
         };
-
-        let source = self.new_source(
+        self.new_source(
             raw,
             SourceType::Write(pollable, IoBuffer::DmaSource(buf)),
             Some(stats),
-        );
-        self.sys.write_dma(&source, pos);
-        source
+        )
     }
 
     pub(crate) fn copy_file_range(
@@ -647,21 +652,7 @@ impl Reactor {
         pollable: PollableStatus,
     ) -> (Source, Source) {
         assert!(!matches!(pollable, PollableStatus::Pollable), "a pollable write cannot be linked to a sync");
-        let stats = StatsCollection {
-            fulfilled: Some(|result, stats, op_count| {
-                if let Ok(result) = result {
-                    stats.file_writes += op_count;
-                    stats.file_bytes_written += *result as u64 * op_count;
-                }
-            }),
-            reused: None,
-            latency: None,
-        };
-        let write = self.new_source(
-            raw,
-            SourceType::Write(pollable, IoBuffer::DmaSource(buf)),
-            Some(stats),
-        );
+        let write = self.new_dma_write_source(raw, buf, pollable);
         let sync = self.new_source(raw, SourceType::FdataSync, None);
         self.sys.write_dma_then_fdatasync(&write, pos, &sync);
         (write, sync)

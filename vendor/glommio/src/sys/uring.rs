@@ -1389,17 +1389,7 @@ impl Reactor {
     }
 
     pub(crate) fn write_dma(&self, source: &Source, pos: u64) {
-        let op = match &*source.source_type() {
-            SourceType::Write(
-                PollableStatus::NonPollable(DirectIo::Disabled),
-                IoBuffer::DmaSource(buf),
-            ) => UringOpDescriptor::Write(buf.as_ptr(), buf.len(), pos),
-            SourceType::Write(_, IoBuffer::DmaSource(buf)) => match buf.uring_buffer_id() {
-                Some(id) => UringOpDescriptor::WriteFixed(buf.as_ptr(), buf.len(), pos, id),
-                None => UringOpDescriptor::Write(buf.as_ptr(), buf.len(), pos),
-            },
-            x => panic!("Unexpected source type for write: {:?}", x),
-        };
+        let op = dma_write_op(source, pos);
         queue_request_into_ring(
             &mut *self.ring_for_source(source),
             source,
@@ -1553,15 +1543,7 @@ impl Reactor {
     /// submitted whole or not at all (`peek_one_chain`); a failed or short write cancels the
     /// sync (-ECANCELED). Both go to the main ring: the write must not be pollable.
     pub(crate) fn write_dma_then_fdatasync(&self, write: &Source, pos: u64, sync: &Source) {
-        let op = match &*write.source_type() {
-            SourceType::Write(PollableStatus::NonPollable(_), IoBuffer::DmaSource(buf)) => {
-                match buf.uring_buffer_id() {
-                    Some(id) => UringOpDescriptor::WriteFixed(buf.as_ptr(), buf.len(), pos, id),
-                    None => UringOpDescriptor::Write(buf.as_ptr(), buf.len(), pos),
-                }
-            }
-            x => panic!("Unexpected source type for a linked write: {:?}", x),
-        };
+        let op = dma_write_op(write, pos);
         assert!(
             write.timeout_ref().is_none() && sync.timeout_ref().is_none(),
             "a linked write and sync take no timeout"
@@ -2024,6 +2006,21 @@ impl Reactor {
                 poll.unwrap_or_default(),
             ))
         }
+    }
+}
+
+/// The io_uring operation of a direct write's source at `pos` (sluice patch: shared by
+/// `write_dma` and `write_dma_then_fdatasync`).
+fn dma_write_op(source: &Source, pos: u64) -> UringOpDescriptor {
+    match &*source.source_type() {
+        SourceType::Write(PollableStatus::NonPollable(DirectIo::Disabled), IoBuffer::DmaSource(buf)) => {
+            UringOpDescriptor::Write(buf.as_ptr(), buf.len(), pos)
+        }
+        SourceType::Write(_, IoBuffer::DmaSource(buf)) => match buf.uring_buffer_id() {
+            Some(id) => UringOpDescriptor::WriteFixed(buf.as_ptr(), buf.len(), pos, id),
+            None => UringOpDescriptor::Write(buf.as_ptr(), buf.len(), pos),
+        },
+        x => panic!("Unexpected source type for write: {:?}", x),
     }
 }
 

@@ -11,6 +11,8 @@
 //! - [`Broker::python`] / [`Broker::spawn_python`]: run a script from `tests/py/` against the
 //!   broker, with `--bootstrap` filled in and a bounded run time.
 //! - [`Broker::kcat`]: run `kcat -b <bootstrap> ...` with a bounded run time.
+//! - [`nats::NatsServer`]: a nats-server (with or without JetStream) to measure next to
+//!   sluice, and [`nats::NatsClient`], a test-side NATS client for its JetStream API.
 //! - [`ack_log::AckLog`]: produce with acks=all while recording what was acknowledged, then
 //!   check all of it survived (crash and shutdown tests).
 //!
@@ -25,6 +27,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod ack_log;
+pub mod nats;
 pub mod raw;
 pub mod resp;
 
@@ -138,6 +141,21 @@ pub fn kcat_available() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether nats-server can run (the benchmark tool's JetStream side): required under
+/// `tests/run` (which installs it), optional elsewhere.
+pub fn nats_server_available() -> bool {
+    if std::env::var_os("SLUICE_TEST_PYTHON").is_some() {
+        return true;
+    }
+    Command::new("nats-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|status| status.success())
+        .unwrap_or(false)
+}
+
 /// Whether headless Chromium can run: required under `tests/run` (which installs it), optional
 /// elsewhere.
 pub fn chromium_available() -> bool {
@@ -181,6 +199,18 @@ macro_rules! require_chromium {
     };
 }
 
+/// Skip the current test, loudly, when nats-server is not installed (only possible outside
+/// `tests/run`).
+#[macro_export]
+macro_rules! require_nats_server {
+    () => {
+        if !$crate::nats_server_available() {
+            eprintln!("SKIPPED {}: nats-server is not installed; run `tests/run` to install it", module_path!());
+            return;
+        }
+    };
+}
+
 /// Skip the current test, loudly, when kcat is not installed (only possible outside `tests/run`).
 #[macro_export]
 macro_rules! require_kcat {
@@ -209,28 +239,33 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Ask the kernel for three free loopback ports. They are held open together so they are
-    /// distinct, and never handed out twice by this process, so parallel tests don't collide.
     fn pick() -> Ports {
-        static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-        const ATTEMPTS_MAX: usize = 100;
-        let mut handed_out = HANDED_OUT.lock().unwrap();
-        let handed_out = handed_out.get_or_insert_with(HashSet::new);
-        let mut listeners = Vec::new();
-        let mut ports = Vec::new();
-        for _ in 0..ATTEMPTS_MAX {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-            let port = listener.local_addr().expect("local_addr").port();
-            if handed_out.insert(port) {
-                ports.push(port);
-                listeners.push(listener);
-                if ports.len() == 3 {
-                    return Ports { kafka: ports[0], resp: ports[1], http: ports[2] };
-                }
+        let ports = free_loopback_ports(3);
+        Ports { kafka: ports[0], resp: ports[1], http: ports[2] }
+    }
+}
+
+/// Ask the kernel for `count` free loopback ports. They are held open together so they are
+/// distinct, and never handed out twice by this process, so parallel tests don't collide.
+pub fn free_loopback_ports(count: usize) -> Vec<u16> {
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    const ATTEMPTS_MAX: usize = 100;
+    let mut handed_out = HANDED_OUT.lock().unwrap();
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    let mut listeners = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..ATTEMPTS_MAX {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local_addr").port();
+        if handed_out.insert(port) {
+            ports.push(port);
+            listeners.push(listener);
+            if ports.len() == count {
+                return ports;
             }
         }
-        panic!("could not find 3 unused loopback ports in {ATTEMPTS_MAX} attempts");
     }
+    panic!("could not find {count} unused loopback ports in {ATTEMPTS_MAX} attempts");
 }
 
 /// Configures a [`Broker`] before it starts.

@@ -7,6 +7,7 @@
 //! sluice-bench disk --dir /data
 //! sluice-bench xadd --resp 127.0.0.1:6379 --producers 50 --pipeline 16 --duration-s 5
 //! sluice-bench xreadgroup --resp 127.0.0.1:6379 --consumers 2 --producers 4 --rate 10000
+//! sluice-bench xadd --nats 127.0.0.1:4222 --producers 50 --pipeline 16   # JetStream, same load
 //! ```
 //! Exit status 0 only if the run had no errors and measured something. The parts live in
 //! `sluice_bench::load`.
@@ -21,7 +22,7 @@ use sluice_bench::load::limits::{READ_BLOCK_MS_DEFAULT, READ_COUNT_DEFAULT};
 use sluice_bench::load::produce::{self, ProduceConfig};
 use sluice_bench::load::report;
 use sluice_bench::load::timeline::{epoch_us_now, StopAfter};
-use sluice_bench::load::xadd::{self, XaddConfig};
+use sluice_bench::load::xadd::{self, Wire, XaddConfig};
 use sluice_bench::load::xreadgroup::{self, XreadgroupConfig};
 
 #[derive(Debug, Parser)]
@@ -40,9 +41,11 @@ enum Command {
     /// Sequential O_DIRECT write bandwidth and fdatasync latency of the disk under DIR.
     Disk(DiskArgs),
     /// RESP: XADD pre-encoded entries over pipelined connections; report msgs/s and latency.
+    /// With --nats: the same load as JetStream publishes.
     Xadd(XaddArgs),
     /// RESP: read with a new consumer group (XREADGROUP, XACK), alone or with XADD producers
-    /// alongside; report the consume rate and the end-to-end latency.
+    /// alongside; report the consume rate and the end-to-end latency. With --nats: a new
+    /// durable JetStream pull consumer with explicit acks.
     Xreadgroup(XreadgroupArgs),
 }
 
@@ -99,6 +102,10 @@ struct StreamLoadArgs {
     /// Address of the RESP listener: sluice's --resp-listen, or a redis-server.
     #[arg(long, visible_alias = "target", default_value = "127.0.0.1:6379")]
     resp: String,
+    /// Instead of RESP: a NATS server with JetStream (nats-server -js) at this address; the
+    /// stream (file storage, created if missing) takes the subject of its own name.
+    #[arg(long, conflicts_with = "resp")]
+    nats: Option<String>,
     /// The stream's key (with sluice, a topic of one partition: one shard writes it).
     #[arg(long, default_value = "sluice-bench-stream")]
     stream: String,
@@ -136,9 +143,18 @@ impl StreamLoadArgs {
         }
     }
 
+    fn wire_and_target(&self) -> (Wire, String) {
+        match &self.nats {
+            Some(nats) => (Wire::Nats, nats.clone()),
+            None => (Wire::Resp, self.resp.clone()),
+        }
+    }
+
     fn xadd_config(&self, producers: usize) -> XaddConfig {
+        let (wire, target) = self.wire_and_target();
         XaddConfig {
-            target: self.resp.clone(),
+            wire,
+            target,
             stream: self.stream.clone(),
             producers,
             message_bytes: self.message_bytes,
@@ -347,8 +363,10 @@ fn xreadgroup_command(args: XreadgroupArgs) -> Result<(), String> {
     if args.producers == 0 && args.load.rate.is_some() {
         return Err("--rate paces producers: give --producers too".into());
     }
+    let (wire, target) = args.load.wire_and_target();
     let config = XreadgroupConfig {
-        target: args.load.resp.clone(),
+        wire,
+        target,
         stream: args.load.stream.clone(),
         group: args.group.unwrap_or_else(|| format!("sluice-bench-{}", epoch_us_now())),
         start_id: args.start_id,

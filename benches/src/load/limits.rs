@@ -78,11 +78,16 @@ pub const FETCH_WAIT_MS: i32 = 500;
 /// Error descriptions a report keeps (the count of errors is exact, the list is a sample).
 pub const ERROR_SAMPLES_MAX: usize = 8;
 
-/// Room the RESP read buffer grows by; a connection reads up to this much per call.
-pub const RESP_READ_BUFFER_BYTES: usize = 64 << 10;
+/// Room a RESP or NATS read buffer grows by; a connection reads up to this much per call.
+pub const SOCKET_READ_BUFFER_BYTES: usize = 64 << 10;
 /// Largest RESP reply accepted; a longer bulk string or a bigger unparsed backlog means a
 /// broken stream.
 pub const RESP_REPLY_BYTES_MAX: usize = 256 << 20;
+/// Longest NATS protocol line accepted from the server (nats-server's own `max_control_line`
+/// default).
+pub const NATS_CONTROL_LINE_BYTES_MAX: usize = 4 << 10;
+/// Largest NATS message accepted (the protocol's own ceiling for `max_payload`).
+pub const NATS_MESSAGE_BYTES_MAX: usize = 64 << 20;
 /// Deepest nesting of RESP arrays accepted (XREADGROUP's replies are 4 deep).
 pub const RESP_REPLY_DEPTH_MAX: usize = 8;
 /// Commands one RESP connection may have outstanding (sluice's `RESP_IN_FLIGHT_COMMANDS_MAX`).
@@ -96,6 +101,9 @@ pub const READ_COUNT_DEFAULT: usize = 100;
 pub const READ_BLOCK_MS_DEFAULT: u64 = 100;
 /// Longest XREADGROUP BLOCK accepted (a consumer must notice the end of the run).
 pub const READ_BLOCK_MS_MAX: u64 = 10_000;
+/// How long past its expiry a JetStream consumer waits for a pull's end (its batch, or the
+/// server's 408) before it counts the pull as over and sends the next.
+pub const PULL_EXPIRY_GRACE: Duration = Duration::from_millis(100);
 /// After the producers stop, how long the consumers may take to read what they acknowledged.
 pub const CONSUME_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -1,8 +1,8 @@
 //! # The load generator behind `sluice-bench`
 //!
-//! A small Kafka client and a small RESP client of its own, so what is measured is the broker
-//! and not a client library: std threads and blocking sockets, requests encoded once and
-//! replayed.
+//! A small Kafka client, a small RESP client and a small NATS client of its own, so what is
+//! measured is the broker and not a client library: std threads and blocking sockets,
+//! requests encoded once and replayed.
 //!
 //! - [`wire`]: frames, request encoding, response decoding, one blocking [`wire::Connection`],
 //!   and [`wire::PreparedProduce`], a Produce request encoded once whose correlation id is
@@ -18,6 +18,11 @@
 //! - [`resp_wire`]: the RESP2 wire for the Redis Streams loads: commands, replies, one
 //!   blocking [`resp_wire::RespConnection`], and [`resp_wire::PreparedXadd`], an XADD encoded
 //!   once whose send-time field is patched in place.
+//! - [`nats_wire`]: the NATS wire for the same loads against JetStream (`--nats`): the
+//!   server's operations, [`nats_wire::PreparedPublish`] (a publish with its send time in a
+//!   header and its sequence in the reply subject, both patched in place), and the JetStream
+//!   API requests a run makes.
+//! - [`socket`]: the blocking connection with a read buffer both text wires frame from.
 //! - [`stats`]: latency histograms, the live progress line, percentiles.
 //! - [`report`]: the human table and the JSON document.
 //! - [`disk`]: what the disk under the data directory can do (sequential O_DIRECT writes,
@@ -35,9 +40,11 @@ pub mod admin;
 pub mod consume;
 pub mod disk;
 pub mod limits;
+pub mod nats_wire;
 pub mod produce;
 pub mod report;
 pub mod resp_wire;
+pub mod socket;
 pub mod stats;
 pub mod timeline;
 pub mod wire;

@@ -7,7 +7,7 @@ use super::consume::{ConsumeConfig, ConsumeResult};
 use super::disk::DiskReport;
 use super::produce::{ProduceConfig, ProduceResult};
 use super::stats::{thousands, LatencySummary};
-use super::xadd::{XaddConfig, XaddResult};
+use super::xadd::{Wire, XaddConfig, XaddResult};
 use super::xreadgroup::{XreadgroupConfig, XreadgroupResult};
 
 /// The JSON document of a produce run.
@@ -137,7 +137,8 @@ fn open_or_closed_loop(rate_msgs_per_s: Option<f64>) -> String {
 
 pub fn print_xadd(config: &XaddConfig, result: &XaddResult) {
     println!(
-        "sluice-bench xadd: {} stream {}, {} connections, {} B entries, pipeline {}, {}",
+        "sluice-bench xadd: {} {} stream {}, {} connections, {} B entries, pipeline {}, {}",
+        config.wire.name(),
         config.target,
         config.stream,
         config.producers,
@@ -163,7 +164,7 @@ fn print_xadd_lines(config: &XaddConfig, result: &XaddResult) {
     );
     let from = if config.rate_msgs_per_s.is_some() { "the intended send time" } else { "the write" };
     match &result.latency {
-        Some(latency) => print_latency("XADD (ms)", latency, "commands", from),
+        Some(latency) => print_latency(&format!("{} (ms)", config.wire.produce_command()), latency, "commands", from),
         None => println!("  XADD latency    no command sent after the warm-up was answered"),
     }
     if let Some(lag) = result.schedule_lag_max_ms {
@@ -173,15 +174,26 @@ fn print_xadd_lines(config: &XaddConfig, result: &XaddResult) {
 
 pub fn print_xreadgroup(config: &XreadgroupConfig, result: &XreadgroupResult) {
     println!(
-        "sluice-bench xreadgroup: {} stream {}, group {} from {}, {} consumers, COUNT {}, BLOCK {} ms",
-        config.target, config.stream, config.group, config.start_id, config.consumers, config.count, config.block_ms,
+        "sluice-bench xreadgroup: {} {} stream {}, group {} from {}, {} consumers, COUNT {}, BLOCK {} ms",
+        config.wire.name(),
+        config.target,
+        config.stream,
+        config.group,
+        config.start_id,
+        config.consumers,
+        config.count,
+        config.block_ms,
     );
     println!("  measured        {:.1} s after {:.1} s of warm-up", result.measured_s, config.warmup_s);
     println!(
-        "  entries         {} read in the window ({} in all, {} acknowledged with XACK; {} reads, {} empty)",
+        "  entries         {} read in the window ({} in all, {} {}; {} reads, {} empty)",
         thousands(result.messages),
         thousands(result.messages_read_total),
         thousands(result.messages_acked_total),
+        match config.wire {
+            Wire::Resp => "acknowledged with XACK",
+            Wire::Nats => "acknowledgements sent",
+        },
         thousands(result.reads),
         thousands(result.empty_reads),
     );

@@ -5,12 +5,10 @@
 //! Only what the load needs and what Redis 7 and sluice send to a RESP2 client: simple
 //! strings, errors, integers, bulk strings and arrays (null ones included). The same bytes go
 //! to redis-server, so one tool measures both.
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::limits::{IO_TIMEOUT, RESP_READ_BUFFER_BYTES, RESP_REPLY_BYTES_MAX, RESP_REPLY_DEPTH_MAX};
+use super::limits::{RESP_REPLY_BYTES_MAX, RESP_REPLY_DEPTH_MAX};
+use super::socket::{BufferedSocket, SocketError};
 
 /// Decimal digits of the send time carried by every benchmark entry, in microseconds since the
 /// Unix epoch (16 digits last until the year 2286).
@@ -49,31 +47,29 @@ impl Reply {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum RespError {
-    Io {
-        doing: &'static str,
-        source: std::io::Error,
-    },
-    /// The server closed the connection where a reply was due.
-    Closed,
+    /// Reading or writing the connection failed, or it closed.
+    Socket(SocketError),
     /// The bytes are not RESP2, or not a reply this client understands.
     Protocol(String),
     ReplyTooLarge {
         size_bytes: usize,
     },
-    /// No reply within [`IO_TIMEOUT`].
-    Timeout,
+}
+
+impl From<SocketError> for RespError {
+    fn from(error: SocketError) -> Self {
+        Self::Socket(error)
+    }
 }
 
 impl std::fmt::Display for RespError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Io { doing, source } => write!(f, "{doing}: {source}"),
-            Self::Closed => write!(f, "the server closed the connection"),
+            Self::Socket(error) => error.fmt(f),
             Self::Protocol(reason) => write!(f, "not a RESP reply: {reason}"),
             Self::ReplyTooLarge { size_bytes } => {
                 write!(f, "a reply of more than {size_bytes} bytes (limit {RESP_REPLY_BYTES_MAX})")
             }
-            Self::Timeout => write!(f, "no reply within {} s", IO_TIMEOUT.as_secs()),
         }
     }
 }
@@ -177,63 +173,35 @@ fn length(text: &[u8]) -> Result<Option<usize>, RespError> {
 
 /// One connection to a RESP server, used by one thread: commands are written as given (many in
 /// one write when pipelined), replies read in order through one buffer.
+/// One blocking RESP connection: commands out, replies parsed from a read buffer.
 #[derive(Debug)]
 pub struct RespConnection {
-    stream: TcpStream,
-    /// Bytes read and not yet parsed are `buffer[start..]`.
-    buffer: Vec<u8>,
-    start: usize,
+    socket: BufferedSocket,
 }
 
 impl RespConnection {
     pub fn connect(address: &str) -> Result<Self, RespError> {
-        let stream = TcpStream::connect(address)
-            .map_err(|source| RespError::Io { doing: "connecting to the RESP server", source })?;
-        let configure = |stream: &TcpStream| -> std::io::Result<()> {
-            stream.set_nodelay(true)?;
-            stream.set_read_timeout(Some(IO_TIMEOUT))?;
-            stream.set_write_timeout(Some(IO_TIMEOUT))
-        };
-        configure(&stream).map_err(|source| RespError::Io { doing: "configuring the socket", source })?;
-        Ok(Self { stream, buffer: Vec::with_capacity(RESP_READ_BUFFER_BYTES), start: 0 })
+        Ok(Self { socket: BufferedSocket::connect(address, "connecting to the RESP server", RESP_REPLY_BYTES_MAX)? })
     }
 
     /// Writes already encoded commands.
     pub fn send(&mut self, commands: &[u8]) -> Result<(), RespError> {
-        self.stream.write_all(commands).map_err(|source| RespError::Io { doing: "sending commands", source })
+        Ok(self.socket.send(commands)?)
     }
 
-    /// The next reply, waiting up to [`IO_TIMEOUT`] for it.
+    /// The next reply, waiting up to [`super::limits::IO_TIMEOUT`] for it.
     pub fn read_reply(&mut self) -> Result<Reply, RespError> {
-        loop {
-            if let Some(reply) = self.buffered_reply()? {
-                return Ok(reply);
-            }
-            self.fill()?;
-        }
+        self.socket.next(parse_reply)
     }
 
     /// The next reply if it arrives before `deadline`, else None (it stays due).
     pub fn read_reply_before(&mut self, deadline: Instant) -> Result<Option<Reply>, RespError> {
-        loop {
-            if let Some(reply) = self.buffered_reply()? {
-                return Ok(Some(reply));
-            }
-            let now = Instant::now();
-            if now >= deadline || !self.wait_readable(deadline - now)? {
-                return Ok(None);
-            }
-            self.fill()?;
-        }
+        self.socket.next_before(parse_reply, deadline)
     }
 
     /// A reply already read from the socket, if a whole one is there.
     pub fn buffered_reply(&mut self) -> Result<Option<Reply>, RespError> {
-        let parsed = parse_reply(&self.buffer[self.start..])?;
-        Ok(parsed.map(|(reply, length)| {
-            self.start += length;
-            reply
-        }))
+        self.socket.buffered(parse_reply)
     }
 
     /// Sends one command and waits for its reply.
@@ -242,55 +210,6 @@ impl RespConnection {
         encode_command(&mut command, arguments);
         self.send(&command)?;
         self.read_reply()
-    }
-
-    /// Reads what the socket has (at least one byte) into the buffer.
-    fn fill(&mut self) -> Result<(), RespError> {
-        if self.start == self.buffer.len() {
-            self.buffer.clear();
-            self.start = 0;
-        } else if self.start > self.buffer.len() / 2 {
-            self.buffer.drain(..self.start);
-            self.start = 0;
-        }
-        let unparsed_bytes = self.buffer.len() - self.start;
-        if unparsed_bytes >= RESP_REPLY_BYTES_MAX {
-            return Err(RespError::ReplyTooLarge { size_bytes: unparsed_bytes });
-        }
-        let filled = self.buffer.len();
-        let room = (self.buffer.capacity() - filled).max(RESP_READ_BUFFER_BYTES);
-        self.buffer.resize(filled + room, 0);
-        let read = self.stream.read(&mut self.buffer[filled..]);
-        self.buffer.truncate(filled + *read.as_ref().unwrap_or(&0));
-        match read {
-            Ok(0) => Err(RespError::Closed),
-            Ok(_) => Ok(()),
-            Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                Err(RespError::Timeout)
-            }
-            Err(source) => Err(RespError::Io { doing: "reading replies", source }),
-        }
-    }
-
-    /// Whether the socket has bytes to read (or is closed) within `timeout`. `ppoll` has
-    /// nanosecond timeouts; a socket read timeout counts in scheduler ticks (4 ms), too coarse
-    /// for an open-loop schedule.
-    fn wait_readable(&self, timeout: Duration) -> Result<bool, RespError> {
-        let mut descriptor = libc::pollfd { fd: self.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let timeout = libc::timespec {
-            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: timeout.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: one valid pollfd and a valid timespec, both live for the call; no signal mask.
-        let ready = unsafe { libc::ppoll(&mut descriptor, 1, &timeout, std::ptr::null()) };
-        match ready {
-            0 => Ok(false),
-            ready if ready > 0 => Ok(true),
-            _ => match std::io::Error::last_os_error() {
-                error if error.kind() == std::io::ErrorKind::Interrupted => Ok(false),
-                source => Err(RespError::Io { doing: "waiting for replies", source }),
-            },
-        }
     }
 }
 

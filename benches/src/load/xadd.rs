@@ -1,5 +1,7 @@
 //! The XADD run: `producers` connections to a RESP server (sluice or redis-server), each
-//! pipelining up to `pipeline` pre-encoded XADDs to one stream.
+//! pipelining up to `pipeline` pre-encoded XADDs to one stream; or, with [`Wire::Nats`], the
+//! same load as JetStream publishes to a NATS server (each answered once stored), so one tool
+//! measures Redis Streams and JetStream alike.
 //!
 //! One thread per connection does both halves, so a reply costs no thread hand-off: it writes
 //! every command that is due in one write (each free pipeline slot in closed loop; those the
@@ -9,8 +11,9 @@
 //!
 //! Every entry carries its send time in its `ts` field (microseconds since the Unix epoch: the
 //! write in closed loop, the intended send in open loop), which `xreadgroup` compares with its
-//! own clock for the end-to-end latency. A reply is the new entry's ID (acknowledged: on disk
-//! with sluice, as `appendfsync` says with Redis) or an error, counted; any error makes the
+//! own clock for the end-to-end latency (a JetStream message carries it as its `ts` header). A
+//! reply is the new entry's ID (acknowledged: on disk with sluice, as `appendfsync` says with
+//! Redis, as `sync_interval` says with JetStream) or an error, counted; any error makes the
 //! command exit non-zero. The XADD latency is from the write (or the intended send) to the ID.
 use std::collections::VecDeque;
 use std::sync::mpsc;
@@ -21,14 +24,44 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::limits::{CONNECTIONS_MAX, MESSAGE_BYTES_MAX, PIPELINE_MAX};
+use super::nats_wire::{self, NatsConnection, PreparedPublish};
 use super::resp_wire::{PreparedXadd, Reply, RespConnection};
 use super::stats::{latency_histogram, print_progress, record_latency, LatencySummary, LiveCounters};
 use super::timeline::{sleep_until, StopAfter, Timeline};
 use crate::filler_bytes;
 
+/// Which front door the stream loads knock on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wire {
+    /// Redis Streams over RESP: XADD, XREADGROUP + XACK (sluice, redis-server).
+    Resp,
+    /// NATS JetStream: publishes answered once stored, a durable pull consumer with explicit
+    /// acknowledgements (nats-server -js). The stream takes the subject of its own name.
+    Nats,
+}
+
+impl Wire {
+    pub fn name(self) -> &'static str {
+        match self {
+            Wire::Resp => "RESP",
+            Wire::Nats => "NATS JetStream",
+        }
+    }
+
+    /// What a producer's command is called in reports.
+    pub fn produce_command(self) -> &'static str {
+        match self {
+            Wire::Resp => "XADD",
+            Wire::Nats => "publish",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct XaddConfig {
-    /// Address of the RESP listener.
+    pub wire: Wire,
+    /// Address of the RESP listener, or of the NATS server.
     pub target: String,
     pub stream: String,
     /// Connections.
@@ -104,6 +137,10 @@ pub struct XaddResult {
 /// Runs the load and adds up what every connection saw.
 pub fn run(config: &XaddConfig) -> Result<XaddResult, String> {
     config.validate()?;
+    if config.wire == Wire::Nats {
+        let mut connection = NatsConnection::connect(&config.target).map_err(|error| error.to_string())?;
+        nats_wire::create_stream(&mut connection, &config.stream)?;
+    }
     let run = XaddRun {
         config,
         timeline: Timeline::new(config.stop_after, config.warmup(), 1),
@@ -169,16 +206,16 @@ impl XaddRun<'_> {
     /// every command is answered, or the connection breaks.
     fn connection(&self, index: usize) -> ConnectionTotals {
         let mut totals = ConnectionTotals::default();
-        let mut connection = match RespConnection::connect(&self.config.target) {
-            Ok(connection) => connection,
+        let payload = filler_bytes(self.config.message_bytes, index as u64 + 1);
+        let (mut connection, prepared) = match Publisher::connect(self.config, &payload) {
+            Ok(connected) => connected,
             Err(error) => {
                 self.counters.note_error(format!("producer {index}: {error}"));
                 return totals;
             }
         };
-        let payload = filler_bytes(self.config.message_bytes, index as u64 + 1);
         let mut pipeline = Pipeline {
-            prepared: PreparedXadd::new(&self.config.stream, &payload),
+            prepared,
             outstanding: VecDeque::with_capacity(self.config.pipeline),
             out: Vec::new(),
             sent: 0,
@@ -193,23 +230,23 @@ impl XaddRun<'_> {
                 sleep_until(read_until.unwrap_or_else(Instant::now));
                 continue;
             }
-            let replies = match read_until {
-                Some(deadline) => connection.read_reply_before(deadline),
-                None => connection.read_reply().map(Some),
+            let answer = match read_until {
+                Some(deadline) => connection.answer_before(deadline),
+                None => connection.answer().map(Some),
             };
-            let mut reply = match replies {
-                Ok(reply) => reply,
+            let mut answer = match answer {
+                Ok(answer) => answer,
                 Err(error) => return self.broken(index, &error, pipeline.outstanding.len(), totals),
             };
-            // Every whole reply the read brought, without another system call.
-            while let Some(answer) = reply {
+            // Every whole answer the read brought, without another system call.
+            while let Some(outcome) = answer {
                 let Some(latency_from) = pipeline.outstanding.pop_front() else {
-                    let error = format!("a reply to no command: {}", answer.describe());
+                    let error = format!("an answer to no command: {outcome:?}");
                     return self.broken(index, &error, 0, totals);
                 };
-                totals.count_reply(self, index, answer, latency_from);
-                reply = match connection.buffered_reply() {
-                    Ok(reply) => reply,
+                totals.count_answer(self, index, outcome, latency_from);
+                answer = match connection.buffered_answer() {
+                    Ok(answer) => answer,
                     Err(error) => return self.broken(index, &error, pipeline.outstanding.len(), totals),
                 };
             }
@@ -246,7 +283,8 @@ impl XaddRun<'_> {
                 totals.schedule_lag_max = totals.schedule_lag_max.max(now.saturating_duration_since(at));
             }
             let latency_from = scheduled.unwrap_or(now);
-            pipeline.out.extend_from_slice(pipeline.prepared.command(self.timeline.epoch_us(latency_from)));
+            let sent_at_us = self.timeline.epoch_us(latency_from);
+            pipeline.out.extend_from_slice(pipeline.prepared.command(sent_at_us, pipeline.sent));
             pipeline.outstanding.push_back(latency_from);
             pipeline.sent += 1;
         }
@@ -270,10 +308,133 @@ impl XaddRun<'_> {
     }
 }
 
+/// What a producer's answer says: acknowledged, or why not.
+type Answer = Result<(), String>;
+
+/// One producer's connection, on either wire.
+enum Publisher {
+    Resp(RespConnection),
+    /// `answered`: the sequence of the oldest publish not answered yet.
+    Nats {
+        connection: NatsConnection,
+        answered: u64,
+    },
+}
+
+impl Publisher {
+    /// Connects, and prepares the command this connection will send over and over.
+    fn connect(config: &XaddConfig, payload: &[u8]) -> Result<(Self, Prepared), String> {
+        match config.wire {
+            Wire::Resp => {
+                let connection = RespConnection::connect(&config.target).map_err(|error| error.to_string())?;
+                Ok((Self::Resp(connection), Prepared::Xadd(PreparedXadd::new(&config.stream, payload))))
+            }
+            Wire::Nats => {
+                let mut connection = NatsConnection::connect(&config.target).map_err(|error| error.to_string())?;
+                let inbox = nats_wire::new_inbox();
+                connection.subscribe(&format!("{inbox}.*")).map_err(|error| error.to_string())?;
+                let prepared = PreparedPublish::new(&config.stream, &format!("{inbox}."), payload);
+                Ok((Self::Nats { connection, answered: 0 }, Prepared::Publish(prepared)))
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        match self {
+            Self::Resp(connection) => connection.send(bytes).map_err(|error| error.to_string()),
+            Self::Nats { connection, .. } => connection.send(bytes).map_err(|error| error.to_string()),
+        }
+    }
+
+    /// The next answer, waiting up to the I/O timeout for it.
+    fn answer(&mut self) -> Result<Answer, String> {
+        loop {
+            if let Some(answer) = self.read_answer(None)? {
+                return Ok(answer);
+            }
+        }
+    }
+
+    /// The next answer if it arrives before `deadline`.
+    fn answer_before(&mut self, deadline: Instant) -> Result<Option<Answer>, String> {
+        self.read_answer(Some(deadline))
+    }
+
+    fn read_answer(&mut self, deadline: Option<Instant>) -> Result<Option<Answer>, String> {
+        match self {
+            Self::Resp(connection) => {
+                let reply = match deadline {
+                    Some(deadline) => connection.read_reply_before(deadline),
+                    None => connection.read_reply().map(Some),
+                };
+                Ok(reply.map_err(|error| error.to_string())?.map(xadd_answer))
+            }
+            Self::Nats { connection, answered } => {
+                let message = connection.next_message(deadline).map_err(|error| error.to_string())?;
+                message.map(|message| nats_answer(&message, answered)).transpose()
+            }
+        }
+    }
+
+    /// An answer already read from the socket, if a whole one is there.
+    fn buffered_answer(&mut self) -> Result<Option<Answer>, String> {
+        match self {
+            Self::Resp(connection) => {
+                Ok(connection.buffered_reply().map_err(|error| error.to_string())?.map(xadd_answer))
+            }
+            Self::Nats { connection, answered } => {
+                let message = connection.buffered_message().map_err(|error| error.to_string())?;
+                message.map(|message| nats_answer(&message, answered)).transpose()
+            }
+        }
+    }
+}
+
+/// An XADD's reply: the new entry's ID, or why there is none.
+fn xadd_answer(reply: Reply) -> Answer {
+    match reply {
+        Reply::Bulk(Some(_id)) => Ok(()),
+        Reply::Error(message) => Err(format!("XADD: {message}")),
+        other => Err(format!("XADD answered {}, not an ID", other.describe())),
+    }
+}
+
+/// JetStream's answer to the oldest outstanding publish (`answered`, counted on).
+fn nats_answer(message: &nats_wire::Message, answered: &mut u64) -> Result<Answer, String> {
+    let answer = nats_wire::publish_answer(message, *answered).map_err(|error| error.to_string())?;
+    *answered += 1;
+    Ok(answer)
+}
+
+/// The command a connection sends over and over, patched for each send.
+#[derive(Debug, Clone)]
+enum Prepared {
+    Xadd(PreparedXadd),
+    Publish(PreparedPublish),
+}
+
+impl Prepared {
+    /// The bytes of send number `sequence` on its connection, carrying `sent_at_us`.
+    fn command(&mut self, sent_at_us: u64, sequence: u64) -> &[u8] {
+        match self {
+            Self::Xadd(prepared) => prepared.command(sent_at_us),
+            Self::Publish(prepared) => prepared.command(sent_at_us, sequence),
+        }
+    }
+
+    #[cfg(test)]
+    fn size_bytes(&self) -> usize {
+        match self {
+            Self::Xadd(prepared) => prepared.size_bytes(),
+            Self::Publish(prepared) => prepared.size_bytes(),
+        }
+    }
+}
+
 /// One connection's commands: the encoded command, those outstanding (oldest first, each with
 /// where its latency starts), and the bytes of the next write.
 struct Pipeline {
-    prepared: PreparedXadd,
+    prepared: Prepared,
     outstanding: VecDeque<Instant>,
     out: Vec<u8>,
     sent: u64,
@@ -315,10 +476,10 @@ impl ConnectionTotals {
         let _ = self.latency.add(&other.latency);
     }
 
-    fn count_reply(&mut self, run: &XaddRun<'_>, index: usize, reply: Reply, latency_from: Instant) {
+    fn count_answer(&mut self, run: &XaddRun<'_>, index: usize, answer: Answer, latency_from: Instant) {
         let answered_at = Instant::now();
-        match reply {
-            Reply::Bulk(Some(_id)) => {
+        match answer {
+            Ok(()) => {
                 run.counters.add_acked(1, run.config.message_bytes as u64);
                 self.acked_messages += 1;
                 if run.timeline.in_window(answered_at) {
@@ -331,13 +492,9 @@ impl ConnectionTotals {
                     run.counters.record_interval_latency(index, latency);
                 }
             }
-            Reply::Error(message) => {
+            Err(refusal) => {
                 self.failed_messages += 1;
-                run.counters.note_error(format!("XADD: {message}"));
-            }
-            other => {
-                self.failed_messages += 1;
-                run.counters.note_error(format!("XADD answered {}, not an ID", other.describe()));
+                run.counters.note_error(refusal);
             }
         }
     }
@@ -350,6 +507,7 @@ mod tests {
 
     fn config() -> XaddConfig {
         XaddConfig {
+            wire: Wire::Resp,
             target: "127.0.0.1:6379".into(),
             stream: "bench".into(),
             producers: 4,
@@ -395,7 +553,7 @@ mod tests {
             counters: LiveCounters::new(config.producers),
         };
         let mut pipeline = Pipeline {
-            prepared: PreparedXadd::new("bench", &[7; 100]),
+            prepared: Prepared::Xadd(PreparedXadd::new("bench", &[7; 100])),
             outstanding: VecDeque::new(),
             out: Vec::new(),
             sent: 0,
@@ -425,9 +583,9 @@ mod tests {
         };
         let mut totals = ConnectionTotals::default();
         let sent = Instant::now();
-        totals.count_reply(&run, 0, Reply::Bulk(Some(b"1-0".to_vec())), sent);
-        totals.count_reply(&run, 0, Reply::Error("ERR invalid stream key".into()), sent);
-        totals.count_reply(&run, 0, Reply::Integer(3), sent);
+        totals.count_answer(&run, 0, xadd_answer(Reply::Bulk(Some(b"1-0".to_vec()))), sent);
+        totals.count_answer(&run, 0, xadd_answer(Reply::Error("ERR invalid stream key".into())), sent);
+        totals.count_answer(&run, 0, xadd_answer(Reply::Integer(3)), sent);
         assert_eq!((totals.acked_messages, totals.window_messages, totals.failed_messages), (1, 1, 2));
         assert_eq!(totals.latency.len(), 1);
         let result = run.result(vec![totals]);

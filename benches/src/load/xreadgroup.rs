@@ -15,6 +15,14 @@
 //! every entry they acknowledged (anything else is an error: lost or extra entries); alone,
 //! after the measured window (`--duration-s`) or `--messages` entries. Either way, a consumer
 //! gives up when nothing new arrives for [`CONSUME_DRAIN_TIMEOUT`] where entries are due.
+//!
+//! With [`Wire::Nats`] the group is a new durable JetStream pull consumer with explicit
+//! acknowledgements (delivering new messages for `$`, all for `0`), on the stream the
+//! producers publish to. Each consumer keeps one pull of up to `count` messages outstanding
+//! for up to `block_ms`: JetStream sends each message as soon as it is stored, and a message
+//! counts as read when it arrives. The acknowledgements of what a pull brought go out with the
+//! next pull, in one write, like the XACKs; JetStream does not answer them, so
+//! `messages_acked_total` counts those sent.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
@@ -23,18 +31,20 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::limits::{CONNECTIONS_MAX, CONSUME_DRAIN_TIMEOUT, READ_BLOCK_MS_MAX, READ_COUNT_MAX};
+use super::limits::{CONNECTIONS_MAX, CONSUME_DRAIN_TIMEOUT, PULL_EXPIRY_GRACE, READ_BLOCK_MS_MAX, READ_COUNT_MAX};
+use super::nats_wire::{self, NatsConnection};
 use super::resp_wire::{encode_command, sent_at_us, Reply, RespConnection, RespError, PAYLOAD_FIELD};
 use super::stats::{latency_histogram, print_progress, record_latency, LatencySummary, LiveCounters};
 use super::timeline::{epoch_us_now, StopAfter, Timeline};
-use super::xadd::{self, XaddConfig, XaddResult};
+use super::xadd::{self, Wire, XaddConfig, XaddResult};
 
 /// `target` while nobody knows how many entries are due yet.
 const TARGET_UNKNOWN: u64 = u64::MAX;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct XreadgroupConfig {
-    /// Address of the RESP listener.
+    pub wire: Wire,
+    /// Address of the RESP listener, or of the NATS server.
     pub target: String,
     pub stream: String,
     pub group: String,
@@ -62,6 +72,10 @@ impl XreadgroupConfig {
             (!self.stream.is_empty() && !self.group.is_empty(), "--stream and --group are not empty".to_string()),
             (self.warmup_s >= 0.0 && self.warmup_s.is_finite(), "--warmup-s is a non-negative number".to_string()),
             (self.stop_after.is_valid(), "--duration-s or --messages must be positive".to_string()),
+            (
+                self.wire == Wire::Resp || ["$", "0"].contains(&self.start_id.as_str()),
+                "--start-id with --nats is $ (new messages) or 0 (all of them)".to_string(),
+            ),
         ];
         match checks.into_iter().find(|(valid, _)| !valid) {
             Some((_, message)) => Err(message),
@@ -86,9 +100,10 @@ pub struct XreadgroupResult {
     pub payload_mb_per_s: f64,
     /// Entries read over the whole run, warm-up and drain included.
     pub messages_read_total: u64,
-    /// What the XACKs answered they acknowledged, over the whole run.
+    /// What the XACKs answered they acknowledged, over the whole run (JetStream: the
+    /// acknowledgements sent, which it does not answer).
     pub messages_acked_total: u64,
-    /// XREADGROUP calls, and those that came back empty (BLOCK timed out).
+    /// XREADGROUP calls (JetStream pulls), and those that came back empty (BLOCK timed out).
     pub reads: u64,
     pub empty_reads: u64,
     /// From each entry's send time (`ts`) to its XREADGROUP reply, for entries sent after the
@@ -103,7 +118,14 @@ pub struct XreadgroupResult {
 /// Creates the group, runs the consumers (and the producers, if any), adds up what they saw.
 pub fn run(config: &XreadgroupConfig) -> Result<XreadgroupResult, String> {
     config.validate()?;
-    create_group(config)?;
+    match config.wire {
+        Wire::Resp => create_group(config)?,
+        Wire::Nats => {
+            let mut connection = NatsConnection::connect(&config.target).map_err(|error| error.to_string())?;
+            nats_wire::create_stream(&mut connection, &config.stream)?;
+            nats_wire::create_pull_consumer(&mut connection, &config.stream, &config.group, config.start_id == "0")?;
+        }
+    }
     let run = ConsumeRun {
         config,
         timeline: Timeline::new(config.stop_after, config.warmup(), 1),
@@ -123,7 +145,11 @@ pub fn run(config: &XreadgroupConfig) -> Result<XreadgroupResult, String> {
         let consumers: Vec<_> = (0..config.consumers)
             .map(|index| {
                 let run = &run;
-                (index, scope.spawn(move || run.consumer(index)))
+                let consumer = move || match config.wire {
+                    Wire::Resp => run.consumer(index),
+                    Wire::Nats => run.nats_consumer(index),
+                };
+                (index, scope.spawn(consumer))
             })
             .collect();
         let producers = config.producers.as_ref().map(|producers| {
@@ -282,7 +308,10 @@ impl ConsumeRun<'_> {
             }
             read_ids.clear();
             match entries(read) {
-                Ok(entries) => self.count_read(index, &mut totals, entries, &mut read_ids),
+                Ok(entries) => {
+                    totals.count_read_call(entries.is_empty());
+                    self.count_read(index, &mut totals, entries, &mut read_ids);
+                }
                 Err(error) => {
                     note(&error);
                     return totals;
@@ -298,6 +327,101 @@ impl ConsumeRun<'_> {
             }
         }
         totals
+    }
+
+    /// One JetStream consumer: pull, read what the pull brings as it comes, acknowledge it with
+    /// the next pull, until the run is done or the connection breaks.
+    fn nats_consumer(&self, index: usize) -> ConsumerTotals {
+        let mut totals = ConsumerTotals::default();
+        let note = |error: &dyn std::fmt::Display| self.counters.note_error(format!("consumer {index}: {error}"));
+        let inbox = nats_wire::new_inbox();
+        let mut connection = match NatsConnection::connect(&self.config.target) {
+            Ok(mut connection) => match connection.subscribe(&inbox) {
+                Ok(_) => connection,
+                Err(error) => {
+                    note(&error);
+                    return totals;
+                }
+            },
+            Err(error) => {
+                note(&error);
+                return totals;
+            }
+        };
+        let mut read_acks: Vec<Vec<u8>> = Vec::new();
+        let mut out = Vec::new();
+        let mut last_progress = LastProgress { read_total: 0, at: Instant::now() };
+        let config = self.config;
+        while !self.done(&mut last_progress) {
+            out.clear();
+            for reply in read_acks.drain(..) {
+                nats_wire::encode_ack(&mut out, &reply);
+                totals.acked_messages += 1;
+            }
+            nats_wire::encode_pull(&mut out, &config.stream, &config.group, &inbox, config.count, config.block_ms);
+            let pulled = connection.send(&out).map_err(|error| error.to_string());
+            if let Err(error) = pulled.and_then(|()| self.pull(index, &mut connection, &mut totals, &mut read_acks)) {
+                note(&error);
+                return totals;
+            }
+        }
+        out.clear();
+        for reply in read_acks.drain(..) {
+            nats_wire::encode_ack(&mut out, &reply);
+            totals.acked_messages += 1;
+        }
+        if let Err(error) = connection.send(&out).and_then(|()| connection.flush()) {
+            note(&error);
+        }
+        totals
+    }
+
+    /// Reads the messages of the pull just sent until it ends: its batch delivered, its
+    /// request expired (status 408), or [`PULL_EXPIRY_GRACE`] past its expiry without either.
+    /// Each group of messages one socket read brought counts as read together, as one
+    /// XREADGROUP reply would.
+    fn pull(
+        &self,
+        index: usize,
+        connection: &mut NatsConnection,
+        totals: &mut ConsumerTotals,
+        read_acks: &mut Vec<Vec<u8>>,
+    ) -> Result<(), String> {
+        let expires = Instant::now() + Duration::from_millis(self.config.block_ms) + PULL_EXPIRY_GRACE;
+        let mut delivered = 0;
+        let mut ended = false;
+        while !ended {
+            let mut arrived = Vec::new();
+            let mut next = connection.next_message(Some(expires)).map_err(|error| error.to_string())?;
+            // nats-server 2.9 sometimes lets a partly delivered pull expire without its 408.
+            ended |= next.is_none();
+            while let Some(message) = next.take() {
+                match message.status() {
+                    Some((404 | 408, _)) => ended = true,
+                    Some((100, _)) => {} // an idle heartbeat
+                    Some((code, text)) => return Err(format!("a pull answered status {code} {text}")),
+                    None => {
+                        let payload_bytes = message.payload.len() as u64;
+                        let sent_at_us = message.sent_at_us();
+                        let Some(id) = message.reply else {
+                            return Err(format!(
+                                "a delivery without a reply subject to acknowledge: {}",
+                                message.subject.escape_ascii()
+                            ));
+                        };
+                        arrived.push(ReadEntry { id, sent_at_us, payload_bytes });
+                        delivered += 1;
+                        ended = delivered == self.config.count;
+                    }
+                }
+                if !ended {
+                    next = connection.buffered_message().map_err(|error| error.to_string())?;
+                }
+            }
+            self.count_read(index, totals, arrived, read_acks);
+        }
+        totals.count_read_call(delivered == 0);
+        Ok(())
     }
 
     fn read_command(&self, index: usize) -> Vec<u8> {
@@ -347,11 +471,10 @@ impl ConsumeRun<'_> {
         let read_at = Instant::now();
         let read_at_us = epoch_us_now();
         let sent_after_warmup_us = self.timeline.epoch_us(self.timeline.warmup_end);
-        totals.reads += 1;
         if entries.is_empty() {
-            totals.empty_reads += 1;
             return;
         }
+        let read = entries.len() as u64;
         let payload_bytes: u64 = entries.iter().map(|entry| entry.payload_bytes).sum();
         let in_window = self.timeline.in_window(read_at);
         for entry in entries {
@@ -362,7 +485,6 @@ impl ConsumeRun<'_> {
             }
             ids.push(entry.id);
         }
-        let read = ids.len() as u64;
         totals.read_messages += read;
         if in_window {
             totals.window_messages += read;
@@ -453,6 +575,14 @@ impl Default for ConsumerTotals {
 }
 
 impl ConsumerTotals {
+    /// One XREADGROUP answered, or one pull ended.
+    fn count_read_call(&mut self, empty: bool) {
+        self.reads += 1;
+        if empty {
+            self.empty_reads += 1;
+        }
+    }
+
     fn merge(&mut self, other: ConsumerTotals) {
         self.read_messages += other.read_messages;
         self.acked_messages += other.acked_messages;
@@ -502,6 +632,7 @@ mod tests {
 
     fn config() -> XreadgroupConfig {
         XreadgroupConfig {
+            wire: Wire::Resp,
             target: "127.0.0.1:6379".into(),
             stream: "bench".into(),
             group: "group".into(),
@@ -524,6 +655,7 @@ mod tests {
             (XreadgroupConfig { count: 0, ..config() }, "--count"),
             (XreadgroupConfig { block_ms: READ_BLOCK_MS_MAX + 1, ..config() }, "--block-ms"),
             (XreadgroupConfig { group: String::new(), ..config() }, "--group"),
+            (XreadgroupConfig { wire: Wire::Nats, start_id: "1-0".into(), ..config() }, "--start-id"),
         ];
         for (bad, flag) in cases {
             let message = bad.validate().unwrap_err();

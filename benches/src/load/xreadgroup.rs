@@ -335,14 +335,10 @@ impl ConsumeRun<'_> {
         let mut totals = ConsumerTotals::default();
         let note = |error: &dyn std::fmt::Display| self.counters.note_error(format!("consumer {index}: {error}"));
         let inbox = nats_wire::new_inbox();
-        let mut connection = match NatsConnection::connect(&self.config.target) {
-            Ok(mut connection) => match connection.subscribe(&inbox) {
-                Ok(_) => connection,
-                Err(error) => {
-                    note(&error);
-                    return totals;
-                }
-            },
+        let connected = NatsConnection::connect(&self.config.target)
+            .and_then(|mut connection| connection.subscribe(&inbox).map(|_sid| connection));
+        let mut connection = match connected {
+            Ok(connection) => connection,
             Err(error) => {
                 note(&error);
                 return totals;
@@ -354,10 +350,7 @@ impl ConsumeRun<'_> {
         let config = self.config;
         while !self.done(&mut last_progress) {
             out.clear();
-            for reply in read_acks.drain(..) {
-                nats_wire::encode_ack(&mut out, &reply);
-                totals.acked_messages += 1;
-            }
+            encode_acks(&mut out, &mut read_acks, &mut totals);
             nats_wire::encode_pull(&mut out, &config.stream, &config.group, &inbox, config.count, config.block_ms);
             let pulled = connection.send(&out).map_err(|error| error.to_string());
             if let Err(error) = pulled.and_then(|()| self.pull(index, &mut connection, &mut totals, &mut read_acks)) {
@@ -366,10 +359,7 @@ impl ConsumeRun<'_> {
             }
         }
         out.clear();
-        for reply in read_acks.drain(..) {
-            nats_wire::encode_ack(&mut out, &reply);
-            totals.acked_messages += 1;
-        }
+        encode_acks(&mut out, &mut read_acks, &mut totals);
         if let Err(error) = connection.send(&out).and_then(|()| connection.flush()) {
             note(&error);
         }
@@ -493,6 +483,15 @@ impl ConsumeRun<'_> {
         totals.last_read = totals.last_read.max(Some(read_at));
         self.read_total.fetch_add(read, Ordering::Relaxed);
         self.counters.add_acked(read, payload_bytes);
+    }
+}
+
+/// The JetStream acknowledgements of everything in `read_acks` (their reply subjects), into
+/// `out`, counted as sent.
+fn encode_acks(out: &mut Vec<u8>, read_acks: &mut Vec<Vec<u8>>, totals: &mut ConsumerTotals) {
+    for reply in read_acks.drain(..) {
+        nats_wire::encode_ack(out, &reply);
+        totals.acked_messages += 1;
     }
 }
 

@@ -1,7 +1,8 @@
 //! Story: an operator measures a broker with `sluice-bench`. A two-second acks=all produce run
 //! reports what it measured, without errors, and every message it counted as acknowledged is
-//! there to be read back by `sluice-bench consume`. A run the broker refuses (messages larger
-//! than max.message.bytes) fails loudly instead of reporting a figure.
+//! there to be read back by `sluice-bench consume`. Consumers following a run from the topic's
+//! end read exactly what was acknowledged and time it end to end. A run the broker refuses
+//! (messages larger than max.message.bytes) fails loudly instead of reporting a figure.
 //!
 //! No performance is asserted here: figures depend on the machine (see README, Benchmarks).
 
@@ -91,6 +92,67 @@ fn an_acks_all_run_reports_its_figures_and_everything_acknowledged_can_be_read_b
         acked_total,
         "every acknowledged message is in the log, and nothing else: {read:#}"
     );
+}
+
+#[test]
+fn consumers_following_a_produce_run_read_what_was_acknowledged_and_time_it_end_to_end() {
+    let broker = Broker::builder().shards(2).start();
+    let topic = unique_topic("bench-follow");
+    let scratch = tempfile::tempdir().unwrap();
+    let json = scratch.path().join("produce.json");
+    // Something already in the topic: followers start at its end and do not read it.
+    let before = sluice_bench(&[
+        "produce",
+        "--bootstrap",
+        &broker.bootstrap(),
+        "--topic",
+        &topic,
+        "--messages",
+        "64",
+        "--warmup-s",
+        "0",
+        "--quiet",
+    ]);
+    assert!(before.succeeded(), "{}", before.failure_report());
+
+    let run = sluice_bench(&[
+        "produce",
+        "--bootstrap",
+        &broker.bootstrap(),
+        "--topic",
+        &topic,
+        "--producers",
+        "2",
+        "--records-per-batch",
+        "4",
+        "--message-bytes",
+        "100",
+        "--rate",
+        "4000",
+        "--consumers",
+        "3",
+        "--warmup-s",
+        "0.5",
+        "--duration-s",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(run.succeeded(), "{}", run.failure_report());
+    assert!(run.stdout.contains("end to end (ms)"), "{}", run.stdout);
+    let report = read_json(&json);
+    let result = &report["result"];
+    let consumers = &result["consumers"];
+    assert_eq!(result["errors"], 0, "{report:#}");
+    assert_eq!(consumers["errors"], 0, "{report:#}");
+    assert_eq!(consumers["consumers"], 3, "{report:#}");
+    let acked = result["messages_acked_total"].as_u64().unwrap();
+    assert!(acked > 0, "{report:#}");
+    assert_eq!(consumers["messages_read_total"].as_u64(), Some(acked), "exactly what was acknowledged: {report:#}");
+    let end_to_end = &consumers["end_to_end_latency"];
+    assert!(end_to_end["count"].as_u64().unwrap() > 0, "{report:#}");
+    assert_eq!(end_to_end["count"].as_u64().unwrap() % 4, 0, "once per record of each batch: {report:#}");
+    assert!(end_to_end["p50_ms"].as_f64().unwrap() <= end_to_end["max_ms"].as_f64().unwrap(), "{report:#}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! sluice-bench produce --producers 4 --acks all --duration-s 10 --disk-dir /data
+//! sluice-bench produce --producers 4 --rate 10000 --consumers 2   # and end to end
 //! sluice-bench consume --topic sluice-bench
 //! sluice-bench disk --dir /data
 //! sluice-bench xadd --resp 127.0.0.1:6379 --producers 50 --pipeline 16 --duration-s 5
@@ -85,6 +86,10 @@ struct ProduceArgs {
     /// counts from the intended send time.
     #[arg(long)]
     rate: Option<f64>,
+    /// Consumers that follow the topic from its end while it is written (each batch carries
+    /// its send time): end-to-end latency and a check that they read what was acknowledged.
+    #[arg(long, default_value_t = 0)]
+    consumers: usize,
     /// Measure the disk under this directory first (see `disk`) and report the ratio.
     #[arg(long)]
     disk_dir: Option<PathBuf>,
@@ -295,6 +300,7 @@ fn produce_command(args: ProduceArgs) -> Result<(), String> {
         stop_after,
         warmup_s: args.warmup_s,
         rate_msgs_per_s: args.rate,
+        consumers: args.consumers,
         progress: !args.quiet,
     };
     config.validate()?;
@@ -315,6 +321,9 @@ fn produce_command(args: ProduceArgs) -> Result<(), String> {
     }
     if result.errors > 0 {
         return Err(format!("{} errors ({} messages not acknowledged)", result.errors, result.failed_messages));
+    }
+    if let Some(consumers) = result.consumers.as_ref().filter(|consumers| consumers.errors > 0) {
+        return Err(format!("{} errors reading", consumers.errors));
     }
     if result.messages == 0 {
         return Err("no message was acknowledged inside the measured window".into());

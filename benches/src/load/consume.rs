@@ -28,7 +28,7 @@ use super::wire::{error_name, ClientError, Connection};
 const EMPTY_FETCHES_MAX: u32 = 20;
 /// ListOffsets timestamps meaning "earliest" and "latest".
 const EARLIEST: i64 = -2;
-const LATEST: i64 = -1;
+pub(super) const LATEST: i64 = -1;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsumeConfig {
@@ -142,7 +142,7 @@ fn offsets(connection: &mut Connection, topic: &str, partitions: i32) -> Result<
         .collect())
 }
 
-fn list_offsets(
+pub(super) fn list_offsets(
     connection: &mut Connection,
     topic: &str,
     partitions: i32,
@@ -240,7 +240,7 @@ fn fetch_once(
                 code: data.error_code,
             });
         }
-        let read = walk_batches(data.records.as_deref().unwrap_or_default(), cursor.next_offset);
+        let read = walk_batches(data.records.as_deref().unwrap_or_default(), cursor.next_offset, |_, _| {});
         counters.add_acked(read.messages, read.log_bytes);
         totals.messages += read.messages;
         totals.log_bytes += read.log_bytes;
@@ -274,27 +274,31 @@ fn advance(cursor: &mut Cursor, next_offset: Option<i64>) -> Result<(), ClientEr
 
 /// What the whole batches of a fetched `records` field hold.
 #[derive(Debug, Default, PartialEq)]
-struct BatchesRead {
-    messages: u64,
-    log_bytes: u64,
+pub(super) struct BatchesRead {
+    pub messages: u64,
+    pub log_bytes: u64,
     /// The offset after the last whole batch; None if there was none.
-    next_offset: Option<i64>,
+    pub next_offset: Option<i64>,
 }
 
 /// Counts the whole batches from offset `from` on; a batch cut at the end (allowed by the
 /// protocol) is left out, and so are batches before `from` (a broker may start a response at
-/// an earlier batch, as Kafka's sendfile ranges do; consumers skip those records).
-fn walk_batches(records: &[u8], from: i64) -> BatchesRead {
+/// an earlier batch, as Kafka's sendfile ranges do; consumers skip those records). Each batch
+/// counted goes to `on_batch` with the records of it that count.
+pub(super) fn walk_batches(records: &[u8], from: i64, mut on_batch: impl FnMut(&[u8], u64)) -> BatchesRead {
     let mut read = BatchesRead::default();
     let mut rest = records;
     while let Ok((header, total_bytes)) = batch::frame(rest) {
+        let batch_bytes = rest;
         rest = &rest[total_bytes..];
         let (base, last) = (header.base_offset.get(), header.last_offset());
         if last < from {
             continue;
         }
         let records = u64::try_from(header.records_count.get()).unwrap_or(0);
-        read.messages += if base >= from { records } else { (last + 1 - from) as u64 };
+        let counted = if base >= from { records } else { (last + 1 - from) as u64 };
+        on_batch(&batch_bytes[..total_bytes], counted);
+        read.messages += counted;
         read.log_bytes += total_bytes as u64;
         read.next_offset = Some(last + 1);
     }
@@ -343,25 +347,25 @@ mod tests {
         batch::set_base_offset(&mut second, 103);
         let mut records = [first.clone(), second.clone()].concat();
         assert_eq!(
-            walk_batches(&records, 100),
+            walk_batches(&records, 100, |_, _| {}),
             BatchesRead { messages: 5, log_bytes: records.len() as u64, next_offset: Some(105) }
         );
         assert_eq!(
-            walk_batches(&records, 102),
+            walk_batches(&records, 102, |_, _| {}),
             BatchesRead { messages: 3, log_bytes: records.len() as u64, next_offset: Some(105) },
             "records before the fetch offset are not counted"
         );
         assert_eq!(
-            walk_batches(&records, 103),
+            walk_batches(&records, 103, |_, _| {}),
             BatchesRead { messages: 2, log_bytes: second.len() as u64, next_offset: Some(105) },
             "nor are batches before it"
         );
         records.truncate(first.len() + second.len() / 2);
         assert_eq!(
-            walk_batches(&records, 100),
+            walk_batches(&records, 100, |_, _| {}),
             BatchesRead { messages: 3, log_bytes: first.len() as u64, next_offset: Some(103) }
         );
-        assert_eq!(walk_batches(&[], 0), BatchesRead::default());
+        assert_eq!(walk_batches(&[], 0, |_, _| {}), BatchesRead::default());
     }
 
     #[test]

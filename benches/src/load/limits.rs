@@ -74,6 +74,9 @@ pub const FETCH_RESPONSE_BYTES_MAX: i32 = 64 << 20;
 pub const FETCH_PARTITION_BYTES_DEFAULT: i32 = 8 << 20;
 /// Fetch `max_wait_ms`: how long the broker may hold a fetch that found nothing.
 pub const FETCH_WAIT_MS: i32 = 500;
+/// Fetch `max_wait_ms` of consumers that follow a produce run: also how often an idle one
+/// checks whether the run is over.
+pub const FOLLOW_FETCH_WAIT_MS: i32 = 100;
 
 /// Error descriptions a report keeps (the count of errors is exact, the list is a sample).
 pub const ERROR_SAMPLES_MAX: usize = 8;

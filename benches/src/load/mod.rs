@@ -39,6 +39,8 @@
 pub mod admin;
 pub mod consume;
 pub mod disk;
+pub mod drain;
+pub mod follow;
 pub mod limits;
 pub mod nats_wire;
 pub mod produce;

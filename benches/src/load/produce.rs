@@ -14,6 +14,10 @@
 //! towards throughput. Latency is recorded for every request sent after the warm-up, answered
 //! in time or not. Closed loop, a request's latency starts when it is written; open loop (`rate`), it starts
 //! when the schedule said it should have been written, so waiting for a free slot counts.
+//!
+//! With `consumers`, connections that follow the topic from its end offsets read what the
+//! producers write, alongside ([`super::follow`]), and every batch carries its send time for
+//! their end-to-end latency.
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +32,7 @@ use kafka_protocol::messages::ProduceRequest;
 use serde::Serialize;
 
 use super::admin;
+use super::follow::{FollowResult, FollowerTotals, Followers};
 use super::limits::{
     CONNECTIONS_MAX, IN_FLIGHT_MAX, MESSAGE_BYTES_MAX, PARTITIONS_MAX, PREPARED_REQUEST_BYTES_MAX, PRODUCE_VERSION,
     RECORDS_PER_BATCH_MAX,
@@ -53,6 +58,8 @@ pub struct ProduceConfig {
     pub warmup_s: f64,
     /// Open loop: messages per second over all connections. None: closed loop.
     pub rate_msgs_per_s: Option<f64>,
+    /// Connections that follow the topic while it is written, for end-to-end latency (0: none).
+    pub consumers: usize,
     /// Print the progress line every second.
     pub progress: bool,
 }
@@ -78,6 +85,7 @@ impl ProduceConfig {
                 "--rate is a positive number of messages per second".to_string(),
             ),
             (self.stop_after.is_valid(), "--duration-s or --messages must be positive".to_string()),
+            (self.consumers <= CONNECTIONS_MAX, format!("--consumers is 0..={CONNECTIONS_MAX}")),
         ];
         match checks.into_iter().find(|(valid, _)| !valid) {
             Some((_, message)) => Err(message),
@@ -122,6 +130,8 @@ pub struct ProduceResult {
     pub errors: u64,
     pub failed_messages: u64,
     pub error_samples: Vec<String>,
+    /// What the consumers that followed the topic read, with `consumers`.
+    pub consumers: Option<FollowResult>,
 }
 
 /// Why a run could not start.
@@ -153,12 +163,21 @@ pub fn run(config: &ProduceConfig) -> Result<ProduceResult, ProduceError> {
     }
     let prepared = prepare_requests(config, partitions)?;
     let run = RunContext::new(config, partitions);
+    let followers = (config.consumers > 0)
+        .then(|| Followers::new(&config.bootstrap, &config.topic, partitions, config.consumers, &run.timeline))
+        .transpose()
+        .map_err(ProduceError::Setup)?;
     let (stop_progress, progress_stopped) = mpsc::channel::<()>();
-    let totals = thread::scope(|scope| {
+    let (totals, followed) = thread::scope(|scope| {
         if config.progress {
             let (counters, started, warmup) = (&run.counters, run.timeline.started, config.warmup());
             scope.spawn(move || print_progress("produce", counters, started, warmup, progress_stopped));
         }
+        let consumers: Vec<_> = followers
+            .iter()
+            .flat_map(|followers| (0..config.consumers).map(move |index| (followers, index)))
+            .map(|(followers, index)| scope.spawn(move || followers.follow(index)))
+            .collect();
         let connections: Vec<_> = (0..config.producers)
             .map(|index| {
                 let (run, prepared) = (&run, prepared.clone());
@@ -169,10 +188,25 @@ pub fn run(config: &ProduceConfig) -> Result<ProduceResult, ProduceError> {
             .into_iter()
             .map(|handle| handle.join().unwrap_or_else(|_| ConnectionTotals::panicked()))
             .collect();
+        let followed = followers.as_ref().map(|followers| {
+            followers.producers_done(run.counters.messages.load(Ordering::Relaxed));
+            let totals: Vec<FollowerTotals> = consumers
+                .into_iter()
+                .map(|handle| {
+                    handle.join().unwrap_or_else(|_| {
+                        followers.counters.note_error("a consumer thread panicked".into());
+                        FollowerTotals::default()
+                    })
+                })
+                .collect();
+            followers.result(totals)
+        });
         let _ = stop_progress.send(());
-        totals
+        (totals, followed)
     });
-    Ok(run.result(totals))
+    let mut result = run.result(totals);
+    result.consumers = followed;
+    Ok(result)
 }
 
 /// One Produce request per partition, encoded once, shared out to every connection.
@@ -189,8 +223,13 @@ fn prepare_requests(config: &ProduceConfig, partitions: i32) -> Result<Vec<Prepa
     }
     (0..partitions)
         .map(|partition| {
-            PreparedProduce::new(&config.topic, partition, config.acks, batch.clone(), PRODUCE_VERSION)
-                .map_err(ProduceError::Setup)
+            let request = PreparedProduce::new(&config.topic, partition, config.acks, batch.clone(), PRODUCE_VERSION);
+            // Followers measure end to end from the send time each batch carries.
+            let request = match config.consumers {
+                0 => request,
+                _ => request.and_then(|request| request.carrying_send_time(&batch)),
+            };
+            request.map_err(ProduceError::Setup)
         })
         .collect()
 }
@@ -254,6 +293,7 @@ impl<'a> RunContext<'a> {
             errors: self.counters.errors.load(Ordering::Relaxed),
             failed_messages: sum.failed_messages,
             error_samples: self.counters.error_samples(),
+            consumers: None,
         }
     }
 }
@@ -422,15 +462,18 @@ fn send_loop(
         }
         let correlation_id = (request_index % i32::MAX as u64) as i32;
         let request = &mut prepared[next_partition];
-        if let Some((slots, sent)) = &pipeline {
+        if let Some((slots, _)) = &pipeline {
             if !slots.acquire() {
                 break;
             }
-            let latency_from = scheduled.unwrap_or_else(Instant::now);
+        }
+        let latency_from = scheduled.unwrap_or_else(Instant::now);
+        if let Some((_, sent)) = &pipeline {
             if sent.send(Sent { correlation_id, partition: request.partition, latency_from }).is_err() {
                 break; // the receiver stopped: the connection broke
             }
         }
+        request.stamp_send_time(run.timeline.epoch_us(latency_from));
         if let Err(source) = stream.write_all(request.frame(correlation_id)) {
             run.note_error(format!(
                 "producer {index}: {}",
@@ -503,6 +546,7 @@ mod tests {
             stop_after: StopAfter::Seconds(10.0),
             warmup_s: 2.0,
             rate_msgs_per_s: None,
+            consumers: 0,
             progress: false,
         }
     }

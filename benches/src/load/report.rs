@@ -108,6 +108,27 @@ pub fn print_produce(config: &ProduceConfig, result: &ProduceResult, disk: Optio
         );
     }
     print_errors(result.errors, &result.error_samples);
+    if let Some(consumers) = &result.consumers {
+        println!(
+            "  consumers       {} following the topic: {} messages read in the window ({} in all; {} fetches, {} empty)",
+            consumers.consumers,
+            thousands(consumers.messages),
+            thousands(consumers.messages_read_total),
+            thousands(consumers.fetches),
+            thousands(consumers.empty_fetches),
+        );
+        let from = if config.rate_msgs_per_s.is_some() { "the intended send time" } else { "the write" };
+        match &consumers.end_to_end_latency {
+            Some(latency) => print_latency("end to end (ms)", latency, "messages", from),
+            None => println!("  end to end      no batch sent after the warm-up was read"),
+        }
+        if consumers.errors > 0 {
+            println!("  read errors     {}", consumers.errors);
+            for sample in &consumers.error_samples {
+                println!("                  {sample}");
+            }
+        }
+    }
     if let Some(disk) = disk {
         print_disk_lines(disk);
         if let Some(ratio) = ratio_to_disk(result, Some(disk)) {

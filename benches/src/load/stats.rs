@@ -20,8 +20,17 @@ pub fn latency_histogram() -> Histogram<u64> {
 
 /// Records `latency`, clamped into the histogram's range (a slower answer counts as the max).
 pub fn record_latency(histogram: &mut Histogram<u64>, latency: Duration) {
+    record_latency_n(histogram, latency, 1);
+}
+
+/// Records `latency` `count` times (the records of one batch), clamped like
+/// [`record_latency`].
+pub fn record_latency_n(histogram: &mut Histogram<u64>, latency: Duration, count: u64) {
     let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).clamp(1, LATENCY_US_MAX);
-    histogram.saturating_record(micros);
+    // Within the bounds, so only a count overflowing u64 could fail: it saturates instead.
+    if histogram.record_n(micros, count).is_err() {
+        histogram.saturating_record(micros);
+    }
 }
 
 /// Percentiles of a latency histogram, in milliseconds.

@@ -174,6 +174,29 @@ impl Connection {
 pub struct PreparedProduce {
     frame: Vec<u8>,
     pub partition: i32,
+    /// Where the send time goes, once [`PreparedProduce::carrying_send_time`] asked for it.
+    send_time: Option<SendTimeField>,
+}
+
+/// Where a batch in a request frame carries its send time: the 8-byte key of its first
+/// record (microseconds since the Unix epoch, big-endian), and the batch itself, whose CRC
+/// covers the key.
+#[derive(Debug, Clone)]
+struct SendTimeField {
+    batch: std::ops::Range<usize>,
+    key: std::ops::Range<usize>,
+}
+
+/// Bytes of a batch before what its CRC-32C covers (base offset, length, leader epoch, magic)
+/// and where the CRC itself sits.
+const BATCH_CRC_RANGE: std::ops::Range<usize> = 17..21;
+
+/// The send time a batch carries in its first record's key, as
+/// [`PreparedProduce::stamp_send_time`] put it there; None for a batch without one.
+pub fn batch_send_time_us(batch: &[u8]) -> Option<u64> {
+    let key = sluice_engine::record::batch::records(batch)?.next()?.key?;
+    let sent_at_us = u64::from_be_bytes(key.try_into().ok()?);
+    (sent_at_us > 0).then_some(sent_at_us)
 }
 
 impl PreparedProduce {
@@ -186,7 +209,39 @@ impl PreparedProduce {
                         .with_index(partition)
                         .with_records(Some(records))]),
             ]);
-        Ok(Self { frame: encode_request(&request, version, 0)?, partition })
+        Ok(Self { frame: encode_request(&request, version, 0)?, partition, send_time: None })
+    }
+
+    /// This request with room for a send time in its batch (the first record's 8-byte key),
+    /// for consumers to measure end-to-end latency; each [`Self::stamp_send_time`] then
+    /// rewrites the key and the batch's CRC.
+    pub fn carrying_send_time(mut self, records: &[u8]) -> Result<Self, ClientError> {
+        let no_room = |why: &str| ClientError::Encode(format!("no room for a send time in the batch: {why}"));
+        let start = self
+            .frame
+            .windows(records.len())
+            .position(|window| window == records)
+            .ok_or_else(|| no_room("the batch is not in the frame"))?;
+        let key = sluice_engine::record::batch::records(records)
+            .and_then(|mut records| records.next())
+            .and_then(|record| record.key)
+            .ok_or_else(|| no_room("its first record has no key"))?;
+        if key.len() != 8 {
+            return Err(no_room("its first record's key is not 8 bytes"));
+        }
+        let key_start = start + (key.as_ptr() as usize - records.as_ptr() as usize);
+        self.send_time = Some(SendTimeField { batch: start..start + records.len(), key: key_start..key_start + 8 });
+        Ok(self)
+    }
+
+    /// Writes `sent_at_us` into the batch and recomputes its CRC; nothing for a request made
+    /// without [`Self::carrying_send_time`].
+    pub fn stamp_send_time(&mut self, sent_at_us: u64) {
+        let Some(field) = &self.send_time else { return };
+        self.frame[field.key.clone()].copy_from_slice(&sent_at_us.to_be_bytes());
+        let batch = &mut self.frame[field.batch.clone()];
+        let crc = crc32c::crc32c(&batch[BATCH_CRC_RANGE.end..]);
+        batch[BATCH_CRC_RANGE].copy_from_slice(&crc.to_be_bytes());
     }
 
     /// The frame to send, carrying `correlation_id`.
@@ -222,6 +277,30 @@ mod tests {
     use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
     use kafka_protocol::messages::ApiKey;
     use sluice_engine::record::batch;
+
+    #[test]
+    fn a_stamped_batch_carries_its_send_time_and_stays_valid() {
+        let records = Bytes::from(record_batch_sized(3, 100, 1_000));
+        let plain = PreparedProduce::new("bench", 0, -1, records.clone(), 9).unwrap();
+        let mut stamped = plain.clone().carrying_send_time(&records).unwrap();
+        for sent_at_us in [1_700_000_000_123_456, 1] {
+            stamped.stamp_send_time(sent_at_us);
+            let mut frame = Bytes::copy_from_slice(stamped.frame(1));
+            let _ = frame.split_to(4);
+            let _ = RequestHeader::decode(&mut frame, ProduceRequest::header_version(9)).unwrap();
+            let request = ProduceRequest::decode(&mut frame, 9).unwrap();
+            let batch = request.topic_data[0].partition_data[0].records.clone().unwrap();
+            assert_eq!(batch::validate(&batch, usize::MAX).unwrap().records_count, 3, "the CRC was redone");
+            assert_eq!(batch_send_time_us(&batch), Some(sent_at_us));
+        }
+        assert_eq!(batch_send_time_us(&records), None, "an unstamped batch's first key is 0");
+        let mut unstamped = plain.clone();
+        unstamped.stamp_send_time(5);
+        assert_eq!(unstamped.frame(1), plain.clone().frame(1), "no field, nothing written");
+        let keyless = Bytes::from(batch::build::batch_of(0, 0, &[(None, Some(&b"v"[..]))]));
+        let request = PreparedProduce::new("bench", 0, -1, keyless.clone(), 9).unwrap();
+        assert!(request.carrying_send_time(&keyless).is_err());
+    }
 
     #[test]
     fn a_prepared_produce_decodes_as_the_request_it_stands_for_with_each_correlation_id() {

@@ -23,7 +23,7 @@
 //! counts as read when it arrives. The acknowledgements of what a pull brought go out with the
 //! next pull, in one write, like the XACKs; JetStream does not answer them, so
 //! `messages_acked_total` counts those sent.
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -31,15 +31,13 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::limits::{CONNECTIONS_MAX, CONSUME_DRAIN_TIMEOUT, PULL_EXPIRY_GRACE, READ_BLOCK_MS_MAX, READ_COUNT_MAX};
+use super::drain::{Drain, LastProgress, TARGET_UNKNOWN};
+use super::limits::{CONNECTIONS_MAX, PULL_EXPIRY_GRACE, READ_BLOCK_MS_MAX, READ_COUNT_MAX};
 use super::nats_wire::{self, NatsConnection};
 use super::resp_wire::{encode_command, sent_at_us, Reply, RespConnection, RespError, PAYLOAD_FIELD};
 use super::stats::{latency_histogram, print_progress, record_latency, LatencySummary, LiveCounters};
 use super::timeline::{epoch_us_now, StopAfter, Timeline};
 use super::xadd::{self, Wire, XaddConfig, XaddResult};
-
-/// `target` while nobody knows how many entries are due yet.
-const TARGET_UNKNOWN: u64 = u64::MAX;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct XreadgroupConfig {
@@ -130,8 +128,7 @@ pub fn run(config: &XreadgroupConfig) -> Result<XreadgroupResult, String> {
         config,
         timeline: Timeline::new(config.stop_after, config.warmup(), 1),
         counters: LiveCounters::new(config.consumers),
-        read_total: AtomicU64::new(0),
-        target: AtomicU64::new(match (config.producers.is_some(), config.stop_after) {
+        drain: Drain::new(match (config.producers.is_some(), config.stop_after) {
             (false, StopAfter::Messages(messages)) => messages,
             _ => TARGET_UNKNOWN,
         }),
@@ -155,7 +152,7 @@ pub fn run(config: &XreadgroupConfig) -> Result<XreadgroupResult, String> {
         let producers = config.producers.as_ref().map(|producers| {
             let result = xadd::run(producers);
             let acked = result.as_ref().map_or(0, |result| result.messages_acked_total);
-            run.target.store(acked, Ordering::Relaxed);
+            run.drain.set_target(acked);
             result
         });
         let totals: Vec<ConsumerTotals> = consumers
@@ -200,18 +197,9 @@ struct ConsumeRun<'a> {
     config: &'a XreadgroupConfig,
     timeline: Timeline,
     counters: LiveCounters,
-    /// Entries read by all consumers so far.
-    read_total: AtomicU64,
     /// Entries the consumers are to read: what the producers acknowledged once they are done,
-    /// `--messages` alone, else [`TARGET_UNKNOWN`].
-    target: AtomicU64,
-}
-
-/// How a consumer notices that entries stopped coming.
-#[derive(Debug, Clone, Copy)]
-struct LastProgress {
-    read_total: u64,
-    at: Instant,
+    /// `--messages` alone, else unknown.
+    drain: Drain,
 }
 
 impl ConsumeRun<'_> {
@@ -242,11 +230,13 @@ impl ConsumeRun<'_> {
     /// With producers, the consumers read exactly what was acknowledged; alone with
     /// `--messages`, at least that many.
     fn check_everything_read(&self, read: u64, producers: Option<&XaddResult>) {
-        let target = self.target.load(Ordering::Relaxed);
+        let target = self.drain.target();
         match producers {
-            Some(_) if read != target => self.counters.note_error(format!(
-                "the consumers read {read} entries, the producers had {target} acknowledged (lost or extra entries)"
-            )),
+            Some(_) => {
+                if let Some(mismatch) = self.drain.mismatch(read) {
+                    self.counters.note_error(mismatch);
+                }
+            }
             None if target != TARGET_UNKNOWN && read < target => {
                 self.counters.note_error(format!("only {read} of {target} entries came within the time allowed"))
             }
@@ -257,19 +247,8 @@ impl ConsumeRun<'_> {
     /// Whether consumers are done: everything due is read, the window is over (consumers
     /// alone, timed), or nothing new came for too long while entries are due.
     fn done(&self, last_progress: &mut LastProgress) -> bool {
-        let now = Instant::now();
-        let read_total = self.read_total.load(Ordering::Relaxed);
-        let target = self.target.load(Ordering::Relaxed);
-        if read_total >= target {
-            return true;
-        }
-        if self.config.producers.is_none() && self.timeline.send_until.is_some_and(|until| now >= until) {
-            return true;
-        }
-        if read_total != last_progress.read_total {
-            *last_progress = LastProgress { read_total, at: now };
-        }
-        target != TARGET_UNKNOWN && now.duration_since(last_progress.at) >= CONSUME_DRAIN_TIMEOUT
+        let window_over = self.timeline.send_until.is_some_and(|until| Instant::now() >= until);
+        (self.config.producers.is_none() && window_over) || self.drain.done(last_progress)
     }
 
     /// One consumer: read, acknowledge with the next read, until the run is done or the
@@ -287,7 +266,7 @@ impl ConsumeRun<'_> {
         let read_command = self.read_command(index);
         let mut read_ids: Vec<Vec<u8>> = Vec::new();
         let mut out = Vec::new();
-        let mut last_progress = LastProgress { read_total: 0, at: Instant::now() };
+        let mut last_progress = LastProgress::now();
         while !self.done(&mut last_progress) {
             out.clear();
             self.encode_xack(&mut out, &read_ids);
@@ -346,7 +325,7 @@ impl ConsumeRun<'_> {
         };
         let mut read_acks: Vec<Vec<u8>> = Vec::new();
         let mut out = Vec::new();
-        let mut last_progress = LastProgress { read_total: 0, at: Instant::now() };
+        let mut last_progress = LastProgress::now();
         let config = self.config;
         while !self.done(&mut last_progress) {
             out.clear();
@@ -481,7 +460,7 @@ impl ConsumeRun<'_> {
             totals.window_payload_bytes += payload_bytes;
         }
         totals.last_read = totals.last_read.max(Some(read_at));
-        self.read_total.fetch_add(read, Ordering::Relaxed);
+        self.drain.add_read(read);
         self.counters.add_acked(read, payload_bytes);
     }
 }
@@ -663,23 +642,14 @@ mod tests {
     }
 
     #[test]
-    fn consumers_stop_when_everything_due_is_read_or_nothing_comes_for_too_long() {
+    fn with_producers_the_consumers_must_read_exactly_what_was_acknowledged() {
         let config = config();
         let run = ConsumeRun {
             config: &config,
             timeline: Timeline::new(config.stop_after, Duration::ZERO, 1),
             counters: LiveCounters::new(1),
-            read_total: AtomicU64::new(5),
-            target: AtomicU64::new(TARGET_UNKNOWN),
+            drain: Drain::new(10),
         };
-        let mut last = LastProgress { read_total: 5, at: Instant::now() - CONSUME_DRAIN_TIMEOUT * 2 };
-        assert!(!run.done(&mut last), "nothing is due yet: keep reading however long it is quiet");
-        run.target.store(10, Ordering::Relaxed);
-        assert!(run.done(&mut last), "entries are due and none came for too long");
-        let mut last = LastProgress { read_total: 5, at: Instant::now() };
-        assert!(!run.done(&mut last));
-        run.read_total.store(10, Ordering::Relaxed);
-        assert!(run.done(&mut last), "everything due is read");
         run.check_everything_read(9, Some(&xadd_result(10)));
         run.check_everything_read(10, Some(&xadd_result(10)));
         assert_eq!(run.counters.error_samples().len(), 1, "{:?}", run.counters.error_samples());

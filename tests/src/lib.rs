@@ -127,48 +127,37 @@ pub fn python_available() -> bool {
     })
 }
 
-/// Whether kcat can run: required under `tests/run`, optional elsewhere.
-pub fn kcat_available() -> bool {
+/// Whether a tool `tests/run` installs can run: always under `tests/run` (SLUICE_TEST_PYTHON
+/// set: a broken install there must fail the tests, not skip them); elsewhere only if
+/// `program version_arg` succeeds.
+fn installed_tool_available(program: &str, version_arg: &str) -> bool {
     if std::env::var_os("SLUICE_TEST_PYTHON").is_some() {
         return true;
     }
-    Command::new("kcat")
-        .arg("-V")
+    Command::new(program)
+        .arg(version_arg)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .map(|status| status.success())
         .unwrap_or(false)
+}
+
+/// Whether kcat can run: required under `tests/run`, optional elsewhere.
+pub fn kcat_available() -> bool {
+    installed_tool_available("kcat", "-V")
 }
 
 /// Whether nats-server can run (the benchmark tool's JetStream side): required under
 /// `tests/run` (which installs it), optional elsewhere.
 pub fn nats_server_available() -> bool {
-    if std::env::var_os("SLUICE_TEST_PYTHON").is_some() {
-        return true;
-    }
-    Command::new("nats-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|status| status.success())
-        .unwrap_or(false)
+    installed_tool_available("nats-server", "--version")
 }
 
 /// Whether headless Chromium can run: required under `tests/run` (which installs it), optional
 /// elsewhere.
 pub fn chromium_available() -> bool {
-    if std::env::var_os("SLUICE_TEST_PYTHON").is_some() {
-        return true;
-    }
-    Command::new("chromium")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|status| status.success())
-        .unwrap_or(false)
+    installed_tool_available("chromium", "--version")
 }
 
 /// Skip the current test, loudly, when the Python clients are not installed (only possible
@@ -220,6 +209,22 @@ macro_rules! require_kcat {
             return;
         }
     };
+}
+
+/// Bound on one `sluice-bench` run in the tests (a run of a few seconds plus setup and
+/// drain, debug build).
+pub const BENCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `sluice-bench` with `args`, at most [`BENCH_TIMEOUT`].
+pub fn sluice_bench(args: &[&str]) -> Finished {
+    let mut command = Command::new(sluice_bench_bin());
+    command.args(args);
+    Running::spawn(command, None).wait(BENCH_TIMEOUT)
+}
+
+/// The JSON document a `sluice-bench --json` run wrote.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(path).expect("the --json file was written")).expect("valid JSON")
 }
 
 /// A unique, readable topic name for one test.

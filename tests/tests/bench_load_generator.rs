@@ -8,23 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
-use std::time::Duration;
-
-use sluice_tests::{sluice_bench_bin, unique_topic, Broker, Finished, Running};
-
-/// Bound on one `sluice-bench` run (a 2.5 s run plus setup and drain).
-const BENCH_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn sluice_bench(args: &[&str]) -> Finished {
-    let mut command = Command::new(sluice_bench_bin());
-    command.args(args);
-    Running::spawn(command, None).wait(BENCH_TIMEOUT)
-}
-
-fn read_json(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("the --json file was written")).expect("valid JSON")
-}
+use sluice_tests::{read_json, sluice_bench, unique_topic, Broker};
 
 #[test]
 fn an_acks_all_run_reports_its_figures_and_everything_acknowledged_can_be_read_back() {

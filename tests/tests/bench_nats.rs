@@ -10,26 +10,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sluice_tests::nats::NatsServer;
-use sluice_tests::{require_nats_server, sluice_bench_bin, unique_topic, Finished, Running, POLL_INTERVAL};
+use sluice_tests::{read_json, require_nats_server, sluice_bench, unique_topic, POLL_INTERVAL};
 
-/// Bound on one `sluice-bench` run (a 2.5 s run plus setup and drain, debug build).
-const BENCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long JetStream may take to apply acknowledgements already sent.
 const ACKS_APPLIED_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn sluice_bench(args: &[&str]) -> Finished {
-    let mut command = Command::new(sluice_bench_bin());
-    command.args(args);
-    Running::spawn(command, None).wait(BENCH_TIMEOUT)
-}
-
-fn read_json(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("the --json file was written")).expect("valid JSON")
-}
 
 /// Standard base64 (JetStream's encoding of stored headers and data), padding required.
 fn base64_decode(text: &str) -> Vec<u8> {

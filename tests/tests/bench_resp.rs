@@ -11,24 +11,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::Duration;
 
-use sluice_tests::{sluice_bench_bin, unique_topic, Broker, Finished, Running};
+use sluice_tests::{read_json, sluice_bench, unique_topic, Broker};
 
-/// Bound on one `sluice-bench` run (a 2.5 s run plus setup and drain, debug build).
-const BENCH_TIMEOUT: Duration = Duration::from_secs(60);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn sluice_bench(args: &[&str]) -> Finished {
-    let mut command = Command::new(sluice_bench_bin());
-    command.args(args);
-    Running::spawn(command, None).wait(BENCH_TIMEOUT)
-}
-
-fn read_json(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("the --json file was written")).expect("valid JSON")
-}
 
 /// A RESP connection of the test's own, independent of the tool under test.
 struct Resp {

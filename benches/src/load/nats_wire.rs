@@ -173,7 +173,8 @@ fn size(text: &[u8]) -> Result<usize, NatsError> {
     Ok(value)
 }
 
-/// A subject no other connection of this process or any other uses: `_INBOX.<pid>.<n>`.
+/// A subject no other connection of this process or any other uses:
+/// `_INBOX.sluice-bench.<pid>.<microseconds since the epoch>.<n>`.
 pub fn new_inbox() -> String {
     static INBOXES: AtomicU64 = AtomicU64::new(0);
     let epoch_us = super::timeline::epoch_us_now();

@@ -79,18 +79,20 @@ fn an_acks_all_run_reports_its_figures_and_everything_acknowledged_can_be_read_b
 }
 
 #[test]
-fn consumers_following_a_produce_run_read_what_was_acknowledged_and_time_it_end_to_end() {
+fn consumers_following_a_produce_run_over_several_topics_read_what_was_acknowledged_and_time_it() {
     let broker = Broker::builder().shards(2).start();
     let topic = unique_topic("bench-follow");
     let scratch = tempfile::tempdir().unwrap();
     let json = scratch.path().join("produce.json");
-    // Something already in the topic: followers start at its end and do not read it.
+    // Something already in the topics: followers start at their end and do not read it.
     let before = sluice_bench(&[
         "produce",
         "--bootstrap",
         &broker.bootstrap(),
         "--topic",
         &topic,
+        "--topics",
+        "3",
         "--messages",
         "64",
         "--warmup-s",
@@ -105,6 +107,8 @@ fn consumers_following_a_produce_run_read_what_was_acknowledged_and_time_it_end_
         &broker.bootstrap(),
         "--topic",
         &topic,
+        "--topics",
+        "3",
         "--producers",
         "2",
         "--records-per-batch",
@@ -130,6 +134,7 @@ fn consumers_following_a_produce_run_read_what_was_acknowledged_and_time_it_end_
     assert_eq!(result["errors"], 0, "{report:#}");
     assert_eq!(consumers["errors"], 0, "{report:#}");
     assert_eq!(consumers["consumers"], 3, "{report:#}");
+    assert_eq!(result["partitions"], 6, "3 topics of 2 partitions: {report:#}");
     let acked = result["messages_acked_total"].as_u64().unwrap();
     assert!(acked > 0, "{report:#}");
     assert_eq!(consumers["messages_read_total"].as_u64(), Some(acked), "exactly what was acknowledged: {report:#}");
@@ -137,6 +142,24 @@ fn consumers_following_a_produce_run_read_what_was_acknowledged_and_time_it_end_
     assert!(end_to_end["count"].as_u64().unwrap() > 0, "{report:#}");
     assert_eq!(end_to_end["count"].as_u64().unwrap() % 4, 0, "once per record of each batch: {report:#}");
     assert!(end_to_end["p50_ms"].as_f64().unwrap() <= end_to_end["max_ms"].as_f64().unwrap(), "{report:#}");
+
+    // Each topic was written: the last one (which the 64 before did not reach) holds a share.
+    let last_json = scratch.path().join("consume.json");
+    let last_topic = format!("{topic}-2");
+    let consumed = sluice_bench(&[
+        "consume",
+        "--bootstrap",
+        &broker.bootstrap(),
+        "--topic",
+        &last_topic,
+        "--no-loopback",
+        "--quiet",
+        "--json",
+        last_json.to_str().unwrap(),
+    ]);
+    assert!(consumed.succeeded(), "{}", consumed.failure_report());
+    let read = read_json(&last_json)["result"]["messages"].as_u64().unwrap();
+    assert!(read > 0 && read < acked, "topic {last_topic} holds {read} of {acked} acknowledged");
 }
 
 #[test]

@@ -57,6 +57,11 @@ struct ProduceArgs {
     /// Created if missing (an existing topic is used with the partitions it has).
     #[arg(long, default_value = "sluice-bench")]
     topic: String,
+    /// Topics to write: with more than 1, `<topic>-0` ... `<topic>-<N-1>`, each created with
+    /// --partitions partitions; requests go round all their partitions.
+    #[arg(long, default_value_t = 1)]
+    topics: usize,
+    /// Partitions of each topic created.
     #[arg(long, default_value_t = 2)]
     partitions: i32,
     /// Connections, each with its own sender and receiver thread.
@@ -291,6 +296,7 @@ fn produce_command(args: ProduceArgs) -> Result<(), String> {
     let config = ProduceConfig {
         bootstrap: args.bootstrap,
         topic: args.topic,
+        topics: args.topics,
         partitions: args.partitions,
         producers: args.producers,
         message_bytes: args.message_bytes,

@@ -1,8 +1,8 @@
 //! Consumers that follow a topic while a produce run writes it (`produce --consumers N`): the
 //! Kafka side's end-to-end latency.
 //!
-//! Before the producers start, the run takes every partition's end offset; then `consumers`
-//! connections, sharing the partitions, fetch from there with long polling (a Fetch waits up
+//! Before the producers start, the run takes the end offset of every partition it writes (of
+//! every topic); then `consumers` connections, sharing the partitions, fetch from there with long polling (a Fetch waits up
 //! to [`FOLLOW_FETCH_WAIT_MS`] for data). Every batch a producer sends carries its send time
 //! in its first record's key ([`PreparedProduce::stamp_send_time`]: microseconds, the write in
 //! closed loop, the intended send in open loop); a consumer compares it with its own clock
@@ -23,6 +23,7 @@ use super::admin::topic_name;
 use super::consume::{list_offsets, walk_batches, LATEST};
 use super::drain::{Drain, LastProgress, TARGET_UNKNOWN};
 use super::limits::{FETCH_PARTITION_BYTES_DEFAULT, FETCH_RESPONSE_BYTES_MAX, FETCH_VERSION, FOLLOW_FETCH_WAIT_MS};
+use super::produce::Target;
 use super::stats::{latency_histogram, record_latency_n, LatencySummary, LiveCounters};
 use super::timeline::{epoch_us_now, Timeline};
 use super::wire::{batch_send_time_us, error_name, ClientError, Connection};
@@ -47,8 +48,9 @@ pub struct FollowResult {
 }
 
 /// Where one partition is read from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Cursor {
+    topic: String,
     partition: i32,
     next_offset: i64,
 }
@@ -56,7 +58,6 @@ struct Cursor {
 /// What every following consumer of one run shares.
 pub struct Followers<'a> {
     bootstrap: &'a str,
-    topic: &'a str,
     consumers: usize,
     timeline: &'a Timeline,
     start: Vec<Cursor>,
@@ -89,21 +90,30 @@ impl Default for FollowerTotals {
 }
 
 impl<'a> Followers<'a> {
-    /// Takes every partition's end offset: the consumers read what is written from now on.
+    /// Takes the end offset of every partition in `targets`: the consumers read what is
+    /// written from now on.
     pub fn new(
         bootstrap: &'a str,
-        topic: &'a str,
-        partitions: i32,
+        targets: &[Target],
         consumers: usize,
         timeline: &'a Timeline,
     ) -> Result<Self, ClientError> {
         let mut connection = Connection::connect(bootstrap)?;
-        let ends = list_offsets(&mut connection, topic, partitions, LATEST)?;
-        let start =
-            ends.into_iter().zip(0..).map(|(next_offset, partition)| Cursor { partition, next_offset }).collect();
+        let mut start = Vec::with_capacity(targets.len());
+        for target in targets {
+            if start.iter().any(|cursor: &Cursor| cursor.topic == target.topic) {
+                continue;
+            }
+            let partitions = targets.iter().filter(|other| other.topic == target.topic).count() as i32;
+            let ends = list_offsets(&mut connection, &target.topic, partitions, LATEST)?;
+            start.extend(ends.into_iter().zip(0..).map(|(next_offset, partition)| Cursor {
+                topic: target.topic.clone(),
+                partition,
+                next_offset,
+            }));
+        }
         Ok(Self {
             bootstrap,
-            topic,
             consumers,
             timeline,
             start,
@@ -122,7 +132,7 @@ impl<'a> Followers<'a> {
     pub fn follow(&self, index: usize) -> FollowerTotals {
         let mut totals = FollowerTotals::default();
         let note = |error: &dyn std::fmt::Display| self.counters.note_error(format!("consumer {index}: {error}"));
-        let mut cursors: Vec<Cursor> = self.start.iter().skip(index).step_by(self.consumers).copied().collect();
+        let mut cursors: Vec<Cursor> = self.start.iter().skip(index).step_by(self.consumers).cloned().collect();
         if cursors.is_empty() {
             return totals; // more consumers than partitions
         }
@@ -150,20 +160,23 @@ impl<'a> Followers<'a> {
         cursors: &mut [Cursor],
         totals: &mut FollowerTotals,
     ) -> Result<(), ClientError> {
-        let partitions = cursors
-            .iter()
-            .map(|cursor| {
-                FetchPartition::default()
-                    .with_partition(cursor.partition)
-                    .with_fetch_offset(cursor.next_offset)
-                    .with_partition_max_bytes(FETCH_PARTITION_BYTES_DEFAULT)
-            })
-            .collect();
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for cursor in cursors.iter() {
+            let partition = FetchPartition::default()
+                .with_partition(cursor.partition)
+                .with_fetch_offset(cursor.next_offset)
+                .with_partition_max_bytes(FETCH_PARTITION_BYTES_DEFAULT);
+            match topics.iter_mut().find(|topic| topic.topic.0.as_str() == cursor.topic) {
+                Some(topic) => topic.partitions.push(partition),
+                None => topics
+                    .push(FetchTopic::default().with_topic(topic_name(&cursor.topic)).with_partitions(vec![partition])),
+            }
+        }
         let request = FetchRequest::default()
             .with_max_wait_ms(FOLLOW_FETCH_WAIT_MS)
             .with_min_bytes(1)
             .with_max_bytes(FETCH_RESPONSE_BYTES_MAX)
-            .with_topics(vec![FetchTopic::default().with_topic(topic_name(self.topic)).with_partitions(partitions)]);
+            .with_topics(topics);
         let response = connection.call(&request, FETCH_VERSION)?;
         let read_at = Instant::now();
         let read_at_us = epoch_us_now();
@@ -172,13 +185,18 @@ impl<'a> Followers<'a> {
             return Err(ClientError::Broker { doing: "fetch".into(), code: response.error_code });
         }
         let mut read = 0;
-        for data in response.responses.iter().flat_map(|topic| &topic.partitions) {
-            let Some(cursor) = cursors.iter_mut().find(|cursor| cursor.partition == data.partition_index) else {
+        let responses =
+            response.responses.iter().flat_map(|topic| topic.partitions.iter().map(move |data| (topic, data)));
+        for (topic, data) in responses {
+            let Some(cursor) = cursors
+                .iter_mut()
+                .find(|cursor| cursor.partition == data.partition_index && cursor.topic == topic.topic.0.as_str())
+            else {
                 continue;
             };
             if data.error_code != 0 {
                 return Err(ClientError::Broker {
-                    doing: format!("fetch of partition {}: {}", cursor.partition, error_name(data.error_code)),
+                    doing: format!("fetch of {}/{}: {}", cursor.topic, cursor.partition, error_name(data.error_code)),
                     code: data.error_code,
                 });
             }

@@ -35,6 +35,8 @@ pub const MESSAGE_BYTES_MAX: usize = 16 << 20;
 pub const PREPARED_REQUEST_BYTES_MAX: usize = 1 << 30;
 /// Partitions of the benchmark topic.
 pub const PARTITIONS_MAX: i32 = 10_000;
+/// Topics one produce run may write.
+pub const TOPICS_MAX: usize = 1_000;
 
 /// Highest latency the histograms hold; a slower answer is recorded as this.
 pub const LATENCY_US_MAX: u64 = 120_000_000;

@@ -6,8 +6,9 @@
 //! receiver gives back when the answer arrives: so never more than `in_flight` requests are
 //! outstanding, and every answer is matched by correlation id to the request it answers.
 //!
-//! Each request carries one batch of `records_per_batch` records for one partition; a
-//! connection cycles through the partitions, starting at its own index so connections spread.
+//! Each request carries one batch of `records_per_batch` records for one partition of one
+//! topic (with `topics` above 1, `<topic>-0`, `<topic>-1`, ...); a connection cycles through
+//! every partition of every topic, starting at its own index so connections spread.
 //!
 //! Timeline ([`super::timeline`]): everything acknowledged after `warmup` counts; in a timed
 //! run sending stops at `warmup + duration` and only answers that arrive before then count
@@ -35,7 +36,7 @@ use super::admin;
 use super::follow::{FollowResult, FollowerTotals, Followers};
 use super::limits::{
     CONNECTIONS_MAX, IN_FLIGHT_MAX, MESSAGE_BYTES_MAX, PARTITIONS_MAX, PREPARED_REQUEST_BYTES_MAX, PRODUCE_VERSION,
-    RECORDS_PER_BATCH_MAX,
+    RECORDS_PER_BATCH_MAX, TOPICS_MAX,
 };
 use super::stats::{latency_histogram, print_progress, record_latency, LatencySummary, LiveCounters};
 pub use super::timeline::StopAfter;
@@ -46,7 +47,10 @@ use crate::{now_ms, record_batch_sized};
 #[derive(Debug, Clone, Serialize)]
 pub struct ProduceConfig {
     pub bootstrap: String,
+    /// The topic, or with `topics` above 1 the prefix of `<topic>-0` ... `<topic>-<topics - 1>`.
     pub topic: String,
+    pub topics: usize,
+    /// Partitions of each topic created.
     pub partitions: i32,
     pub producers: usize,
     pub message_bytes: usize,
@@ -72,6 +76,7 @@ impl ProduceConfig {
                 self.partitions >= 1 && self.partitions <= PARTITIONS_MAX,
                 format!("--partitions is 1..={PARTITIONS_MAX}"),
             ),
+            ((1..=TOPICS_MAX).contains(&self.topics), format!("--topics is 1..={TOPICS_MAX}")),
             (self.message_bytes <= MESSAGE_BYTES_MAX, format!("--message-bytes is at most {MESSAGE_BYTES_MAX}")),
             (
                 (1..=RECORDS_PER_BATCH_MAX).contains(&self.records_per_batch),
@@ -97,6 +102,14 @@ impl ProduceConfig {
         Duration::from_secs_f64(self.warmup_s)
     }
 
+    /// The topics the run writes.
+    pub fn topic_names(&self) -> Vec<String> {
+        match self.topics {
+            1 => vec![self.topic.clone()],
+            topics => (0..topics).map(|index| format!("{}-{index}", self.topic)).collect(),
+        }
+    }
+
     /// Time between two requests of one connection in open loop.
     fn request_interval(&self) -> Option<Duration> {
         self.rate_msgs_per_s
@@ -107,7 +120,7 @@ impl ProduceConfig {
 /// What a produce run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProduceResult {
-    /// Partitions the topic really has (it may have existed with another count).
+    /// Partitions written, over all topics (a topic may have existed with another count).
     pub partitions: i32,
     /// Length of the measured window, in seconds.
     pub measured_s: f64,
@@ -157,14 +170,18 @@ impl std::error::Error for ProduceError {}
 pub fn run(config: &ProduceConfig) -> Result<ProduceResult, ProduceError> {
     config.validate().map_err(ProduceError::Config)?;
     let mut setup = wire::Connection::connect(&config.bootstrap).map_err(ProduceError::Setup)?;
-    let partitions = admin::ensure_topic(&mut setup, &config.topic, config.partitions).map_err(ProduceError::Setup)?;
-    if partitions != config.partitions {
-        eprintln!("note: topic {} already exists with {partitions} partitions; using them all", config.topic);
+    let mut targets = Vec::new();
+    for topic in config.topic_names() {
+        let partitions = admin::ensure_topic(&mut setup, &topic, config.partitions).map_err(ProduceError::Setup)?;
+        if partitions != config.partitions {
+            eprintln!("note: topic {topic} already exists with {partitions} partitions; using them all");
+        }
+        targets.extend((0..partitions).map(|partition| Target { topic: topic.clone(), partition }));
     }
-    let prepared = prepare_requests(config, partitions)?;
-    let run = RunContext::new(config, partitions);
+    let prepared = prepare_requests(config, &targets)?;
+    let run = RunContext::new(config, targets);
     let followers = (config.consumers > 0)
-        .then(|| Followers::new(&config.bootstrap, &config.topic, partitions, config.consumers, &run.timeline))
+        .then(|| Followers::new(&config.bootstrap, &run.targets, config.consumers, &run.timeline))
         .transpose()
         .map_err(ProduceError::Setup)?;
     let (stop_progress, progress_stopped) = mpsc::channel::<()>();
@@ -209,21 +226,31 @@ pub fn run(config: &ProduceConfig) -> Result<ProduceResult, ProduceError> {
     Ok(result)
 }
 
-/// One Produce request per partition, encoded once, shared out to every connection.
-fn prepare_requests(config: &ProduceConfig, partitions: i32) -> Result<Vec<PreparedProduce>, ProduceError> {
+/// A partition of a topic the run writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub topic: String,
+    pub partition: i32,
+}
+
+/// One Produce request per partition of every topic, encoded once, shared out to every
+/// connection; in the order of `targets`.
+fn prepare_requests(config: &ProduceConfig, targets: &[Target]) -> Result<Vec<PreparedProduce>, ProduceError> {
     let batch = Bytes::from(record_batch_sized(config.records_per_batch, config.message_bytes, now_ms()));
-    let total_bytes = batch.len().saturating_mul(partitions as usize).saturating_mul(config.producers);
+    let total_bytes = batch.len().saturating_mul(targets.len()).saturating_mul(config.producers);
     if total_bytes > PREPARED_REQUEST_BYTES_MAX {
         return Err(ProduceError::Config(format!(
-            "{} producers x {partitions} partitions x {} byte batches exceed the {PREPARED_REQUEST_BYTES_MAX} bytes \
+            "{} producers x {} partitions x {} byte batches exceed the {PREPARED_REQUEST_BYTES_MAX} bytes \
              of pre-encoded requests allowed; use fewer or smaller",
             config.producers,
+            targets.len(),
             batch.len()
         )));
     }
-    (0..partitions)
-        .map(|partition| {
-            let request = PreparedProduce::new(&config.topic, partition, config.acks, batch.clone(), PRODUCE_VERSION);
+    targets
+        .iter()
+        .map(|Target { topic, partition }| {
+            let request = PreparedProduce::new(topic, *partition, config.acks, batch.clone(), PRODUCE_VERSION);
             // Followers measure end to end from the send time each batch carries.
             let request = match config.consumers {
                 0 => request,
@@ -237,7 +264,8 @@ fn prepare_requests(config: &ProduceConfig, partitions: i32) -> Result<Vec<Prepa
 /// What every connection of one run shares.
 struct RunContext<'a> {
     config: &'a ProduceConfig,
-    partitions: i32,
+    /// Every partition written, in the order of the prepared requests.
+    targets: Vec<Target>,
     timeline: Timeline,
     /// Record values and whole batch of one request, in bytes.
     payload_bytes_per_request: u64,
@@ -246,12 +274,12 @@ struct RunContext<'a> {
 }
 
 impl<'a> RunContext<'a> {
-    fn new(config: &'a ProduceConfig, partitions: i32) -> Self {
-        assert!(partitions >= 1, "a topic has partitions");
+    fn new(config: &'a ProduceConfig, targets: Vec<Target>) -> Self {
+        assert!(!targets.is_empty(), "a topic has partitions");
         let batch_bytes = record_batch_sized(config.records_per_batch, config.message_bytes, 0).len();
         Self {
             config,
-            partitions,
+            targets,
             timeline: Timeline::new(config.stop_after, config.warmup(), config.records_per_batch as u64),
             payload_bytes_per_request: (config.records_per_batch * config.message_bytes) as u64,
             log_bytes_per_request: batch_bytes as u64,
@@ -281,7 +309,7 @@ impl<'a> RunContext<'a> {
         let measured_s = self.timeline.measured_s(sum.last_ack);
         let per_s = |value: u64| if measured_s > 0.0 { value as f64 / measured_s } else { 0.0 };
         ProduceResult {
-            partitions: self.partitions,
+            partitions: self.targets.len() as i32,
             measured_s,
             messages: sum.window_messages,
             msgs_per_s: per_s(sum.window_messages),
@@ -357,7 +385,8 @@ impl ConnectionTotals {
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     correlation_id: i32,
-    partition: i32,
+    /// Which of the run's targets it wrote to.
+    target: usize,
     /// Where its latency starts: the write (closed loop) or the schedule (open loop).
     latency_from: Instant,
 }
@@ -469,7 +498,7 @@ fn send_loop(
         }
         let latency_from = scheduled.unwrap_or_else(Instant::now);
         if let Some((_, sent)) = &pipeline {
-            if sent.send(Sent { correlation_id, partition: request.partition, latency_from }).is_err() {
+            if sent.send(Sent { correlation_id, target: next_partition, latency_from }).is_err() {
                 break; // the receiver stopped: the connection broke
             }
         }
@@ -500,9 +529,10 @@ fn receive_loop(
 ) -> ConnectionTotals {
     let mut totals = ConnectionTotals::default();
     while let Ok(sent) = sent_requests.recv() {
+        let target = &run.targets[sent.target];
         let error_code = read_frame(&mut stream)
             .and_then(|frame| decode_response::<ProduceRequest>(frame, PRODUCE_VERSION, sent.correlation_id))
-            .and_then(|response| produce_error_code(&response, &run.config.topic, sent.partition));
+            .and_then(|response| produce_error_code(&response, &target.topic, target.partition));
         let acked_at = Instant::now();
         slots.release();
         match error_code {
@@ -516,7 +546,7 @@ fn receive_loop(
             }
             Ok(code) => {
                 totals.failed_messages += run.config.records_per_batch as u64;
-                run.note_error(format!("partition {}: {}", sent.partition, error_name(code)));
+                run.note_error(format!("{}/{}: {}", target.topic, target.partition, error_name(code)));
             }
             Err(error) => {
                 run.note_error(format!("producer {index}: {error}"));
@@ -537,6 +567,7 @@ mod tests {
         ProduceConfig {
             bootstrap: "127.0.0.1:9092".into(),
             topic: "bench".into(),
+            topics: 1,
             partitions: 2,
             producers: 4,
             message_bytes: 1024,
@@ -568,6 +599,8 @@ mod tests {
             (ProduceConfig { producers: 0, ..config() }, "--producers"),
             (ProduceConfig { rate_msgs_per_s: Some(0.0), ..config() }, "--rate"),
             (ProduceConfig { stop_after: StopAfter::Messages(0), ..config() }, "--messages"),
+            (ProduceConfig { topics: 0, ..config() }, "--topics"),
+            (ProduceConfig { consumers: CONNECTIONS_MAX + 1, ..config() }, "--consumers"),
         ];
         for (bad, flag) in cases {
             let message = bad.validate().unwrap_err();
@@ -576,9 +609,15 @@ mod tests {
     }
 
     #[test]
+    fn several_topics_are_named_from_the_prefix_and_one_is_the_topic_itself() {
+        assert_eq!(config().topic_names(), ["bench"]);
+        assert_eq!(ProduceConfig { topics: 3, ..config() }.topic_names(), ["bench-0", "bench-1", "bench-2"]);
+    }
+
+    #[test]
     fn a_run_bounded_by_messages_hands_out_whole_batches() {
         let bounded = ProduceConfig { stop_after: StopAfter::Messages(33), ..config() };
-        let run = RunContext::new(&bounded, 2);
+        let run = RunContext::new(&bounded, vec![Target { topic: "bench".into(), partition: 0 }]);
         let granted = (0..10).filter(|_| run.may_send(Instant::now())).count();
         assert_eq!(granted, 3, "33 messages in 16-record batches are 3 requests");
     }

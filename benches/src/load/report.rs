@@ -72,9 +72,12 @@ fn acks_name(acks: i16) -> String {
 pub fn print_produce(config: &ProduceConfig, result: &ProduceResult, disk: Option<&DiskReport>) {
     let mode = open_or_closed_loop(config.rate_msgs_per_s);
     println!(
-        "sluice-bench produce: topic {}, {} partitions, {} producers, {} records of {} B per request, acks={}, \
+        "sluice-bench produce: {}, {} partitions, {} producers, {} records of {} B per request, acks={}, \
          in-flight {}, {mode}",
-        config.topic,
+        match config.topics {
+            1 => format!("topic {}", config.topic),
+            topics => format!("{topics} topics {}-0 ... {}-{}", config.topic, config.topic, topics - 1),
+        },
         result.partitions,
         config.producers,
         config.records_per_batch,
@@ -110,7 +113,7 @@ pub fn print_produce(config: &ProduceConfig, result: &ProduceResult, disk: Optio
     print_errors(result.errors, &result.error_samples);
     if let Some(consumers) = &result.consumers {
         println!(
-            "  consumers       {} following the topic: {} messages read in the window ({} in all; {} fetches, {} empty)",
+            "  consumers       {} following: {} messages read in the window ({} in all; {} fetches, {} empty)",
             consumers.consumers,
             thousands(consumers.messages),
             thousands(consumers.messages_read_total),

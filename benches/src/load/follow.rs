@@ -90,8 +90,8 @@ impl Default for FollowerTotals {
 }
 
 impl<'a> Followers<'a> {
-    /// Takes the end offset of every partition in `targets`: the consumers read what is
-    /// written from now on.
+    /// Takes the end offset of every partition in `targets` (grouped by topic, partitions in
+    /// order, as a produce run lists them): the consumers read what is written from now on.
     pub fn new(
         bootstrap: &'a str,
         targets: &[Target],
@@ -100,14 +100,11 @@ impl<'a> Followers<'a> {
     ) -> Result<Self, ClientError> {
         let mut connection = Connection::connect(bootstrap)?;
         let mut start = Vec::with_capacity(targets.len());
-        for target in targets {
-            if start.iter().any(|cursor: &Cursor| cursor.topic == target.topic) {
-                continue;
-            }
-            let partitions = targets.iter().filter(|other| other.topic == target.topic).count() as i32;
-            let ends = list_offsets(&mut connection, &target.topic, partitions, LATEST)?;
+        for topic in targets.chunk_by(|one, next| one.topic == next.topic) {
+            let name = &topic[0].topic;
+            let ends = list_offsets(&mut connection, name, topic.len() as i32, LATEST)?;
             start.extend(ends.into_iter().zip(0..).map(|(next_offset, partition)| Cursor {
-                topic: target.topic.clone(),
+                topic: name.clone(),
                 partition,
                 next_offset,
             }));
@@ -160,18 +157,22 @@ impl<'a> Followers<'a> {
         cursors: &mut [Cursor],
         totals: &mut FollowerTotals,
     ) -> Result<(), ClientError> {
-        let mut topics: Vec<FetchTopic> = Vec::new();
-        for cursor in cursors.iter() {
-            let partition = FetchPartition::default()
-                .with_partition(cursor.partition)
-                .with_fetch_offset(cursor.next_offset)
-                .with_partition_max_bytes(FETCH_PARTITION_BYTES_DEFAULT);
-            match topics.iter_mut().find(|topic| topic.topic.0.as_str() == cursor.topic) {
-                Some(topic) => topic.partitions.push(partition),
-                None => topics
-                    .push(FetchTopic::default().with_topic(topic_name(&cursor.topic)).with_partitions(vec![partition])),
-            }
-        }
+        // A consumer's share keeps the targets' order: grouped by topic.
+        let topics = cursors
+            .chunk_by(|one, next| one.topic == next.topic)
+            .map(|topic| {
+                let partitions = topic
+                    .iter()
+                    .map(|cursor| {
+                        FetchPartition::default()
+                            .with_partition(cursor.partition)
+                            .with_fetch_offset(cursor.next_offset)
+                            .with_partition_max_bytes(FETCH_PARTITION_BYTES_DEFAULT)
+                    })
+                    .collect();
+                FetchTopic::default().with_topic(topic_name(&topic[0].topic)).with_partitions(partitions)
+            })
+            .collect();
         let request = FetchRequest::default()
             .with_max_wait_ms(FOLLOW_FETCH_WAIT_MS)
             .with_min_bytes(1)

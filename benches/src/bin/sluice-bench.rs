@@ -216,6 +216,9 @@ struct ConsumeArgs {
     bootstrap: String,
     #[arg(long, default_value = "sluice-bench")]
     topic: String,
+    /// Topics to read, named as `produce --topics` names them (`<topic>-0` ... for more than 1).
+    #[arg(long, default_value_t = 1)]
+    topics: usize,
     /// Connections; partitions are dealt out among them.
     #[arg(long, default_value_t = 1)]
     consumers: usize,
@@ -341,6 +344,7 @@ fn consume_command(args: ConsumeArgs) -> Result<(), String> {
     let config = ConsumeConfig {
         bootstrap: args.bootstrap,
         topic: args.topic,
+        topics: args.topics,
         consumers: args.consumers,
         fetch_partition_bytes: args.fetch_partition_bytes,
         duration_s_max: args.duration_s,

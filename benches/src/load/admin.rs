@@ -67,6 +67,15 @@ fn partitions_with_leaders(connection: &mut Connection, topic: &str) -> Result<O
     Ok(ready.then_some(found.partitions.len() as i32))
 }
 
+/// The topics a run of `topics` topics uses: `topic` itself for one, else `<topic>-0` ...
+/// `<topic>-<topics - 1>`.
+pub fn topic_names(topic: &str, topics: usize) -> Vec<String> {
+    match topics {
+        1 => vec![topic.to_string()],
+        topics => (0..topics).map(|index| format!("{topic}-{index}")).collect(),
+    }
+}
+
 pub fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }

@@ -1,5 +1,6 @@
-//! The consume run: read a topic from its earliest offsets up to the end offsets it had when
-//! the run started (catch-up reading), with `consumers` connections sharing the partitions,
+//! The consume run: read a topic (or `topics` of them, named as `produce --topics` names them)
+//! from its earliest offsets up to the end offsets it had when the run started (catch-up
+//! reading), with `consumers` connections sharing the partitions,
 //! one Fetch at a time each. Then the loopback TCP bandwidth of this machine, the ceiling a
 //! broker serving from memory is compared with.
 use std::io::{Read, Write};
@@ -10,15 +11,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest};
 use serde::Serialize;
 use sluice_engine::record::batch;
 
-use super::admin::{self, topic_name};
+use super::admin::{self, topic_name, topic_names};
 use super::limits::{
     CONNECTIONS_MAX, FETCH_RESPONSE_BYTES_MAX, FETCH_VERSION, FETCH_WAIT_MS, LIST_OFFSETS_VERSION,
-    LOOPBACK_CHUNK_BYTES, LOOPBACK_MEASURE_TIME,
+    LOOPBACK_CHUNK_BYTES, LOOPBACK_MEASURE_TIME, TOPICS_MAX,
 };
 use super::stats::{print_progress, LiveCounters};
 use super::wire::{error_name, ClientError, Connection};
@@ -34,6 +36,8 @@ pub(super) const LATEST: i64 = -1;
 pub struct ConsumeConfig {
     pub bootstrap: String,
     pub topic: String,
+    /// Topics to read: with more than 1, `<topic>-0` ... `<topic>-<topics - 1>`.
+    pub topics: usize,
     pub consumers: usize,
     pub fetch_partition_bytes: i32,
     /// Stop reading after this many seconds even if the end is not reached.
@@ -60,8 +64,9 @@ pub struct ConsumeResult {
 }
 
 /// Where one partition is read from and up to.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Cursor {
+    topic: String,
     partition: i32,
     next_offset: i64,
     end_offset: i64,
@@ -86,9 +91,16 @@ pub fn run(config: &ConsumeConfig) -> Result<ConsumeResult, ClientError> {
     if !(1..=CONNECTIONS_MAX).contains(&config.consumers) {
         return Err(ClientError::Encode(format!("--consumers is 1..={CONNECTIONS_MAX}")));
     }
+    if !(1..=TOPICS_MAX).contains(&config.topics) {
+        return Err(ClientError::Encode(format!("--topics is 1..={TOPICS_MAX}")));
+    }
     let mut setup = Connection::connect(&config.bootstrap)?;
-    let partitions = admin::wait_for_leaders(&mut setup, &config.topic)?;
-    let cursors = offsets(&mut setup, &config.topic, partitions)?;
+    let mut cursors = Vec::new();
+    for topic in topic_names(&config.topic, config.topics) {
+        let partitions = admin::wait_for_leaders(&mut setup, &topic)?;
+        cursors.extend(offsets(&mut setup, &topic, partitions)?);
+    }
+    let partitions = cursors.len() as i32;
     let counters = LiveCounters::new(0);
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(config.duration_s_max.max(0.0));
@@ -100,7 +112,7 @@ pub fn run(config: &ConsumeConfig) -> Result<ConsumeResult, ClientError> {
         }
         let consumers: Vec<_> = (0..config.consumers)
             .map(|index| {
-                let share: Vec<Cursor> = cursors.iter().skip(index).step_by(config.consumers).copied().collect();
+                let share: Vec<Cursor> = cursors.iter().skip(index).step_by(config.consumers).cloned().collect();
                 let counters = &counters;
                 scope.spawn(move || consume_share(config, share, deadline, counters))
             })
@@ -134,6 +146,7 @@ fn offsets(connection: &mut Connection, topic: &str, partitions: i32) -> Result<
     let latest = list_offsets(connection, topic, partitions, LATEST)?;
     Ok((0..partitions)
         .map(|partition| Cursor {
+            topic: topic.to_string(),
             partition,
             next_offset: earliest[partition as usize],
             end_offset: latest[partition as usize],
@@ -211,32 +224,25 @@ fn fetch_once(
     totals: &mut ConsumerTotals,
     counters: &LiveCounters,
 ) -> Result<(), ClientError> {
-    let partitions: Vec<FetchPartition> = cursors
-        .iter()
-        .filter(|cursor| !cursor.done())
-        .map(|cursor| {
-            FetchPartition::default()
-                .with_partition(cursor.partition)
-                .with_fetch_offset(cursor.next_offset)
-                .with_partition_max_bytes(config.fetch_partition_bytes)
-        })
-        .collect();
-    let request = FetchRequest::default()
-        .with_max_wait_ms(FETCH_WAIT_MS)
-        .with_min_bytes(1)
-        .with_max_bytes(FETCH_RESPONSE_BYTES_MAX)
-        .with_topics(vec![FetchTopic::default().with_topic(topic_name(&config.topic)).with_partitions(partitions)]);
+    let wanted = cursors.iter().filter(|cursor| !cursor.done());
+    let request = fetch_request(
+        wanted.map(|cursor| (cursor.topic.as_str(), cursor.partition, cursor.next_offset)),
+        config.fetch_partition_bytes,
+        FETCH_WAIT_MS,
+    );
     let response = connection.call(&request, FETCH_VERSION)?;
     if response.error_code != 0 {
         return Err(ClientError::Broker { doing: "fetch".into(), code: response.error_code });
     }
-    for data in response.responses.iter().flat_map(|topic| &topic.partitions) {
-        let Some(cursor) = cursors.iter_mut().find(|cursor| cursor.partition == data.partition_index) else {
+    for (topic, data) in fetched_partitions(&response) {
+        let Some(cursor) =
+            cursors.iter_mut().find(|cursor| cursor.partition == data.partition_index && cursor.topic == topic)
+        else {
             continue;
         };
         if data.error_code != 0 {
             return Err(ClientError::Broker {
-                doing: format!("fetch of partition {}: {}", cursor.partition, error_name(data.error_code)),
+                doing: format!("fetch of {topic}/{}: {}", cursor.partition, error_name(data.error_code)),
                 code: data.error_code,
             });
         }
@@ -247,6 +253,36 @@ fn fetch_once(
         advance(cursor, read.next_offset)?;
     }
     Ok(())
+}
+
+/// A Fetch of `partitions` (topic, partition, offset; grouped by topic), each up to
+/// `partition_bytes`, waiting up to `max_wait_ms` for the first byte.
+pub(super) fn fetch_request<'a>(
+    partitions: impl Iterator<Item = (&'a str, i32, i64)>,
+    partition_bytes: i32,
+    max_wait_ms: i32,
+) -> FetchRequest {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for (topic, partition, offset) in partitions {
+        let wanted = FetchPartition::default()
+            .with_partition(partition)
+            .with_fetch_offset(offset)
+            .with_partition_max_bytes(partition_bytes);
+        match topics.last_mut().filter(|last| last.topic.0.as_str() == topic) {
+            Some(last) => last.partitions.push(wanted),
+            None => topics.push(FetchTopic::default().with_topic(topic_name(topic)).with_partitions(vec![wanted])),
+        }
+    }
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(FETCH_RESPONSE_BYTES_MAX)
+        .with_topics(topics)
+}
+
+/// Every partition of a Fetch response, with its topic's name.
+pub(super) fn fetched_partitions(response: &FetchResponse) -> impl Iterator<Item = (&str, &PartitionData)> {
+    response.responses.iter().flat_map(|topic| topic.partitions.iter().map(move |data| (topic.topic.0.as_str(), data)))
 }
 
 /// Moves a cursor past what was read; too many empty reads below the end is an error.
@@ -369,8 +405,25 @@ mod tests {
     }
 
     #[test]
+    fn a_fetch_asks_for_each_topic_once_with_its_partitions_in_order() {
+        let wanted = [("a", 0, 10), ("a", 1, 20), ("b", 0, 30)];
+        let request = fetch_request(wanted.into_iter(), 1 << 20, 100);
+        let asked: Vec<(&str, Vec<(i32, i64)>)> = request
+            .topics
+            .iter()
+            .map(|topic| {
+                let partitions = topic.partitions.iter().map(|p| (p.partition, p.fetch_offset)).collect();
+                (topic.topic.0.as_str(), partitions)
+            })
+            .collect();
+        assert_eq!(asked, [("a", vec![(0, 10), (1, 20)]), ("b", vec![(0, 30)])]);
+        assert_eq!((request.max_wait_ms, request.min_bytes), (100, 1));
+    }
+
+    #[test]
     fn a_partition_that_stops_moving_below_its_end_fails_after_a_bound() {
-        let mut cursor = Cursor { partition: 0, next_offset: 10, end_offset: 20, empty_fetches: 0 };
+        let mut cursor =
+            Cursor { topic: "bench".into(), partition: 0, next_offset: 10, end_offset: 20, empty_fetches: 0 };
         advance(&mut cursor, Some(15)).unwrap();
         assert_eq!(cursor.next_offset, 15);
         for _ in 1..EMPTY_FETCHES_MAX {

@@ -15,14 +15,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::FetchRequest;
 use serde::Serialize;
 
-use super::admin::topic_name;
-use super::consume::{list_offsets, walk_batches, LATEST};
+use super::consume::{fetch_request, fetched_partitions, list_offsets, walk_batches, LATEST};
 use super::drain::{Drain, LastProgress, TARGET_UNKNOWN};
-use super::limits::{FETCH_PARTITION_BYTES_DEFAULT, FETCH_RESPONSE_BYTES_MAX, FETCH_VERSION, FOLLOW_FETCH_WAIT_MS};
+use super::limits::{FETCH_PARTITION_BYTES_DEFAULT, FETCH_VERSION, FOLLOW_FETCH_WAIT_MS};
 use super::produce::Target;
 use super::stats::{latency_histogram, record_latency_n, LatencySummary, LiveCounters};
 use super::timeline::{epoch_us_now, Timeline};
@@ -158,26 +155,8 @@ impl<'a> Followers<'a> {
         totals: &mut FollowerTotals,
     ) -> Result<(), ClientError> {
         // A consumer's share keeps the targets' order: grouped by topic.
-        let topics = cursors
-            .chunk_by(|one, next| one.topic == next.topic)
-            .map(|topic| {
-                let partitions = topic
-                    .iter()
-                    .map(|cursor| {
-                        FetchPartition::default()
-                            .with_partition(cursor.partition)
-                            .with_fetch_offset(cursor.next_offset)
-                            .with_partition_max_bytes(FETCH_PARTITION_BYTES_DEFAULT)
-                    })
-                    .collect();
-                FetchTopic::default().with_topic(topic_name(&topic[0].topic)).with_partitions(partitions)
-            })
-            .collect();
-        let request = FetchRequest::default()
-            .with_max_wait_ms(FOLLOW_FETCH_WAIT_MS)
-            .with_min_bytes(1)
-            .with_max_bytes(FETCH_RESPONSE_BYTES_MAX)
-            .with_topics(topics);
+        let partitions = cursors.iter().map(|cursor| (cursor.topic.as_str(), cursor.partition, cursor.next_offset));
+        let request = fetch_request(partitions, FETCH_PARTITION_BYTES_DEFAULT, FOLLOW_FETCH_WAIT_MS);
         let response = connection.call(&request, FETCH_VERSION)?;
         let read_at = Instant::now();
         let read_at_us = epoch_us_now();
@@ -186,12 +165,9 @@ impl<'a> Followers<'a> {
             return Err(ClientError::Broker { doing: "fetch".into(), code: response.error_code });
         }
         let mut read = 0;
-        let responses =
-            response.responses.iter().flat_map(|topic| topic.partitions.iter().map(move |data| (topic, data)));
-        for (topic, data) in responses {
-            let Some(cursor) = cursors
-                .iter_mut()
-                .find(|cursor| cursor.partition == data.partition_index && cursor.topic == topic.topic.0.as_str())
+        for (topic, data) in fetched_partitions(&response) {
+            let Some(cursor) =
+                cursors.iter_mut().find(|cursor| cursor.partition == data.partition_index && cursor.topic == topic)
             else {
                 continue;
             };

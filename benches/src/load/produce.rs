@@ -104,10 +104,7 @@ impl ProduceConfig {
 
     /// The topics the run writes.
     pub fn topic_names(&self) -> Vec<String> {
-        match self.topics {
-            1 => vec![self.topic.clone()],
-            topics => (0..topics).map(|index| format!("{}-{index}", self.topic)).collect(),
-        }
+        admin::topic_names(&self.topic, self.topics)
     }
 
     /// Time between two requests of one connection in open loop.

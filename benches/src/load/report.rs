@@ -74,10 +74,7 @@ pub fn print_produce(config: &ProduceConfig, result: &ProduceResult, disk: Optio
     println!(
         "sluice-bench produce: {}, {} partitions, {} producers, {} records of {} B per request, acks={}, \
          in-flight {}, {mode}",
-        match config.topics {
-            1 => format!("topic {}", config.topic),
-            topics => format!("{topics} topics {}-0 ... {}-{}", config.topic, config.topic, topics - 1),
-        },
+        topics_described(&config.topic, config.topics),
         result.partitions,
         config.producers,
         config.records_per_batch,
@@ -137,6 +134,14 @@ pub fn print_produce(config: &ProduceConfig, result: &ProduceResult, disk: Optio
         if let Some(ratio) = ratio_to_disk(result, Some(disk)) {
             println!("  ratio to disk   {ratio:.2} (payload MB/s over the disk's best direct-write MB/s)");
         }
+    }
+}
+
+/// `topic x`, or `3 topics x-0 ... x-2`.
+fn topics_described(topic: &str, topics: usize) -> String {
+    match topics {
+        1 => format!("topic {topic}"),
+        topics => format!("{topics} topics {topic}-0 ... {topic}-{}", topics - 1),
     }
 }
 
@@ -277,8 +282,10 @@ fn print_disk_lines(disk: &DiskReport) {
 
 pub fn print_consume(config: &ConsumeConfig, result: &ConsumeResult) {
     println!(
-        "sluice-bench consume: topic {}, {} partitions, {} consumers, from the earliest offsets",
-        config.topic, result.partitions, config.consumers
+        "sluice-bench consume: {}, {} partitions, {} consumers, from the earliest offsets",
+        topics_described(&config.topic, config.topics),
+        result.partitions,
+        config.consumers
     );
     println!(
         "  read            {} messages, {:.1} MB of batches in {:.2} s{}",

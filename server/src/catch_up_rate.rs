@@ -76,6 +76,9 @@ impl CatchUpRate {
     /// its rate, if producers are writing (a flush round within
     /// [`CATCH_UP_READ_CAP_AFTER_FLUSH_MS`]).
     pub async fn take(&self, bytes: usize) {
+        if self.share_bytes_per_sec == 0 {
+            return; // no cap: not even a look at the clock
+        }
         let producers_writing =
             sluice_engine::metrics::flushed_within(Duration::from_millis(CATCH_UP_READ_CAP_AFTER_FLUSH_MS));
         let written = producers_writing.then(sluice_engine::metrics::flushed_bytes_total);

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::limits::{NATS_CONTROL_LINE_BYTES_MAX, NATS_MESSAGE_BYTES_MAX};
-use super::resp_wire::{SENT_AT_DIGITS, SENT_AT_FIELD};
+use super::resp_wire::{write_digits, SENT_AT_DIGITS, SENT_AT_FIELD};
 use super::socket::{BufferedSocket, SocketError};
 
 /// Decimal digits of a publish's sequence number in its reply subject (all of a u64).
@@ -461,15 +461,6 @@ impl PreparedPublish {
     pub fn size_bytes(&self) -> usize {
         self.command.len()
     }
-}
-
-/// `value` in decimal, right-aligned with leading zeros, into all of `digits`.
-pub fn write_digits(digits: &mut [u8], mut value: u64) {
-    for digit in digits.iter_mut().rev() {
-        *digit = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
-    debug_assert_eq!(value, 0, "{value} left over: more than {} digits", digits.len());
 }
 
 #[cfg(test)]

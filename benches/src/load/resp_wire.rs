@@ -238,18 +238,23 @@ impl PreparedXadd {
 
     /// The command to send, carrying `sent_at_us` (microseconds since the Unix epoch).
     pub fn command(&mut self, sent_at_us: u64) -> &[u8] {
-        let mut value = sent_at_us;
-        for digit in self.command[self.sent_at.clone()].iter_mut().rev() {
-            *digit = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-        debug_assert_eq!(value, 0, "a send time of more than {SENT_AT_DIGITS} digits");
+        write_digits(&mut self.command[self.sent_at.clone()], sent_at_us);
         &self.command
     }
 
     pub fn size_bytes(&self) -> usize {
         self.command.len()
     }
+}
+
+/// `value` in decimal, right-aligned with leading zeros, into all of `digits` (a field patched
+/// in place in a prepared command: a send time, a sequence number).
+pub fn write_digits(digits: &mut [u8], mut value: u64) {
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    debug_assert_eq!(value, 0, "{value} left over: more than {} digits", digits.len());
 }
 
 /// The send time a benchmark entry carries: the value of its [`SENT_AT_FIELD`], given its

@@ -45,8 +45,13 @@ impl OffsetIndex {
 
     /// Position of the last indexed batch starting at or before `relative_offset` (0 if none).
     pub fn lookup(&self, relative_offset: u32) -> u32 {
+        self.floor(relative_offset).map_or(0, |entry| entry.position.get())
+    }
+
+    /// The entry of the last indexed batch starting at or before `relative_offset`, if any.
+    pub fn floor(&self, relative_offset: u32) -> Option<OffsetIndexEntry> {
         let after = self.entries.partition_point(|entry| entry.relative_offset.get() <= relative_offset);
-        after.checked_sub(1).map_or(0, |index| self.entries[index].position.get())
+        after.checked_sub(1).map(|index| self.entries[index])
     }
 
     /// Drops entries pointing at or past `position` (recovery truncated the log there).
@@ -70,6 +75,8 @@ mod tests {
         assert_eq!(index.lookup(10), 4096);
         assert_eq!(index.lookup(24), 4096);
         assert_eq!(index.lookup(1000), 8192);
+        assert_eq!(index.floor(9), None);
+        assert_eq!(index.floor(24).map(|entry| (entry.relative_offset.get(), entry.position.get())), Some((10, 4096)));
         index.truncate_to_position(8192);
         assert_eq!(index.lookup(1000), 4096);
     }

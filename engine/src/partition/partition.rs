@@ -194,6 +194,14 @@ impl Segment {
         Some((self.base_offset, offsets, times))
     }
 
+    /// Where a read for `relative_offset` starts: the position of the last indexed batch at or
+    /// before it, and that batch's base offset (the segment's start if none is indexed).
+    fn read_start(&self, relative_offset: u32) -> (u64, i64) {
+        self.offset_index.floor(relative_offset).map_or((0, self.base_offset), |entry| {
+            (u64::from(entry.position.get()), self.base_offset + i64::from(entry.relative_offset.get()))
+        })
+    }
+
     fn new(base_offset: i64) -> Self {
         Self {
             base_offset,
@@ -547,17 +555,9 @@ impl Partition {
             }
             let index = segment_for_offset(&state.segments, offset);
             let segment = &state.segments[index];
-            let relative = (offset - segment.base_offset) as u32;
-            let position = segment.offset_index.lookup(relative);
-            let position_offset = segment
-                .offset_index
-                .entries()
-                .iter()
-                .rev()
-                .find(|entry| entry.position.get() == position)
-                .map_or(segment.base_offset, |entry| segment.base_offset + i64::from(entry.relative_offset.get()));
+            let (position, position_offset) = segment.read_start((offset - segment.base_offset) as u32);
             (
-                (index, segment.base_offset, u64::from(position), position_offset, segment.size_bytes),
+                (index, segment.base_offset, position, position_offset, segment.size_bytes),
                 high_watermark,
                 log_start_offset,
             )
@@ -710,23 +710,8 @@ impl Partition {
                 return Ok(None);
             };
             let segment = &state.segments[index];
-            let relative = segment.time_index.lookup(timestamp);
-            let position = segment.offset_index.lookup(relative);
-            let position_offset = segment
-                .offset_index
-                .entries()
-                .iter()
-                .rev()
-                .find(|entry| entry.position.get() == position)
-                .map_or(segment.base_offset, |entry| segment.base_offset + i64::from(entry.relative_offset.get()));
-            (
-                index,
-                segment.base_offset,
-                u64::from(position),
-                position_offset,
-                segment.size_bytes,
-                state.log_start_offset,
-            )
+            let (position, position_offset) = segment.read_start(segment.time_index.lookup(timestamp));
+            (index, segment.base_offset, position, position_offset, segment.size_bytes, state.log_start_offset)
         };
         let (index, base_offset, position, position_offset, end_position, log_start_offset) = lookup;
         let file = self.segment_reader(index, base_offset).await?;

@@ -584,11 +584,11 @@ impl Partition {
 
     /// `read` for a Kafka fetch: a range that only the segment files hold comes back as a file
     /// range for sendfile: whole batches from the offset index entry at or before `offset` up
-    /// to the last entry or segment end within `max_bytes`. Its CRCs must have been checked by
-    /// this process; a range not checked yet (an earlier run's segment) is first read through
-    /// the page cache and checked, which also leaves it there for the sendfile and the readers
-    /// after. Anything else (the memory cache, a first batch over `max_bytes`, damage) as
-    /// `read` gives it.
+    /// to the last entry or segment end within `max_bytes` (`send_candidate`; a batch over
+    /// `max_bytes` goes whole). Its CRCs must have been checked by this process; a range not
+    /// checked yet (an earlier run's segment) is first read through the page cache and checked,
+    /// which also leaves it there for the sendfile and the readers after. Anything else (the
+    /// memory cache, damage) as `read` gives it.
     pub async fn read_to_send(&self, offset: i64, max_bytes: usize) -> Result<SendRead, PartitionError> {
         let candidate = {
             let state = self.state.borrow();
@@ -1143,8 +1143,11 @@ struct SendCandidate {
 }
 
 /// The range `read_to_send` would send for `offset`: from the offset index entry at or before
-/// it to the last later entry (or the segment's durable end) within `max_bytes`; `None` if
-/// there is no such entry (the first batches alone exceed `max_bytes`: `read` serves one whole).
+/// it to the last later entry (or the segment's durable end) within `max_bytes`. When even the
+/// next entry is past `max_bytes` (a batch larger than the fetch asked for), the range ends
+/// there: it holds the batch with `offset` and at most an index interval before it, and a
+/// consumer makes progress, as Kafka returns a first batch over the limit whole. `None` if no
+/// entry is at or before `offset`.
 fn send_candidate(state: &State, offset: i64, max_bytes: usize) -> Option<SendCandidate> {
     let index = segment_for_offset(&state.segments, offset);
     let end_offset = state.segments.get(index + 1).map_or(state.durable_offset, |next| next.base_offset);
@@ -1162,7 +1165,9 @@ fn send_candidate(state: &State, offset: i64, max_bytes: usize) -> Option<SendCa
         .map(|entry| (u64::from(entry.position.get()), base_offset + i64::from(entry.relative_offset.get())))
         .chain(std::iter::once((segment.size_bytes, end_offset)));
     let limit = start + max_bytes as u64;
-    let (end, next_offset) = boundaries.take_while(|(position, _)| *position <= limit).last()?;
+    let mut boundaries = boundaries.peekable();
+    let first_boundary = *boundaries.peek()?;
+    let (end, next_offset) = boundaries.take_while(|(position, _)| *position <= limit).last().unwrap_or(first_boundary);
     if end <= start {
         return None;
     }

@@ -65,18 +65,21 @@ pub struct NatsClient {
 }
 
 impl NatsClient {
+    /// A connection past its handshake; `None` if the server is not there or not ready (while
+    /// it starts, nats-server may close or reset a connection it accepted).
     fn try_connect(port: u16) -> Option<NatsClient> {
         let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
         stream.set_read_timeout(Some(NATS_IO_TIMEOUT)).ok()?;
         let mut client = NatsClient { reader: BufReader::new(stream), inboxes: 0 };
-        if !client.line().starts_with("INFO ") {
+        if !client.read_line().ok()?.starts_with("INFO ") {
             return None;
         }
-        client.write(b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\nPING\r\n");
+        let connect = b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\nPING\r\n";
+        client.reader.get_mut().write_all(connect).ok()?;
         loop {
-            match client.line().as_str() {
+            match client.read_line().ok()?.as_str() {
                 "PONG" => return Some(client),
-                "PING" => client.write(b"PONG\r\n"),
+                "PING" => client.reader.get_mut().write_all(b"PONG\r\n").ok()?,
                 other => assert!(other.starts_with("INFO") || other == "+OK", "handshake: {other}"),
             }
         }
@@ -87,11 +90,19 @@ impl NatsClient {
     }
 
     fn line(&mut self) -> String {
+        self.read_line().unwrap()
+    }
+
+    /// The next line without its CRLF; an error if the connection broke or ended mid-line.
+    fn read_line(&mut self) -> std::io::Result<String> {
         let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
-        assert!(line.ends_with("\r\n"), "a whole NATS line, got {line:?}");
+        self.reader.read_line(&mut line)?;
+        if !line.ends_with("\r\n") {
+            let message = format!("a whole NATS line, got {line:?}");
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, message));
+        }
         line.truncate(line.len() - 2);
-        line
+        Ok(line)
     }
 
     /// A request and the payload of its answer (a status answer panics with the status).

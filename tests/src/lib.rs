@@ -223,8 +223,36 @@ pub fn sluice_bench(args: &[&str]) -> Finished {
 }
 
 /// The JSON document a `sluice-bench --json` run wrote.
-pub fn read_json(path: &Path) -> serde_json::Value {
+fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&fs::read_to_string(path).expect("the --json file was written")).expect("valid JSON")
+}
+
+/// A `sluice-bench` run that must succeed, with `--json` added: its output and its report.
+pub fn sluice_bench_report(args: &[&str]) -> (Finished, serde_json::Value) {
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let json = scratch.path().join("report.json");
+    let mut args = args.to_vec();
+    args.extend(["--json", json.to_str().expect("a UTF-8 temporary path")]);
+    let run = sluice_bench(&args);
+    assert!(run.succeeded(), "{}", run.failure_report());
+    let report = read_json(&json);
+    (run, report)
+}
+
+/// What every load run's `result` must show: no errors, messages acknowledged inside the
+/// measured window and at least as many over the whole run, and a latency summary (under
+/// `latency_key`) that is not empty and in order. Returns the acknowledged total.
+pub fn acknowledged_total(report: &serde_json::Value, latency_key: &str) -> u64 {
+    let result = &report["result"];
+    assert_eq!(result["errors"], 0, "{report:#}");
+    let measured = result["messages"].as_u64().expect("result.messages");
+    let acked_total = result["messages_acked_total"].as_u64().expect("result.messages_acked_total");
+    assert!(measured > 0 && acked_total >= measured, "{report:#}");
+    let latency = &result[latency_key];
+    assert!(latency["count"].as_u64().is_some_and(|count| count > 0), "{report:#}");
+    let (p50, max) = (latency["p50_ms"].as_f64(), latency["max_ms"].as_f64());
+    assert!(p50.zip(max).is_some_and(|(p50, max)| p50 <= max), "{report:#}");
+    acked_total
 }
 
 /// A unique, readable topic name for one test.

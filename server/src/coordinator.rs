@@ -309,7 +309,7 @@ impl Coordinator {
             self.parked.borrow_mut().remove(&ticket);
             return response;
         }
-        receiver.await.unwrap_or_else(|_| error_join(GroupError::UnknownMemberId))
+        receiver.await.unwrap_or_else(|_| JoinResponse::error(GroupError::UnknownMemberId, ""))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -341,13 +341,13 @@ impl Coordinator {
         match immediate {
             None => {
                 self.parked.borrow_mut().remove(&ticket);
-                error_sync(GroupError::UnknownMemberId)
+                SyncResponse::error(GroupError::UnknownMemberId)
             }
             Some(Some(response)) => {
                 self.parked.borrow_mut().remove(&ticket);
                 response
             }
-            Some(None) => receiver.await.unwrap_or_else(|_| error_sync(GroupError::UnknownMemberId)),
+            Some(None) => receiver.await.unwrap_or_else(|_| SyncResponse::error(GroupError::UnknownMemberId)),
         }
     }
 
@@ -636,22 +636,6 @@ async fn replay(log: &Partition, table: &mut OffsetTable) -> Result<(usize, u64)
         }
     }
     Ok((applied, read_bytes))
-}
-
-fn error_join(error: GroupError) -> JoinResponse {
-    JoinResponse {
-        error: Some(error),
-        generation_id: -1,
-        protocol_type: None,
-        protocol_name: None,
-        leader: String::new(),
-        member_id: String::new(),
-        members: Vec::new(),
-    }
-}
-
-fn error_sync(error: GroupError) -> SyncResponse {
-    SyncResponse { error: Some(error), protocol_type: None, protocol_name: None, assignment: Bytes::new() }
 }
 
 #[cfg(test)]

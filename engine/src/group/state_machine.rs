@@ -119,12 +119,34 @@ pub struct JoinResponse {
     pub members: Vec<JoinMember>,
 }
 
+impl JoinResponse {
+    /// The answer to a join that failed with `error`.
+    pub fn error(error: GroupError, member_id: &str) -> Self {
+        Self {
+            error: Some(error),
+            generation_id: -1,
+            protocol_type: None,
+            protocol_name: None,
+            leader: String::new(),
+            member_id: member_id.to_string(),
+            members: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncResponse {
     pub error: Option<GroupError>,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
+}
+
+impl SyncResponse {
+    /// The answer to a sync that failed with `error`.
+    pub fn error(error: GroupError) -> Self {
+        Self { error: Some(error), protocol_type: None, protocol_name: None, assignment: Bytes::new() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,22 +281,6 @@ impl Group {
         format!("{prefix}-{:08x}-{mixed:016x}", self.arrivals)
     }
 
-    fn error_join(error: GroupError, member_id: &str) -> JoinResponse {
-        JoinResponse {
-            error: Some(error),
-            generation_id: -1,
-            protocol_type: None,
-            protocol_name: None,
-            leader: String::new(),
-            member_id: member_id.to_string(),
-            members: Vec::new(),
-        }
-    }
-
-    fn error_sync(error: GroupError) -> SyncResponse {
-        SyncResponse { error: Some(error), protocol_type: None, protocol_name: None, assignment: Bytes::new() }
-    }
-
     /// The join response of the current generation for `member_id` (with the member list if
     /// it is the leader).
     fn current_join_response(&self, member_id: &str) -> JoinResponse {
@@ -316,7 +322,7 @@ impl Group {
     /// Immediate answer, or None when parked under `ticket` (answer later from `take_replies`).
     pub fn join(&mut self, request: JoinRequest, ticket: Ticket, now_ms: u64) -> Option<JoinResponse> {
         if let Err(error) = self.validate_join(&request) {
-            return Some(Self::error_join(error, &request.member_id));
+            return Some(JoinResponse::error(error, &request.member_id));
         }
         let known_static =
             request.group_instance_id.as_ref().and_then(|instance| self.static_members.get(instance)).cloned();
@@ -330,13 +336,13 @@ impl Group {
                 return self.rejoin_known(request, ticket, now_ms);
             }
             (false, _) if self.pending_members.contains_key(&request.member_id) => request.member_id.clone(),
-            (false, _) => return Some(Self::error_join(GroupError::UnknownMemberId, &request.member_id)),
+            (false, _) => return Some(JoinResponse::error(GroupError::UnknownMemberId, &request.member_id)),
         };
         if !self.protocols_compatible(&request.protocols, None) {
-            return Some(Self::error_join(GroupError::InconsistentGroupProtocol, &member_id));
+            return Some(JoinResponse::error(GroupError::InconsistentGroupProtocol, &member_id));
         }
         if self.members.len() >= self.limits.members_max {
-            return Some(Self::error_join(GroupError::GroupMaxSizeReached, &member_id));
+            return Some(JoinResponse::error(GroupError::GroupMaxSizeReached, &member_id));
         }
         // Only now: a pending member refused above keeps its id and may retry.
         self.pending_members.remove(&member_id);
@@ -367,11 +373,11 @@ impl Group {
     /// session timeout. Pending ids count against `members_max`.
     fn require_member_id(&mut self, request: &JoinRequest, now_ms: u64) -> JoinResponse {
         if self.members.len() + self.pending_members.len() >= self.limits.members_max {
-            return Self::error_join(GroupError::GroupMaxSizeReached, "");
+            return JoinResponse::error(GroupError::GroupMaxSizeReached, "");
         }
         let member_id = self.new_member_id(&request.client_id, now_ms);
         self.pending_members.insert(member_id.clone(), now_ms + request.session_timeout_ms);
-        Self::error_join(GroupError::MemberIdRequired, &member_id)
+        JoinResponse::error(GroupError::MemberIdRequired, &member_id)
     }
 
     /// KIP-345: `member_id` was replaced by a newer member with the same group.instance.id.
@@ -415,7 +421,7 @@ impl Group {
     fn rejoin_known(&mut self, request: JoinRequest, ticket: Ticket, now_ms: u64) -> Option<JoinResponse> {
         let member_id = request.member_id.clone();
         if !self.protocols_compatible(&request.protocols, Some(&member_id)) {
-            return Some(Self::error_join(GroupError::InconsistentGroupProtocol, &member_id));
+            return Some(JoinResponse::error(GroupError::InconsistentGroupProtocol, &member_id));
         }
         let is_leader = self.leader.as_deref() == Some(member_id.as_str());
         let member = self.members.get_mut(&member_id)?;
@@ -450,7 +456,7 @@ impl Group {
         now_ms: u64,
     ) -> Option<JoinResponse> {
         let Some(mut member) = self.members.remove(&old_id) else {
-            return Some(Self::error_join(GroupError::UnknownMemberId, &request.member_id));
+            return Some(JoinResponse::error(GroupError::UnknownMemberId, &request.member_id));
         };
         let new_id = self.new_member_id(&request.client_id, now_ms);
         if self.fenced.len() >= FENCED_IDS_MAX {
@@ -482,7 +488,7 @@ impl Group {
     fn park_join(&mut self, member_id: &str, ticket: Ticket) {
         if let Some(member) = self.members.get_mut(member_id) {
             if let Some(previous) = member.join_ticket.replace(ticket) {
-                self.replies.push(Reply::Join(previous, Self::error_join(GroupError::UnknownMemberId, member_id)));
+                self.replies.push(Reply::Join(previous, JoinResponse::error(GroupError::UnknownMemberId, member_id)));
             }
         }
     }
@@ -490,10 +496,10 @@ impl Group {
     /// Answers the parked requests of a member that is gone or fenced.
     fn reply_parked(&mut self, member: &mut Member, error: GroupError, member_id: &str) {
         if let Some(ticket) = member.join_ticket.take() {
-            self.replies.push(Reply::Join(ticket, Self::error_join(error, member_id)));
+            self.replies.push(Reply::Join(ticket, JoinResponse::error(error, member_id)));
         }
         if let Some(ticket) = member.sync_ticket.take() {
-            self.replies.push(Reply::Sync(ticket, Self::error_sync(error)));
+            self.replies.push(Reply::Sync(ticket, SyncResponse::error(error)));
         }
     }
 
@@ -505,7 +511,7 @@ impl Group {
         // Syncs parked in CompletingRebalance will never get this generation's assignment.
         let parked: Vec<Ticket> = self.members.values_mut().filter_map(|member| member.sync_ticket.take()).collect();
         for ticket in parked {
-            self.replies.push(Reply::Sync(ticket, Self::error_sync(GroupError::RebalanceInProgress)));
+            self.replies.push(Reply::Sync(ticket, SyncResponse::error(GroupError::RebalanceInProgress)));
         }
         self.state = GroupState::PreparingRebalance;
         self.sync_deadline_ms = None;
@@ -650,25 +656,25 @@ impl Group {
         now_ms: u64,
     ) -> Option<SyncResponse> {
         if let Err(error) = self.check_member(member_id, group_instance_id, generation_id, now_ms) {
-            return Some(Self::error_sync(error));
+            return Some(SyncResponse::error(error));
         }
         let mismatch =
             |given: Option<&str>, ours: &Option<String>| given.is_some_and(|given| Some(given) != ours.as_deref());
         if mismatch(protocol_type, &self.protocol_type) || mismatch(protocol_name, &self.protocol) {
-            return Some(Self::error_sync(GroupError::InconsistentGroupProtocol));
+            return Some(SyncResponse::error(GroupError::InconsistentGroupProtocol));
         }
         match self.state {
-            GroupState::PreparingRebalance => Some(Self::error_sync(GroupError::RebalanceInProgress)),
+            GroupState::PreparingRebalance => Some(SyncResponse::error(GroupError::RebalanceInProgress)),
             GroupState::Stable => {
                 self.note_synced(member_id);
                 Some(self.sync_response(member_id))
             }
-            GroupState::Empty | GroupState::Dead => Some(Self::error_sync(GroupError::UnknownMemberId)),
+            GroupState::Empty | GroupState::Dead => Some(SyncResponse::error(GroupError::UnknownMemberId)),
             GroupState::CompletingRebalance => {
                 self.note_synced(member_id);
                 if let Some(member) = self.members.get_mut(member_id) {
                     if let Some(previous) = member.sync_ticket.replace(ticket) {
-                        self.replies.push(Reply::Sync(previous, Self::error_sync(GroupError::UnknownMemberId)));
+                        self.replies.push(Reply::Sync(previous, SyncResponse::error(GroupError::UnknownMemberId)));
                     }
                 }
                 if self.leader.as_deref() == Some(member_id) {

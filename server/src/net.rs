@@ -199,10 +199,6 @@ pub const SENDFILE_CALL_BYTES_MAX: usize = 1 << 20;
 /// Bytes one sendfile call on the executor moves at most (from the page cache: about 100 us
 /// of copying on these machines, which the shard's other tasks wait for).
 pub const SENDFILE_INLINE_CALL_BYTES_MAX: usize = 256 << 10;
-/// When the socket's buffer is full, sendfile waits this long before trying again, doubling
-/// up to [`SENDFILE_BACKOFF_MAX`] while the client takes nothing.
-const SENDFILE_BACKOFF_MIN: Duration = Duration::from_micros(50);
-const SENDFILE_BACKOFF_MAX: Duration = Duration::from_millis(5);
 
 /// Sends `length` bytes of `file` from `position` to the socket with sendfile(2), from the
 /// page cache to the socket without passing through the broker's memory, at most at the
@@ -212,7 +208,8 @@ const SENDFILE_BACKOFF_MAX: Duration = Duration::from_millis(5);
 /// The socket is made
 /// non-blocking (glommio's own sends and receives pass MSG_DONTWAIT anyway, so they are
 /// unaffected), so a client that takes nothing costs no thread: the call returns EAGAIN and
-/// is tried again after a short wait. `TimedOut` once no byte went out for `stalled_max`.
+/// is tried again once the socket has room (a POLLOUT wait on the ring). `TimedOut` once no
+/// byte went out for `stalled_max`.
 /// The blocking calls use their own duplicate of the socket: if this future is dropped while
 /// one runs (the connection's task cancelled at shutdown), the stream may close, and its
 /// descriptor number must not be reused by a file the call would then write into.
@@ -227,7 +224,6 @@ pub async fn send_file(
     let socket = Arc::new(duplicate_fd(stream)?);
     set_nonblocking(socket.as_raw_fd())?;
     let end = position + length as u64;
-    let mut backoff = SENDFILE_BACKOFF_MIN;
     let mut progressed_at = Instant::now();
     while position < end {
         let count = ((end - position) as usize).min(SENDFILE_CALL_BYTES_MAX);
@@ -246,19 +242,20 @@ pub async fn send_file(
             }
             Ok(sent) => {
                 position += sent as u64;
-                backoff = SENDFILE_BACKOFF_MIN;
                 progressed_at = Instant::now();
                 // Charged for what went out, not for what was tried: a client that takes
-                // nothing (EAGAIN, tried again and again) must not run the shard into debt.
+                // nothing (EAGAIN, tried again) must not run the shard into debt.
                 rate.take(sent).await;
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                if progressed_at.elapsed() >= stalled_max {
+                let left = stalled_max.saturating_sub(progressed_at.elapsed());
+                if left.is_zero() {
                     return Err(io::ErrorKind::TimedOut.into());
                 }
-                glommio::timer::sleep(backoff).await;
-                backoff = (backoff * 2).min(SENDFILE_BACKOFF_MAX);
+                // Until the client takes bytes and the socket has room again, or the stall
+                // limit passes (a socket error shows in the next call).
+                let _ = glommio::timer::timeout(left, stream.writable()).await;
             }
             Err(error) => return Err(error),
         }

@@ -457,6 +457,32 @@ fn a_client_that_reads_no_responses_is_dropped() {
     }
 }
 
+/// The same for responses that go out with sendfile (ranges the memory cache no longer holds):
+/// the writer waits for room on the socket and drops a client that takes nothing.
+#[test]
+fn a_client_that_reads_no_file_ranges_is_dropped() {
+    let broker = Broker::builder().shards(2).args(["--connection-idle-timeout-ms", "2000"]).start();
+    let topic = unique_topic("unread-files");
+    // 16 MiB in batches of 512 KiB: the first half is past the partition's 8 MiB memory cache.
+    let value = vec![b'v'; 512 << 10];
+    let mut producer = kafka_connect(&broker);
+    for _ in 0..32 {
+        produce(&mut producer, &topic, &[&value]);
+    }
+    let mut kafka = kafka_connect(&broker);
+    // 4 MiB from offset 0 each, far more than the socket buffers hold.
+    for correlation_id in 0..24 {
+        kafka.write_all(&raw::frame(&fetch_request(&topic, 0, 0), 11, correlation_id)).unwrap();
+    }
+    let samples = metrics_until(&broker, IDLE_TIMEOUT + CLOSE_SLACK * 2, |samples| {
+        dropped(samples, "kafka", "write_timeout") >= 1.0
+    });
+    assert_eq!(dropped(&samples, "kafka", "write_timeout"), 1.0);
+    let sent = check::value_of(&samples, "sluice_fetch_sendfile_bytes_total", &[]).unwrap();
+    assert!(sent > 0.0, "the responses went out with sendfile");
+    drop(kafka);
+}
+
 #[test]
 fn connections_over_the_limit_are_refused_and_counted() {
     let limit = 16;

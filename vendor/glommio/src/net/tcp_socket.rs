@@ -622,6 +622,15 @@ impl<B: RxBuf> TcpStream<B> {
         Ok(self.stream.stream().ttl()?)
     }
 
+    /// Waits until the socket can take more bytes (POLLOUT through the ring), for writes made
+    /// outside this stream, such as sendfile(2) on a non-blocking duplicate of the socket that
+    /// returned EAGAIN. (A sluice patch.)
+    pub async fn writable(&self) -> Result<()> {
+        let source = crate::executor().reactor().poll_write_ready(self.as_raw_fd());
+        source.collect_rw().await?;
+        Ok(())
+    }
+
     /// Sets the value of the `IP_TTL` option for this socket.
     ///
     /// This option configures the time-to-live field that is used in every

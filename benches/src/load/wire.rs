@@ -95,6 +95,40 @@ pub fn encode_request<R: Request>(request: &R, version: i16, correlation_id: i32
 
 /// Reads one length-prefixed frame (without its prefix).
 pub fn read_frame(reader: &mut impl Read) -> Result<Bytes, ClientError> {
+    read_frame_into(reader, &FrameBuffer::default())
+}
+
+/// A frame buffer that comes back for the next frame once the response decoded from it is
+/// dropped: a fetch response of many MiB then costs no fresh pages (faults) and no zeroing,
+/// which a new buffer for every response did (a sixth of a catch-up consumer's CPU).
+#[derive(Debug, Default, Clone)]
+pub struct FrameBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+/// A frame's bytes in a [`FrameBuffer`]'s vector, handed back when the last `Bytes` goes.
+struct Lent {
+    bytes: Vec<u8>,
+    len: usize,
+    home: FrameBuffer,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Ok(mut home) = self.home.0.lock() {
+            if home.capacity() < self.bytes.capacity() {
+                *home = std::mem::take(&mut self.bytes);
+            }
+        }
+    }
+}
+
+/// [`read_frame`] into `buffer`'s vector (grown and zeroed only past what it had).
+pub fn read_frame_into(reader: &mut impl Read, buffer: &FrameBuffer) -> Result<Bytes, ClientError> {
     let mut length = [0u8; 4];
     reader.read_exact(&mut length).map_err(read_error)?;
     let size_bytes =
@@ -102,9 +136,12 @@ pub fn read_frame(reader: &mut impl Read) -> Result<Bytes, ClientError> {
     if size_bytes > RESPONSE_BYTES_MAX {
         return Err(ClientError::FrameTooLarge { size_bytes });
     }
-    let mut frame = vec![0u8; size_bytes];
-    reader.read_exact(&mut frame).map_err(read_error)?;
-    Ok(Bytes::from(frame))
+    let mut bytes = buffer.0.lock().map(|mut kept| std::mem::take(&mut *kept)).unwrap_or_default();
+    if bytes.len() < size_bytes {
+        bytes.resize(size_bytes, 0);
+    }
+    reader.read_exact(&mut bytes[..size_bytes]).map_err(read_error)?;
+    Ok(Bytes::from_owner(Lent { bytes, len: size_bytes, home: buffer.clone() }))
 }
 
 fn read_error(error: std::io::Error) -> ClientError {
@@ -150,11 +187,12 @@ pub fn connect(bootstrap: &str) -> Result<TcpStream, ClientError> {
 pub struct Connection {
     stream: TcpStream,
     next_correlation_id: i32,
+    responses: FrameBuffer,
 }
 
 impl Connection {
     pub fn connect(bootstrap: &str) -> Result<Self, ClientError> {
-        Ok(Self { stream: connect(bootstrap)?, next_correlation_id: 1 })
+        Ok(Self { stream: connect(bootstrap)?, next_correlation_id: 1, responses: FrameBuffer::default() })
     }
 
     /// Sends `request` and waits for its response.
@@ -163,7 +201,7 @@ impl Connection {
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let frame = encode_request(request, version, correlation_id)?;
         self.stream.write_all(&frame).map_err(|source| ClientError::Io { doing: "sending a request", source })?;
-        let response = read_frame(&mut self.stream)?;
+        let response = read_frame_into(&mut self.stream, &self.responses)?;
         decode_response::<R>(response, version, correlation_id)
     }
 }
@@ -378,5 +416,24 @@ mod tests {
         assert!(matches!(read_frame(&mut huge), Err(ClientError::FrameTooLarge { .. })));
         let mut negative: &[u8] = &[0xff, 0xff, 0xff, 0xff];
         assert!(matches!(read_frame(&mut negative), Err(ClientError::Decode(_))));
+    }
+
+    #[test]
+    fn a_frame_buffer_comes_back_once_its_frame_is_dropped() {
+        let buffer = FrameBuffer::default();
+        let mut stream: &[u8] = &[0, 0, 0, 3, b'a', b'b', b'c', 0, 0, 0, 2, b'd', b'e', 0, 0, 0, 1, b'f'];
+        let first = read_frame_into(&mut stream, &buffer).unwrap();
+        assert_eq!(&first[..], b"abc");
+        let address = first.as_ptr();
+        let sliced = first.slice(1..);
+        drop(first);
+        // Still lent (a slice of it lives): the next frame gets a vector of its own.
+        let second = read_frame_into(&mut stream, &buffer).unwrap();
+        assert_eq!(&second[..], b"de");
+        assert_eq!(&sliced[..], b"bc", "a lent frame is never overwritten");
+        drop((sliced, second));
+        let third = read_frame_into(&mut stream, &buffer).unwrap();
+        assert_eq!(&third[..], b"f");
+        assert_eq!(third.as_ptr(), address, "the larger vector came back and was reused");
     }
 }

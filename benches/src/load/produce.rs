@@ -41,7 +41,9 @@ use super::limits::{
 use super::stats::{latency_histogram, print_progress, record_latency, LatencySummary, LiveCounters};
 pub use super::timeline::StopAfter;
 use super::timeline::{sleep_until, Timeline};
-use super::wire::{self, decode_response, error_name, produce_error_code, read_frame, ClientError, PreparedProduce};
+use super::wire::{
+    self, decode_response, error_name, produce_error_code, read_frame, ClientError, FrameBuffer, PreparedProduce,
+};
 use crate::{now_ms, record_batch_sized};
 
 #[derive(Debug, Clone, Serialize)]
@@ -525,9 +527,10 @@ fn receive_loop(
     slots: &InFlightSlots,
 ) -> ConnectionTotals {
     let mut totals = ConnectionTotals::default();
+    let responses = FrameBuffer::default();
     while let Ok(sent) = sent_requests.recv() {
         let target = &run.targets[sent.target];
-        let error_code = read_frame(&mut stream)
+        let error_code = read_frame(&mut stream, &responses)
             .and_then(|frame| decode_response::<ProduceRequest>(frame, PRODUCE_VERSION, sent.correlation_id))
             .and_then(|response| produce_error_code(&response, &target.topic, target.partition));
         let acked_at = Instant::now();

@@ -93,11 +93,6 @@ pub fn encode_request<R: Request>(request: &R, version: i16, correlation_id: i32
     Ok(frame.to_vec())
 }
 
-/// Reads one length-prefixed frame (without its prefix).
-pub fn read_frame(reader: &mut impl Read) -> Result<Bytes, ClientError> {
-    read_frame_into(reader, &FrameBuffer::default())
-}
-
 /// A frame buffer that comes back for the next frame once the response decoded from it is
 /// dropped: a fetch response of many MiB then costs no fresh pages (faults) and no zeroing,
 /// which a new buffer for every response did (a sixth of a catch-up consumer's CPU).
@@ -127,8 +122,9 @@ impl Drop for Lent {
     }
 }
 
-/// [`read_frame`] into `buffer`'s vector (grown and zeroed only past what it had).
-pub fn read_frame_into(reader: &mut impl Read, buffer: &FrameBuffer) -> Result<Bytes, ClientError> {
+/// Reads one length-prefixed frame (without its prefix) into `buffer`'s vector (grown and
+/// zeroed only past what it had).
+pub fn read_frame(reader: &mut impl Read, buffer: &FrameBuffer) -> Result<Bytes, ClientError> {
     let mut length = [0u8; 4];
     reader.read_exact(&mut length).map_err(read_error)?;
     let size_bytes =
@@ -201,7 +197,7 @@ impl Connection {
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let frame = encode_request(request, version, correlation_id)?;
         self.stream.write_all(&frame).map_err(|source| ClientError::Io { doing: "sending a request", source })?;
-        let response = read_frame_into(&mut self.stream, &self.responses)?;
+        let response = read_frame(&mut self.stream, &self.responses)?;
         decode_response::<R>(response, version, correlation_id)
     }
 }
@@ -409,30 +405,32 @@ mod tests {
 
     #[test]
     fn frames_are_read_whole_and_absurd_lengths_refused() {
+        let buffer = FrameBuffer::default();
         let mut stream: &[u8] = &[0, 0, 0, 3, b'a', b'b', b'c', 0, 0];
-        assert_eq!(&read_frame(&mut stream).unwrap()[..], b"abc");
-        assert!(matches!(read_frame(&mut stream), Err(ClientError::Closed)), "a cut frame is a closed connection");
+        assert_eq!(&read_frame(&mut stream, &buffer).unwrap()[..], b"abc");
+        let cut = read_frame(&mut stream, &buffer);
+        assert!(matches!(cut, Err(ClientError::Closed)), "a cut frame is a closed connection");
         let mut huge: &[u8] = &[0x7f, 0xff, 0xff, 0xff];
-        assert!(matches!(read_frame(&mut huge), Err(ClientError::FrameTooLarge { .. })));
+        assert!(matches!(read_frame(&mut huge, &buffer), Err(ClientError::FrameTooLarge { .. })));
         let mut negative: &[u8] = &[0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(read_frame(&mut negative), Err(ClientError::Decode(_))));
+        assert!(matches!(read_frame(&mut negative, &buffer), Err(ClientError::Decode(_))));
     }
 
     #[test]
     fn a_frame_buffer_comes_back_once_its_frame_is_dropped() {
         let buffer = FrameBuffer::default();
         let mut stream: &[u8] = &[0, 0, 0, 3, b'a', b'b', b'c', 0, 0, 0, 2, b'd', b'e', 0, 0, 0, 1, b'f'];
-        let first = read_frame_into(&mut stream, &buffer).unwrap();
+        let first = read_frame(&mut stream, &buffer).unwrap();
         assert_eq!(&first[..], b"abc");
         let address = first.as_ptr();
         let sliced = first.slice(1..);
         drop(first);
         // Still lent (a slice of it lives): the next frame gets a vector of its own.
-        let second = read_frame_into(&mut stream, &buffer).unwrap();
+        let second = read_frame(&mut stream, &buffer).unwrap();
         assert_eq!(&second[..], b"de");
         assert_eq!(&sliced[..], b"bc", "a lent frame is never overwritten");
         drop((sliced, second));
-        let third = read_frame_into(&mut stream, &buffer).unwrap();
+        let third = read_frame(&mut stream, &buffer).unwrap();
         assert_eq!(&third[..], b"f");
         assert_eq!(third.as_ptr(), address, "the larger vector came back and was reused");
     }

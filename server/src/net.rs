@@ -295,12 +295,18 @@ struct Cachestat {
     recently_evicted_pages: u64,
 }
 
+/// Set once cachestat(2) answered ENOSYS: a kernel without it is not asked again.
+static CACHESTAT_MISSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Whether every page of `file` under `position..position + length` is in the page cache,
 /// so that reading them cannot wait for the disk (short of an eviction in between, which
-/// costs one read). An error where the kernel has no cachestat.
+/// costs one read). An error where the kernel has no cachestat (ENOSYS, asked only once).
 fn in_page_cache(file: &File, position: u64, length: usize) -> io::Result<bool> {
     if length == 0 {
         return Ok(true);
+    }
+    if CACHESTAT_MISSING.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
     }
     let page_bytes = page_bytes();
     let first_page = position / page_bytes;
@@ -313,7 +319,11 @@ fn in_page_cache(file: &File, position: u64, length: usize) -> io::Result<bool> 
         libc::syscall(SYS_CACHESTAT, file.as_raw_fd(), &range as *const CachestatRange, &mut stat as *mut Cachestat, 0)
     };
     if result < 0 {
-        return Err(io::Error::last_os_error());
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() == Some(libc::ENOSYS) {
+            CACHESTAT_MISSING.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        return Err(error);
     }
     Ok(stat.cached_pages >= pages)
 }

@@ -10,6 +10,7 @@
 //!   [`partition::read_ahead`] reads ahead of sequential cold readers.
 //! - [`segment`]: the direct-I/O appender, the reader and crash recovery.
 //! - [`index`]: the sparse offset and time indexes.
+//! - [`page_cache`]: what the page cache holds (cachestat) and reading it in place (mmap).
 //! - [`manifest`]: the topic catalogue, persisted atomically with flatbuffers.
 //! - [`metrics`]: fixed-bucket histograms; fdatasync latency and group-commit size per shard.
 //! - [`fuzzing`]: the fuzz targets' bodies, shared with the corpus replay in the test suite.
@@ -35,6 +36,7 @@ pub mod index;
 pub mod limits;
 pub mod manifest;
 pub mod metrics;
+pub mod page_cache;
 pub mod partition;
 pub mod queue;
 pub mod record;

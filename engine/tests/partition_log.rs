@@ -4,6 +4,7 @@ mod common;
 use std::path::Path;
 use std::rc::Rc;
 
+use sluice_engine::page_cache;
 use sluice_engine::partition::producers::ProducerError;
 use sluice_engine::partition::read_ahead;
 use sluice_engine::partition::{FileRange, Partition, PartitionConfig, PartitionError, Records};
@@ -141,6 +142,15 @@ fn catch_up_reads_from_the_segment_file_read_ahead_and_stay_identical() {
 }
 
 /// The bytes of a file range, read the way sendfile would.
+/// Drops the clean cached pages of the file at `path`, so the next read waits for the disk.
+fn evict_from_page_cache(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: fadvise on an open descriptor; it only drops clean cached pages.
+    assert_eq!(unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) }, 0);
+}
+
 fn file_bytes(range: &FileRange) -> Vec<u8> {
     use std::os::unix::fs::FileExt;
     let mut bytes = vec![0u8; range.length_bytes];
@@ -211,27 +221,38 @@ fn checked_cold_ranges_go_out_as_file_ranges() {
         content[position + 500] ^= 0x40;
         std::fs::write(&log, content).unwrap();
 
-        let reopened = open(&dir, PartitionConfig::default()).await;
-        // An earlier run's batches are read through the page cache and checked first.
-        let older = reopened.read_to_send(0, 100_000).await.unwrap();
-        let Records::File(range) = &older.records else { panic!("checked, then sent as a file range") };
-        assert_eq!(batches_of(&file_bytes(range)), expected[..3]);
-        // Damage inside the range: the batches before it are served (read and checked), the
-        // damaged one never.
-        let before_damage = reopened.read_to_send(98, 100_000).await.unwrap();
-        let Records::Memory(bytes) = before_damage.records else { panic!("a damaged range is not sent by sendfile") };
-        assert_eq!(batches_of(&bytes), expected[98..100]);
-        for max_bytes in [100_000, 1_000] {
-            let damaged = reopened.read_to_send(100, max_bytes).await;
-            assert!(
-                matches!(damaged, Err(PartitionError::Storage { .. })),
-                "a batch failing its CRC is not served ({max_bytes} bytes asked): {damaged:?}"
-            );
+        // Checked in place while the page cache holds the file (it was just written), read
+        // through it once evicted: the same answers either way.
+        for evicted in [false, true] {
+            let reopened = open(&dir, PartitionConfig::default()).await;
+            if evicted {
+                evict_from_page_cache(&log);
+                let cached = page_cache::in_page_cache(&std::fs::File::open(&log).unwrap(), position as u64, 1);
+                assert!(!cached.unwrap_or(false), "the damaged batch is not in the page cache");
+            }
+            // An earlier run's batches are checked before they are sent.
+            let older = reopened.read_to_send(0, 100_000).await.unwrap();
+            let Records::File(range) = &older.records else { panic!("checked, then sent as a file range") };
+            assert_eq!(batches_of(&file_bytes(range)), expected[..3]);
+            // Damage inside the range: the batches before it are served (read and checked),
+            // the damaged one never.
+            let before_damage = reopened.read_to_send(98, 100_000).await.unwrap();
+            let Records::Memory(bytes) = before_damage.records else {
+                panic!("a damaged range is not sent by sendfile")
+            };
+            assert_eq!(batches_of(&bytes), expected[98..100]);
+            for max_bytes in [100_000, 1_000] {
+                let damaged = reopened.read_to_send(100, max_bytes).await;
+                assert!(
+                    matches!(damaged, Err(PartitionError::Storage { .. })),
+                    "a batch failing its CRC is not served ({max_bytes} bytes asked, evicted {evicted}): {damaged:?}"
+                );
+            }
+            let small = reopened.read_to_send(150, 1_000).await.unwrap();
+            let Records::File(range) = &small.records else { panic!("checked, then sent whole as a file range") };
+            assert_eq!(batches_of(&file_bytes(range)), expected[150..151]);
+            reopened.close().await;
         }
-        let small = reopened.read_to_send(150, 1_000).await.unwrap();
-        let Records::File(range) = &small.records else { panic!("checked, then sent whole as a file range") };
-        assert_eq!(batches_of(&file_bytes(range)), expected[150..151]);
-        reopened.close().await;
     });
 }
 

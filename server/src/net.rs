@@ -18,6 +18,7 @@ use futures_lite::AsyncReadExt;
 use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::TcpStream;
 
+use sluice_engine::page_cache;
 use sluice_engine::sync::Notify;
 
 use crate::catch_up_rate::CatchUpRate;
@@ -202,7 +203,7 @@ pub const SENDFILE_INLINE_CALL_BYTES_MAX: usize = 256 << 10;
 
 /// Sends `length` bytes of `file` from `position` to the socket with sendfile(2), from the
 /// page cache to the socket without passing through the broker's memory, at most at the
-/// shard's catch-up read `rate`. Each call whose bytes the page cache holds (`in_page_cache`)
+/// shard's catch-up read `rate`. Each call whose bytes the page cache holds (`page_cache::in_page_cache`)
 /// runs right here, the others on the blocking thread: a hop there and back is two thread
 /// wake-ups, which cost a catch-up read from memory a third of its speed at 64 KiB a fetch.
 /// The socket is made
@@ -228,7 +229,7 @@ pub async fn send_file(
     while position < end {
         let count = ((end - position) as usize).min(SENDFILE_CALL_BYTES_MAX);
         let inline_count = count.min(SENDFILE_INLINE_CALL_BYTES_MAX);
-        let sent = if in_page_cache(file, position, inline_count).unwrap_or(false) {
+        let sent = if page_cache::in_page_cache(file, position, inline_count).unwrap_or(false) {
             let sent = sendfile(&socket, file, position, inline_count);
             glommio::yield_if_needed().await;
             sent
@@ -273,65 +274,6 @@ fn sendfile(socket: &OwnedFd, file: &File, position: u64, count: usize) -> io::R
     } else {
         Ok(sent as usize)
     }
-}
-
-/// cachestat(2) (Linux 6.5; the same number on every architecture), which the libc crate
-/// does not name for x86_64 yet.
-const SYS_CACHESTAT: libc::c_long = 451;
-
-#[repr(C)]
-struct CachestatRange {
-    offset: u64,
-    length: u64,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct Cachestat {
-    cached_pages: u64,
-    dirty_pages: u64,
-    writeback_pages: u64,
-    evicted_pages: u64,
-    recently_evicted_pages: u64,
-}
-
-/// Set once cachestat(2) answered ENOSYS: a kernel without it is not asked again.
-static CACHESTAT_MISSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether every page of `file` under `position..position + length` is in the page cache,
-/// so that reading them cannot wait for the disk (short of an eviction in between, which
-/// costs one read). An error where the kernel has no cachestat (ENOSYS, asked only once).
-fn in_page_cache(file: &File, position: u64, length: usize) -> io::Result<bool> {
-    if length == 0 {
-        return Ok(true);
-    }
-    if CACHESTAT_MISSING.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err(io::Error::from_raw_os_error(libc::ENOSYS));
-    }
-    let page_bytes = page_bytes();
-    let first_page = position / page_bytes;
-    let pages = (position + length as u64).div_ceil(page_bytes) - first_page;
-    let range = CachestatRange { offset: position, length: length as u64 };
-    let mut stat = Cachestat::default();
-    // SAFETY: the descriptor is open (borrowed); both pointers are to live values of the
-    // layouts the kernel reads and writes (struct cachestat_range, struct cachestat).
-    let result = unsafe {
-        libc::syscall(SYS_CACHESTAT, file.as_raw_fd(), &range as *const CachestatRange, &mut stat as *mut Cachestat, 0)
-    };
-    if result < 0 {
-        let error = io::Error::last_os_error();
-        if error.raw_os_error() == Some(libc::ENOSYS) {
-            CACHESTAT_MISSING.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        return Err(error);
-    }
-    Ok(stat.cached_pages >= pages)
-}
-
-fn page_bytes() -> u64 {
-    static PAGE_BYTES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    // SAFETY: sysconf only reads a system constant.
-    *PAGE_BYTES.get_or_init(|| u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096))
 }
 
 fn set_nonblocking(socket: RawFd) -> io::Result<()> {
@@ -380,43 +322,5 @@ impl Refusals {
             self.since_warning = 0;
             self.last_warning = Some(Instant::now());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use std::io::Write;
-    use std::os::unix::fs::FileExt;
-
-    use super::*;
-
-    #[test]
-    fn cachestat_tells_which_ranges_the_page_cache_holds() {
-        const FILE_BYTES: usize = 1 << 20;
-        let mut file = tempfile::tempfile().unwrap();
-        file.write_all(&vec![7u8; FILE_BYTES]).unwrap();
-        match in_page_cache(&file, 0, FILE_BYTES) {
-            Ok(cached) => assert!(cached, "just written"),
-            Err(error) if error.raw_os_error() == Some(libc::ENOSYS) => {
-                eprintln!("SKIPPED: this kernel has no cachestat(2); every sendfile goes to the blocking thread");
-                return;
-            }
-            Err(error) => panic!("cachestat: {error}"),
-        }
-        file.sync_all().unwrap();
-        // SAFETY: fadvise on an open descriptor; it only drops clean cached pages.
-        assert_eq!(unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) }, 0);
-        assert!(!in_page_cache(&file, 0, FILE_BYTES).unwrap(), "dropped from the page cache");
-
-        // Read back (no read-ahead): what was read is cached again, the rest is not.
-        // SAFETY: as above; FADV_RANDOM only turns read-ahead off for this descriptor.
-        assert_eq!(unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) }, 0);
-        let mut head = vec![0u8; 64 << 10];
-        file.read_exact_at(&mut head, 4096).unwrap();
-        assert!(in_page_cache(&file, 4096, head.len()).unwrap());
-        assert!(in_page_cache(&file, 5000, 1000).unwrap(), "a range inside, not page-aligned");
-        assert!(!in_page_cache(&file, 4096, FILE_BYTES - 4096).unwrap());
-        assert!(in_page_cache(&file, 123, 0).unwrap(), "nothing to read is never a miss");
     }
 }

@@ -30,6 +30,7 @@ use crate::index::offset_index::{OffsetIndex, OffsetIndexEntry};
 use crate::index::time_index::{TimeIndex, TimeIndexEntry};
 use crate::limits::*;
 use crate::metrics::StorageMetrics;
+use crate::page_cache;
 use crate::record::batch::{self, BatchError};
 use crate::segment::{self, appender::SegmentAppender, faults::Faults, reader, recovery};
 use crate::sync::Notify;
@@ -616,11 +617,32 @@ impl Partition {
         })
     }
 
-    /// Reads a candidate range through the page cache and checks its batches (framing, CRC,
-    /// offsets from the index entry on, ending exactly at the range's end); records it as
-    /// checked if they hold. False if they do not (`read` then serves what is valid and reports
-    /// the damage) or the segment is gone.
+    /// Checks a candidate range's batches (framing, CRC, offsets from the index entry on,
+    /// ending exactly at the range's end) where the page cache holds them: in place, from a
+    /// mapping, when it holds all of them; otherwise read through it, which waits for the disk
+    /// off the executor and leaves the range cached for the sendfile and the readers after.
+    /// Records the range as checked if they hold. False if they do not (`read` then serves
+    /// what is valid and reports the damage) or the segment is gone.
     async fn check_through_page_cache(&self, candidate: &SendCandidate) -> Result<bool, PartitionError> {
+        let Some(file) = self.segment_file(candidate.segment_base_offset)? else {
+            return Ok(false);
+        };
+        let (start, end) = (candidate.positions.start, candidate.positions.end);
+        let length = (end - start) as usize;
+        // A mapping that fails (out of address space, say) is only a missed shortcut.
+        let whole = match page_cache::MappedRange::map_if_cached(&file, start, length).ok().flatten() {
+            Some(mapped) => holds_whole_batches(mapped.bytes(), candidate),
+            None => self.read_and_check(candidate).await?,
+        };
+        if whole {
+            self.with_segment(candidate.segment_base_offset, |segment| segment.checked.insert(start..end));
+        }
+        Ok(whole)
+    }
+
+    /// Reads a candidate range through the page cache and checks its batches; false if they
+    /// do not hold, the file ends before the range does, or the segment is gone.
+    async fn read_and_check(&self, candidate: &SendCandidate) -> Result<bool, PartitionError> {
         let Some(file) = self.check_reader(candidate.segment_base_offset).await? else {
             return Ok(false);
         };
@@ -632,35 +654,25 @@ impl Partition {
             }
         };
         let first = read_at(start).await?;
-        let mut joined = Vec::new();
-        if (first.len() as u64) < end - start {
-            // A short read (rare): gather the rest.
-            joined.extend_from_slice(&first);
-            while (joined.len() as u64) < end - start {
-                let chunk = read_at(start + joined.len() as u64).await?;
-                if chunk.is_empty() {
-                    return Ok(false); // shorter than the index says: let `read` report it
-                }
-                joined.extend_from_slice(&chunk);
+        if first.len() as u64 == end - start {
+            return Ok(holds_whole_batches(&first, candidate));
+        }
+        // A short read (rare): gather the rest.
+        let mut joined = first.to_vec();
+        while (joined.len() as u64) < end - start {
+            let chunk = read_at(start + joined.len() as u64).await?;
+            if chunk.is_empty() {
+                return Ok(false); // shorter than the index says: let `read` report it
             }
+            joined.extend_from_slice(&chunk);
         }
-        let bytes: &[u8] = if joined.is_empty() { &first } else { &joined };
-        let mut found = Vec::new();
-        let (consumed, stop) = recovery::scan(bytes, start, candidate.offsets.start, &mut found);
-        let whole = consumed == bytes.len()
-            && matches!(stop, recovery::ScanStop::EndOfInput)
-            && found.last().is_some_and(|batch| batch.last_offset + 1 == candidate.offsets.end);
-        if whole {
-            self.with_segment(candidate.segment_base_offset, |segment| segment.checked.insert(start..end));
-        }
-        Ok(whole)
+        Ok(holds_whole_batches(&joined, candidate))
     }
 
-    /// The file range for a checked candidate, opening the segment's buffered descriptor the
-    /// first time (a plain open, microseconds, once per segment and run); `None` if the segment
-    /// is gone.
-    fn file_range(&self, candidate: &SendCandidate) -> Result<Option<FileRange>, PartitionError> {
-        let file = self.with_segment(candidate.segment_base_offset, |segment| match &segment.send_file {
+    /// The segment's buffered descriptor (for sendfile and mappings), opened the first time
+    /// (a plain open, microseconds, once per segment and run); `None` if the segment is gone.
+    fn segment_file(&self, base_offset: i64) -> Result<Option<Arc<std::fs::File>>, PartitionError> {
+        let file = self.with_segment(base_offset, |segment| match &segment.send_file {
             Some(file) => Ok(file.clone()),
             None => {
                 let path = segment::log_path(&self.dir, segment.base_offset);
@@ -668,7 +680,12 @@ impl Partition {
                 Ok(segment.send_file.insert(Arc::new(opened)).clone())
             }
         });
-        Ok(file.transpose()?.map(|file| FileRange {
+        file.transpose()
+    }
+
+    /// The file range for a checked candidate; `None` if the segment is gone.
+    fn file_range(&self, candidate: &SendCandidate) -> Result<Option<FileRange>, PartitionError> {
+        Ok(self.segment_file(candidate.segment_base_offset)?.map(|file| FileRange {
             file,
             position: candidate.positions.start,
             length_bytes: (candidate.positions.end - candidate.positions.start) as usize,
@@ -1219,6 +1236,16 @@ impl CheckedRanges {
 }
 
 /// Index of the segment holding `offset`: the last one whose base is at or below it.
+/// Whether `bytes`, a candidate range, holds whole valid batches (framing, CRC, offsets from
+/// the range's first on) that end exactly at its end, with the range's last offset.
+fn holds_whole_batches(bytes: &[u8], candidate: &SendCandidate) -> bool {
+    let mut found = Vec::new();
+    let (consumed, stop) = recovery::scan(bytes, candidate.positions.start, candidate.offsets.start, &mut found);
+    consumed == bytes.len()
+        && matches!(stop, recovery::ScanStop::EndOfInput)
+        && found.last().is_some_and(|batch| batch.last_offset + 1 == candidate.offsets.end)
+}
+
 fn segment_for_offset(segments: &[Segment], offset: i64) -> usize {
     segments.partition_point(|segment| segment.base_offset <= offset).saturating_sub(1)
 }

@@ -415,27 +415,33 @@ fn idempotent_retries_are_written_once_even_across_a_reopen() {
     });
 }
 
-/// An idle partition writes zeros ahead of its end, so the next appends overwrite allocated
-/// blocks inside the file (a cheap fdatasync) instead of growing it; a crash leaves those
-/// zeros, which recovery reads as the end of the log; a clean close cuts them.
+/// A small flush round writes zeros ahead of its batches, so the rounds after it overwrite
+/// allocated blocks inside the file (a cheap fdatasync) instead of growing it; a crash leaves
+/// those zeros, which recovery reads as the end of the log; a clean close cuts them. A round
+/// over `ZERO_AHEAD_ROUND_BYTES_MAX` writes no zeros ahead.
 #[test]
-fn an_idle_partition_zeroes_ahead_and_the_zeros_end_the_log() {
-    const ZEROS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+fn small_rounds_write_zeros_ahead_and_the_zeros_end_the_log() {
+    use sluice_engine::limits::{ZERO_AHEAD_BYTES, ZERO_AHEAD_ROUND_BYTES_MAX};
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("topic/0");
     let crash_copy = temp.path().join("copy/0");
+    let large_dir = temp.path().join("large/0");
     run(move || async move {
-        let segment = dir.join(format!("{:020}.log", 0));
         let file_bytes = |path: &Path| std::fs::metadata(path).unwrap().len();
+        let large = open(&large_dir, PartitionConfig::default()).await;
+        let value = vec![b'v'; ZERO_AHEAD_ROUND_BYTES_MAX];
+        let appended = large.append(&build::batch(0, 1_000, &[(b"key", &value[..])])).await.unwrap();
+        large.wait_durable(&appended).await.unwrap();
+        let large_segment = sluice_engine::segment::log_path(&large_dir, 0);
+        assert_eq!(file_bytes(&large_segment), large.size_bytes().next_multiple_of(4096), "no zeros ahead");
+        large.close().await;
+
+        let segment = sluice_engine::segment::log_path(&dir, 0);
         let partition = open(&dir, PartitionConfig::default()).await;
         let first = record_batch(0, 1_000);
         let appended = partition.append(&first).await.unwrap();
         partition.wait_durable(&appended).await.unwrap();
-        let started = std::time::Instant::now();
-        while file_bytes(&segment) < sluice_engine::limits::ZERO_AHEAD_BYTES {
-            assert!(started.elapsed() < ZEROS_WAIT, "no zeros written ahead within {ZEROS_WAIT:?}");
-            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        assert!(file_bytes(&segment) >= ZERO_AHEAD_BYTES, "zeros written ahead: {}", file_bytes(&segment));
         crash_image(&dir, &crash_copy);
         let zeroed_file_bytes = file_bytes(&segment);
         let mut expected = vec![(0, first[8..].to_vec())];

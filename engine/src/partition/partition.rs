@@ -800,12 +800,8 @@ impl Partition {
         }
     }
 
-    /// The flusher: one per partition, writing queued batches in rounds (group commit). When
-    /// a round leaves nothing queued and the partition writes slowly, it zeroes ahead
-    /// (`SegmentAppender::zero_ahead`) so the next rounds' fdatasyncs are cheap.
+    /// The flusher: one per partition, writing queued batches in rounds (group commit).
     async fn run_flusher(self: Rc<Self>, mut appender: SegmentAppender) {
-        let mut rate = WriteRate::new();
-        let mut zero_ahead_due = false;
         loop {
             let notified = self.work.notified();
             let round = {
@@ -820,23 +816,11 @@ impl Partition {
                 }
             };
             let Some(round) = round else {
-                if std::mem::take(&mut zero_ahead_due) {
-                    let limit_bytes = self.config.borrow().segment_bytes;
-                    if let Err(error) = appender.zero_ahead(ZERO_AHEAD_BYTES, limit_bytes).await {
-                        tracing::debug!(dir = %self.dir.display(), %error, "zeroing ahead failed");
-                    }
-                    continue;
-                }
                 notified.await;
                 continue;
             };
             match self.flush(&mut appender, &round).await {
-                Ok(()) => {
-                    self.complete_round(&round, &appender);
-                    let bytes_per_s = rate.add(round.total_bytes as u64);
-                    zero_ahead_due = appender.zeroed_ahead_bytes() < ZERO_AHEAD_LOW_WATER_BYTES
-                        && bytes_per_s < ZERO_AHEAD_RATE_MAX_BYTES_PER_S;
-                }
+                Ok(()) => self.complete_round(&round, &appender),
                 Err(error) => {
                     appender.rewind();
                     self.roll_back(&error);
@@ -885,9 +869,15 @@ impl Partition {
             assert_eq!(self.state.borrow().durable_offset, base_offset, "a roll starts at the durable offset");
             self.snapshot_producers();
         }
+        let zeros_to_bytes = if round.total_bytes <= ZERO_AHEAD_ROUND_BYTES_MAX {
+            let limit_bytes = self.config.borrow().segment_bytes;
+            appender.zeros_to_bytes(round.total_bytes as u64, ZERO_AHEAD_BYTES, ZERO_AHEAD_LOW_WATER_BYTES, limit_bytes)
+        } else {
+            0
+        };
         let flush_started = std::time::Instant::now();
-        let flushed =
-            appender.write_and_sync(round.batches.iter().map(|batch| &batch.bytes[..]), round.total_bytes).await;
+        let batches = round.batches.iter().map(|batch| &batch.bytes[..]);
+        let flushed = appender.write_and_sync(batches, round.total_bytes, zeros_to_bytes).await;
         crate::metrics::record_flush(if flushed.is_ok() { round.total_bytes as u64 } else { 0 });
         flushed?;
         self.storage_metrics.flush_seconds.observe_duration(flush_started.elapsed());
@@ -1066,34 +1056,6 @@ impl StateView<'_> {
 }
 
 /// Records an appended idempotent batch in `table`.
-/// A flusher's write rate: bytes over the current window, or the last whole one if higher.
-struct WriteRate {
-    window_started: std::time::Instant,
-    window_bytes: u64,
-    last_bytes_per_s: u64,
-}
-
-impl WriteRate {
-    const WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
-
-    fn new() -> Self {
-        Self { window_started: std::time::Instant::now(), window_bytes: 0, last_bytes_per_s: 0 }
-    }
-
-    /// Counts `bytes` written now; returns the rate in bytes per second.
-    fn add(&mut self, bytes: u64) -> u64 {
-        let elapsed = self.window_started.elapsed();
-        if elapsed >= Self::WINDOW {
-            self.last_bytes_per_s = (self.window_bytes as f64 / elapsed.as_secs_f64()) as u64;
-            self.window_started = std::time::Instant::now();
-            self.window_bytes = 0;
-        }
-        self.window_bytes += bytes;
-        // Within a window, the bytes so far already are a lower bound of its rate.
-        self.last_bytes_per_s.max(self.window_bytes)
-    }
-}
-
 fn record_producer_batch(table: &mut ProducerTable, producer: &ProducerBatch, base_offset: i64, last_offset: i64) {
     let (epoch, sequence, count) = (producer.epoch, producer.first_sequence, producer.records_count);
     table.record(producer.producer_id, epoch, sequence, count, base_offset, last_offset);

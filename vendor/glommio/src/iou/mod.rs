@@ -92,6 +92,9 @@ bitflags::bitflags! {
         const CQSIZE    = 1 << 3;
         const CLAMP     = 1 << 4;
         const ATTACH_WQ = 1 << 5;
+        /// sluice patch (Linux 5.19): completions that need the submitting task (task_work)
+        /// wait for its next entry into the kernel instead of interrupting it with an IPI.
+        const COOP_TASKRUN = 1 << 8;
     }
 }
 

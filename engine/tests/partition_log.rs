@@ -418,7 +418,7 @@ fn idempotent_retries_are_written_once_even_across_a_reopen() {
 /// A small flush round writes zeros ahead of its batches, so the rounds after it overwrite
 /// allocated blocks inside the file (a cheap fdatasync) instead of growing it; a crash leaves
 /// those zeros, which recovery reads as the end of the log; a clean close cuts them. A round
-/// over `ZERO_AHEAD_ROUND_BYTES_MAX` writes no zeros ahead.
+/// over `ZERO_AHEAD_ROUND_BYTES_MAX`, or after rounds that large, writes no zeros ahead.
 #[test]
 fn small_rounds_write_zeros_ahead_and_the_zeros_end_the_log() {
     use sluice_engine::limits::{ZERO_AHEAD_BYTES, ZERO_AHEAD_ROUND_BYTES_MAX};
@@ -433,6 +433,10 @@ fn small_rounds_write_zeros_ahead_and_the_zeros_end_the_log() {
         let appended = large.append(&build::batch(0, 1_000, &[(b"key", &value[..])])).await.unwrap();
         large.wait_durable(&appended).await.unwrap();
         let large_segment = sluice_engine::segment::log_path(&large_dir, 0);
+        assert_eq!(file_bytes(&large_segment), large.size_bytes().next_multiple_of(4096), "no zeros ahead");
+        // Nor a small round of a partition whose rounds are large on average.
+        let appended = large.append(&build::batch(1, 1_001, &[(b"key", b"small")])).await.unwrap();
+        large.wait_durable(&appended).await.unwrap();
         assert_eq!(file_bytes(&large_segment), large.size_bytes().next_multiple_of(4096), "no zeros ahead");
         large.close().await;
 

@@ -802,6 +802,8 @@ impl Partition {
 
     /// The flusher: one per partition, writing queued batches in rounds (group commit).
     async fn run_flusher(self: Rc<Self>, mut appender: SegmentAppender) {
+        // Bytes per round, a moving average (1/8 to the newest): whether zeros ahead pay.
+        let mut average_round_bytes: Option<usize> = None;
         loop {
             let notified = self.work.notified();
             let round = {
@@ -819,8 +821,13 @@ impl Partition {
                 notified.await;
                 continue;
             };
-            match self.flush(&mut appender, &round).await {
-                Ok(()) => self.complete_round(&round, &appender),
+            match self.flush(&mut appender, &round, average_round_bytes.unwrap_or(0)).await {
+                Ok(()) => {
+                    self.complete_round(&round, &appender);
+                    let newest = round.total_bytes;
+                    average_round_bytes =
+                        Some(average_round_bytes.map_or(newest, |average| average - average / 8 + newest / 8));
+                }
                 Err(error) => {
                     appender.rewind();
                     self.roll_back(&error);
@@ -855,7 +862,16 @@ impl Partition {
         Round { batches, total_bytes, roll: too_big || too_old }
     }
 
-    async fn flush(&self, appender: &mut SegmentAppender, round: &Round) -> std::io::Result<()> {
+    /// Writes and syncs `round`, rolling the segment first if the round says so. Zeros ahead
+    /// go with it when its partition writes in small rounds (`average_round_bytes` and this
+    /// one at most `ZERO_AHEAD_ROUND_BYTES_MAX`): then one write of zeros spares the many
+    /// rounds after it a size change each; in large rounds it would only double the bytes.
+    async fn flush(
+        &self,
+        appender: &mut SegmentAppender,
+        round: &Round,
+        average_round_bytes: usize,
+    ) -> std::io::Result<()> {
         if round.roll {
             let base_offset = round.batches[0].base_offset;
             let path = segment::log_path(&self.dir, base_offset);
@@ -869,7 +885,7 @@ impl Partition {
             assert_eq!(self.state.borrow().durable_offset, base_offset, "a roll starts at the durable offset");
             self.snapshot_producers();
         }
-        let zeros_to_bytes = if round.total_bytes <= ZERO_AHEAD_ROUND_BYTES_MAX {
+        let zeros_to_bytes = if round.total_bytes.max(average_round_bytes) <= ZERO_AHEAD_ROUND_BYTES_MAX {
             let limit_bytes = self.config.borrow().segment_bytes;
             appender.zeros_to_bytes(round.total_bytes as u64, ZERO_AHEAD_BYTES, ZERO_AHEAD_LOW_WATER_BYTES, limit_bytes)
         } else {

@@ -214,11 +214,6 @@ impl SegmentAppender {
         self.zeroed_end_bytes = 0;
     }
 
-    /// Synced zeros left after the last block.
-    pub fn zeroed_ahead_bytes(&self) -> u64 {
-        self.zeroed_end_bytes.saturating_sub(align_up(self.written_bytes))
-    }
-
     /// Where a write of `round_bytes` more should end its zeros to leave `ahead_bytes` of them
     /// past its last block, not past `limit_bytes` (where the segment will roll); 0 (none
     /// beyond its block) when the zeros already there will last past it by `low_water_bytes`.

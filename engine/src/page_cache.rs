@@ -64,7 +64,7 @@ pub fn in_page_cache(file: &File, position: u64, length: usize) -> io::Result<bo
     Ok(stat.cached_pages >= pages)
 }
 
-pub fn page_bytes() -> u64 {
+fn page_bytes() -> u64 {
     static PAGE_BYTES: OnceLock<u64> = OnceLock::new();
     // SAFETY: sysconf only reads a system constant.
     *PAGE_BYTES.get_or_init(|| u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096))

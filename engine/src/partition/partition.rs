@@ -887,7 +887,7 @@ impl Partition {
         }
         let zeros_to_bytes = if round.total_bytes.max(average_round_bytes) <= ZERO_AHEAD_ROUND_BYTES_MAX {
             let limit_bytes = self.config.borrow().segment_bytes;
-            appender.zeros_to_bytes(round.total_bytes as u64, ZERO_AHEAD_BYTES, ZERO_AHEAD_LOW_WATER_BYTES, limit_bytes)
+            appender.zeros_to_bytes(round.total_bytes as u64, limit_bytes)
         } else {
             0
         };
@@ -1213,7 +1213,6 @@ impl CheckedRanges {
     }
 }
 
-/// Index of the segment holding `offset`: the last one whose base is at or below it.
 /// Whether `bytes`, a candidate range, holds whole valid batches (framing, CRC, offsets from
 /// the range's first on) that end exactly at its end, with the range's last offset.
 fn holds_whole_batches(bytes: &[u8], candidate: &SendCandidate) -> bool {
@@ -1224,6 +1223,7 @@ fn holds_whole_batches(bytes: &[u8], candidate: &SendCandidate) -> bool {
         && found.last().is_some_and(|batch| batch.last_offset + 1 == candidate.offsets.end)
 }
 
+/// Index of the segment holding `offset`: the last one whose base is at or below it.
 fn segment_for_offset(segments: &[Segment], offset: i64) -> usize {
     segments.partition_point(|segment| segment.base_offset <= offset).saturating_sub(1)
 }

@@ -28,7 +28,7 @@ use std::rc::Rc;
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
 use super::faults::{Faults, WriteFault};
-use crate::limits::DMA_BLOCK_BYTES;
+use crate::limits::{DMA_BLOCK_BYTES, ZERO_AHEAD_BYTES, ZERO_AHEAD_LOW_WATER_BYTES};
 
 pub struct SegmentAppender {
     file: DmaFile,
@@ -214,15 +214,16 @@ impl SegmentAppender {
         self.zeroed_end_bytes = 0;
     }
 
-    /// Where a write of `round_bytes` more should end its zeros to leave `ahead_bytes` of them
-    /// past its last block, not past `limit_bytes` (where the segment will roll); 0 (none
-    /// beyond its block) when the zeros already there will last past it by `low_water_bytes`.
-    pub fn zeros_to_bytes(&self, round_bytes: u64, ahead_bytes: u64, low_water_bytes: u64, limit_bytes: u64) -> u64 {
+    /// Where a write of `round_bytes` more should end its zeros to leave `ZERO_AHEAD_BYTES` of
+    /// them past its last block, not past `limit_bytes` (where the segment will roll); 0 (none
+    /// beyond its block) when the zeros already there will last past it by
+    /// `ZERO_AHEAD_LOW_WATER_BYTES`.
+    pub fn zeros_to_bytes(&self, round_bytes: u64, limit_bytes: u64) -> u64 {
         let block_end = align_up(self.written_bytes + round_bytes);
-        if self.zeroed_end_bytes.saturating_sub(block_end) >= low_water_bytes {
+        if self.zeroed_end_bytes.saturating_sub(block_end) >= ZERO_AHEAD_LOW_WATER_BYTES {
             return 0;
         }
-        (block_end + ahead_bytes).min(align_up(limit_bytes))
+        (block_end + ZERO_AHEAD_BYTES).min(align_up(limit_bytes))
     }
 
     /// Ends the segment: cuts the zero padding of the last block, syncs and closes the file.

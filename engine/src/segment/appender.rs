@@ -27,6 +27,7 @@ use std::rc::Rc;
 
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions};
 
+use super::device_fill;
 use super::faults::{Faults, WriteFault};
 use crate::limits::{DMA_BLOCK_BYTES, ZERO_AHEAD_BYTES, ZERO_AHEAD_LOW_WATER_BYTES};
 
@@ -127,14 +128,9 @@ impl SegmentAppender {
         let buffer_bytes = (buffer_end - start) as usize;
         let mut buffer = self.file.alloc_dma_buffer(buffer_bytes);
         let target = buffer.as_bytes_mut();
-        target[..self.carry.len()].copy_from_slice(&self.carry);
-        let mut cursor = self.carry.len();
-        for batch in batches {
-            target[cursor..cursor + batch.len()].copy_from_slice(batch);
-            cursor += batch.len();
-        }
+        let cursor =
+            device_fill::fill(target, std::iter::once(&self.carry[..]).chain(batches.map(|batch| -> &[u8] { batch })));
         assert_eq!(cursor as u64, end - start, "write: batches do not add up to total_bytes");
-        target[cursor..].fill(0);
         let new_carry_start = (align_down(end) - start) as usize;
         let new_carry = target[new_carry_start..cursor].to_vec();
         self.unsynced_end_bytes = buffer_end;

@@ -1,10 +1,12 @@
 //! Segment files: `<base_offset:020>.log` with its `.index` and `.timeindex`.
 //!
-//! The appender writes with direct I/O and keeps the partial last block in memory; the reader
+//! The appender writes with direct I/O (filling its buffers with `device_fill`'s streaming
+//! stores) and keeps the partial last block in memory; the reader
 //! reads byte ranges back; recovery finds the valid end of a segment after a crash; verify
 //! checks a stopped broker's segments and indexes offline and reports what it finds; faults
 //! lets tests make the appender's device fail.
 pub mod appender;
+mod device_fill;
 pub mod faults;
 pub mod reader;
 pub mod recovery;

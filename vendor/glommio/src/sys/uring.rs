@@ -37,7 +37,7 @@ use crate::{
         self,
         blocking::{BlockingThreadOp, BlockingThreadPool},
         dma_buffer::{BufferStorage, DmaBuffer},
-        membarrier, DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
+        DirectIo, EnqueuedSource, EnqueuedStatus, InnerSource, IoBuffer,
         PollableStatus, Source, SourceType, Statx, TimeSpec64,
     },
     uring_sys::{self, IoRingOp},
@@ -1887,10 +1887,14 @@ impl Reactor {
             // last time until now it could be that something happened in a remote executor
             // that opened up room. If it did we bail on sleep and go process it.
             self.notifier.prepare_to_sleep();
-            // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
-            // details. This translates to `sys_membarrier()` /
-            // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            // sluice patch: a full fence, paired with the one in `SleepNotifier::notify` (a
+            // remote sender publishes, fences, then reads `should_notify`; this side stores
+            // `should_notify`, fences, then reads the remote channels: one of the two sees the
+            // other). Upstream fenced only here, with membarrier(PRIVATE_EXPEDITED), which
+            // interrupts every CPU running one of the process's threads at each sleep: 5% of a
+            // busy shard's samples on 2 cores (the syscall and sending the IPIs), plus the
+            // interrupts themselves. An mfence on each notify costs far less than that.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {

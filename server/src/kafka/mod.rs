@@ -17,7 +17,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -229,59 +228,75 @@ fn request_read_error(error: std::io::Error) -> Closed {
 
 async fn write_responses(
     shard: ShardRef,
-    mut stream: TcpStream,
+    stream: TcpStream,
     pending: LocalReceiver<PendingResponse>,
     in_flight: Rc<InFlight>,
     timeouts: Timeouts,
 ) -> Result<(), Closed> {
-    while let Some(handler) = pending.recv().await {
-        let result = match handler.await {
-            Ok(Some(parts)) => {
-                let written =
-                    write_parts(&mut stream, &parts, timeouts.idle, &shard.catch_up_rate).await.map_err(|error| {
-                        if net::is_timeout(&error) {
-                            Closed::Dropped(Dropped::WriteTimeout)
-                        } else {
-                            Closed::Io(error)
-                        }
-                    });
-                in_flight.owed.sent(frame_bytes(&parts));
-                written
+    let mut next = pending.recv().await;
+    while let Some(handler) = next.take() {
+        // This response, and those after it that are answered already (at most the
+        // connection's requests in flight): one write for all.
+        let mut answered = vec![handler.await];
+        while let Some(mut handler) = futures_lite::future::poll_once(pending.recv()).await.flatten() {
+            match futures_lite::future::poll_once(&mut handler).await {
+                Some(answer) => answered.push(answer),
+                None => {
+                    next = Some(handler);
+                    break;
+                }
             }
-            Ok(None) => Ok(()),
-            Err(closed) => Err(closed),
-        };
-        in_flight.owed.paid(1);
+        }
+        let frames: Vec<&[Part]> =
+            answered.iter().map_while(|answer| answer.as_ref().ok()).flatten().map(Vec::as_slice).collect();
+        let written = write_frames(&stream, &frames, timeouts.idle, &shard.catch_up_rate).await.map_err(|error| {
+            if net::is_timeout(&error) {
+                Closed::Dropped(Dropped::WriteTimeout)
+            } else {
+                Closed::Io(error)
+            }
+        });
+        for parts in &frames {
+            in_flight.owed.sent(frame_bytes(parts));
+        }
+        in_flight.owed.paid(answered.len());
+        let result = written.and(answered.into_iter().find_map(Result::err).map_or(Ok(()), Err));
         if let Err(closed) = result {
             in_flight.owed.writer_stopped();
             // Wake the reader, which may be waiting for a request that will never come.
             let _ = stream.shutdown(std::net::Shutdown::Both).await;
+            drop(next);
             net::drain_until_reader_ends(pending).await;
             return Err(closed);
+        }
+        if next.is_none() {
+            next = pending.recv().await;
         }
     }
     Ok(())
 }
 
-/// Writes a response frame: bytes with glommio's send, file ranges with sendfile at the
-/// shard's catch-up `rate`. A part the client takes nothing of for `stalled_max` fails with
-/// `TimedOut` (the write timeout).
-async fn write_parts(
-    stream: &mut TcpStream,
-    parts: &[Part],
+/// Writes response frames in order: bytes in memory gathered into as few sendmsg calls as
+/// the socket allows, file ranges with sendfile at the shard's catch-up `rate`. A write the
+/// client takes nothing of for `stalled_max` fails with `TimedOut` (the write timeout).
+async fn write_frames(
+    stream: &TcpStream,
+    frames: &[&[Part]],
     stalled_max: Duration,
     rate: &CatchUpRate,
 ) -> std::io::Result<()> {
-    for part in parts {
+    let mut buffers = Vec::new();
+    for part in frames.iter().copied().flatten() {
         match part {
-            Part::Memory(bytes) => stream.write_all(bytes).await?,
+            Part::Memory(bytes) => buffers.push(bytes.clone()),
             Part::File(range) => {
-                stream.flush().await?;
+                net::send_buffers(stream, &buffers, stalled_max).await?;
+                buffers.clear();
                 net::send_file(stream, &range.file, range.position, range.length_bytes, stalled_max, rate).await?
             }
         }
     }
-    Ok(())
+    net::send_buffers(stream, &buffers, stalled_max).await
 }
 
 /// Answers one request frame: `Ok(None)` when the API sends no response. A Fetch first waits

@@ -13,7 +13,7 @@ use sluice_engine::partition::{FileRange, Records};
 
 use crate::limits::FETCH_RESPONSE_BYTES_MAX;
 
-/// Slices shorter than this are copied anyway: a separate write costs more than the copy.
+/// Slices shorter than this are copied anyway: a part of their own costs more than the copy.
 const SHARE_BYTES_MIN: usize = 4 << 10;
 
 /// Largest file range one placeholder stands for: a partition's share of a Fetch response.

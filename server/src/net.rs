@@ -14,7 +14,6 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_lite::AsyncReadExt;
 use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::TcpStream;
@@ -251,13 +250,7 @@ pub async fn send_file(
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                let left = stalled_max.saturating_sub(progressed_at.elapsed());
-                if left.is_zero() {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-                // Until the client takes bytes and the socket has room again, or the stall
-                // limit passes (a socket error shows in the next call).
-                let _ = glommio::timer::timeout(left, stream.writable()).await;
+                wait_for_room(stream, progressed_at, stalled_max).await?
             }
             Err(error) => return Err(error),
         }
@@ -274,24 +267,21 @@ pub const SEND_BUFFERS_PER_CALL_MAX: usize = 64;
 /// and the wake-up of the client's thread, which one call pays once). When the socket is full
 /// it waits for room (a POLLOUT wait on the ring); `TimedOut` once no byte went out for
 /// `stalled_max`. The calls pass MSG_DONTWAIT, as glommio's own sends do.
-pub async fn send_buffers(stream: &TcpStream, buffers: &[Bytes], stalled_max: Duration) -> io::Result<()> {
+pub async fn send_buffers(stream: &TcpStream, buffers: &[&[u8]], stalled_max: Duration) -> io::Result<()> {
     // The first byte not yet sent: `buffers[index][offset]`.
     let (mut index, mut offset) = (0, 0);
     let mut progressed_at = Instant::now();
+    let mut iovecs: Vec<libc::iovec> = Vec::with_capacity(SEND_BUFFERS_PER_CALL_MAX.min(buffers.len()));
     while index < buffers.len() {
         if buffers[index].len() == offset {
             (index, offset) = (index + 1, 0);
             continue;
         }
-        let iovecs: Vec<libc::iovec> = buffers[index..]
-            .iter()
-            .take(SEND_BUFFERS_PER_CALL_MAX)
-            .enumerate()
-            .map(|(at, buffer)| {
-                let unsent = if at == 0 { &buffer[offset..] } else { &buffer[..] };
-                libc::iovec { iov_base: unsent.as_ptr() as *mut libc::c_void, iov_len: unsent.len() }
-            })
-            .collect();
+        iovecs.clear();
+        iovecs.extend(buffers[index..].iter().take(SEND_BUFFERS_PER_CALL_MAX).enumerate().map(|(at, buffer)| {
+            let unsent = if at == 0 { &buffer[offset..] } else { buffer };
+            libc::iovec { iov_base: unsent.as_ptr() as *mut libc::c_void, iov_len: unsent.len() }
+        }));
         // SAFETY: an all-zero msghdr is valid (no address, no control data).
         let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
         message.msg_iov = iovecs.as_ptr() as *mut libc::iovec;
@@ -314,18 +304,22 @@ pub async fn send_buffers(stream: &TcpStream, buffers: &[Bytes], stalled_max: Du
         let error = io::Error::last_os_error();
         match error.kind() {
             io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock => {
-                let left = stalled_max.saturating_sub(progressed_at.elapsed());
-                if left.is_zero() {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-                // Until the client takes bytes and the socket has room again, or the stall
-                // limit passes (a socket error shows in the next call).
-                let _ = glommio::timer::timeout(left, stream.writable()).await;
-            }
+            io::ErrorKind::WouldBlock => wait_for_room(stream, progressed_at, stalled_max).await?,
             _ => return Err(error),
         }
     }
+    Ok(())
+}
+
+/// After a non-blocking send found the socket full: waits until the client takes bytes and
+/// the socket has room again, or until `stalled_max` has passed since the last byte went out
+/// (`progressed_at`), then `TimedOut`. A socket error shows in the next send.
+async fn wait_for_room(stream: &TcpStream, progressed_at: Instant, stalled_max: Duration) -> io::Result<()> {
+    let left = stalled_max.saturating_sub(progressed_at.elapsed());
+    if left.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    let _ = glommio::timer::timeout(left, stream.writable()).await;
     Ok(())
 }
 
@@ -404,10 +398,8 @@ mod tests {
     fn send_buffers_sends_everything_in_order_through_a_full_socket() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();
-        let buffers: Vec<Bytes> = (0..300usize)
-            .map(|index| {
-                Bytes::from((0..(index * 7_919) % 60_013).map(|at| (at * 7 + index) as u8).collect::<Vec<u8>>())
-            })
+        let buffers: Vec<Vec<u8>> = (0..300usize)
+            .map(|index| (0..(index * 7_919) % 60_013).map(|at| (at * 7 + index) as u8).collect())
             .collect();
         let expected: Vec<u8> = buffers.iter().flat_map(|buffer| buffer.iter().copied()).collect();
         let reader = std::thread::spawn(move || {
@@ -424,7 +416,8 @@ mod tests {
         });
         glommio::LocalExecutorBuilder::default().make().unwrap().run(async move {
             let stream = TcpStream::connect(address).await.unwrap();
-            send_buffers(&stream, &buffers, Duration::from_secs(10)).await.unwrap();
+            let slices: Vec<&[u8]> = buffers.iter().map(|buffer| &buffer[..]).collect();
+            send_buffers(&stream, &slices, Duration::from_secs(10)).await.unwrap();
             send_buffers(&stream, &[], Duration::from_secs(10)).await.unwrap();
         });
         assert_eq!(reader.join().unwrap(), expected);
@@ -443,8 +436,8 @@ mod tests {
         });
         let error = glommio::LocalExecutorBuilder::default().make().unwrap().run(async move {
             let stream = TcpStream::connect(address).await.unwrap();
-            let buffers = vec![Bytes::from(vec![1u8; 64 << 20])];
-            send_buffers(&stream, &buffers, Duration::from_millis(200)).await.unwrap_err()
+            let buffer = vec![1u8; 64 << 20];
+            send_buffers(&stream, &[&buffer[..]], Duration::from_millis(200)).await.unwrap_err()
         });
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         holder.join().unwrap();

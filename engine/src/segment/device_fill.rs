@@ -14,36 +14,34 @@
 /// the bytes the parts took. The stores are complete (fenced) when this returns, before the
 /// buffer is handed to the kernel. Panics if the parts do not fit.
 pub fn fill<'a>(target: &mut [u8], parts: impl Iterator<Item = &'a [u8]>) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        let filled = fill_with(target, parts, |target, source| unsafe { x86::store_streaming(target, source) });
+        // SAFETY: sfence has no preconditions; it orders the streaming stores before later ones.
+        unsafe { std::arch::x86_64::_mm_sfence() };
+        return filled;
+    }
+    fill_with(target, parts, |target, source| match source {
+        Some(source) => target.copy_from_slice(source),
+        None => target.fill(0),
+    })
+}
+
+/// `fill` with `store`, which copies its source into its target (the same length), or zeros
+/// the target when there is no source.
+fn fill_with<'a>(
+    target: &mut [u8],
+    parts: impl Iterator<Item = &'a [u8]>,
+    store: impl Fn(&mut [u8], Option<&[u8]>),
+) -> usize {
     let mut cursor = 0;
     for part in parts {
         store(&mut target[cursor..cursor + part.len()], Some(part));
         cursor += part.len();
     }
     store(&mut target[cursor..], None);
-    fence();
     cursor
-}
-
-/// Copies `source` into `target` (the same length), or zeros `target` when `source` is `None`.
-fn store(target: &mut [u8], source: Option<&[u8]>) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        unsafe { x86::store_streaming(target, source) };
-        return;
-    }
-    match source {
-        Some(source) => target.copy_from_slice(source),
-        None => target.fill(0),
-    }
-}
-
-fn fence() {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: sfence has no preconditions; it orders the streaming stores before later ones.
-        unsafe { std::arch::x86_64::_mm_sfence() };
-    }
 }
 
 #[cfg(target_arch = "x86_64")]

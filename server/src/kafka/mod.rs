@@ -288,7 +288,7 @@ async fn write_frames(
     let mut buffers = Vec::new();
     for part in frames.iter().copied().flatten() {
         match part {
-            Part::Memory(bytes) => buffers.push(bytes.clone()),
+            Part::Memory(bytes) => buffers.push(&bytes[..]),
             Part::File(range) => {
                 net::send_buffers(stream, &buffers, stalled_max).await?;
                 buffers.clear();

@@ -2,7 +2,9 @@
 //! reports what it measured, without errors, and every message it counted as acknowledged is
 //! there to be read back by `sluice-bench consume`. Consumers following a run from the topic's
 //! end read exactly what was acknowledged and time it end to end. A run the broker refuses
-//! (messages larger than max.message.bytes) fails loudly instead of reporting a figure.
+//! (messages larger than max.message.bytes) fails loudly instead of reporting a figure. Given a
+//! directory on the data disk, a run measures that disk before and after itself and reports its
+//! throughput as a ratio of the better figure.
 //!
 //! No performance is asserted here: figures depend on the machine (see README, Benchmarks).
 
@@ -158,4 +160,44 @@ fn a_run_the_broker_refuses_exits_non_zero_and_names_the_error() {
     assert!(refused.stdout.contains("errors          3"), "{}", refused.failure_report());
     assert!(refused.stdout.contains("MessageTooLarge (10)"), "{}", refused.failure_report());
     assert!(refused.stderr.contains("3 errors"), "{}", refused.failure_report());
+}
+
+#[test]
+fn a_run_with_a_disk_dir_measures_the_disk_before_and_after_and_divides_by_the_better() {
+    let broker = Broker::builder().shards(2).start();
+    let topic = unique_topic("bench-disk");
+    let disk_dir = tempfile::tempdir().unwrap();
+    let (produced, report) = sluice_bench_report(&[
+        "produce",
+        "--bootstrap",
+        &broker.bootstrap(),
+        "--topic",
+        &topic,
+        "--records-per-batch",
+        "16",
+        "--acks",
+        "all",
+        "--warmup-s",
+        "0",
+        "--duration-s",
+        "1",
+        "--disk-dir",
+        disk_dir.path().to_str().unwrap(),
+        "--quiet",
+    ]);
+    let best_of = |disk: &serde_json::Value| {
+        let one = disk["write_mb_per_s_one_writer"].as_f64().unwrap();
+        let parallel = disk["write_mb_per_s_parallel"].as_f64().unwrap();
+        assert!(one > 0.0 && parallel > 0.0, "{report:#}");
+        one.max(parallel)
+    };
+    let best = best_of(&report["disk"]).max(best_of(&report["disk_after"]));
+    let payload = report["result"]["payload_mb_per_s"].as_f64().unwrap();
+    let ratio = report["ratio_to_disk"].as_f64().unwrap();
+    assert!(payload > 0.0 && (ratio - payload / best).abs() <= 1e-9 * ratio.abs().max(1.0), "{report:#}");
+    for line in ["the disk, before the run:", "the disk, after the run:", "ratio to disk"] {
+        assert!(produced.stdout.contains(line), "{line}: {}", produced.stdout);
+    }
+    let left: Vec<_> = std::fs::read_dir(disk_dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "the measurements remove their scratch files: {left:?}");
 }

@@ -95,7 +95,8 @@ struct ProduceArgs {
     /// its send time): end-to-end latency and a check that they read what was acknowledged.
     #[arg(long, default_value_t = 0)]
     consumers: usize,
-    /// Measure the disk under this directory first (see `disk`) and report the ratio.
+    /// Measure the disk under this directory (see `disk`) before the run and again after it,
+    /// and report the ratio to the better of the two.
     #[arg(long)]
     disk_dir: Option<PathBuf>,
     /// Also write the results to this file as JSON.
@@ -313,18 +314,20 @@ fn produce_command(args: ProduceArgs) -> Result<(), String> {
         progress: !args.quiet,
     };
     config.validate()?;
-    let disk =
-        args.disk_dir.map(|dir| measure_disk(dir, DISK_WRITE_BYTES_DEFAULT, DISK_WRITERS_DEFAULT)).transpose()?;
+    let measure = |dir: &PathBuf| measure_disk(dir.clone(), DISK_WRITE_BYTES_DEFAULT, DISK_WRITERS_DEFAULT);
+    let disk_before = args.disk_dir.as_ref().map(measure).transpose()?;
     let result = produce::run(&config).map_err(|error| error.to_string())?;
-    report::print_produce(&config, &result, disk.as_ref());
+    let disk_after = args.disk_dir.as_ref().map(measure).transpose()?;
+    let disks: Vec<&DiskReport> = disk_before.iter().chain(disk_after.iter()).collect();
+    report::print_produce(&config, &result, &disks);
     if let Some(path) = &args.json {
-        let ratio_to_disk = report::ratio_to_disk(&result, disk.as_ref());
         let document = report::ProduceDocument {
             command: "produce",
             config: &config,
             result: &result,
-            disk: disk.as_ref(),
-            ratio_to_disk,
+            disk: disk_before.as_ref(),
+            disk_after: disk_after.as_ref(),
+            ratio_to_disk: report::ratio_to_disk(&result, &disks),
         };
         report::write_json(path, &document)?;
     }

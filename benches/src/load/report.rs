@@ -16,8 +16,11 @@ pub struct ProduceDocument<'a> {
     pub command: &'static str,
     pub config: &'a ProduceConfig,
     pub result: &'a ProduceResult,
+    /// The disk measured just before the run, and again just after it (a disk shared with other
+    /// machines moves between minutes).
     pub disk: Option<&'a DiskReport>,
-    /// Payload MB/s over the disk's best sequential direct-write MB/s.
+    pub disk_after: Option<&'a DiskReport>,
+    /// Payload MB/s over the best sequential direct-write MB/s the disk showed, before or after.
     pub ratio_to_disk: Option<f64>,
 }
 
@@ -57,8 +60,15 @@ pub fn write_json(path: &Path, document: &impl Serialize) -> Result<(), String> 
     std::fs::write(path, text + "\n").map_err(|error| format!("writing {}: {error}", path.display()))
 }
 
-pub fn ratio_to_disk(result: &ProduceResult, disk: Option<&DiskReport>) -> Option<f64> {
-    disk.map(DiskReport::write_mb_per_s).filter(|&disk| disk > 0.0).map(|disk| result.payload_mb_per_s / disk)
+/// Payload MB/s over the best write bandwidth of `disks` (the same disk measured more than
+/// once); `None` without a measurement.
+pub fn ratio_to_disk(result: &ProduceResult, disks: &[&DiskReport]) -> Option<f64> {
+    best_write_mb_per_s(disks).map(|disk| result.payload_mb_per_s / disk)
+}
+
+/// The best write bandwidth any of `disks` showed; `None` if none showed any.
+pub fn best_write_mb_per_s(disks: &[&DiskReport]) -> Option<f64> {
+    disks.iter().map(|disk| disk.write_mb_per_s()).filter(|&mb_per_s| mb_per_s > 0.0).reduce(f64::max)
 }
 
 fn acks_name(acks: i16) -> String {
@@ -69,7 +79,8 @@ fn acks_name(acks: i16) -> String {
     }
 }
 
-pub fn print_produce(config: &ProduceConfig, result: &ProduceResult, disk: Option<&DiskReport>) {
+/// `disks`: the disk measured before the run and after it (or none).
+pub fn print_produce(config: &ProduceConfig, result: &ProduceResult, disks: &[&DiskReport]) {
     let mode = open_or_closed_loop(config.rate_msgs_per_s);
     println!(
         "sluice-bench produce: {}, {} partitions, {} producers, {} records of {} B per request, acks={}, \
@@ -129,11 +140,12 @@ pub fn print_produce(config: &ProduceConfig, result: &ProduceResult, disk: Optio
             }
         }
     }
-    if let Some(disk) = disk {
+    for (when, disk) in ["before the run", "after the run"].iter().zip(disks) {
+        println!("  the disk, {when}:");
         print_disk_lines(disk);
-        if let Some(ratio) = ratio_to_disk(result, Some(disk)) {
-            println!("  ratio to disk   {ratio:.2} (payload MB/s over the disk's best direct-write MB/s)");
-        }
+    }
+    if let Some(ratio) = ratio_to_disk(result, disks) {
+        println!("  ratio to disk   {ratio:.2} (payload MB/s over the best direct-write MB/s the disk showed)");
     }
 }
 
@@ -302,4 +314,40 @@ pub fn print_consume(config: &ConsumeConfig, result: &ConsumeResult) {
         }
     }
     print_errors(result.errors, &result.error_samples);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk_writing(one_writer: f64, parallel: f64) -> DiskReport {
+        let latency = LatencySummary {
+            count: 0,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p99_ms: 0.0,
+            p99_9_ms: 0.0,
+            max_ms: 0.0,
+            mean_ms: 0.0,
+        };
+        DiskReport {
+            dir: "/data".into(),
+            write_mb_per_s_one_writer: one_writer,
+            write_mb_per_s_parallel: parallel,
+            writers: 4,
+            fdatasync: latency,
+            fdatasync_cores_busy: latency,
+            cores_busy: 2,
+        }
+    }
+
+    #[test]
+    fn the_disk_figure_is_the_best_any_measurement_showed() {
+        let (before, after) = (disk_writing(1_347.0, 1_111.0), disk_writing(1_672.0, 1_770.0));
+        assert_eq!(best_write_mb_per_s(&[&before, &after]), Some(1_770.0));
+        assert_eq!(best_write_mb_per_s(&[&after, &before]), Some(1_770.0));
+        assert_eq!(best_write_mb_per_s(&[&before]), Some(1_347.0));
+        assert_eq!(best_write_mb_per_s(&[]), None);
+        assert_eq!(best_write_mb_per_s(&[&disk_writing(0.0, 0.0)]), None, "a disk that wrote nothing is no figure");
+    }
 }

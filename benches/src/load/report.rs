@@ -67,7 +67,7 @@ pub fn ratio_to_disk(result: &ProduceResult, disks: &[&DiskReport]) -> Option<f6
 }
 
 /// The best write bandwidth any of `disks` showed; `None` if none showed any.
-pub fn best_write_mb_per_s(disks: &[&DiskReport]) -> Option<f64> {
+fn best_write_mb_per_s(disks: &[&DiskReport]) -> Option<f64> {
     disks.iter().map(|disk| disk.write_mb_per_s()).filter(|&mb_per_s| mb_per_s > 0.0).reduce(f64::max)
 }
 

@@ -10,6 +10,7 @@
 //! ```
 //!
 //! - [`runtime`]: glommio executors (one per core), the channel mesh, routing, the shard.
+//! - [`accept`]: both doors' accept loops, and the spread of connections over the shards.
 //! - [`kafka`]: the Kafka wire protocol front door, one handler file per API.
 //! - [`resp`]: the Redis front door.
 //! - [`coordinator`]: consumer groups and committed offsets of the groups a shard coordinates.
@@ -22,6 +23,7 @@
 //! - [`fuzzing`]: the fuzz targets' bodies, shared with the corpus replay in the test suite.
 //! - [`verify`]: `sluice verify`, the offline check of a stopped broker's data directory.
 //! - [`admin`]: `sluice topic|group|produce|consume`, a blocking Kafka client of a running broker.
+pub mod accept;
 pub mod admin;
 pub mod catch_up_rate;
 pub mod config;

@@ -485,15 +485,18 @@ fn a_client_that_reads_no_file_ranges_is_dropped() {
 
 #[test]
 fn connections_over_the_limit_are_refused_and_counted() {
-    let limit = 16;
-    let broker = Broker::builder().shards(1).args(["--connections-max", &limit.to_string()]).start();
+    // The limit is per shard: with two shards, 32 connections per door are served, whichever
+    // shard's listener the kernel hands each to (the accepting shard passes a connection on to
+    // the one serving fewer), and the 33rd is refused.
+    let (limit, shards) = (16, 2);
+    let broker = Broker::builder().shards(shards).args(["--connections-max", &limit.to_string()]).start();
     // The harness's readiness probes count until the broker saw them close.
     let settled = metrics_until(&broker, Duration::from_secs(5), |samples| {
         connections_open(samples, "kafka") == 0.0 && connections_open(samples, "resp") == 0.0
     });
     assert_eq!(connections_open(&settled, "kafka") + connections_open(&settled, "resp"), 0.0);
-    let mut kafka: Vec<TcpStream> = (0..limit).map(|_| kafka_connect(&broker)).collect();
-    let mut resp: Vec<TcpStream> = (0..limit).map(|_| resp_connect(&broker)).collect();
+    let mut kafka: Vec<TcpStream> = (0..limit * shards).map(|_| kafka_connect(&broker)).collect();
+    let mut resp: Vec<TcpStream> = (0..limit * shards).map(|_| resp_connect(&broker)).collect();
     for (index, stream) in kafka.iter_mut().enumerate() {
         api_versions_work(stream, index as i32); // accepted and counted, not just queued
     }

@@ -1,6 +1,6 @@
 //! The Kafka front door: frame (4-byte length) -> request header -> handler -> response.
 //!
-//! A connection is served by the shard whose listener accepted it (SO_REUSEPORT spreads them);
+//! A connection is served by the shard `accept` placed it on (the one serving fewest);
 //! handlers route partition work to owner shards. Requests on one connection are answered in
 //! order. Bad input never panics: an absurd length closes the connection before anything is
 //! allocated, a malformed frame closes the connection, the broker carries on. A slow or silent
@@ -29,7 +29,7 @@ use response::{frame_bytes, Part, ResponseBuffer};
 use crate::catch_up_rate::CatchUpRate;
 use crate::limits::{CONNECTION_UNSENT_BYTES_MAX, IN_FLIGHT_REQUESTS_MAX};
 use crate::metrics::{Dropped, Protocol};
-use crate::net::{self, Refusals, Timeouts};
+use crate::net::{self, Timeouts};
 use crate::request_memory::{Allowance, NoRoom, REQUEST_MEMORY_STEP_BYTES};
 
 /// Smallest frame that can hold a request header (api key, version, correlation id).
@@ -42,39 +42,17 @@ pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
     if shard.id == 0 {
         tracing::info!(%address, "Kafka listener ready");
     }
-    Ok(glommio::spawn_local(accept_loop(shard, listener)))
+    Ok(glommio::spawn_local(crate::accept::accept_loop(shard, listener, Protocol::Kafka)))
 }
 
-async fn accept_loop(shard: ShardRef, listener: TcpListener) {
-    let mut refusals = Refusals::default();
-    loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(error) => {
-                tracing::warn!(%error, "Kafka accept failed");
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if shard.metrics.connections_open(Protocol::Kafka) >= shard.config.connections_max {
-            shard.metrics.connection_dropped(Protocol::Kafka, Dropped::ConnectionsMax);
-            refusals.refused("Kafka", shard.config.connections_max);
-            drop(stream);
-            continue;
+/// Serves one connection until it ends (`accept::serve` counts it).
+pub async fn serve(shard: &ShardRef, stream: TcpStream) {
+    let peer = stream.peer_addr().map(|address| address.to_string()).unwrap_or_default();
+    if let Err(reason) = serve_connection(shard, stream).await {
+        if let Closed::Dropped(dropped) = reason {
+            shard.metrics.connection_dropped(Protocol::Kafka, dropped);
         }
-        shard.metrics.connection_opened(Protocol::Kafka);
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            let peer = stream.peer_addr().map(|address| address.to_string()).unwrap_or_default();
-            if let Err(reason) = serve_connection(&shard, stream).await {
-                if let Closed::Dropped(dropped) = reason {
-                    shard.metrics.connection_dropped(Protocol::Kafka, dropped);
-                }
-                tracing::debug!(%peer, %reason, "Kafka connection closed");
-            }
-            shard.metrics.connection_closed(Protocol::Kafka);
-        })
-        .detach();
+        tracing::debug!(%peer, %reason, "Kafka connection closed");
     }
 }
 

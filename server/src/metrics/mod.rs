@@ -55,6 +55,14 @@ impl Protocol {
         }
     }
 
+    /// The front door's name in log lines.
+    pub fn door_name(self) -> &'static str {
+        match self {
+            Protocol::Kafka => "Kafka",
+            Protocol::Resp => "RESP",
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
     }
@@ -290,19 +298,12 @@ impl ShardMetrics {
         MeshCall(&self.mesh_in_flight)
     }
 
-    pub fn connections_open(&self, protocol: Protocol) -> usize {
-        self.connections_open[protocol.index()].get()
-    }
-
-    pub fn connection_opened(&self, protocol: Protocol) {
-        let open = &self.connections_open[protocol.index()];
-        open.set(open.get() + 1);
-    }
-
-    pub fn connection_closed(&self, protocol: Protocol) {
-        let open = &self.connections_open[protocol.index()];
-        debug_assert!(open.get() > 0, "more connections closed than opened");
-        open.set(open.get().saturating_sub(1));
+    /// The connections this shard serves on each front door (`Protocol::ALL`), as of the scrape
+    /// (`accept::Connections` counts them).
+    pub fn record_connections_open(&self, open: [usize; Protocol::ALL.len()]) {
+        for (cell, open) in self.connections_open.iter().zip(open) {
+            cell.set(open);
+        }
     }
 
     /// The broker closed a connection itself, for `reason`.
@@ -618,11 +619,10 @@ mod tests {
         first.resp_command(RespCommand::Xadd, Duration::from_micros(300));
         first.received(Protocol::Kafka, 1000, 10);
         first.sent(Protocol::Resp, 20, 2);
-        first.connection_opened(Protocol::Kafka);
+        first.record_connections_open([1, 0]);
         let second = ShardMetrics::default();
         second.received(Protocol::Kafka, 500, 5);
-        second.connection_opened(Protocol::Kafka);
-        second.connection_opened(Protocol::Resp);
+        second.record_connections_open([1, 1]);
         first.connection_dropped(Protocol::Resp, Dropped::RequestReadTimeout);
         second.connection_dropped(Protocol::Resp, Dropped::RequestReadTimeout);
         second.connection_dropped(Protocol::Kafka, Dropped::ConnectionsMax);

@@ -31,7 +31,7 @@ use crate::limits::{
     CONNECTION_UNSENT_BYTES_MAX, RESP_IN_FLIGHT_COMMANDS_MAX, RESP_REQUEST_BYTES_MAX, RESP_WRITE_BATCH_BYTES,
 };
 use crate::metrics::{Dropped, Protocol};
-use crate::net::{self, Refusals, Timeouts};
+use crate::net::{self, Timeouts};
 use crate::request_memory::{Allowance, NoRoom};
 use crate::runtime::ShardRef;
 use command::next_command;
@@ -54,45 +54,17 @@ pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
     if shard.id == 0 {
         tracing::info!(%address, "RESP listener ready");
     }
-    Ok(glommio::spawn_local(accept_loop(shard, listener)))
+    Ok(glommio::spawn_local(crate::accept::accept_loop(shard, listener, Protocol::Resp)))
 }
 
-async fn accept_loop(shard: ShardRef, listener: TcpListener) {
-    let mut accepted = 0u64;
-    let mut refusals = Refusals::default();
-    loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(error) => {
-                tracing::warn!(%error, "RESP accept failed");
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if shard.metrics.connections_open(Protocol::Resp) >= shard.config.connections_max {
-            shard.metrics.connection_dropped(Protocol::Resp, Dropped::ConnectionsMax);
-            refusals.refused("RESP", shard.config.connections_max);
-            // A fresh socket's send buffer is empty: this write does not wait.
-            let mut stream = stream;
-            let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
-            continue;
+/// Serves one connection until it ends (`accept::serve` counts it).
+pub async fn serve(shard: &ShardRef, stream: TcpStream) {
+    let session = Session::new(shard.clone(), shard.connections.client_id());
+    if let Err(closed) = serve_connection(session, stream).await {
+        if let Closed::Dropped(dropped) = closed {
+            shard.metrics.connection_dropped(Protocol::Resp, dropped);
         }
-        accepted += 1;
-        // Unique across shards: shard ids interleave.
-        let client_id = accepted * shard.count as u64 + shard.id as u64;
-        shard.metrics.connection_opened(Protocol::Resp);
-        let session = Session::new(shard.clone(), client_id);
-        glommio::spawn_local(async move {
-            let shard = session.shard.clone();
-            if let Err(closed) = serve_connection(session, stream).await {
-                if let Closed::Dropped(dropped) = closed {
-                    shard.metrics.connection_dropped(Protocol::Resp, dropped);
-                }
-                tracing::debug!(%closed, "RESP connection closed");
-            }
-            shard.metrics.connection_closed(Protocol::Resp);
-        })
-        .detach();
+        tracing::debug!(%closed, "RESP connection closed");
     }
 }
 

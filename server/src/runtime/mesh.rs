@@ -189,6 +189,11 @@ pub enum ShardRequest {
     },
     /// A scrape (`GET /metrics`), to every shard: its counters and what it owns.
     Metrics,
+    /// Serve this connection, which another shard accepted and counted here (`accept`).
+    Adopt {
+        door: crate::metrics::Protocol,
+        connection: glommio::net::AcceptedTcpStream,
+    },
 }
 
 pub enum ShardResponse {

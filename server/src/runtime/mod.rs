@@ -12,6 +12,7 @@ use std::time::Duration;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers};
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 
+use crate::accept::Connections;
 use crate::config::Config;
 use crate::http::Readiness;
 use crate::limits::{IO_MEMORY_BYTES, MESH_CHANNEL_CAPACITY, RING_DEPTH};
@@ -113,15 +114,16 @@ pub fn run(config: Config, stop: Arc<AtomicBool>) -> Result<(), String> {
         "starting glommio executors"
     );
     let mesh = MeshBuilder::<MeshMessage, _>::full(config.shards, MESH_CHANNEL_CAPACITY);
+    let connections = Arc::new(Connections::new(config.shards));
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(config.shards, None))
         .name(SHARD_THREAD_NAME)
         .ring_depth(RING_DEPTH)
         .io_memory(IO_MEMORY_BYTES)
         .on_all_shards(move || {
-            let (config, mesh, stopping, readiness) =
-                (config.clone(), mesh.clone(), stopping.clone(), readiness.clone());
+            let (config, mesh, stopping, readiness, connections) =
+                (config.clone(), mesh.clone(), stopping.clone(), readiness.clone(), connections.clone());
             async move {
-                let result = run_shard(config, mesh, &stopping, readiness).await;
+                let result = run_shard(config, mesh, &stopping, readiness, connections).await;
                 if let Err(error) = &result {
                     tracing::error!(%error, "shard failed: stopping every shard");
                     stopping.request();
@@ -164,13 +166,14 @@ async fn run_shard(
     mesh: MeshBuilder<MeshMessage, Full>,
     stopping: &Stopping,
     readiness: Arc<Readiness>,
+    connections: Arc<Connections>,
 ) -> Result<(), String> {
     let (senders, receivers) = mesh.join().await.map_err(|error| format!("joining the shard mesh failed: {error}"))?;
     sluice_engine::fs::prime_direct_io(&config.data_dir)
         .await
         .map_err(|error| format!("direct I/O does not work in {}: {error}", config.data_dir.display()))?;
     let metadata = Metadata::load(&config.data_dir)?;
-    let shard = Shard::new(config.clone(), senders, Metadata::default());
+    let shard = Shard::new(config.clone(), senders, Metadata::default(), connections);
     let served = recover_and_serve(&shard, metadata, receivers, stopping, readiness).await;
     // Also after a failure: a shard that failed once recovered may hold appends its peers'
     // clients made.

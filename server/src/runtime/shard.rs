@@ -1,6 +1,6 @@
 //! A shard: one glommio executor pinned to one core, owning a set of partitions outright.
 //!
-//! Request flow: a front door (Kafka or RESP connection, on whichever shard the kernel gave it)
+//! Request flow: a front door (Kafka or RESP connection, on whichever shard `accept` placed it)
 //! groups its work by owner shard (`routing::owner`) and calls `Shard::call` once per owner.
 //! A local call runs directly; a remote one travels over the channel mesh as one message and
 //! the owner answers on a one-shot channel. The owner appends, waits for the group-committed
@@ -20,11 +20,12 @@ use sluice_engine::sync::Notify;
 
 use super::mesh::*;
 use super::routing::{coordinator, owner, METADATA_SHARD};
+use crate::accept::Connections;
 use crate::catch_up_rate::CatchUpRate;
 use crate::config::Config;
 use crate::coordinator::{Coordinator, GroupAnswer, GroupCall};
 use crate::metadata::{Metadata, NewTopic, TopicChangeError, TopicChangeResult};
-use crate::metrics::{OwnedStats, PartitionStats, ShardMetrics, ShardSnapshot};
+use crate::metrics::{OwnedStats, PartitionStats, Protocol, ShardMetrics, ShardSnapshot};
 use crate::request_memory::RequestMemory;
 use crate::stream_groups::{GroupAnswer as StreamGroupAnswer, GroupCall as StreamGroupCall, GroupError, StreamGroups};
 
@@ -91,10 +92,17 @@ pub struct Shard {
     pub request_memory: RequestMemory,
     /// This shard's share of `catch-up-read-bytes-per-sec-max`.
     pub catch_up_rate: CatchUpRate,
+    /// Every shard's connection counts, where new connections are placed (`accept`).
+    pub connections: Arc<Connections>,
 }
 
 impl Shard {
-    pub fn new(config: Arc<Config>, senders: Senders<MeshMessage>, metadata: Metadata) -> Rc<Self> {
+    pub fn new(
+        config: Arc<Config>,
+        senders: Senders<MeshMessage>,
+        metadata: Metadata,
+        connections: Arc<Connections>,
+    ) -> Rc<Self> {
         let request_memory_share_bytes = config.request_memory_bytes_max / senders.nr_consumers();
         let shards = senders.nr_consumers();
         let catch_up_share_bytes_per_sec = config.catch_up_read_bytes_per_sec_max / shards as u64;
@@ -115,6 +123,7 @@ impl Shard {
             metrics: ShardMetrics::default(),
             request_memory: RequestMemory::new(request_memory_share_bytes),
             catch_up_rate: CatchUpRate::new(catch_up_share_bytes_per_sec, shards),
+            connections,
             config,
         })
     }
@@ -202,6 +211,10 @@ impl Shard {
             }
             ShardRequest::AllocateProducerId => ShardResponse::ProducerId(self.allocate_producer_id().await),
             ShardRequest::Metrics => ShardResponse::Metrics(Box::new(self.metrics_snapshot())),
+            ShardRequest::Adopt { door, connection } => {
+                crate::accept::serve(self.clone(), door, connection);
+                ShardResponse::Applied
+            }
             ShardRequest::StreamGroupWait { topic, call, wait_ms } => {
                 ShardResponse::StreamGroup(Box::pin(self.stream_group_wait(&topic, call, wait_ms)).await)
             }
@@ -231,6 +244,7 @@ impl Shard {
         );
         self.metrics.record_request_memory(self.request_memory.held_bytes(), self.request_memory.waits());
         self.metrics.record_catch_up_throttled(self.catch_up_rate.throttled());
+        self.metrics.record_connections_open(Protocol::ALL.map(|door| self.connections.open(door, self.id)));
         let partitions = self
             .partitions
             .borrow()

@@ -68,6 +68,9 @@ pub const OFFSETS_COMPACTION_BYTES_DEFAULT: u64 = 32 << 20;
 
 /// Largest RESP request (one command with its arguments) a connection may buffer.
 pub const RESP_REQUEST_BYTES_MAX: usize = 64 << 20;
+/// Longest inline command line (a command typed into telnet or `nc`, not a RESP array), as
+/// Redis's PROTO_INLINE_MAX_SIZE.
+pub const RESP_INLINE_BYTES_MAX: usize = 64 << 10;
 /// Commands one RESP connection may have in flight (pipelined XADDs waiting for fsync).
 pub const RESP_IN_FLIGHT_COMMANDS_MAX: usize = 1024;
 /// Pipelined XADDs to one stream a connection sends to the owner as one batch: at most this

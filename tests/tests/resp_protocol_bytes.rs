@@ -83,6 +83,9 @@ fn stream_replies_match_redis_byte_for_byte() {
         "-NOGROUP No such key 's' or consumer group 'nope' in XREADGROUP with GROUP option\r\n",
     );
     raw.expect(&["XLEN", "s", "extra"], "-ERR wrong number of arguments for 'xlen' command\r\n");
+    // Inline commands, as typed into telnet or nc: words split on spaces, quotes kept together.
+    raw.0.write_all(b"XADD s 2-1 text \"two words\"\r\n\r\nxrange s 2-1 +\n").unwrap();
+    raw.expect(&["PING"], "$3\r\n2-1\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$4\r\ntext\r\n$9\r\ntwo words\r\n+PONG\r\n");
     raw.expect(&["HELLO", "3"], "%7\r\n");
 }
 
@@ -98,10 +101,19 @@ fn hostile_input_gets_errors_and_others_are_served() {
     // A negative multibulk count, too.
     let reply = Raw::connect(&broker).send_until_closed(b"*-5\r\n");
     assert!(reply.starts_with("-ERR Protocol error: invalid multibulk length -5"), "{reply}");
-    // A value that is not an array is answered and the connection stays usable.
+    // An array of something else than bulk strings is answered and the connection stays usable.
     let mut raw = Raw::connect(&broker);
-    raw.0.write_all(b":7\r\n").unwrap();
+    raw.0.write_all(b"*1\r\n*0\r\n").unwrap();
     raw.expect(&["PING"], "-ERR Protocol error: expected an array of bulk strings\r\n+PONG\r\n");
+    // Anything not starting with `*` is an inline command line, as in Redis.
+    raw.0.write_all(b":7\r\n").unwrap();
+    raw.expect(&["PING"], "-ERR unknown command ':7', with args beginning with: \r\n+PONG\r\n");
+    // An inline line with an unclosed quote is a protocol error, which closes the connection.
+    let reply = Raw::connect(&broker).send_until_closed(b"XADD s * f \"v\r\n");
+    assert_eq!(reply, "-ERR Protocol error: unbalanced quotes in request\r\n");
+    // So is an inline line over 64 KiB without its end.
+    let reply = Raw::connect(&broker).send_until_closed(&[b'a'; (64 << 10) + 1]);
+    assert_eq!(reply, "-ERR Protocol error: too big inline request\r\n");
     // A half-valid XADD (odd field count) writes nothing.
     raw.expect(&["XADD", "half", "*", "a", "1", "b"], "-ERR wrong number of arguments for 'xadd' command\r\n");
     raw.expect(&["EXISTS", "half"], ":0\r\n");

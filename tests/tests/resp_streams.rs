@@ -89,7 +89,7 @@ fn redis_cli_works_and_garbage_is_refused() {
     // A client speaking garbage gets a protocol error and is disconnected.
     let mut garbage = TcpStream::connect(broker.resp_addr()).unwrap();
     garbage.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    garbage.write_all(b"\x00\x01 this is not RESP\r\n").unwrap();
+    garbage.write_all(b"*\x00\x01 this is not RESP\r\n").unwrap();
     let mut answer = Vec::new();
     garbage.read_to_end(&mut answer).unwrap();
     let answer = String::from_utf8_lossy(&answer);
@@ -106,7 +106,7 @@ fn redis_cli_works_and_garbage_is_refused() {
     // A command that is not an array of strings, and an unknown command, keep the connection.
     let mut client = TcpStream::connect(broker.resp_addr()).unwrap();
     client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    client.write_all(b":5\r\n*2\r\n$7\r\nNOTHING\r\n$1\r\nx\r\n*1\r\n$4\r\nPING\r\n").unwrap();
+    client.write_all(b"*1\r\n*0\r\n*2\r\n$7\r\nNOTHING\r\n$1\r\nx\r\n*1\r\n$4\r\nPING\r\n").unwrap();
     let expected = "-ERR Protocol error: expected an array of bulk strings\r\n\
                     -ERR unknown command 'NOTHING', with args beginning with: 'x' \r\n+PONG\r\n";
     let mut answer = vec![0u8; expected.len()];

@@ -1,10 +1,10 @@
-//! A request frame becomes a command: its words, read one by one with Redis's error texts.
+//! A request becomes a command: its words, read one by one with Redis's error texts.
 use bytes::{Bytes, BytesMut};
-use redis_protocol::error::RedisProtocolError;
 use redis_protocol::resp2::decode::decode_range;
 use redis_protocol::resp2::types::RangeFrame;
 
 use super::reply::Reply;
+use crate::limits::RESP_INLINE_BYTES_MAX;
 
 /// The words of one command; the first is its name.
 pub struct Args {
@@ -15,16 +15,117 @@ pub struct Args {
 /// What a command answers, or the error it answers with (both are replies; `?` returns early).
 pub type CommandResult = Result<Reply, Reply>;
 
-/// The next whole request frame at the front of `buffer`, taken off it, as a command (or the
-/// error to answer it with); `None` until a whole frame arrived. The `redis-protocol` decoder
-/// gives the frame as ranges into the buffer, which the words then share: no copy, and no
-/// frame tree built only to be taken apart.
-pub fn next_command(buffer: &mut BytesMut) -> Result<Option<Result<Args, Reply>>, RedisProtocolError> {
-    let Some((frame, used)) = decode_range(buffer)? else {
-        return Ok(None);
-    };
-    let request = buffer.split_to(used).freeze();
-    Ok(Some(Args::from_frame(&request, frame)))
+/// The next whole command at the front of `buffer`, taken off it (or the error to answer it
+/// with); `None` until a whole command arrived. `Err` is a protocol error: the reason, after
+/// which the connection is answered and closed.
+///
+/// As in Redis, a request that starts with `*` is a RESP array of bulk strings (what every
+/// client library sends); anything else is an inline command, a line of words as typed into
+/// telnet or `nc`. The `redis-protocol` decoder gives an array as ranges into the buffer, which
+/// the words then share: no copy, and no frame tree built only to be taken apart.
+pub fn next_command(buffer: &mut BytesMut) -> Result<Option<Result<Args, Reply>>, String> {
+    loop {
+        match buffer.first() {
+            None => return Ok(None),
+            Some(b'*') => {
+                let Some((frame, used)) = decode_range(buffer).map_err(|error| error.to_string())? else {
+                    return Ok(None);
+                };
+                let request = buffer.split_to(used).freeze();
+                return Ok(Some(Args::from_frame(&request, frame)));
+            }
+            Some(_) => {
+                let Some(newline) = buffer.iter().position(|&byte| byte == b'\n') else {
+                    if buffer.len() > RESP_INLINE_BYTES_MAX {
+                        return Err("too big inline request".to_string());
+                    }
+                    return Ok(None);
+                };
+                if newline > RESP_INLINE_BYTES_MAX {
+                    return Err("too big inline request".to_string());
+                }
+                let line = buffer.split_to(newline + 1);
+                let line = &line[..newline];
+                let words = split_inline(line.strip_suffix(b"\r").unwrap_or(line))
+                    .ok_or_else(|| "unbalanced quotes in request".to_string())?;
+                // An empty line is skipped, as Redis does (telnet users press enter).
+                if !words.is_empty() {
+                    return Ok(Some(Ok(Args { words, position: 1 })));
+                }
+            }
+        }
+    }
+}
+
+/// The words of an inline command line, split as Redis's `sdssplitargs` does: on spaces, tabs
+/// and line ends; "double quotes" with C escapes (`\n`, `\r`, `\t`, `\b`, `\a`, `\xHH`, and
+/// `\` before any other byte for that byte), 'single quotes' with `\'`. `None` when a quote is
+/// not closed or its closing quote is followed by something other than a space.
+fn split_inline(line: &[u8]) -> Option<Vec<Bytes>> {
+    let is_space = |byte: u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let hex = |byte: u8| (byte as char).to_digit(16).map(|digit| digit as u8);
+    let mut words = Vec::new();
+    let mut position = 0;
+    loop {
+        while position < line.len() && is_space(line[position]) {
+            position += 1;
+        }
+        // A NUL ends the line, as it ends Redis's C string.
+        if position == line.len() || line[position] == 0 {
+            return Some(words);
+        }
+        let mut word = Vec::new();
+        match line[position] {
+            quote @ (b'"' | b'\'') => {
+                position += 1;
+                loop {
+                    let byte = *line.get(position)?;
+                    let next = line.get(position + 1).copied();
+                    if byte == quote {
+                        if next.is_some_and(|next| next != 0 && !is_space(next)) {
+                            return None;
+                        }
+                        position += 1;
+                        break;
+                    }
+                    if let (b'"', b'\\', Some(next)) = (quote, byte, next) {
+                        let hex_digits =
+                            line.get(position + 2..position + 4).map(|digits| (hex(digits[0]), hex(digits[1])));
+                        let escaped = match (next, hex_digits) {
+                            (b'x', Some((Some(high), Some(low)))) => {
+                                position += 2;
+                                high << 4 | low
+                            }
+                            (b'n', _) => b'\n',
+                            (b'r', _) => b'\r',
+                            (b't', _) => b'\t',
+                            (b'b', _) => 0x08,
+                            (b'a', _) => 0x07,
+                            (other, _) => other,
+                        };
+                        word.push(escaped);
+                        position += 2;
+                    } else if quote == b'\'' && byte == b'\\' && next == Some(b'\'') {
+                        word.push(b'\'');
+                        position += 2;
+                    } else {
+                        word.push(byte);
+                        position += 1;
+                    }
+                }
+            }
+            _ => {
+                while let Some(&byte) = line.get(position) {
+                    if matches!(byte, b' ' | b'\n' | b'\r' | b'\t' | 0) {
+                        break;
+                    }
+                    word.push(byte);
+                    position += 1;
+                }
+            }
+        }
+        words.push(Bytes::from(word));
+    }
 }
 
 impl Args {
@@ -158,4 +259,72 @@ pub fn not_an_integer() -> Reply {
 
 pub fn syntax_error() -> Reply {
     Reply::error("ERR syntax error")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The words of every command in `input`, in order, until it needs more bytes.
+    fn commands(input: &[u8]) -> Result<Vec<Vec<String>>, String> {
+        let mut buffer = BytesMut::from(input);
+        let mut commands = Vec::new();
+        while let Some(command) = next_command(&mut buffer)? {
+            let mut args = command.map_err(|reply| format!("{reply:?}"))?;
+            let name = args.original_name();
+            let rest = args.rest();
+            commands.push(
+                std::iter::once(name)
+                    .chain(rest.iter().map(|word| String::from_utf8_lossy(word).into_owned()))
+                    .collect(),
+            );
+        }
+        Ok(commands)
+    }
+
+    #[test]
+    fn inline_commands_are_read_like_redis_does_between_arrays() {
+        let input = b"PING\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n  xadd   s\t* f v\nXLEN s\r\n";
+        assert_eq!(
+            commands(input).unwrap(),
+            [vec!["PING"], vec!["ECHO", "hi"], vec!["xadd", "s", "*", "f", "v"], vec!["XLEN", "s"]]
+        );
+    }
+
+    #[test]
+    fn empty_inline_lines_are_skipped() {
+        assert_eq!(commands(b"\r\n\n   \r\nPING\r\n\r\n").unwrap(), [vec!["PING"]]);
+    }
+
+    #[test]
+    fn quoted_inline_words_keep_spaces_and_take_escapes() {
+        let input = br#"XADD s * "a field" "tab\there\x41\n" 'it\'s' "" "say \"hi\"\\""#;
+        let mut line = input.to_vec();
+        line.extend_from_slice(b"\r\n");
+        assert_eq!(
+            commands(&line).unwrap(),
+            [vec!["XADD", "s", "*", "a field", "tab\there\x41\n", "it's", "", "say \"hi\"\\"]]
+        );
+    }
+
+    #[test]
+    fn unbalanced_quotes_are_a_protocol_error() {
+        assert_eq!(commands(b"SET \"a b\r\n").unwrap_err(), "unbalanced quotes in request");
+        assert_eq!(commands(b"SET 'a\r\n").unwrap_err(), "unbalanced quotes in request");
+        // A closing quote must end the word.
+        assert_eq!(commands(b"SET \"a\"b\r\n").unwrap_err(), "unbalanced quotes in request");
+    }
+
+    #[test]
+    fn an_inline_line_waits_for_its_end_up_to_the_limit() {
+        assert_eq!(commands(b"PIN").unwrap(), Vec::<Vec<String>>::new());
+        let long = vec![b'a'; RESP_INLINE_BYTES_MAX];
+        assert_eq!(commands(&long).unwrap(), Vec::<Vec<String>>::new());
+        let too_long = vec![b'a'; RESP_INLINE_BYTES_MAX + 1];
+        assert_eq!(commands(&too_long).unwrap_err(), "too big inline request");
+        let mut line = vec![b'a'; RESP_INLINE_BYTES_MAX + 1];
+        line.push(b'\n');
+        assert_eq!(commands(&line).unwrap_err(), "too big inline request");
+    }
 }

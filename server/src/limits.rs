@@ -71,6 +71,10 @@ pub const RESP_REQUEST_BYTES_MAX: usize = 64 << 20;
 /// Longest inline command line (a command typed into telnet or `nc`, not a RESP array), as
 /// Redis's PROTO_INLINE_MAX_SIZE.
 pub const RESP_INLINE_BYTES_MAX: usize = 64 << 10;
+/// Commands one transaction (MULTI ... EXEC) may queue, and the bytes of their words: the same
+/// bytes as one request may hold, so a transaction holds no more memory than one command can.
+pub const RESP_TRANSACTION_COMMANDS_MAX: usize = 100_000;
+pub const RESP_TRANSACTION_BYTES_MAX: usize = RESP_REQUEST_BYTES_MAX;
 /// Commands one RESP connection may have in flight (pipelined XADDs waiting for fsync).
 pub const RESP_IN_FLIGHT_COMMANDS_MAX: usize = 1024;
 /// Pipelined XADDs to one stream a connection sends to the owner as one batch: at most this

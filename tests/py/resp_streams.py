@@ -4,7 +4,7 @@ Redis's replies, and one log behind both front doors.
 Modes:
 - `commands`: XADD (auto, partial and explicit IDs, errors, NOMKSTREAM, MAXLEN), XLEN, XRANGE
   and XREVRANGE (exclusive bounds, COUNT), XREAD (COUNT, BLOCK woken by another client, `$`),
-  XTRIM, DEL/EXISTS/TYPE, connection commands, pipelines, RESP3.
+  XTRIM, DEL/EXISTS/TYPE, connection commands, pipelines, MULTI/EXEC transactions, RESP3.
 - `interop`: what XADD writes a Kafka consumer reads (key = ID, headers = fields); what a
   Kafka producer writes (also gzip-compressed) XRANGE returns as key, value and header fields.
 - `write --stream S --count N --ids FILE`: XADDs N entries, appending each acknowledged ID
@@ -209,6 +209,59 @@ def check_mixed_pipeline(address, stream):
     expect_equal(fields, [b"2", b"3", b"4"], "entries kept their fields")
 
 
+def check_transactions(address, stream):
+    """redis-py's pipeline() is a MULTI/EXEC transaction by default: its commands are queued,
+    run in order on EXEC and answered together; XREAD's BLOCK does not wait inside it; an
+    unknown command dooms the transaction (EXECABORT, nothing run); DISCARD drops the queue."""
+    r = client(address)
+    pipe = r.pipeline()
+    for index in range(50):
+        pipe.xadd(stream, {"i": str(index)})
+    pipe.xlen(stream)
+    pipe.xread({stream: "$"}, block=5_000)
+    pipe.xrange(stream, count=2)
+    started = time.monotonic()
+    replies = pipe.execute()
+    expect(time.monotonic() - started < 4, "XREAD BLOCK inside a transaction answers at once")
+    written = [reply.decode() for reply in replies[:50]]
+    expect_equal(replies[50], 50, "XLEN in the transaction sees the XADDs queued before it")
+    expect(not replies[51], f"XREAD with BLOCK inside a transaction: nothing new, no wait; got {replies[51]!r}")
+    expect_equal(ids(replies[52]), written[:2], "XRANGE in the transaction")
+    expect_equal(ids(r.xrange(stream)), written, "every XADD of the transaction, in order")
+    # An error reply does not stop the rest (redis-py raises the first after EXEC answered).
+    pipe = r.pipeline()
+    pipe.xadd(stream, {"n": "stale"}, id="1-1")
+    pipe.xadd(stream, {"n": "fresh"})
+    replies = pipe.execute(raise_on_error=False)
+    expect(isinstance(replies[0], redis.ResponseError), f"the stale ID fails alone, got {replies[0]!r}")
+    expect_equal(r.xlen(stream), 51, "the next XADD in the transaction still ran")
+    # Raw MULTI / EXEC / DISCARD on one connection, with Redis's replies.
+    connection = r.connection_pool.get_connection()
+    try:
+        def call(*words):
+            connection.send_command(*words)
+            try:
+                return connection.read_response()
+            except redis.ResponseError as error:
+                return error
+        expect_equal(str(call("EXEC")), "EXEC without MULTI", "EXEC without MULTI")
+        expect_equal(call("MULTI"), b"OK", "MULTI")
+        expect_equal(str(call("MULTI")), "MULTI calls can not be nested", "nested MULTI")
+        expect_equal(call("XLEN", stream), b"QUEUED", "a queued command")
+        expect("unknown command" in str(call("NOSUCH")), "an unknown command in a transaction")
+        aborted = call("EXEC")  # -EXECABORT: redis-py raises ExecAbortError for that code
+        expect(isinstance(aborted, redis.exceptions.ExecAbortError), f"EXEC after a refused command aborts: {aborted!r}")
+        expect_equal(call("MULTI"), b"OK", "MULTI again")
+        expect_equal(call("XADD", stream, "*", "n", "discarded"), b"QUEUED", "a queued XADD")
+        expect_equal(call("DISCARD"), b"OK", "DISCARD")
+        expect_equal(str(call("DISCARD")), "DISCARD without MULTI", "DISCARD without MULTI")
+        expect("not supported" in str(call("WATCH", stream)), "WATCH is refused with a reason")
+        expect_equal(call("UNWATCH"), b"OK", "UNWATCH")
+    finally:
+        r.connection_pool.release(connection)
+    expect_equal(r.xlen(stream), 51, "nothing of the aborted or discarded transactions ran")
+
+
 def commands(args):
     r = client(args.resp)
     stream = f"jobs-{time.time_ns()}"
@@ -220,6 +273,7 @@ def commands(args):
     check_connection(args.resp)
     check_pipeline_and_resp3(args.resp, f"{stream}:pipelined")
     check_mixed_pipeline(args.resp, f"{stream}:mixed")
+    check_transactions(args.resp, f"{stream}:transaction")
     log("ok: commands")
 
 

@@ -125,6 +125,22 @@ fn hostile_input_gets_errors_and_others_are_served() {
         "-ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.\r\n",
     );
     raw.expect(&["XADD", "bad/key", "*", "a", "1"], "-ERR invalid stream key: ");
+    // A transaction queues at most 100,000 commands: one more dooms it, and EXEC runs nothing.
+    const TRANSACTION_COMMANDS_MAX: usize = 100_000;
+    let mut request = b"MULTI\r\n".to_vec();
+    request.extend(b"XADD queued * a 1\r\n".repeat(TRANSACTION_COMMANDS_MAX + 1));
+    request.extend(b"EXEC\r\nEXISTS queued\r\n");
+    let mut expected = "+OK\r\n".to_string() + &"+QUEUED\r\n".repeat(TRANSACTION_COMMANDS_MAX);
+    expected += "-ERR transaction too large: at most 100000 commands and 67108864 bytes of arguments are \
+                 queued; EXEC will abort\r\n-EXECABORT Transaction discarded because of previous errors.\r\n:0\r\n";
+    let mut transaction = Raw::connect(&broker);
+    // Written from another thread: the replies (900 KB) come back while it writes.
+    let mut writer = transaction.0.try_clone().unwrap();
+    let writer = std::thread::spawn(move || writer.write_all(&request).unwrap());
+    let mut reply = vec![0; expected.len()];
+    transaction.0.read_exact(&mut reply).unwrap();
+    assert!(reply == expected.as_bytes(), "the reply ends {:?}", String::from_utf8_lossy(&reply[reply.len() - 200..]));
+    writer.join().unwrap();
     // Another client, meanwhile, is served as usual.
     let mut other = Raw::connect(&broker);
     other.expect(&["XADD", "fine", "5-5", "a", "1"], "$3\r\n5-5\r\n");

@@ -173,6 +173,11 @@ impl Args {
         String::from_utf8_lossy(&self.words[0]).into_owned()
     }
 
+    /// The bytes of all its words.
+    pub fn size_bytes(&self) -> usize {
+        self.words.iter().map(Bytes::len).sum()
+    }
+
     pub fn remaining(&self) -> usize {
         self.words.len() - self.position
     }

@@ -22,6 +22,10 @@ pub struct Session {
     deferred_done: Notify,
     /// XADDs read but not yet sent to their stream's owner.
     pub gathered: RefCell<Option<crate::resp::commands::xadd::Gathered>>,
+    /// Open after MULTI, until EXEC or DISCARD.
+    pub transaction: RefCell<Option<crate::resp::commands::transaction::Transaction>>,
+    /// While EXEC runs a transaction's commands (which then do not block).
+    pub executing: Cell<bool>,
 }
 
 impl Session {
@@ -34,6 +38,8 @@ impl Session {
             deferred: Cell::new(0),
             deferred_done: Notify::default(),
             gathered: RefCell::new(None),
+            transaction: RefCell::new(None),
+            executing: Cell::new(false),
         })
     }
 

@@ -2,6 +2,7 @@
 //! `Reply` (or an error reply); XADD returns a task that finishes once its entry is durable.
 pub mod connection;
 pub mod keys;
+pub mod transaction;
 pub mod xack;
 pub mod xadd;
 pub mod xclaim;
@@ -41,12 +42,49 @@ pub async fn execute(session: &Rc<Session>, args: Args) -> Outcome {
     let started = Instant::now();
     let name = args.name();
     let command = RespCommand::of(&name);
-    let outcome = run(session, args, &name, started).await;
+    let outcome = match transaction::route(session, &name, args) {
+        transaction::Route::Run(args) => run(session, args, &name, started).await,
+        transaction::Route::Answer(reply) => Outcome::Reply(reply),
+        transaction::Route::Exec(queued) => Outcome::Reply(transaction::exec(session, queued).await),
+    };
     if !matches!(outcome, Outcome::Later(_)) {
         session.shard.metrics.resp_command(command, started.elapsed());
     }
     outcome
 }
+
+/// Every command `run` knows (a transaction queues only these). Kept in step with `run` by a
+/// test.
+const COMMANDS: [&str; 28] = [
+    "xadd",
+    "quit",
+    "ping",
+    "echo",
+    "hello",
+    "select",
+    "client",
+    "command",
+    "info",
+    "config",
+    "del",
+    "unlink",
+    "exists",
+    "type",
+    "unwatch",
+    "xlen",
+    "xtrim",
+    "xdel",
+    "xrange",
+    "xrevrange",
+    "xread",
+    "xgroup",
+    "xreadgroup",
+    "xack",
+    "xpending",
+    "xclaim",
+    "xautoclaim",
+    "xinfo",
+];
 
 async fn run(session: &Rc<Session>, mut args: Args, name: &str, started: Instant) -> Outcome {
     if name != "xadd" {
@@ -64,9 +102,11 @@ async fn run(session: &Rc<Session>, mut args: Args, name: &str, started: Instant
         "command" => connection::command(&mut args).into(),
         "info" => connection::info(session, &mut args).await.into(),
         "config" => connection::config(&mut args).into(),
-        "del" => keys::del(session, &mut args).await.into(),
+        "del" | "unlink" => keys::del(session, &mut args).await.into(),
         "exists" => keys::exists(session, &mut args).into(),
         "type" => keys::key_type(session, &mut args).into(),
+        // Nothing is ever watched (WATCH is refused).
+        "unwatch" => args.finish().map(|()| Reply::OK).map_err(|_| args.wrong_arity()).into(),
         "xlen" => xtrim::xlen(session, &mut args).await.into(),
         "xtrim" => xtrim::xtrim(session, &mut args).await.into(),
         "xdel" => xdel::xdel(session, &mut args).await.into(),
@@ -90,4 +130,29 @@ fn unknown_command(args: &mut Args) -> Reply {
     let shown: String =
         args.rest().iter().take(8).map(|word| format!("'{}' ", String::from_utf8_lossy(word))).collect();
     Reply::error(format!("ERR unknown command '{name}', with args beginning with: {shown}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// `COMMANDS` names exactly the commands `run` dispatches: its match arms, read from this
+    /// file, so a command added to one and not the other fails here.
+    #[test]
+    fn the_command_list_matches_the_dispatch() {
+        let source = include_str!("mod.rs");
+        let body = &source[source.find("async fn run(").unwrap()..];
+        let body = &body[..body.find("\n}\n").unwrap()];
+        let mut dispatched: Vec<&str> = body
+            .lines()
+            .map(str::trim)
+            .filter(|line| line.starts_with('"'))
+            .filter_map(|line| line.split_once("=>"))
+            .flat_map(|(names, _)| names.split('|').map(|name| name.trim().trim_matches('"')))
+            .collect();
+        dispatched.sort_unstable();
+        let mut listed = super::COMMANDS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(dispatched, listed);
+    }
 }

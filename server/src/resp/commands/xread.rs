@@ -34,7 +34,12 @@ pub struct ReadOptions {
 }
 
 /// `[COUNT n] [BLOCK ms]` then `STREAMS`; returns the options and the keys and IDs after it.
-pub fn parse_options(args: &mut Args, allow_noack: bool) -> Result<(ReadOptions, bool, Vec<Bytes>), Reply> {
+/// Inside a transaction's EXEC, BLOCK is checked and then ignored, as in Redis.
+pub fn parse_options(
+    args: &mut Args,
+    allow_noack: bool,
+    session: &Session,
+) -> Result<(ReadOptions, bool, Vec<Bytes>), Reply> {
     let mut options = ReadOptions { count: RESP_RANGE_ENTRIES_MAX, block: None };
     let mut noack = false;
     loop {
@@ -46,7 +51,9 @@ pub fn parse_options(args: &mut Args, allow_noack: bool) -> Result<(ReadOptions,
             if block_ms < 0 {
                 return Err(Reply::error("ERR timeout is negative"));
             }
-            options.block = Some((block_ms > 0).then(|| Duration::from_millis(block_ms as u64)));
+            if !session.executing.get() {
+                options.block = Some((block_ms > 0).then(|| Duration::from_millis(block_ms as u64)));
+            }
         } else if allow_noack && args.take_keyword("NOACK") {
             noack = true;
         } else if args.take_keyword("STREAMS") {
@@ -65,7 +72,7 @@ pub fn parse_options(args: &mut Args, allow_noack: bool) -> Result<(ReadOptions,
 }
 
 pub async fn xread(session: &Session, args: &mut Args) -> CommandResult {
-    let (options, _, words) = parse_options(args, false)?;
+    let (options, _, words) = parse_options(args, false, session)?;
     let (keys, ids) = words.split_at(words.len() / 2);
     let mut cursors = Vec::with_capacity(keys.len());
     for (key, id) in keys.iter().zip(ids) {

@@ -31,7 +31,7 @@ pub async fn xreadgroup(session: &Session, args: &mut Args) -> CommandResult {
         return Err(syntax_error());
     }
     let (group, consumer) = (args.required()?, args.required()?);
-    let (options, noack, words) = parse_options(args, true)?;
+    let (options, noack, words) = parse_options(args, true, session)?;
     let (keys, ids) = words.split_at(words.len() / 2);
     let mut reads: Vec<(Stream, Position)> = Vec::with_capacity(keys.len());
     for (key, id) in keys.iter().zip(ids) {

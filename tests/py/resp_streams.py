@@ -115,6 +115,18 @@ def check_trim_and_keys(r, stream):
     expect_equal(r.type(stream), b"stream", "TYPE of a stream")
     expect_equal(r.type("missing-" + stream), b"none", "TYPE of a missing key")
     expect_equal(r.exists(stream, "missing-" + stream), 1, "EXISTS counts existing keys")
+    expect_equal(r.ttl(stream), -1, "TTL of a stream: no expiry")
+    expect_equal(r.pttl("missing-" + stream), -2, "PTTL of a missing key")
+    sibling = f"{stream}:sibling"
+    r.xadd(sibling, {"n": "1"})
+    expect_equal(sorted(r.keys(f"{stream}*")), sorted([stream.encode(), sibling.encode()]), "KEYS with a pattern")
+    expect_equal(r.keys(f"{stream}:s?bl[hi]ng"), [sibling.encode()], "KEYS with ? and a set")
+    expect_equal(sorted(r.scan_iter(match=f"{stream}*", count=10)), sorted([stream.encode(), sibling.encode()]),
+                 "SCAN MATCH through redis-py's iterator")
+    expect_equal(list(r.scan_iter(match=f"{stream}*", _type="hash")), [], "SCAN TYPE of another type")
+    expect(r.dbsize() >= 2, "DBSIZE counts the streams")
+    expect_error(lambda: r.scan("nope"), "invalid cursor", "SCAN with a bad cursor")
+    expect_equal(r.unlink(sibling), 1, "UNLINK removes a stream like DEL")
     expect_equal(r.delete(stream), 1, "DEL removes the stream")
     expect_equal(r.exists(stream), 0, "the stream is gone")
     expect_equal(r.xlen(stream), 0, "XLEN of a deleted stream")
@@ -165,6 +177,14 @@ def check_connection(address):
     expect_error(lambda: r.execute_command("SELECT", 1), "DB index is out of range", "SELECT 1")
     expect_equal(r.info("server").get("redis_version"), "7.2.0", "INFO server")
     expect_error(lambda: r.execute_command("NOSUCHCOMMAND", "x"), "unknown command", "an unknown command")
+    seconds, micros = r.time()
+    expect(abs(seconds + micros / 1e6 - time.time()) < 60, f"TIME is the clock: {seconds}.{micros}")
+    try:
+        r.execute_command("AUTH", "secret")
+        raise AssertionError("AUTH with a password: expected Redis's error")
+    except redis.exceptions.AuthenticationError as error:  # redis-py's class for that reply
+        expect("without any password configured" in str(error), f"AUTH with a password: {error!r}")
+    expect(r.execute_command("AUTH", "default", "anything"), "AUTH as the default user, which needs no password")
 
 
 def check_pipeline_and_resp3(address, stream):

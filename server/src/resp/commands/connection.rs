@@ -92,6 +92,28 @@ pub fn client(session: &Session, args: &mut Args) -> CommandResult {
     }
 }
 
+/// `TIME`: the broker's clock, seconds and microseconds since the Unix epoch.
+pub fn time(args: &mut Args) -> CommandResult {
+    args.finish().map_err(|_| args.wrong_arity())?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let bulk = |value: u64| Reply::Bulk(Bytes::from(value.to_string()));
+    Ok(Reply::Array(vec![bulk(now.as_secs()), bulk(u64::from(now.subsec_micros()))]))
+}
+
+/// `AUTH [user] password`: sluice has no passwords, and answers as Redis does when none is set:
+/// the default user needs none, any other user does not exist.
+pub fn auth(args: &mut Args) -> CommandResult {
+    match (args.required()?, args.next_word(), args.remaining()) {
+        (_, None, 0) => Err(Reply::error(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure \
+             your configuration is correct?",
+        )),
+        (user, Some(_), 0) if &user[..] == b"default" => Ok(Reply::OK),
+        (_, Some(_), 0) => Err(Reply::error("WRONGPASS invalid username-password pair or user is disabled.")),
+        _ => Err(syntax_error()),
+    }
+}
+
 /// `COMMAND` (empty list: clients fall back to their own tables), `COMMAND COUNT`, `COMMAND
 /// DOCS` (empty: redis-cli then offers no hints).
 pub fn command(args: &mut Args) -> CommandResult {

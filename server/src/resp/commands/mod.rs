@@ -55,7 +55,7 @@ pub async fn execute(session: &Rc<Session>, args: Args) -> Outcome {
 
 /// Every command `run` knows (a transaction queues only these). Kept in step with `run` by a
 /// test.
-const COMMANDS: [&str; 28] = [
+const COMMANDS: [&str; 35] = [
     "xadd",
     "quit",
     "ping",
@@ -70,6 +70,13 @@ const COMMANDS: [&str; 28] = [
     "unlink",
     "exists",
     "type",
+    "keys",
+    "scan",
+    "dbsize",
+    "ttl",
+    "pttl",
+    "time",
+    "auth",
     "unwatch",
     "xlen",
     "xtrim",
@@ -105,6 +112,12 @@ async fn run(session: &Rc<Session>, mut args: Args, name: &str, started: Instant
         "del" | "unlink" => keys::del(session, &mut args).await.into(),
         "exists" => keys::exists(session, &mut args).into(),
         "type" => keys::key_type(session, &mut args).into(),
+        "keys" => keys::keys(session, &mut args).into(),
+        "scan" => keys::scan(session, &mut args).into(),
+        "dbsize" => keys::dbsize(session, &mut args).into(),
+        "ttl" | "pttl" => keys::ttl(session, &mut args).into(),
+        "time" => connection::time(&mut args).into(),
+        "auth" => connection::auth(&mut args).into(),
         // Nothing is ever watched (WATCH is refused).
         "unwatch" => args.finish().map(|()| Reply::OK).map_err(|_| args.wrong_arity()).into(),
         "xlen" => xtrim::xlen(session, &mut args).await.into(),

@@ -34,7 +34,8 @@ def client(address, protocol=2):
 def expect_error(call, text, what):
     try:
         call()
-    except redis.ResponseError as error:
+    # redis-py raises AuthenticationError for Redis's AUTH errors.
+    except (redis.ResponseError, redis.exceptions.AuthenticationError) as error:
         expect(text in str(error), f"{what}: expected an error with {text!r}, got {error!r}")
         return
     raise AssertionError(f"{what}: expected the error {text!r}, got a reply")
@@ -179,12 +180,12 @@ def check_connection(address):
     expect_error(lambda: r.execute_command("NOSUCHCOMMAND", "x"), "unknown command", "an unknown command")
     seconds, micros = r.time()
     expect(abs(seconds + micros / 1e6 - time.time()) < 60, f"TIME is the clock: {seconds}.{micros}")
-    try:
-        r.execute_command("AUTH", "secret")
-        raise AssertionError("AUTH with a password: expected Redis's error")
-    except redis.exceptions.AuthenticationError as error:  # redis-py's class for that reply
-        expect("without any password configured" in str(error), f"AUTH with a password: {error!r}")
+    expect_error(lambda: r.execute_command("AUTH", "secret"), "without any password configured", "AUTH, no password")
     expect(r.execute_command("AUTH", "default", "anything"), "AUTH as the default user, which needs no password")
+    expect_error(lambda: r.execute_command("AUTH", "bob", "secret"), "invalid username-password pair", "AUTH as a user that does not exist")
+    hello = r.execute_command("HELLO", "2", "AUTH", "default", "x")  # RESP2: a flat list of pairs
+    expect_equal(hello[hello.index(b"proto") + 1], 2, "HELLO with AUTH default")
+    expect_error(lambda: r.execute_command("HELLO", "2", "AUTH", "bob", "x"), "invalid username-password pair", "HELLO with AUTH bob")
 
 
 def check_pipeline_and_resp3(address, stream):

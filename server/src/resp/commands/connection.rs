@@ -39,9 +39,8 @@ pub fn hello(session: &Session, args: &mut Args) -> CommandResult {
         if option.eq_ignore_ascii_case(b"SETNAME") {
             *session.name.borrow_mut() = Some(args.required()?);
         } else if option.eq_ignore_ascii_case(b"AUTH") {
-            // No ACLs: any credentials are accepted, as Redis without requirepass does.
-            args.required()?;
-            args.required()?;
+            let (user, _password) = (args.required()?, args.required()?);
+            sign_in(&user)?;
         } else {
             return Err(syntax_error());
         }
@@ -108,9 +107,18 @@ pub fn auth(args: &mut Args) -> CommandResult {
             "ERR AUTH <password> called without any password configured for the default user. Are you sure \
              your configuration is correct?",
         )),
-        (user, Some(_), 0) if &user[..] == b"default" => Ok(Reply::OK),
-        (_, Some(_), 0) => Err(Reply::error("WRONGPASS invalid username-password pair or user is disabled.")),
+        (user, Some(_), 0) => sign_in(&user).map(|()| Reply::OK),
         _ => Err(syntax_error()),
+    }
+}
+
+/// Credentials (AUTH, HELLO ... AUTH) as Redis without requirepass takes them: the default
+/// user with any password; no other user exists.
+fn sign_in(user: &[u8]) -> Result<(), Reply> {
+    if user == b"default" {
+        Ok(())
+    } else {
+        Err(Reply::error("WRONGPASS invalid username-password pair or user is disabled."))
     }
 }
 

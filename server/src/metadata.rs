@@ -40,6 +40,20 @@ pub struct NewTopic {
     pub configs: Vec<(String, String)>,
 }
 
+/// A change to a topic's configs: IncrementalAlterConfigs sets and deletes single configs
+/// (a deleted one falls back to its default); AlterConfigs replaces every override at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChanges {
+    Incremental(Vec<ConfigChange>),
+    Replace(Vec<(String, String)>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChange {
+    Set(String, String),
+    Delete(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TopicChangeError {
     AlreadyExists,
@@ -88,6 +102,15 @@ pub fn check_topic_name(name: &str) -> Result<(), TopicChangeError> {
         return invalid(format!("topic name '{name}' has an illegal character {bad:?} (allowed: a-z A-Z 0-9 . _ - :)"));
     }
     Ok(())
+}
+
+/// A config name this broker knows (a delete of an unknown one is refused as a set would be).
+fn check_config_name(name: &str) -> Result<(), TopicChangeError> {
+    if sluice_engine::partition::config::CONFIG_NAMES.contains(&name) {
+        Ok(())
+    } else {
+        Err(TopicChangeError::InvalidConfig(format!("invalid config {name}: unknown topic config")))
+    }
 }
 
 fn build_config(overrides: &[(String, String)]) -> Result<PartitionConfig, TopicChangeError> {
@@ -190,6 +213,33 @@ impl Metadata {
         Ok(topic.clone())
     }
 
+    /// Changes a topic's config overrides; every value is checked before any is kept.
+    pub fn alter_topic_configs(&mut self, name: &str, changes: &ConfigChanges) -> Result<TopicMeta, TopicChangeError> {
+        let topic = self.topics.get_mut(name).ok_or(TopicChangeError::UnknownTopic)?;
+        let overrides = match changes {
+            ConfigChanges::Replace(overrides) => overrides.clone(),
+            ConfigChanges::Incremental(changes) => {
+                let mut overrides = topic.overrides.clone();
+                for change in changes {
+                    match change {
+                        ConfigChange::Set(key, value) => match overrides.iter_mut().find(|(name, _)| name == key) {
+                            Some((_, kept)) => kept.clone_from(value),
+                            None => overrides.push((key.clone(), value.clone())),
+                        },
+                        ConfigChange::Delete(key) => {
+                            check_config_name(key)?;
+                            overrides.retain(|(name, _)| name != key);
+                        }
+                    }
+                }
+                overrides
+            }
+        };
+        topic.config = build_config(&overrides)?;
+        topic.overrides = overrides;
+        Ok(topic.clone())
+    }
+
     /// Every partition is open files and memory on its shard: the broker holds a bounded number.
     fn check_room_for(&self, added: u32) -> Result<(), TopicChangeError> {
         let held: u64 = self.topics.values().map(|topic| u64::from(topic.partitions)).sum();
@@ -234,6 +284,42 @@ mod tests {
         for bad in ["", ".", "..", "has space", "slash/name", &"x".repeat(250)] {
             assert!(matches!(check_topic_name(bad), Err(TopicChangeError::InvalidName(_))), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn topic_configs_are_set_deleted_and_replaced_all_checked_first() {
+        let mut metadata = Metadata::default();
+        let mut events = new_topic("events", Some(1));
+        events.configs.push(("retention.ms".to_string(), "1000".to_string()));
+        metadata.add_topic(&events, 1).unwrap();
+        let set = |key: &str, value: &str| ConfigChange::Set(key.to_string(), value.to_string());
+        let changed = metadata
+            .alter_topic_configs(
+                "events",
+                &ConfigChanges::Incremental(vec![set("retention.ms", "2000"), set("max.message.bytes", "4096")]),
+            )
+            .unwrap();
+        assert_eq!((changed.config.retention_ms, changed.config.message_bytes_max), (2000, 4096));
+        assert_eq!(changed.overrides.len(), 2, "a set replaces the override of the same name");
+        let deleted = ConfigChanges::Incremental(vec![ConfigChange::Delete("retention.ms".to_string())]);
+        let changed = metadata.alter_topic_configs("events", &deleted).unwrap();
+        assert_eq!(changed.config.retention_ms, PartitionConfig::default().retention_ms, "back to the default");
+        // A bad value anywhere leaves the topic as it was.
+        let bad = ConfigChanges::Incremental(vec![set("retention.ms", "5"), set("retention.bytes", "lots")]);
+        assert!(matches!(metadata.alter_topic_configs("events", &bad), Err(TopicChangeError::InvalidConfig(_))));
+        assert_eq!(metadata.topics["events"].config.retention_ms, PartitionConfig::default().retention_ms);
+        let unknown = ConfigChanges::Incremental(vec![ConfigChange::Delete("cleanup.policy".to_string())]);
+        assert!(matches!(metadata.alter_topic_configs("events", &unknown), Err(TopicChangeError::InvalidConfig(_))));
+        // AlterConfigs: what is not listed goes back to its default.
+        let replaced = ConfigChanges::Replace(vec![("segment.ms".to_string(), "60000".to_string())]);
+        let changed = metadata.alter_topic_configs("events", &replaced).unwrap();
+        assert_eq!(
+            (changed.config.segment_ms, changed.config.message_bytes_max),
+            (60000, PartitionConfig::default().message_bytes_max)
+        );
+        assert_eq!(metadata.alter_topic_configs("nope", &replaced), Err(TopicChangeError::UnknownTopic));
+        let reloaded = Metadata::from_manifest(&metadata.to_manifest()).unwrap();
+        assert_eq!(reloaded.topics["events"].config.segment_ms, 60000, "kept in the manifest");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 """Topic administration with confluent-kafka's AdminClient: create topics with partitions and
-configs, see them in metadata, read the configs back with DescribeConfigs, refuse a duplicate,
-delete one and see it gone while the other stays.
+configs, see them in metadata, read the configs back with DescribeConfigs, change them with
+IncrementalAlterConfigs and AlterConfigs (a smaller max.message.bytes refuses the next larger
+produce at once), refuse a duplicate, delete one and see it gone while the other stays.
 """
 
 import time
+import warnings
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 from common import (METADATA_WAIT_S, POLL_INTERVAL_S, REQUEST_TIMEOUT_S, CheckFailed,
                     admin_client, argument_parser, create_topic, expect, expect_equal, log,
@@ -50,6 +52,57 @@ def check_configs(admin, topics):
             expect_equal(entries[key].value, value, f"{key} of {resource.name}")
 
 
+def described(admin, name):
+    resource = ConfigResource(ResourceType.TOPIC, name)
+    return admin.describe_configs([resource], request_timeout=REQUEST_TIMEOUT_S)[resource].result(REQUEST_TIMEOUT_S)
+
+
+def produce_error(bootstrap, topic, value_bytes):
+    """The delivery error of one record of `value_bytes` (None when it was stored)."""
+    outcome = []
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "message.timeout.ms": 10_000})
+    producer.produce(topic, b"x" * value_bytes, on_delivery=lambda error, _: outcome.append(error))
+    producer.flush(REQUEST_TIMEOUT_S)
+    expect_equal(len(outcome), 1, "one delivery report")
+    return outcome[0]
+
+
+def check_alter_configs(admin, bootstrap, name):
+    def alter(*entries):
+        resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=list(entries))
+        return admin.incremental_alter_configs([resource], request_timeout=REQUEST_TIMEOUT_S)[resource]
+
+    expect_equal(produce_error(bootstrap, name, 4_000), None, "a 4 KB record before the change")
+    alter(ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET),
+          ConfigEntry("max.message.bytes", "2048", incremental_operation=AlterConfigOpType.SET)).result(REQUEST_TIMEOUT_S)
+    entries = described(admin, name)
+    expect_equal((entries["retention.ms"].value, entries["max.message.bytes"].value), ("7200000", "2048"),
+                 "IncrementalAlterConfigs SET")
+    error = produce_error(bootstrap, name, 4_000)
+    expect(error is not None and error.code() == KafkaError.MSG_SIZE_TOO_LARGE,
+           f"the partition applies the new max.message.bytes at once: got {error}")
+    alter(ConfigEntry("max.message.bytes", None, incremental_operation=AlterConfigOpType.DELETE)).result(REQUEST_TIMEOUT_S)
+    entries = described(admin, name)
+    expect(entries["max.message.bytes"].is_default, "DELETE puts the default back")
+    expect_equal(entries["retention.ms"].value, "7200000", "DELETE leaves the other configs")
+    expect_equal(produce_error(bootstrap, name, 4_000), None, "a 4 KB record after the DELETE")
+    try:
+        alter(ConfigEntry("retention.ms", "often", incremental_operation=AlterConfigOpType.SET)).result(REQUEST_TIMEOUT_S)
+        raise CheckFailed("retention.ms=often was accepted")
+    except KafkaException as error:
+        expect_equal(error.args[0].code(), KafkaError.INVALID_CONFIG, f"a bad value: {error}")
+    expect_equal(described(admin, name)["retention.ms"].value, "7200000", "a refused change changes nothing")
+    # AlterConfigs replaces every override: retention.ms goes back to its default.
+    resource = ConfigResource(ResourceType.TOPIC, name, set_config={"segment.ms": "600000"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # confluent-kafka prefers the incremental API
+        admin.alter_configs([resource], request_timeout=REQUEST_TIMEOUT_S)[resource].result(REQUEST_TIMEOUT_S)
+    entries = described(admin, name)
+    expect(entries["retention.ms"].is_default and entries["segment.ms"].value == "600000",
+           f"AlterConfigs replaced the overrides: retention.ms {entries['retention.ms']}, "
+           f"segment.ms {entries['segment.ms']}")
+
+
 def check_duplicate_refused(admin, name):
     futures = admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)],
                                   request_timeout=REQUEST_TIMEOUT_S)
@@ -90,13 +143,15 @@ def main():
     check_metadata(admin, args.bootstrap, topics)
     check_configs(admin, {name: spec for name, spec in topics.items() if spec[1]})
     names = list(topics)
+    check_alter_configs(admin, args.bootstrap, names[1])
+    log("altered configs")
     check_duplicate_refused(admin, names[0])
 
     doomed, survivors = names[0], names[1:]
     delete_and_check_gone(admin, doomed, survivors)
     check_metadata(admin, args.bootstrap, {name: topics[name] for name in survivors})
     log(f"deleted {doomed}; {survivors} remain")
-    print(f"ok: created {len(topics)} topics, checked metadata and configs, deleted 1")
+    print(f"ok: created {len(topics)} topics, checked metadata and configs, altered configs, deleted 1")
 
 
 if __name__ == "__main__":

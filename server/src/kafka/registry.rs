@@ -80,6 +80,8 @@ no_shared_records!(
     DeleteRecordsResponse,
     DescribeConfigsResponse,
     CreatePartitionsResponse,
+    AlterConfigsResponse,
+    IncrementalAlterConfigsResponse,
     FindCoordinatorResponse,
     JoinGroupResponse,
     SyncGroupResponse,
@@ -207,6 +209,8 @@ registry! {
         DeleteRecords => delete_records (DeleteRecordsRequest) [0 ..= 2];
         DescribeConfigs => describe_configs (DescribeConfigsRequest) [1 ..= 4];
         CreatePartitions => create_partitions (CreatePartitionsRequest) [0 ..= 3];
+        AlterConfigs => alter_configs (AlterConfigsRequest) [0 ..= 2];
+        IncrementalAlterConfigs => incremental_alter_configs (IncrementalAlterConfigsRequest) [0 ..= 1];
         FindCoordinator => find_coordinator (FindCoordinatorRequest) [0 ..= 4];
         JoinGroup => join_group (JoinGroupRequest) [0 ..= 7];
         SyncGroup => sync_group (SyncGroupRequest) [0 ..= 5];

@@ -7,7 +7,7 @@ use sluice_engine::partition::{PartitionError, Records};
 use sluice_engine::stream::id::{AssignError, IdRequest, StreamId};
 
 use crate::coordinator::{GroupAnswer, GroupCall};
-use crate::metadata::{Metadata, NewTopic, TopicChangeError, TopicChangeResult};
+use crate::metadata::{ConfigChanges, Metadata, NewTopic, TopicChangeError, TopicChangeResult};
 
 /// (topic, partition).
 pub type TopicPartition = (String, i32);
@@ -165,6 +165,11 @@ pub enum ShardRequest {
     },
     CreatePartitions {
         counts: Vec<(String, u32)>,
+        validate_only: bool,
+    },
+    /// Topic config changes (IncrementalAlterConfigs, AlterConfigs).
+    AlterTopicConfigs {
+        changes: Vec<(String, ConfigChanges)>,
         validate_only: bool,
     },
     /// From the metadata shard to every shard: open and close partitions to match.

@@ -201,6 +201,20 @@ impl Shard {
             ShardRequest::CreatePartitions { counts, validate_only } => {
                 ShardResponse::TopicChanges(self.create_partitions(counts, validate_only).await)
             }
+            ShardRequest::AlterTopicConfigs { changes, validate_only } => {
+                let results = self
+                    .change_catalogue(validate_only, |draft| {
+                        changes
+                            .iter()
+                            .map(|(name, change)| TopicChangeResult {
+                                name: name.clone(),
+                                result: draft.alter_topic_configs(name, change),
+                            })
+                            .collect()
+                    })
+                    .await;
+                ShardResponse::TopicChanges(results)
+            }
             ShardRequest::ApplyMetadata(metadata) => {
                 self.apply_metadata(metadata).await;
                 ShardResponse::Applied

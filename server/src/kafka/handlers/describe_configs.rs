@@ -9,8 +9,9 @@ use super::str_bytes;
 use crate::kafka::errors;
 use crate::kafka::registry::RequestContext;
 
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
+/// Kafka's ConfigResource types.
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
 /// Kafka's ConfigType codes (v3+).
 const CONFIG_TYPE_BOOLEAN: i8 = 1;
 const CONFIG_TYPE_INT: i8 = 3;

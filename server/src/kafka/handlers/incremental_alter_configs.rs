@@ -1,0 +1,58 @@
+//! IncrementalAlterConfigs (what `kafka-configs --alter` and AdminClient.incrementalAlterConfigs
+//! send): SET and DELETE of single topic configs; the others keep their values. APPEND and
+//! SUBTRACT apply to list configs, which no topic config here is. See `alter_configs`.
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+
+use super::alter_configs::change;
+use super::str_bytes;
+use crate::kafka::errors::{self, KafkaError};
+use crate::kafka::registry::RequestContext;
+use crate::metadata::{ConfigChange, ConfigChanges};
+
+/// Kafka's AlterConfigOp codes.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+pub async fn handle(
+    context: &RequestContext,
+    request: IncrementalAlterConfigsRequest,
+    _version: i16,
+) -> Option<IncrementalAlterConfigsResponse> {
+    let changes = request.resources.iter().map(|resource| {
+        let changes = resource
+            .configs
+            .iter()
+            .map(|config| {
+                let name = config.name.to_string();
+                match (config.config_operation, &config.value) {
+                    (OP_SET, Some(value)) => Ok(ConfigChange::Set(name, value.to_string())),
+                    (OP_SET, None) => Err(format!("config {name}: SET needs a value")),
+                    (OP_DELETE, _) => Ok(ConfigChange::Delete(name)),
+                    (operation, _) => Err(format!(
+                        "config {name}: operation {operation} (APPEND 2, SUBTRACT 3) applies to list configs only"
+                    )),
+                }
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map(ConfigChanges::Incremental)
+            .map_err(|reason| KafkaError::new(errors::INVALID_CONFIG, reason));
+        (resource.resource_type, resource.resource_name.to_string(), changes)
+    });
+    let outcomes = change(context, changes.collect(), request.validate_only).await;
+    let responses = request
+        .resources
+        .into_iter()
+        .zip(outcomes)
+        .map(|(resource, outcome)| {
+            let response = AlterConfigsResourceResponse::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name);
+            match outcome {
+                Ok(()) => response,
+                Err(error) => response.with_error_code(error.code).with_error_message(Some(str_bytes(&error.message))),
+            }
+        })
+        .collect();
+    Some(IncrementalAlterConfigsResponse::default().with_responses(responses))
+}

@@ -52,7 +52,7 @@ fn row<'a>(table: &'a str, first: &[&str]) -> Option<Vec<&'a str>> {
 }
 
 #[test]
-fn operator_creates_lists_describes_and_deletes_topics() {
+fn operator_creates_lists_describes_alters_and_deletes_topics() {
     let broker = Broker::start_default();
     let bootstrap = broker.bootstrap();
     let topic = unique_topic("cli-topics");
@@ -82,6 +82,21 @@ fn operator_creates_lists_describes_and_deletes_topics() {
     fails(&bootstrap, &["topic", "create", "other", "--config", "retention.ms"], 2, "expected KEY=VALUE");
     fails(&bootstrap, &["topic", "create", "other", "--config", "retention.ms=soon"], 1, "INVALID_CONFIG");
     fails(&bootstrap, &["topic", "create", "other", "--partitions", "0"], 2, "--partitions");
+
+    let altered =
+        ok(&broker, &["topic", "alter", &topic, "--config", "segment.ms=60000", "--delete-config", "retention.ms"]);
+    assert_eq!(altered, format!("altered topic {topic}: 1 set, 1 back to default\n"));
+    let described = ok(&broker, &["topic", "describe", &topic]);
+    assert_eq!(row(&described, &["segment.ms"]), Some(vec!["segment.ms", "60000", "topic", "override"]), "{described}");
+    assert_eq!(row(&described, &["retention.ms"]), Some(vec!["retention.ms", "604800000", "default"]), "{described}");
+    fails(&bootstrap, &["topic", "alter", &topic, "--config", "segment.ms=never"], 1, "INVALID_CONFIG");
+    fails(
+        &bootstrap,
+        &["topic", "alter", "no-such-topic", "--config", "segment.ms=1"],
+        1,
+        "UNKNOWN_TOPIC_OR_PARTITION",
+    );
+    fails(&bootstrap, &["topic", "alter", &topic], 2, "--config");
 
     assert_eq!(ok(&broker, &["topic", "delete", &topic]), format!("deleted topic {topic}\n"));
     fails(&bootstrap, &["topic", "describe", &topic], 1, "UNKNOWN_TOPIC_OR_PARTITION");

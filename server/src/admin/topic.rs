@@ -1,11 +1,14 @@
-//! `sluice topic create | list | describe | delete`.
+//! `sluice topic create | list | describe | alter | delete`.
 use std::io::Write;
 
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest};
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::client::Client;
@@ -20,6 +23,10 @@ const CREATE_TOPICS_VERSION: i16 = 7;
 /// DeleteTopics v6 (topics named in `topics`).
 const DELETE_TOPICS_VERSION: i16 = 6;
 const DESCRIBE_CONFIGS_VERSION: i16 = 4;
+const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
+/// IncrementalAlterConfigs operations.
+const CONFIG_SET: i8 = 0;
+const CONFIG_DELETE: i8 = 1;
 /// DescribeConfigs resource type of a topic.
 const RESOURCE_TOPIC: i8 = 2;
 /// CreateTopics: -1 asks for the broker's default partition count and replication factor.
@@ -54,6 +61,17 @@ pub enum TopicCommand {
         /// Topic name
         name: String,
     },
+    /// Change a topic's configs (the partitions apply them at once)
+    Alter {
+        /// Topic name
+        name: String,
+        /// Set a config, e.g. retention.ms=3600000 (repeat for several)
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config, required_unless_present = "deleted")]
+        configs: Vec<(String, String)>,
+        /// Put a config back to its default (repeat for several)
+        #[arg(long = "delete-config", value_name = "KEY")]
+        deleted: Vec<String>,
+    },
     /// Delete a topic and all its records
     Delete {
         /// Topic name
@@ -67,6 +85,7 @@ pub fn run(args: &TopicArgs, out: &mut impl Write) -> Result<(), AdminError> {
         TopicCommand::Create { name, partitions, configs } => create(&mut client, name, *partitions, configs, out),
         TopicCommand::List => list(&mut client, out),
         TopicCommand::Describe { name } => describe(&mut client, name, out),
+        TopicCommand::Alter { name, configs, deleted } => alter(&mut client, name, configs, deleted, out),
         TopicCommand::Delete { name } => delete(&mut client, name, out),
     }
 }
@@ -204,6 +223,39 @@ fn config_source(source: i8) -> &'static str {
         6 => "broker logger",
         _ => "unknown",
     }
+}
+
+fn alter(
+    client: &mut Client,
+    name: &str,
+    configs: &[(String, String)],
+    deleted: &[String],
+    out: &mut impl Write,
+) -> Result<(), AdminError> {
+    let doing = format!("cannot alter topic '{name}'");
+    let change = |key: &str, operation, value: Option<&str>| {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_string(key.to_string()))
+            .with_config_operation(operation)
+            .with_value(value.map(|value| StrBytes::from_string(value.to_string())))
+    };
+    let changes = configs
+        .iter()
+        .map(|(key, value)| change(key, CONFIG_SET, Some(value)))
+        .chain(deleted.iter().map(|key| change(key, CONFIG_DELETE, None)))
+        .collect();
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(RESOURCE_TOPIC)
+        .with_resource_name(StrBytes::from_string(name.to_string()))
+        .with_configs(changes);
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+    let response = client.call(&request, INCREMENTAL_ALTER_CONFIGS_VERSION)?;
+    let result = response.responses.into_iter().next().ok_or_else(|| missing_answer(client, &doing))?;
+    if result.error_code != 0 {
+        let message = result.error_message.map(|message| message.to_string());
+        return Err(AdminError::broker(doing, result.error_code, message));
+    }
+    write_out(out, &format!("altered topic {name}: {} set, {} back to default\n", configs.len(), deleted.len()))
 }
 
 fn delete(client: &mut Client, name: &str, out: &mut impl Write) -> Result<(), AdminError> {

@@ -13,12 +13,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, GroupId, JoinGroupRequest,
-    JoinGroupResponse, ProduceRequest, ProduceResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, GroupId,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, JoinGroupRequest, JoinGroupResponse,
+    ProduceRequest, ProduceResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use serde_json::Value;
@@ -49,6 +51,17 @@ fn delete_topic(stream: &mut TcpStream, topic: &str) {
     let request = DeleteTopicsRequest::default().with_timeout_ms(10_000).with_topic_names(vec![TopicName(name(topic))]);
     let response: DeleteTopicsResponse = call(stream, &request, 4, 2);
     assert_eq!(response.responses[0].error_code, 0, "delete {topic}");
+}
+
+fn set_topic_config(stream: &mut TcpStream, topic: &str, key: &str, value: &str) {
+    let config = AlterableConfig::default().with_name(name(key)).with_config_operation(0).with_value(Some(name(value)));
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(name(topic))
+        .with_configs(vec![config]);
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+    let response: IncrementalAlterConfigsResponse = call(stream, &request, 1, 6);
+    assert_eq!(response.responses[0].error_code, 0, "alter {topic}");
 }
 
 fn batch_of(index: i64) -> Vec<u8> {
@@ -165,6 +178,7 @@ fn json_logs_carry_one_event_per_topic_change_rebalance_dead_letter_and_recovery
     }
     let dead_id = dead_letter_one_entry(&broker, &stream, &dead_letter);
     delete_topic(&mut kafka, &dropped);
+    set_topic_config(&mut kafka, &kept, "retention.ms", "3600000");
 
     // Each line is written before the response that follows it is sent.
     let first = events(&broker.stderr_of_start(1));
@@ -173,6 +187,8 @@ fn json_logs_carry_one_event_per_topic_change_rebalance_dead_letter_and_recovery
     only(matching(&first, "topic created", "topic", &kept), "creating the kept topic", &first);
     only(matching(&first, "topic deleted", "topic", &dropped), "deleting it", &first);
     assert!(matching(&first, "topic deleted", "topic", &kept).is_empty(), "the kept topic stays");
+    let altered = only(matching(&first, "topic configs changed", "topic", &kept), "altering its configs", &first);
+    assert_eq!(altered["overrides"], "retention.ms=3600000");
     let started = only(matching(&first, "consumer group rebalance started", "group", &group), "the rebalance", &first);
     assert_eq!(
         (started["generation"].as_i64(), started["members"].as_u64()),

@@ -24,7 +24,7 @@ use crate::accept::Connections;
 use crate::catch_up_rate::CatchUpRate;
 use crate::config::Config;
 use crate::coordinator::{Coordinator, GroupAnswer, GroupCall};
-use crate::metadata::{Metadata, NewTopic, TopicChangeError, TopicChangeResult};
+use crate::metadata::{ConfigChanges, Metadata, NewTopic, TopicChangeError, TopicChangeResult};
 use crate::metrics::{OwnedStats, PartitionStats, Protocol, ShardMetrics, ShardSnapshot};
 use crate::request_memory::RequestMemory;
 use crate::stream_groups::{GroupAnswer as StreamGroupAnswer, GroupCall as StreamGroupCall, GroupError, StreamGroups};
@@ -202,18 +202,7 @@ impl Shard {
                 ShardResponse::TopicChanges(self.create_partitions(counts, validate_only).await)
             }
             ShardRequest::AlterTopicConfigs { changes, validate_only } => {
-                let results = self
-                    .change_catalogue(validate_only, |draft| {
-                        changes
-                            .iter()
-                            .map(|(name, change)| TopicChangeResult {
-                                name: name.clone(),
-                                result: draft.alter_topic_configs(name, change),
-                            })
-                            .collect()
-                    })
-                    .await;
-                ShardResponse::TopicChanges(results)
+                ShardResponse::TopicChanges(self.alter_topic_configs(changes, validate_only).await)
             }
             ShardRequest::ApplyMetadata(metadata) => {
                 self.apply_metadata(metadata).await;
@@ -763,6 +752,30 @@ impl Shard {
                 }
             }
             tracing::info!(topic = %deleted.name, "topic deleted");
+        }
+        results
+    }
+
+    async fn alter_topic_configs(
+        self: &Rc<Self>,
+        changes: Vec<(String, ConfigChanges)>,
+        validate_only: bool,
+    ) -> Vec<TopicChangeResult> {
+        let results = self
+            .change_catalogue(validate_only, |draft| {
+                changes
+                    .iter()
+                    .map(|(name, change)| TopicChangeResult {
+                        name: name.clone(),
+                        result: draft.alter_topic_configs(name, change),
+                    })
+                    .collect()
+            })
+            .await;
+        let changed = results.iter().filter_map(|change| change.result.as_ref().ok());
+        for topic in changed.filter(|_| !validate_only) {
+            let overrides: Vec<String> = topic.overrides.iter().map(|(key, value)| format!("{key}={value}")).collect();
+            tracing::info!(topic = %topic.name, overrides = %overrides.join(","), "topic configs changed");
         }
         results
     }

@@ -188,6 +188,58 @@ def check_connection(address):
     expect_error(lambda: r.execute_command("HELLO", "2", "AUTH", "bob", "x"), "invalid username-password pair", "HELLO with AUTH bob")
 
 
+def raw_connection(address):
+    """A plain socket that has sent CLIENT ID: (socket, its id, its address as the broker sees it)."""
+    import socket
+    host, port = address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=SOCKET_TIMEOUT_S)
+    sock.sendall(b"CLIENT ID\r\n")
+    client_id = int(sock.recv(64).strip()[1:])
+    return sock, client_id, "%s:%d" % sock.getsockname()
+
+
+def closed_by_broker(sock):
+    try:
+        return sock.recv(64) == b""
+    except ConnectionResetError:
+        return True
+
+
+def check_client_list_and_kill(address):
+    """CLIENT LIST shows every connection of every shard (redis-py parses it), CLIENT INFO the
+    caller's, CLIENT KILL closes the ones its filter names and says how many."""
+    r = client(address)
+    r.client_setname("lister")
+    others = [raw_connection(address) for _ in range(4)]  # spread over both shards
+    listed = {entry["id"]: entry for entry in r.client_list()}
+    me = r.client_id()
+    for _, client_id, addr in others:
+        expect(str(client_id) in listed, f"CLIENT LIST shows connection {client_id}: {sorted(listed)}")
+        expect_equal(listed[str(client_id)]["addr"], addr, "its address")
+        expect_equal(listed[str(client_id)]["cmd"], "client", "the last command it ran")
+    expect_equal(listed[str(me)]["name"], "lister", "the name CLIENT SETNAME gave")
+    expect_equal(listed[str(me)]["lib-name"], "redis-py", "what redis-py announced with CLIENT SETINFO")
+    expect_equal(len({entry["shard"] for entry in listed.values()}), 2, "connections on both shards are listed")
+    info = r.client_info()
+    expect_equal((info["id"], info["name"]), (me, "lister"), "CLIENT INFO is the caller's line")
+    expect_equal([entry["id"] for entry in r.client_list(client_id=[str(others[0][1])])], [str(others[0][1])],
+                 "CLIENT LIST ID")
+    expect_equal(r.client_list(_type="pubsub"), [], "no pub/sub connections")
+    # New form, by id: one closed, the others stay.
+    expect_equal(r.client_kill_filter(_id=others[0][1]), 1, "CLIENT KILL ID")
+    expect(closed_by_broker(others[0][0]), "the killed connection is closed")
+    # Old form, by address.
+    expect_equal(r.client_kill(others[1][2]), True, "CLIENT KILL ip:port")
+    expect(closed_by_broker(others[1][0]), "the connection killed by address is closed")
+    expect_error(lambda: r.client_kill(others[1][2]), "No such client", "killing it again")
+    # SKIPME (default yes): every other connection of the default user, not the caller.
+    killed = r.client_kill_filter(user="default")
+    expect(killed >= 2, f"CLIENT KILL USER default closed the others: {killed}")
+    for sock, _, _ in others[2:]:
+        expect(closed_by_broker(sock), "closed by CLIENT KILL USER")
+    expect_equal(r.client_info()["name"], "lister", "the caller was skipped")
+
+
 def check_pipeline_and_resp3(address, stream):
     r = client(address)
     pipe = r.pipeline(transaction=False)
@@ -292,6 +344,7 @@ def commands(args):
     check_trim_and_keys(r, stream)
     check_xdel(r, f"{stream}:deleting")
     check_connection(args.resp)
+    check_client_list_and_kill(args.resp)
     check_pipeline_and_resp3(args.resp, f"{stream}:pipelined")
     check_mixed_pipeline(args.resp, f"{stream}:mixed")
     check_transactions(args.resp, f"{stream}:transaction")

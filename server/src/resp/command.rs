@@ -240,6 +240,7 @@ impl Args {
 const NAME_BYTES_MAX: usize = 16;
 
 /// A command name in lower case, on the stack.
+#[derive(Clone, Copy, Default)]
 pub struct Name {
     bytes: [u8; NAME_BYTES_MAX],
     len: usize,

@@ -13,6 +13,7 @@
 //! no reply owed for `connection-idle-timeout-ms` is closed (Redis's `timeout`, which Redis
 //! leaves off by default), as is one whose client takes no reply bytes for as long. One over
 //! `connections-max` gets `-ERR max number of clients reached` and is closed, as Redis does.
+pub mod clients;
 pub mod command;
 pub mod commands;
 pub mod reply;
@@ -59,7 +60,15 @@ pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
 
 /// Serves one connection until it ends (`accept::serve` counts it).
 pub async fn serve(shard: &ShardRef, stream: TcpStream) {
-    let session = Session::new(shard.clone(), shard.connections.client_id());
+    let address = |address: std::io::Result<std::net::SocketAddr>| address.map(|a| a.to_string()).unwrap_or_default();
+    let connection = session::ConnectionInfo {
+        addr: address(stream.peer_addr().map_err(Into::into)),
+        laddr: address(stream.local_addr().map_err(Into::into)),
+        fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
+        opened: Instant::now(),
+    };
+    let session = Session::new(shard.clone(), shard.connections.client_id(), connection);
+    let _listed = clients::register(&session);
     if let Err(closed) = serve_connection(session, stream).await {
         if let Closed::Dropped(dropped) = closed {
             shard.metrics.connection_dropped(Protocol::Resp, dropped);

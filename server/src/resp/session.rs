@@ -1,11 +1,25 @@
 //! What one RESP connection remembers between commands.
 use std::cell::{Cell, RefCell};
+use std::os::fd::RawFd;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use sluice_engine::sync::Notify;
 
+use crate::resp::command::Name;
 use crate::runtime::ShardRef;
+
+/// Where a connection comes from, for CLIENT LIST.
+pub struct ConnectionInfo {
+    /// The client's address, `ip:port`.
+    pub addr: String,
+    /// The broker's end, `ip:port`.
+    pub laddr: String,
+    /// The reader's socket descriptor (CLIENT KILL shuts the socket down through it).
+    pub fd: RawFd,
+    pub opened: Instant,
+}
 
 /// Lives on the shard that accepted the connection; never shared.
 pub struct Session {
@@ -14,8 +28,13 @@ pub struct Session {
     pub id: u64,
     /// Chosen with HELLO 3.
     pub resp3: Cell<bool>,
+    pub connection: ConnectionInfo,
     /// CLIENT SETNAME.
     pub name: RefCell<Option<Bytes>>,
+    /// CLIENT SETINFO LIB-NAME and LIB-VER.
+    pub library: RefCell<(Option<Bytes>, Option<Bytes>)>,
+    /// When the last command started, and its name (CLIENT LIST's idle and cmd).
+    pub last_command: Cell<(Instant, Name)>,
     /// XADDs answered later (waiting for fsync): any other command waits for them first, so
     /// it sees their entries, as a Redis client expects of a pipeline.
     deferred: Cell<usize>,
@@ -29,18 +48,29 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(shard: ShardRef, id: u64) -> Rc<Self> {
+    pub fn new(shard: ShardRef, id: u64, connection: ConnectionInfo) -> Rc<Self> {
+        let opened = connection.opened;
         Rc::new(Self {
             shard,
             id,
             resp3: Cell::new(false),
+            connection,
             name: RefCell::new(None),
+            library: RefCell::new((None, None)),
+            last_command: Cell::new((opened, Name::default())),
             deferred: Cell::new(0),
             deferred_done: Notify::default(),
             gathered: RefCell::new(None),
             transaction: RefCell::new(None),
             executing: Cell::new(false),
         })
+    }
+
+    /// CLIENT KILL: shuts the socket down, which ends the connection at its next read.
+    pub fn kill(&self) {
+        // SAFETY: shutdown only acts on the descriptor number, which this connection holds
+        // open while its session is listed (`clients::register`).
+        unsafe { libc::shutdown(self.connection.fd, libc::SHUT_RDWR) };
     }
 
     pub fn defer_started(&self) {

@@ -194,6 +194,12 @@ pub enum ShardRequest {
     },
     /// A scrape (`GET /metrics`), to every shard: its counters and what it owns.
     Metrics,
+    /// CLIENT LIST / CLIENT KILL, to every shard: its RESP connections that match (closed when
+    /// `kill`).
+    RespClients {
+        filter: crate::resp::clients::ClientFilter,
+        kill: bool,
+    },
     /// Serve this connection, which another shard accepted and counted here (`accept`).
     Adopt {
         door: crate::metrics::Protocol,
@@ -216,6 +222,8 @@ pub enum ShardResponse {
     StreamGroup(Result<crate::stream_groups::GroupAnswer, crate::stream_groups::GroupError>),
     ProducerId(Result<i64, TopicChangeError>),
     Metrics(Box<crate::metrics::ShardSnapshot>),
+    /// (client id, CLIENT LIST line).
+    RespClients(Vec<(u64, String)>),
 }
 
 pub struct MeshMessage {

@@ -214,6 +214,9 @@ impl Shard {
             }
             ShardRequest::AllocateProducerId => ShardResponse::ProducerId(self.allocate_producer_id().await),
             ShardRequest::Metrics => ShardResponse::Metrics(Box::new(self.metrics_snapshot())),
+            ShardRequest::RespClients { filter, kill } => {
+                ShardResponse::RespClients(crate::resp::clients::matching(&filter, kill))
+            }
             ShardRequest::Adopt { door, connection } => {
                 crate::accept::serve(self.clone(), door, connection);
                 ShardResponse::Applied

@@ -2,9 +2,11 @@
 //! handled by the connection). Enough for redis-cli, redis-py and redis-benchmark.
 use bytes::Bytes;
 
-use crate::resp::command::{syntax_error, Args, CommandResult};
+use crate::resp::clients::{self, ClientFilter};
+use crate::resp::command::{parse_integer, syntax_error, Args, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
+use crate::runtime::mesh::{ShardRequest, ShardResponse};
 
 /// The Redis version reported to clients: the one whose stream commands sluice follows.
 pub const REDIS_VERSION: &str = "7.2.0";
@@ -68,7 +70,7 @@ pub fn select(args: &mut Args) -> CommandResult {
     }
 }
 
-pub fn client(session: &Session, args: &mut Args) -> CommandResult {
+pub async fn client(session: &Session, args: &mut Args) -> CommandResult {
     let sub = args.required()?.to_ascii_uppercase();
     match &sub[..] {
         b"SETNAME" => {
@@ -82,13 +84,119 @@ pub fn client(session: &Session, args: &mut Args) -> CommandResult {
         }
         b"GETNAME" => Ok(session.name.borrow().clone().map_or(Reply::Null, Reply::Bulk)),
         b"ID" => Ok(Reply::Integer(session.id as i64)),
-        // Client libraries announce themselves (redis-py: lib-name, lib-ver); nothing to keep.
-        b"SETINFO" => Ok(Reply::OK),
+        // Client libraries announce themselves (redis-py: lib-name, lib-ver); CLIENT LIST shows it.
+        b"SETINFO" => {
+            let (attribute, value) = (args.required()?.to_ascii_uppercase(), args.required()?);
+            args.finish().map_err(|_| args.wrong_arity())?;
+            if value.iter().any(|byte| *byte <= b' ' || *byte > b'~') {
+                return Err(Reply::error(
+                    "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.",
+                ));
+            }
+            let mut library = session.library.borrow_mut();
+            match &attribute[..] {
+                b"LIB-NAME" => library.0 = Some(value),
+                b"LIB-VER" => library.1 = Some(value),
+                _ => {
+                    return Err(Reply::error(format!(
+                        "ERR Unrecognized option '{}'",
+                        String::from_utf8_lossy(&attribute).to_ascii_lowercase()
+                    )))
+                }
+            }
+            Ok(Reply::OK)
+        }
+        b"INFO" => {
+            args.finish().map_err(|_| args.wrong_arity())?;
+            Ok(Reply::Bulk(Bytes::from(clients::line(session, std::time::Instant::now()) + "\n")))
+        }
+        b"LIST" => {
+            let mut filter = ClientFilter::default();
+            while args.remaining() > 0 {
+                if args.take_keyword("TYPE") {
+                    filter.none = !client_type_is_normal(&args.required()?)?;
+                } else if args.take_keyword("ID") {
+                    let mut ids = Vec::new();
+                    while args.remaining() > 0 {
+                        ids.push(client_id(&args.required()?)?);
+                    }
+                    filter.ids = Some(ids);
+                } else {
+                    return Err(syntax_error());
+                }
+            }
+            let lines: String = every_shard(session, filter, false).await.into_iter().map(|line| line + "\n").collect();
+            Ok(Reply::Bulk(Bytes::from(lines)))
+        }
+        b"KILL" => {
+            if args.remaining() == 1 {
+                // The old form: CLIENT KILL ip:port.
+                let addr = String::from_utf8_lossy(&args.required()?).into_owned();
+                let filter = ClientFilter { addr: Some(addr), ..ClientFilter::default() };
+                return match every_shard(session, filter, true).await.len() {
+                    0 => Err(Reply::error("ERR No such client")),
+                    _ => Ok(Reply::OK),
+                };
+            }
+            let mut filter = ClientFilter { skip: Some(session.id), ..ClientFilter::default() };
+            let text = |word: Bytes| String::from_utf8_lossy(&word).into_owned();
+            while args.remaining() > 0 {
+                let option = args.required()?.to_ascii_uppercase();
+                let value = args.required()?;
+                match &option[..] {
+                    b"ID" => filter.ids = Some(vec![client_id(&value)?]),
+                    b"TYPE" => filter.none = !client_type_is_normal(&value)?,
+                    b"USER" => filter.user = Some(text(value)),
+                    b"ADDR" => filter.addr = Some(text(value)),
+                    b"LADDR" => filter.laddr = Some(text(value)),
+                    b"MAXAGE" => {
+                        filter.age_s_min = Some(
+                            parse_integer(&value).and_then(|age| u64::try_from(age).ok()).ok_or_else(syntax_error)?,
+                        )
+                    }
+                    b"SKIPME" if value.eq_ignore_ascii_case(b"yes") => filter.skip = Some(session.id),
+                    b"SKIPME" if value.eq_ignore_ascii_case(b"no") => filter.skip = None,
+                    _ => return Err(syntax_error()),
+                }
+            }
+            Ok(Reply::Integer(every_shard(session, filter, true).await.len() as i64))
+        }
         _ => Err(Reply::error(format!(
             "ERR unknown subcommand '{}'. Try CLIENT HELP.",
             String::from_utf8_lossy(&sub).to_ascii_lowercase()
         ))),
     }
+}
+
+/// The RESP connections of every shard that match, as CLIENT LIST lines in id order; closed
+/// when `kill`.
+async fn every_shard(session: &Session, filter: ClientFilter, kill: bool) -> Vec<String> {
+    let shard = &session.shard;
+    let asks =
+        (0..shard.count).map(|target| shard.call(target, ShardRequest::RespClients { filter: filter.clone(), kill }));
+    let mut found: Vec<(u64, String)> = Vec::new();
+    for answer in futures::future::join_all(asks).await {
+        let ShardResponse::RespClients(lines) = answer else { unreachable!("RespClients answers with RespClients") };
+        found.extend(lines);
+    }
+    found.sort_unstable_by_key(|(id, _)| *id);
+    found.into_iter().map(|(_, line)| line).collect()
+}
+
+/// CLIENT LIST / KILL TYPE: every connection here is `normal` (no replicas, no pub/sub).
+fn client_type_is_normal(name: &[u8]) -> Result<bool, Reply> {
+    match name.to_ascii_lowercase().as_slice() {
+        b"normal" => Ok(true),
+        b"master" | b"replica" | b"slave" | b"pubsub" => Ok(false),
+        _ => Err(Reply::error(format!("ERR Unknown client type '{}'", String::from_utf8_lossy(name)))),
+    }
+}
+
+fn client_id(word: &[u8]) -> Result<u64, Reply> {
+    parse_integer(word)
+        .and_then(|id| u64::try_from(id).ok())
+        .filter(|id| *id > 0)
+        .ok_or_else(|| Reply::error("ERR Invalid client ID"))
 }
 
 /// `TIME`: the broker's clock, seconds and microseconds since the Unix epoch.

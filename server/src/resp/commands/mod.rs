@@ -41,6 +41,7 @@ impl From<Result<Reply, Reply>> for Outcome {
 pub async fn execute(session: &Rc<Session>, args: Args) -> Outcome {
     let started = Instant::now();
     let name = args.name();
+    session.last_command.set((started, name));
     let command = RespCommand::of(&name);
     let outcome = match transaction::route(session, &name, args) {
         transaction::Route::Run(args) => run(session, args, &name, started).await,
@@ -105,7 +106,7 @@ async fn run(session: &Rc<Session>, mut args: Args, name: &str, started: Instant
         "echo" => connection::echo(&mut args).into(),
         "hello" => connection::hello(session, &mut args).into(),
         "select" => connection::select(&mut args).into(),
-        "client" => connection::client(session, &mut args).into(),
+        "client" => connection::client(session, &mut args).await.into(),
         "command" => connection::command(&mut args).into(),
         "info" => connection::info(session, &mut args).await.into(),
         "config" => connection::config(&mut args).into(),

@@ -42,6 +42,13 @@ pub enum Route {
 /// Commands that answer at once even inside a transaction, never queued.
 const NEVER_QUEUED: [&str; 5] = ["multi", "exec", "discard", "watch", "quit"];
 
+impl Transaction {
+    /// Commands queued so far (CLIENT LIST's `multi`).
+    pub fn queued_count(&self) -> usize {
+        self.queued.len()
+    }
+}
+
 pub fn route(session: &Session, name: &str, args: Args) -> Route {
     let mut open = session.transaction.borrow_mut();
     if !NEVER_QUEUED.contains(&name) {

@@ -56,7 +56,7 @@ pub async fn execute(session: &Rc<Session>, args: Args) -> Outcome {
 
 /// Every command `run` knows (a transaction queues only these). Kept in step with `run` by a
 /// test.
-const COMMANDS: [&str; 35] = [
+const COMMANDS: [&str; 37] = [
     "xadd",
     "quit",
     "ping",
@@ -78,6 +78,8 @@ const COMMANDS: [&str; 35] = [
     "pttl",
     "time",
     "auth",
+    "wait",
+    "waitaof",
     "unwatch",
     "xlen",
     "xtrim",
@@ -119,6 +121,8 @@ async fn run(session: &Rc<Session>, mut args: Args, name: &str, started: Instant
         "ttl" | "pttl" => keys::ttl(session, &mut args).into(),
         "time" => connection::time(&mut args).into(),
         "auth" => connection::auth(&mut args).into(),
+        "wait" => connection::wait(&mut args).into(),
+        "waitaof" => connection::waitaof(&mut args).into(),
         // Nothing is ever watched (WATCH is refused).
         "unwatch" => args.finish().map(|()| Reply::OK).map_err(|_| args.wrong_arity()).into(),
         "xlen" => xtrim::xlen(session, &mut args).await.into(),

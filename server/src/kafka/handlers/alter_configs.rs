@@ -5,6 +5,7 @@
 //! batch size limit take the new values at once) and the manifest keeps across restarts.
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
@@ -28,21 +29,31 @@ pub async fn handle(
         (resource.resource_type, resource.resource_name.to_string(), Ok(ConfigChanges::Replace(overrides)))
     });
     let outcomes = change(context, changes.collect(), request.validate_only).await;
-    let responses = request
-        .resources
-        .into_iter()
-        .zip(outcomes)
-        .map(|(resource, outcome)| {
-            let response = AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name);
-            match outcome {
-                Ok(()) => response,
-                Err(error) => response.with_error_code(error.code).with_error_message(Some(str_bytes(&error.message))),
-            }
-        })
-        .collect();
+    let resources = request.resources.into_iter().map(|resource| (resource.resource_type, resource.resource_name));
+    let responses = answers(resources, outcomes, |resource_type, resource_name, code, message| {
+        AlterConfigsResourceResponse::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(resource_name)
+            .with_error_code(code)
+            .with_error_message(message)
+    });
     Some(AlterConfigsResponse::default().with_responses(responses))
+}
+
+/// Each resource's answer, made by `answer(resource type, resource name, error code, error
+/// message)` (the two APIs' answers are different types with the same fields).
+pub fn answers<T>(
+    resources: impl Iterator<Item = (i8, StrBytes)>,
+    outcomes: Vec<Result<(), KafkaError>>,
+    answer: impl Fn(i8, StrBytes, i16, Option<StrBytes>) -> T,
+) -> Vec<T> {
+    resources
+        .zip(outcomes)
+        .map(|((resource_type, resource_name), outcome)| match outcome {
+            Ok(()) => answer(resource_type, resource_name, 0, None),
+            Err(error) => answer(resource_type, resource_name, error.code, Some(str_bytes(&error.message))),
+        })
+        .collect()
 }
 
 /// Applies each resource's changes (`resource type, name, changes or why they are refused`)

@@ -4,8 +4,7 @@
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
-use super::alter_configs::change;
-use super::str_bytes;
+use super::alter_configs::{answers, change};
 use crate::kafka::errors::{self, KafkaError};
 use crate::kafka::registry::RequestContext;
 use crate::metadata::{ConfigChange, ConfigChanges};
@@ -40,19 +39,13 @@ pub async fn handle(
         (resource.resource_type, resource.resource_name.to_string(), changes)
     });
     let outcomes = change(context, changes.collect(), request.validate_only).await;
-    let responses = request
-        .resources
-        .into_iter()
-        .zip(outcomes)
-        .map(|(resource, outcome)| {
-            let response = AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name);
-            match outcome {
-                Ok(()) => response,
-                Err(error) => response.with_error_code(error.code).with_error_message(Some(str_bytes(&error.message))),
-            }
-        })
-        .collect();
+    let resources = request.resources.into_iter().map(|resource| (resource.resource_type, resource.resource_name));
+    let responses = answers(resources, outcomes, |resource_type, resource_name, code, message| {
+        AlterConfigsResourceResponse::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(resource_name)
+            .with_error_code(code)
+            .with_error_message(message)
+    });
     Some(IncrementalAlterConfigsResponse::default().with_responses(responses))
 }

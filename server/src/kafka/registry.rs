@@ -79,6 +79,7 @@ no_shared_records!(
     DeleteTopicsResponse,
     DeleteRecordsResponse,
     DescribeConfigsResponse,
+    DescribeLogDirsResponse,
     CreatePartitionsResponse,
     AlterConfigsResponse,
     IncrementalAlterConfigsResponse,
@@ -208,6 +209,7 @@ registry! {
         DeleteTopics => delete_topics (DeleteTopicsRequest) [1 ..= 6];
         DeleteRecords => delete_records (DeleteRecordsRequest) [0 ..= 2];
         DescribeConfigs => describe_configs (DescribeConfigsRequest) [1 ..= 4];
+        DescribeLogDirs => describe_log_dirs (DescribeLogDirsRequest) [1 ..= 4];
         CreatePartitions => create_partitions (CreatePartitionsRequest) [0 ..= 3];
         AlterConfigs => alter_configs (AlterConfigsRequest) [0 ..= 2];
         IncrementalAlterConfigs => incremental_alter_configs (IncrementalAlterConfigsRequest) [0 ..= 1];

@@ -155,6 +155,10 @@ pub enum ShardRequest {
     DeleteRecords {
         deletes: Vec<(TopicPartition, i64)>,
     },
+    /// The bytes of each partition's durable segments (DescribeLogDirs).
+    PartitionSizes {
+        partitions: Vec<(TopicPartition, ())>,
+    },
     /// To the metadata shard.
     CreateTopics {
         topics: Vec<NewTopic>,
@@ -216,6 +220,7 @@ pub enum ShardResponse {
     Waited,
     ListOffsets(Vec<Result<OffsetAt, ShardError>>),
     DeleteRecords(Vec<Result<i64, ShardError>>),
+    PartitionSizes(Vec<Result<u64, ShardError>>),
     TopicChanges(Vec<TopicChangeResult>),
     Applied,
     Group(GroupAnswer),

@@ -194,6 +194,9 @@ impl Shard {
             }
             ShardRequest::ListOffsets { queries } => ShardResponse::ListOffsets(self.list_offsets(queries).await),
             ShardRequest::DeleteRecords { deletes } => ShardResponse::DeleteRecords(self.delete_records(deletes)),
+            ShardRequest::PartitionSizes { partitions } => ShardResponse::PartitionSizes(
+                partitions.iter().map(|(key, ())| Ok(self.partition(key)?.size_bytes())).collect(),
+            ),
             ShardRequest::CreateTopics { topics, validate_only } => {
                 ShardResponse::TopicChanges(self.create_topics(topics, validate_only).await)
             }

@@ -60,10 +60,9 @@ pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
 
 /// Serves one connection until it ends (`accept::serve` counts it).
 pub async fn serve(shard: &ShardRef, stream: TcpStream) {
-    let address = |address: std::io::Result<std::net::SocketAddr>| address.map(|a| a.to_string()).unwrap_or_default();
     let connection = session::ConnectionInfo {
-        addr: address(stream.peer_addr().map_err(Into::into)),
-        laddr: address(stream.local_addr().map_err(Into::into)),
+        addr: stream.peer_addr().map(|address| address.to_string()).unwrap_or_default(),
+        laddr: stream.local_addr().map(|address| address.to_string()).unwrap_or_default(),
         fd: std::os::fd::AsRawFd::as_raw_fd(&stream),
         opened: Instant::now(),
     };

@@ -778,10 +778,12 @@ impl Shard {
                     .collect()
             })
             .await;
-        let changed = results.iter().filter_map(|change| change.result.as_ref().ok());
-        for topic in changed.filter(|_| !validate_only) {
-            let overrides: Vec<String> = topic.overrides.iter().map(|(key, value)| format!("{key}={value}")).collect();
-            tracing::info!(topic = %topic.name, overrides = %overrides.join(","), "topic configs changed");
+        if !validate_only {
+            for topic in results.iter().filter_map(|change| change.result.as_ref().ok()) {
+                let overrides: Vec<String> =
+                    topic.overrides.iter().map(|(key, value)| format!("{key}={value}")).collect();
+                tracing::info!(topic = %topic.name, overrides = %overrides.join(","), "topic configs changed");
+            }
         }
         results
     }

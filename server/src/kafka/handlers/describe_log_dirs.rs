@@ -54,19 +54,19 @@ pub async fn handle(
         );
     }
     let log_dir = context.config.data_dir.join("topics");
-    let mut result =
-        DescribeLogDirsResult::default().with_log_dir(str_bytes(&log_dir.display().to_string())).with_topics(
-            topics
-                .into_iter()
-                .map(|(name, partitions)| {
-                    DescribeLogDirsTopic::default().with_name(topic_name(&name)).with_partitions(partitions)
-                })
-                .collect(),
-        );
-    match file_system_bytes(&log_dir) {
-        Some((total, usable)) => result = result.with_total_bytes(total).with_usable_bytes(usable),
-        None => result = result.with_total_bytes(-1).with_usable_bytes(-1),
-    }
+    // -1 when unknown, as Kafka answers.
+    let (total_bytes, usable_bytes) = file_system_bytes(&log_dir).unwrap_or((-1, -1));
+    let topics = topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            DescribeLogDirsTopic::default().with_name(topic_name(&name)).with_partitions(partitions)
+        })
+        .collect();
+    let result = DescribeLogDirsResult::default()
+        .with_log_dir(str_bytes(&log_dir.display().to_string()))
+        .with_topics(topics)
+        .with_total_bytes(total_bytes)
+        .with_usable_bytes(usable_bytes);
     Some(DescribeLogDirsResponse::default().with_results(vec![result]))
 }
 

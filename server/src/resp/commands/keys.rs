@@ -42,8 +42,13 @@ pub fn exists(session: &Session, args: &mut Args) -> CommandResult {
 pub fn key_type(session: &Session, args: &mut Args) -> CommandResult {
     let key = args.required()?;
     args.finish().map_err(|_| args.wrong_arity())?;
-    let exists = session.shard.metadata().topics.contains_key(&*String::from_utf8_lossy(&key));
+    let exists = is_stream(session, &key);
     Ok(Reply::Status(if exists { "stream" } else { "none" }))
+}
+
+/// Whether `key` names a stream (a topic).
+fn is_stream(session: &Session, key: &[u8]) -> bool {
+    session.shard.metadata().topics.contains_key(&*String::from_utf8_lossy(key))
 }
 
 /// `KEYS pattern`: the keys matching a Redis glob pattern, in name order.
@@ -96,7 +101,7 @@ pub fn dbsize(session: &Session, args: &mut Args) -> CommandResult {
 pub fn ttl(session: &Session, args: &mut Args) -> CommandResult {
     let key = args.required()?;
     args.finish().map_err(|_| args.wrong_arity())?;
-    let exists = session.shard.metadata().topics.contains_key(&*String::from_utf8_lossy(&key));
+    let exists = is_stream(session, &key);
     Ok(Reply::Integer(if exists { -1 } else { -2 }))
 }
 

@@ -396,7 +396,11 @@ impl Group {
         if let Some(instance) = &request.group_instance_id {
             self.static_members.insert(instance.clone(), member_id.clone());
         }
-        self.protocol_type.get_or_insert_with(|| request.protocol_type.clone());
+        if self.members.is_empty() {
+            // The first member of an empty group sets its type (a consumer group emptied
+            // may be reused by Connect workers, as Kafka allows).
+            self.protocol_type = Some(request.protocol_type.clone());
+        }
         self.members.insert(
             member_id,
             Member {
@@ -554,9 +558,10 @@ impl Group {
         self.initial_delay_until_ms = None;
         self.generation_id += 1;
         if self.members.is_empty() {
+            // The protocol type stays, as Kafka keeps it: ListGroups and DescribeGroups still
+            // show an emptied consumer group as "consumer".
             self.state = GroupState::Empty;
             self.protocol = None;
-            self.protocol_type = None;
             self.leader = None;
             return;
         }
@@ -616,7 +621,6 @@ impl Group {
                 self.state = GroupState::Empty;
                 self.generation_id += 1;
                 self.protocol = None;
-                self.protocol_type = None;
                 self.leader = None;
                 self.sync_deadline_ms = None;
             }
@@ -1469,8 +1473,18 @@ mod tests {
         let (mut group, ids) = stable(1);
         assert_eq!(group.leave(&[(ids[0].clone(), None)], 5_000), vec![Ok(())]);
         assert_eq!((group.state(), group.generation_id()), (GroupState::Empty, 2));
-        assert_eq!(group.protocol_type(), None);
+        assert_eq!(group.protocol_type(), Some("consumer"), "kept, as Kafka keeps it");
         assert_eq!(group.next_deadline_ms(), None);
+    }
+
+    #[test]
+    fn an_emptied_group_takes_the_type_of_its_next_first_member() {
+        let (mut group, ids) = stable(1);
+        group.leave(&[(ids[0].clone(), None)], 5_000);
+        let mut connect = request("", &["sessioned"]);
+        connect.protocol_type = "connect".to_string();
+        assert!(group.join(connect, 30, 5_001).is_none_or(|response| response.error.is_none()));
+        assert_eq!(group.protocol_type(), Some("connect"));
     }
 
     #[test]

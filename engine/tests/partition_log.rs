@@ -81,8 +81,8 @@ fn appended_batches_read_back_identical_after_reopen() {
         let appended = reopened.append(&record_batch(201, 1_201)).await.unwrap();
         assert_eq!(appended.base_offset, 201, "appends continue at the recovered end");
         reopened.wait_durable(&appended).await.unwrap();
-        assert_eq!(reopened.offset_for_timestamp(1_100).await.unwrap(), Some((100, 1_100)));
-        assert_eq!(reopened.offset_for_timestamp(5_000).await.unwrap(), None);
+        assert_eq!(reopened.offset_for_timestamp(1_100, |_| None).await.unwrap(), Some((100, 1_100)));
+        assert_eq!(reopened.offset_for_timestamp(5_000, |_| None).await.unwrap(), None);
         assert!(matches!(reopened.read(500, 1024).await, Err(PartitionError::OffsetOutOfRange { .. })));
         reopened.close().await;
     });

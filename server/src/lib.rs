@@ -26,6 +26,7 @@
 pub mod accept;
 pub mod admin;
 pub mod catch_up_rate;
+pub mod compression;
 pub mod config;
 pub mod coordinator;
 pub mod data_dir;

@@ -35,6 +35,11 @@ pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
 /// `fetch.max.bytes`, 55 MiB there; clients ask for 50 MiB by default). The first batch goes
 /// out whole even when it is larger, so a consumer always progresses.
 pub const FETCH_RESPONSE_BYTES_MAX: usize = 32 << 20;
+/// Bytes the records of one compressed batch may expand to when the broker opens it (a Redis
+/// client reading a Kafka-produced stream, ListOffsets by timestamp). A batch expanding past
+/// it is not read: its entries are skipped, and a timestamp lookup answers the batch's first
+/// offset. 64 times the 1 MiB batches Kafka clients send by default.
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 << 20;
 /// Bytes of built responses a connection holds for a client that has not taken them yet:
 /// past this a Kafka Fetch waits before it reads, and a RESP connection runs no further
 /// command, so a client reading slowly or not at all holds at most this plus one response.

@@ -28,6 +28,7 @@ use sluice_engine::stream::deleted::DELETED_RUNS_PER_STREAM_MAX;
 use sluice_engine::stream::entry::Entry;
 use sluice_engine::stream::id::{IdRequest, StreamId};
 
+use crate::compression::uncompressed_batch;
 use crate::limits::RESP_REPLY_BYTES_MAX;
 use crate::runtime::mesh::{NewEntry, ShardRequest, ShardResponse, StreamAddError};
 use crate::runtime::shard::{now_ms, Shard};
@@ -666,11 +667,11 @@ impl StreamGroups {
             }
             StartId::After(id) => {
                 // Start at the first record that may be after `id`; the read filters by ID.
-                let offset =
-                    match self.partition.offset_for_timestamp(sluice_engine::stream::entry::timestamp_of(id)).await? {
-                        Some((offset, _)) => offset,
-                        None => self.partition.high_watermark(),
-                    };
+                let timestamp = sluice_engine::stream::entry::timestamp_of(id);
+                let offset = match self.partition.offset_for_timestamp(timestamp, uncompressed_batch).await? {
+                    Some((offset, _)) => offset,
+                    None => self.partition.high_watermark(),
+                };
                 Ok((id, offset.max(self.partition.log_start_offset())))
             }
         }

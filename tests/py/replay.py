@@ -3,7 +3,8 @@
 Produce messages with explicit timestamps t0 + i*1000 ms to a 1-partition topic, then:
 - consume from an explicit offset: exactly the messages from there on, with their timestamps;
 - look up offsets by timestamp (offsets_for_times): the first message with timestamp >= T,
-  and -1 (no such message) for a time after the last one;
+  and -1 (no such message) for a time after the last one; exact to the message also when
+  the messages went in one compressed batch (each codec);
 - consume from OFFSET_END: nothing old, only messages produced after the assignment.
 """
 
@@ -22,9 +23,16 @@ END_SETTLE_S = 2.0
 LATE_MESSAGES = 5
 
 
-def produce(bootstrap, topic, items):
+COMPRESSIONS = ["gzip", "snappy", "lz4", "zstd"]
+# Long enough for all MESSAGES to go in one batch, which the codec then compresses whole.
+COMPRESSED_LINGER_MS = 200
+
+
+def produce(bootstrap, topic, items, compression="none"):
     """items: [(value, timestamp_ms or None)]; returns acknowledged offsets in order."""
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    linger_ms = 5 if compression == "none" else COMPRESSED_LINGER_MS
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": linger_ms,
+                         "compression.type": compression})
     offsets = []
 
     def on_delivery(error, message):
@@ -125,6 +133,14 @@ def main():
     log("replay from explicit offset ok")
     replay_from_time(args.bootstrap, topic, timestamps)
     log("offsets_for_times ok")
+    for compression in COMPRESSIONS:
+        compressed_topic = unique_name(f"replay-{compression}")
+        create_topic(args.bootstrap, compressed_topic, 1)
+        items = [(f"event-{i}".encode(), ts) for i, ts in enumerate(timestamps)]
+        offsets = produce(args.bootstrap, compressed_topic, items, compression)
+        expect_equal(offsets, list(range(MESSAGES)), f"acknowledged offsets ({compression})")
+        replay_from_time(args.bootstrap, compressed_topic, timestamps)
+        log(f"offsets_for_times in {compression} batches ok")
     replay_from_end(args.bootstrap, topic)
     log("replay from end ok")
     print("ok: replay from offset, time and end")

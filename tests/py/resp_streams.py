@@ -6,7 +6,7 @@ Modes:
   and XREVRANGE (exclusive bounds, COUNT), XREAD (COUNT, BLOCK woken by another client, `$`),
   XTRIM, DEL/EXISTS/TYPE, connection commands, pipelines, MULTI/EXEC transactions, RESP3.
 - `interop`: what XADD writes a Kafka consumer reads (key = ID, headers = fields); what a
-  Kafka producer writes (also gzip-compressed) XRANGE returns as key, value and header fields.
+  Kafka producer writes (also compressed, each codec) XRANGE returns as key, value and header fields.
 - `write --stream S --count N --ids FILE`: XADDs N entries, appending each acknowledged ID
   to FILE as soon as it is acknowledged (the broker may be killed meanwhile).
 - `check --stream S --ids FILE`: every ID in FILE is in the stream with its fields, in order,
@@ -398,13 +398,14 @@ def interop(args):
     expect_equal(message.headers(), [("user", b"ada"), ("action", b"login")], "fields are record headers")
     expect_equal(message.timestamp()[1], int(first.split("-")[0]), "the record timestamp is the ID's ms")
 
-    for compression in ("none", "gzip"):
+    codecs = ("none", "gzip", "snappy", "lz4", "zstd")
+    for compression in codecs:
         producer = Producer({"bootstrap.servers": args.bootstrap, "acks": "all", "compression.type": compression})
         producer.produce(stream, key=b"order-7", value=f"paid-{compression}".encode(), headers=[("source", b"kafka")])
         expect_equal(producer.flush(REQUEST_TIMEOUT_S), 0, "Kafka produce to the stream")
     entries = r.xrange(stream)
-    expect_equal(len(entries), 3, "XRANGE sees the XADD entry and both Kafka records")
-    for (entry_id, fields), compression in zip(entries[1:], ("none", "gzip")):
+    expect_equal(len(entries), 1 + len(codecs), "XRANGE sees the XADD entry and every Kafka record")
+    for (entry_id, fields), compression in zip(entries[1:], codecs):
         expect_equal(fields, {b"key": b"order-7", b"value": f"paid-{compression}".encode(), b"source": b"kafka"},
                      f"a Kafka record ({compression}) read as fields")
     check_small_message_limit(args, r, f"{stream}:small")

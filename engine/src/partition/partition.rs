@@ -31,7 +31,7 @@ use crate::index::time_index::{TimeIndex, TimeIndexEntry};
 use crate::limits::*;
 use crate::metrics::StorageMetrics;
 use crate::page_cache;
-use crate::record::batch::{self, BatchError};
+use crate::record::batch::{self, BatchError, Decompress};
 use crate::segment::{self, appender::SegmentAppender, faults::Faults, reader, recovery};
 use crate::sync::Notify;
 
@@ -716,9 +716,14 @@ impl Partition {
             .map_err(|error| storage_error(&error))
     }
 
-    /// The first offset whose batch has a timestamp of at least `timestamp`, with that batch's
-    /// max timestamp; `None` if every record is older.
-    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, PartitionError> {
+    /// The first record with a timestamp of at least `timestamp`, as (offset, its timestamp);
+    /// `None` if every record is older. Exact to the record; in a compressed batch read with
+    /// `decompress`, or else the batch's base offset and max timestamp.
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+        decompress: Decompress,
+    ) -> Result<Option<(i64, i64)>, PartitionError> {
         let lookup = {
             let state = self.state.borrow();
             let Some(index) =
@@ -732,7 +737,7 @@ impl Partition {
         };
         let (index, base_offset, position, position_offset, end_position, log_start_offset) = lookup;
         let file = self.segment_reader(index, base_offset).await?;
-        let found = reader::find_timestamp(&file, position, position_offset, end_position, timestamp)
+        let found = reader::find_timestamp(&file, position, position_offset, end_position, timestamp, decompress)
             .await
             .map_err(|error| storage_error(&error))?;
         Ok(found.map(|(offset, timestamp)| (offset.max(log_start_offset), timestamp)))

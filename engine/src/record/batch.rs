@@ -167,6 +167,21 @@ pub fn check_crc(batch: &[u8]) -> Result<(), BatchError> {
     Ok(())
 }
 
+/// Turns `batch` (a compressed batch's header followed by its records, decompressed) into a
+/// valid uncompressed batch: the compression bits cleared, the length and CRC made to fit.
+pub fn rewrite_as_uncompressed(batch: &mut [u8]) -> Result<(), BatchError> {
+    let available_bytes = batch.len();
+    let batch_length = i32::try_from(available_bytes.saturating_sub(BATCH_LOG_OVERHEAD_BYTES))
+        .map_err(|_| BatchError::BadLength { batch_length: i32::MAX })?;
+    let (header, _) = BatchHeader::mut_from_prefix(batch)
+        .map_err(|_| BatchError::Truncated { needed_bytes: BATCH_HEADER_BYTES, available_bytes })?;
+    header.batch_length.set(batch_length);
+    header.attributes.set(header.attributes.get() & !ATTRIBUTE_COMPRESSION_MASK);
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[CRC_START - 4..CRC_START].copy_from_slice(&crc.to_be_bytes());
+    frame(batch).map(|_| ())
+}
+
 /// What the partition needs to know about a validated batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchInfo {
@@ -251,16 +266,31 @@ pub(crate) fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
 
 const ATTRIBUTE_LOG_APPEND_TIME: i16 = 0x08;
 
-/// The first record of an uncompressed batch whose timestamp is at least `timestamp`, as
-/// (offset, record timestamp). `None` when the batch is compressed (the caller falls back to
-/// the batch's base offset), has no such record, or its records do not parse.
-pub fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<(i64, i64)> {
+/// Makes an uncompressed copy of a compressed batch: the same header (compression bits
+/// cleared, length and CRC for the new size) and the records it holds; `None` when it cannot
+/// (a codec error, or more bytes than the caller allows). The engine stores Kafka's compressed
+/// batches as they came and holds no codec; the server lends it one where a lookup needs the
+/// records inside.
+pub type Decompress = fn(&[u8]) -> Option<Vec<u8>>;
+
+/// The first record of a batch whose timestamp is at least `timestamp`, as (offset, record
+/// timestamp); a compressed batch is read through `decompress`. `None` when the batch has no
+/// such record, or its records do not parse or decompress (the caller falls back to the
+/// batch's base offset).
+pub fn first_record_at_or_after(batch: &[u8], timestamp: i64, decompress: Decompress) -> Option<(i64, i64)> {
     let (header, _) = frame(batch).ok()?;
-    if header.compression() == 0 && header.attributes.get() & ATTRIBUTE_LOG_APPEND_TIME != 0 {
+    if header.attributes.get() & ATTRIBUTE_LOG_APPEND_TIME != 0 {
+        // The broker's time stands for every record's.
         let max_timestamp = header.max_timestamp.get();
         return (max_timestamp >= timestamp).then_some((header.base_offset.get(), max_timestamp));
     }
-    records(batch)?.find(|record| record.timestamp >= timestamp).map(|record| (record.offset, record.timestamp))
+    let first = |batch: &[u8]| {
+        records(batch)?.find(|record| record.timestamp >= timestamp).map(|record| (record.offset, record.timestamp))
+    };
+    if header.compression() != 0 {
+        return first(&decompress(batch)?);
+    }
+    first(batch)
 }
 
 pub(crate) fn take_varint(cursor: &mut &[u8]) -> Option<i64> {
@@ -583,13 +613,25 @@ mod tests {
     fn record_timestamps_are_found_inside_a_batch() {
         let mut batch = build::batch(0, 1_000, &[(b"a", b"1"), (b"b", b"2"), (b"c", b"3")]);
         set_base_offset(&mut batch, 40);
-        assert_eq!(first_record_at_or_after(&batch, 0), Some((40, 1_000)));
-        assert_eq!(first_record_at_or_after(&batch, 1_001), Some((41, 1_001)));
-        assert_eq!(first_record_at_or_after(&batch, 1_002), Some((42, 1_002)));
-        assert_eq!(first_record_at_or_after(&batch, 1_003), None);
+        let no_codec: Decompress = |_| None;
+        assert_eq!(first_record_at_or_after(&batch, 0, no_codec), Some((40, 1_000)));
+        assert_eq!(first_record_at_or_after(&batch, 1_001, no_codec), Some((41, 1_001)));
+        assert_eq!(first_record_at_or_after(&batch, 1_002, no_codec), Some((42, 1_002)));
+        assert_eq!(first_record_at_or_after(&batch, 1_003, no_codec), None);
+        // A compressed batch is read through the codec it is lent ("gzip" here is the copy
+        // with the bit cleared), or not at all.
         let mut compressed = batch.clone();
-        compressed[22] |= 1; // gzip bit: records are opaque
-        assert_eq!(first_record_at_or_after(&compressed, 0), None);
+        compressed[22] |= 1;
+        assert_eq!(first_record_at_or_after(&compressed, 0, no_codec), None);
+        let unzip: Decompress = |batch| {
+            let mut copy = batch.to_vec();
+            copy[22] &= !1;
+            Some(copy)
+        };
+        assert_eq!(first_record_at_or_after(&compressed, 1_002, unzip), Some((42, 1_002)));
+        let mut appended = batch.clone();
+        appended[22] |= ATTRIBUTE_LOG_APPEND_TIME as u8;
+        assert_eq!(first_record_at_or_after(&appended, 1_001, no_codec), Some((40, 1_002)), "the batch's time");
     }
 
     #[test]

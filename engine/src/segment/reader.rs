@@ -161,12 +161,13 @@ pub async fn find_timestamp(
     position_offset: i64,
     end_position: u64,
     timestamp: i64,
+    decompress: crate::record::batch::Decompress,
 ) -> std::io::Result<Option<(i64, i64)>> {
     let walked = walk(file, position, position_offset, end_position, READ_MIN_BYTES, |chunk, at, found| {
         let batch = found.iter().find(|batch| batch.max_timestamp >= timestamp)?;
         let start = (batch.position - at) as usize;
         let bytes = &chunk[start..start + batch.size_bytes as usize];
-        let record = crate::record::batch::first_record_at_or_after(bytes, timestamp);
+        let record = crate::record::batch::first_record_at_or_after(bytes, timestamp, decompress);
         Some(record.unwrap_or((batch.base_offset, batch.max_timestamp)))
     })
     .await?;

@@ -288,36 +288,21 @@ impl Stream {
 }
 
 /// The entries of stored batches, in log order; compressed batches (from Kafka producers)
-/// are decompressed here, off the owner shard.
+/// are decompressed here, off the owner shard, within `DECOMPRESSED_BATCH_BYTES_MAX` (one
+/// that expands past it, or does not decompress, is skipped, with a warning).
 pub fn decode(records: &Bytes) -> Vec<Entry> {
     let mut entries = Vec::new();
     for range in batch::split(records).map_while(Result::ok) {
         let one = records.slice(range);
         match entry::entries(&one) {
             Some(found) => entries.extend(found),
-            None => entries.extend(decompress(one)),
+            None => {
+                let copy = crate::compression::uncompressed_batch(&one).map(Bytes::from);
+                entries.extend(copy.as_ref().and_then(entry::entries).unwrap_or_default());
+            }
         }
     }
     entries
-}
-
-fn decompress(mut batch_bytes: Bytes) -> Vec<Entry> {
-    use kafka_protocol::records::RecordBatchDecoder;
-    match RecordBatchDecoder::decode(&mut batch_bytes) {
-        Ok(set) => set
-            .records
-            .into_iter()
-            .filter(|record| !record.control)
-            .map(|record| {
-                let headers = record.headers.into_iter().map(|(name, value)| (Bytes::from(name), value));
-                entry::from_kafka_record(record.offset, record.timestamp, record.key, record.value, headers)
-            })
-            .collect(),
-        Err(error) => {
-            tracing::warn!(%error, "a stored batch could not be decompressed; its entries are skipped");
-            Vec::new()
-        }
-    }
 }
 
 /// Runs a group command on the stream's owner.

@@ -22,6 +22,7 @@ use super::mesh::*;
 use super::routing::{coordinator, owner, METADATA_SHARD};
 use crate::accept::Connections;
 use crate::catch_up_rate::CatchUpRate;
+use crate::compression;
 use crate::config::Config;
 use crate::coordinator::{Coordinator, GroupAnswer, GroupCall};
 use crate::metadata::{ConfigChanges, Metadata, NewTopic, TopicChangeError, TopicChangeResult};
@@ -637,10 +638,12 @@ impl Shard {
                 Ok(match timestamp {
                     EARLIEST_TIMESTAMP => OffsetAt { offset: partition.log_start_offset(), timestamp: -1 },
                     LATEST_TIMESTAMP => OffsetAt { offset: partition.high_watermark(), timestamp: -1 },
-                    timestamp => match partition.offset_for_timestamp(timestamp).await? {
-                        Some((offset, timestamp)) => OffsetAt { offset, timestamp },
-                        None => OffsetAt { offset: -1, timestamp: -1 },
-                    },
+                    timestamp => {
+                        match partition.offset_for_timestamp(timestamp, compression::uncompressed_batch).await? {
+                            Some((offset, timestamp)) => OffsetAt { offset, timestamp },
+                            None => OffsetAt { offset: -1, timestamp: -1 },
+                        }
+                    }
                 })
             }
             .await;

@@ -160,6 +160,29 @@ pub fn chromium_available() -> bool {
     installed_tool_available("chromium", "--version")
 }
 
+/// Directory holding the KafkaJS test scripts and their `node_modules` (`tests/js/`).
+pub fn js_scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+/// Whether the KafkaJS scripts can run: required under `tests/run` (which installs KafkaJS with
+/// `npm ci`); elsewhere only if `node` runs and `tests/js/node_modules` holds KafkaJS.
+pub fn kafkajs_available() -> bool {
+    installed_tool_available("node", "--version") && {
+        std::env::var_os("SLUICE_TEST_PYTHON").is_some()
+            || js_scripts_dir().join("node_modules/kafkajs/package.json").is_file()
+    }
+}
+
+/// `node tests/js/<script>`.
+pub fn node_command(script: &str) -> Command {
+    let path = js_scripts_dir().join(script);
+    assert!(path.is_file(), "no such test script: {}", path.display());
+    let mut command = Command::new("node");
+    command.arg(path);
+    command
+}
+
 /// Skip the current test, loudly, when the Python clients are not installed (only possible
 /// outside `tests/run`).
 #[macro_export]
@@ -195,6 +218,21 @@ macro_rules! require_nats_server {
     () => {
         if !$crate::nats_server_available() {
             eprintln!("SKIPPED {}: nats-server is not installed; run `tests/run` to install it", module_path!());
+            return;
+        }
+    };
+}
+
+/// Skip the current test, loudly, when node or KafkaJS is not installed (only possible outside
+/// `tests/run`).
+#[macro_export]
+macro_rules! require_kafkajs {
+    () => {
+        if !$crate::kafkajs_available() {
+            eprintln!(
+                "SKIPPED {}: node or tests/js/node_modules is missing; run `tests/run` to install KafkaJS",
+                module_path!()
+            );
             return;
         }
     };
@@ -575,6 +613,15 @@ impl Broker {
         let mut command = python_command(script);
         command.arg("--bootstrap").arg(self.bootstrap()).args(args);
         Running::spawn(command, None)
+    }
+
+    /// Run `node tests/js/<script> --bootstrap <bootstrap> <args>`; assert it exits 0 within
+    /// [`SCRIPT_TIMEOUT`] and return its stdout.
+    pub fn node(&self, script: &str, args: &[&str]) -> String {
+        let mut command = node_command(script);
+        command.arg("--bootstrap").arg(self.bootstrap()).args(args);
+        let finished = Running::spawn(command, None).wait(SCRIPT_TIMEOUT);
+        self.expect_success(finished)
     }
 
     /// Assert a finished helper exited 0 and return its stdout; on failure panic with its output

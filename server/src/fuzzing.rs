@@ -40,3 +40,18 @@ pub fn resp_frames(data: &[u8]) {
         }
     }
 }
+
+/// Bytes a compression codec takes from a producer: a whole stored batch, opened as a Redis
+/// read and a timestamp lookup open it (the codec its attributes name, bounded), and the same
+/// bytes after the first as the records section of a batch of each codec.
+pub fn stored_batch(data: &[u8]) {
+    let _ = crate::resp::streams::decode(&Bytes::copy_from_slice(data));
+    let _ = sluice_engine::record::batch::first_record_at_or_after(data, 0, crate::compression::uncompressed_batch);
+    if let Some((&code, records)) = data.split_first() {
+        let _ = crate::compression::decompress_records(i16::from(code % 8), records, STORED_BATCH_RECORDS_BYTES_MAX);
+    }
+}
+
+/// What `stored_batch` lets a records section expand to: mutated streams that claim more
+/// stop there, so each input stays quick.
+const STORED_BATCH_RECORDS_BYTES_MAX: usize = 1 << 20;

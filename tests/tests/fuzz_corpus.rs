@@ -144,6 +144,11 @@ fn record_batch_corpus_and_mutations() {
 }
 
 #[test]
+fn stored_batch_corpus_and_mutations() {
+    run("stored_batch", sluice_server::fuzzing::stored_batch);
+}
+
+#[test]
 fn segment_scan_corpus_and_mutations() {
     run("segment_scan", sluice_engine::fuzzing::segment_scan);
 }

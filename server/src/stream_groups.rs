@@ -13,7 +13,7 @@
 //! owner) before the group log drops it from the pending list: a crash in between delivers it
 //! to the dead-letter stream twice rather than losing it.
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -166,6 +166,13 @@ pub enum GroupCall {
         group: Bytes,
         ids: Vec<StreamId>,
     },
+    /// XDEL, XDELEX and XACKDEL (acknowledging in `ack` first): deletes the entries of `ids`,
+    /// doing with the groups' references to them what `references` says.
+    Delete {
+        ack: Option<Bytes>,
+        ids: Vec<StreamId>,
+        references: References,
+    },
     PendingSummary {
         group: Bytes,
     },
@@ -202,10 +209,6 @@ pub enum GroupCall {
     /// every consumer with its oldest `pending_max`.
     InfoFull {
         pending_max: usize,
-    },
-    /// XDEL: answers how many of `ids` were entries of the stream not deleted before.
-    Delete {
-        ids: Vec<StreamId>,
     },
 }
 
@@ -271,9 +274,25 @@ pub struct GroupFull {
     pub consumers: Vec<ConsumerFull>,
 }
 
+/// What deleting entries does with the groups' references to them (Redis 8.2's XDELEX,
+/// XACKDEL and their KEEPREF, DELREF and ACKED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum References {
+    /// Left as they are (XDEL): a group's pending entry may point at a deleted entry.
+    #[default]
+    Keep,
+    /// Acknowledged in every group.
+    Delete,
+    /// An entry still pending in a group, or not delivered by every group yet, is not deleted.
+    Acked,
+}
+
 pub enum GroupAnswer {
     Done,
     Count(i64),
+    /// One code per requested ID (XDELEX, XACKDEL): 1 deleted, -1 no such entry, 2 kept
+    /// because a group still needs it.
+    Codes(Vec<i64>),
     /// Entries, or just their IDs (`None` fields: XCLAIM JUSTID), or IDs whose entry is gone.
     Entries(Vec<(StreamId, Option<Entry>)>),
     Summary(PendingSummary),
@@ -629,32 +648,81 @@ impl StreamGroups {
                     .collect();
                 Ok((Vec::new(), GroupAnswer::Consumers(infos)))
             }
-            GroupCall::Delete { ids } => self.delete(ids).await,
+            GroupCall::Delete { ack, ids, references } => self.delete(ack, ids, references).await,
         }
     }
 
-    /// XDEL: deletes the entries of `ids` that exist and were not deleted yet.
-    async fn delete(&self, mut ids: Vec<StreamId>) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
-        ids.sort_unstable();
-        ids.dedup();
-        let mut offsets = Vec::with_capacity(ids.len());
-        let mut max_id = StreamId::MIN;
-        for id in ids {
+    /// XDEL, XDELEX, XACKDEL: deletes the entries of `ids` that exist and were not deleted yet,
+    /// with one code per ID in the order asked (`GroupAnswer::Codes`). With `ack`, the IDs
+    /// pending in that group are acknowledged first. `References::Delete` acknowledges them in
+    /// every group too (also IDs no longer in the stream); `References::Acked` deletes only
+    /// what no group needs any more: pending nowhere, and delivered by every group (so with no
+    /// group, nothing). Acknowledgements and deletions are one write to the group log.
+    async fn delete(
+        &self,
+        ack: Option<Bytes>,
+        ids: Vec<StreamId>,
+        references: References,
+    ) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
+        if ack.as_ref().is_some_and(|group| !self.state.borrow().groups.contains_key(group)) {
+            return Err(GroupError::NoGroup);
+        }
+        let mut distinct = ids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut found = BTreeMap::new();
+        for id in distinct {
             // `find` skips deleted entries: what it finds is deleted now.
             if let Some(entry) = self.find(id).await? {
-                offsets.push(entry.offset);
-                max_id = max_id.max(entry.id);
+                found.insert(id, entry.offset);
             }
         }
         let state = self.state.borrow();
-        let new_runs = offsets.iter().filter(|offset| state.deleted.would_add_run(**offset)).count();
+        let mut acked: BTreeMap<Bytes, BTreeSet<StreamId>> = BTreeMap::new();
+        let mut deleted: BTreeMap<StreamId, i64> = BTreeMap::new();
+        let mut codes = Vec::with_capacity(ids.len());
+        for id in &ids {
+            for (name, group) in &state.groups {
+                let releases = match references {
+                    References::Delete => true,
+                    References::Keep | References::Acked => ack.as_ref() == Some(name),
+                };
+                if releases && group.pending.contains_key(id) {
+                    acked.entry(name.clone()).or_default().insert(*id);
+                }
+            }
+            let code = match found.get(id) {
+                None => -1,
+                Some(_) if deleted.contains_key(id) => -1, // asked twice: deleted the first time
+                Some(&offset) => {
+                    let needed = references == References::Acked
+                        && (state.groups.is_empty()
+                            || state.groups.iter().any(|(name, group)| {
+                                group.last_delivered < *id
+                                    || (group.pending.contains_key(id)
+                                        && !acked.get(name).is_some_and(|ids| ids.contains(id)))
+                            }));
+                    if needed {
+                        2
+                    } else {
+                        deleted.insert(*id, offset);
+                        1
+                    }
+                }
+            };
+            codes.push(code);
+        }
+        let new_runs = deleted.values().filter(|offset| state.deleted.would_add_run(**offset)).count();
         if new_runs > 0 && state.deleted.run_count() + new_runs > DELETED_RUNS_PER_STREAM_MAX {
             return Err(GroupError::TooManyDeletedRuns);
         }
-        let count = offsets.len() as i64;
-        let runs: Vec<(i64, i64)> = offsets.into_iter().map(|offset| (offset, offset + 1)).collect();
-        let events = if runs.is_empty() { Vec::new() } else { vec![Event::EntriesDeleted { runs, max_id }] };
-        Ok((events, GroupAnswer::Count(count)))
+        let mut events: Vec<Event> =
+            acked.into_iter().map(|(name, ids)| Event::Acked { name, ids: ids.into_iter().collect() }).collect();
+        if let Some(max_id) = deleted.keys().next_back().copied() {
+            let runs = deleted.values().map(|&offset| (offset, offset + 1)).collect();
+            events.push(Event::EntriesDeleted { runs, max_id });
+        }
+        Ok((events, GroupAnswer::Codes(codes)))
     }
 
     /// The last delivered ID and read position of a group starting at `start`.

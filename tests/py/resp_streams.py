@@ -167,6 +167,45 @@ def check_xdel(r, stream):
     expect_error(lambda: r.execute_command("XDEL", stream), "wrong number of arguments", "XDEL without IDs")
 
 
+def check_deletion_with_groups(r, stream):
+    """Redis 8.2's XDELEX and XACKDEL: one code per ID (1 deleted, -1 no such entry, 2 kept for
+    a group), KEEPREF leaving pending references, DELREF removing them from every group, ACKED
+    deleting only what every group delivered and acknowledged."""
+    def call(*words):
+        return r.execute_command(*words)
+    written = [r.xadd(stream, {"n": str(index)}).decode() for index in range(8)]
+    r.xgroup_create(stream, "left", id="0")
+    r.xgroup_create(stream, "right", id="0")
+    r.xreadgroup("left", "worker", {stream: ">"}, count=4)   # left holds 0-3 pending
+    r.xreadgroup("right", "worker", {stream: ">"}, count=2)  # right holds 0-1; 2-7 undelivered
+
+    expect_equal(call("XDELEX", stream, "ACKED", "IDS", 2, written[0], written[6]), [2, 2],
+                 "ACKED keeps entries pending in a group, or not delivered by every group")
+    expect_equal(call("XACKDEL", stream, "left", "ACKED", "IDS", 2, written[0], written[2]), [2, 2],
+                 "XACKDEL ACKED: acknowledged in 'left', kept while 'right' needs them")
+    expect_equal(r.xpending(stream, "left")["pending"], 2, "the two acknowledged in 'left'")
+    expect_equal(call("XACKDEL", stream, "right", "ACKED", "IDS", 1, written[0]), [1],
+                 "acknowledged by the last group holding it: deleted")
+    expect_equal(call("XDELEX", stream, "IDS", 3, written[1], written[1], "9999999999999-0"), [1, -1, -1],
+                 "KEEPREF (the default): deleted once; a repeat and a missing ID answer -1")
+    expect_equal([line["message_id"].decode() for line in r.xpending_range(stream, "left", "-", "+", 10)],
+                 [written[1], written[3]], "KEEPREF leaves the group's reference to a deleted entry")
+    expect_equal(call("XDELEX", stream, "DELREF", "IDS", 2, written[1], written[3]), [-1, 1],
+                 "DELREF: a deleted entry answers -1, yet its references go too")
+    expect_equal(r.xpending(stream, "left")["pending"], 0, "DELREF removed every group's reference")
+    expect_equal(r.xpending(stream, "right")["pending"], 0, "and the other group's")
+    expect_equal(call("XACKDEL", stream, "nogroup", "IDS", 1, written[4]), [-1], "XACKDEL in a missing group")
+    expect_equal(call("XDELEX", "missing-" + stream, "IDS", 2, written[4], written[5]), [-1, -1],
+                 "XDELEX on a missing key")
+    expect_equal(ids(r.xrange(stream)), [written[index] for index in (2, 4, 5, 6, 7)], "what is left")
+    expect_error(lambda: call("XDELEX", stream, "IDS", 2, written[4]), "numids",
+                 "more IDs announced than given")
+    expect_error(lambda: call("XDELEX", stream, "IDS", 0, written[4]), "positive integer", "numids 0")
+    expect_error(lambda: call("XDELEX", stream, "KEEPREF", "DELREF", "IDS", 1, written[4]), "syntax error",
+                 "two policies")
+    expect_error(lambda: call("XACKDEL", stream, "left", "IDS"), "wrong number of arguments", "XACKDEL arity")
+
+
 def check_connection(address):
     r = client(address)
     expect(r.ping(), "PING")
@@ -351,6 +390,7 @@ def commands(args):
     check_xread(args.resp, r, stream, written)
     check_trim_and_keys(r, stream)
     check_xdel(r, f"{stream}:deleting")
+    check_deletion_with_groups(r, f"{stream}:deleting-with-groups")
     check_connection(args.resp)
     check_client_list_and_kill(args.resp)
     check_pipeline_and_resp3(args.resp, f"{stream}:pipelined")

@@ -56,7 +56,7 @@ pub async fn execute(session: &Rc<Session>, args: Args) -> Outcome {
 
 /// Every command `run` knows (a transaction queues only these). Kept in step with `run` by a
 /// test.
-const COMMANDS: [&str; 37] = [
+const COMMANDS: [&str; 39] = [
     "xadd",
     "quit",
     "ping",
@@ -84,6 +84,8 @@ const COMMANDS: [&str; 37] = [
     "xlen",
     "xtrim",
     "xdel",
+    "xdelex",
+    "xackdel",
     "xrange",
     "xrevrange",
     "xread",
@@ -128,6 +130,8 @@ async fn run(session: &Rc<Session>, mut args: Args, name: &str, started: Instant
         "xlen" => xtrim::xlen(session, &mut args).await.into(),
         "xtrim" => xtrim::xtrim(session, &mut args).await.into(),
         "xdel" => xdel::xdel(session, &mut args).await.into(),
+        "xdelex" => xdel::xdelex(session, &mut args).await.into(),
+        "xackdel" => xdel::xackdel(session, &mut args).await.into(),
         "xrange" => xrange::xrange(session, &mut args, false).await.into(),
         "xrevrange" => xrange::xrange(session, &mut args, true).await.into(),
         "xread" => xread::xread(session, &mut args).await.into(),

@@ -166,6 +166,13 @@ pub enum GroupCall {
         group: Bytes,
         ids: Vec<StreamId>,
     },
+    /// XTRIM and XADD's trimming with DELREF or ACKED: moves the stream's start to `to`, or
+    /// (ACKED) to the first entry some group still needs if that is earlier; DELREF
+    /// acknowledges in every group the entries trimmed away.
+    Trim {
+        to: i64,
+        references: References,
+    },
     /// XDEL, XDELEX and XACKDEL (acknowledging in `ack` first): deletes the entries of `ids`,
     /// doing with the groups' references to them what `references` says.
     Delete {
@@ -293,6 +300,10 @@ pub enum GroupAnswer {
     /// One code per requested ID (XDELEX, XACKDEL): 1 deleted, -1 no such entry, 2 kept
     /// because a group still needs it.
     Codes(Vec<i64>),
+    /// The stream's start offset after a trim.
+    Trimmed {
+        start: i64,
+    },
     /// Entries, or just their IDs (`None` fields: XCLAIM JUSTID), or IDs whose entry is gone.
     Entries(Vec<(StreamId, Option<Entry>)>),
     Summary(PendingSummary),
@@ -649,7 +660,46 @@ impl StreamGroups {
                 Ok((Vec::new(), GroupAnswer::Consumers(infos)))
             }
             GroupCall::Delete { ack, ids, references } => self.delete(ack, ids, references).await,
+            GroupCall::Trim { to, references } => self.trim(to, references),
         }
+    }
+
+    /// Trimming that minds the groups (`GroupCall::Trim`). ACKED stops at the first offset
+    /// some group needs: its oldest pending entry or the next it would deliver (with no group,
+    /// every entry is needed, as in Redis).
+    fn trim(&self, to: i64, references: References) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
+        let start = self.partition.log_start_offset();
+        let (to, events) = {
+            let state = self.state.borrow();
+            let to = match references {
+                References::Acked => state
+                    .groups
+                    .values()
+                    .flat_map(|group| group.pending.values().map(|pending| pending.offset).chain([group.next_offset]))
+                    .min()
+                    .map_or(start, |needed| to.min(needed)),
+                References::Keep | References::Delete => to,
+            };
+            let events = match references {
+                References::Delete => state
+                    .groups
+                    .iter()
+                    .filter_map(|(name, group)| {
+                        let ids: Vec<StreamId> = group
+                            .pending
+                            .iter()
+                            .filter(|(_, pending)| pending.offset < to)
+                            .map(|(id, _)| *id)
+                            .collect();
+                        (!ids.is_empty()).then(|| Event::Acked { name: name.clone(), ids })
+                    })
+                    .collect(),
+                References::Keep | References::Acked => Vec::new(),
+            };
+            (to, events)
+        };
+        let start = if to > start { self.partition.delete_records(to)? } else { start };
+        Ok((events, GroupAnswer::Trimmed { start }))
     }
 
     /// XDEL, XDELEX, XACKDEL: deletes the entries of `ids` that exist and were not deleted yet,

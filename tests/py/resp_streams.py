@@ -206,6 +206,32 @@ def check_deletion_with_groups(r, stream):
     expect_error(lambda: call("XACKDEL", stream, "left", "IDS"), "wrong number of arguments", "XACKDEL arity")
 
 
+def check_trimming_with_groups(r, stream):
+    """XTRIM and XADD's trimming with Redis 8.2's KEEPREF (the default), DELREF and ACKED."""
+    written = [r.xadd(stream, {"n": str(index)}).decode() for index in range(10)]
+    r.xgroup_create(stream, "g", id="0")
+    r.xreadgroup("g", "worker", {stream: ">"}, count=4)
+    r.xack(stream, "g", written[0], written[1])  # pending: 2, 3; delivered up to 3
+    expect_equal(r.execute_command("XTRIM", stream, "MAXLEN", 0, "ACKED"), 2,
+                 "ACKED trims no further than the group's oldest pending entry")
+    expect_equal(ids(r.xrange(stream, count=1)), [written[2]], "the stream starts at the pending entry")
+    later = r.execute_command("XADD", stream, "ACKED", "MAXLEN", 1, "*", "n", "10").decode()
+    expect_equal(r.xlen(stream), 9, "XADD ... ACKED MAXLEN 1 trims nothing the group still needs")
+    expect_equal(r.execute_command("XTRIM", stream, "MINID", written[5], "DELREF"), 3,
+                 "DELREF trims to the bound")
+    expect_equal(r.xpending(stream, "g")["pending"], 0, "DELREF acknowledged the trimmed pending entries")
+    r.xreadgroup("g", "worker", {stream: ">"}, count=2)  # pending: 5, 6
+    expect_equal(r.xtrim(stream, maxlen=2, approximate=False), 4, "KEEPREF trims past pending entries")
+    expect_equal(r.xpending(stream, "g")["pending"], 2, "and leaves their references")
+    expect_equal(ids(r.xrange(stream)), [written[9], later], "the newest two")
+    bare = f"{stream}:no-groups"
+    r.xadd(bare, {"n": "1"})
+    expect_equal(r.execute_command("XTRIM", bare, "MAXLEN", 0, "ACKED"), 0,
+                 "ACKED with no group trims nothing (no group has acknowledged anything)")
+    expect_error(lambda: r.execute_command("XTRIM", stream, "MAXLEN", 0, "ACKED", "DELREF"), "syntax error",
+                 "two policies")
+
+
 def check_connection(address):
     r = client(address)
     expect(r.ping(), "PING")
@@ -391,6 +417,7 @@ def commands(args):
     check_trim_and_keys(r, stream)
     check_xdel(r, f"{stream}:deleting")
     check_deletion_with_groups(r, f"{stream}:deleting-with-groups")
+    check_trimming_with_groups(r, f"{stream}:trimming-with-groups")
     check_connection(args.resp)
     check_client_list_and_kill(args.resp)
     check_pipeline_and_resp3(args.resp, f"{stream}:pipelined")

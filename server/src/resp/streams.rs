@@ -17,6 +17,7 @@ use crate::metadata::check_topic_name;
 use crate::runtime::mesh::{
     Fetched, ShardError, ShardRequest, ShardResponse, StreamChunk, TopicPartition, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP,
 };
+use crate::stream_groups::{GroupAnswer, GroupCall, References};
 
 /// The partition a stream lives in.
 pub const STREAM_PARTITION: i32 = 0;
@@ -266,24 +267,34 @@ impl Stream {
         Ok(scanned)
     }
 
-    /// Moves the stream's start to `offset` (entries before it are gone); returns how many
-    /// entries that removed (deleted ones not counted again).
-    pub async fn trim_to(&self, session: &Session, offset: i64) -> Result<i64, Reply> {
+    /// Moves the stream's start to `offset` (entries before it are gone; with DELREF or ACKED
+    /// through the groups, see `GroupCall::Trim`); returns how many entries that removed
+    /// (deleted ones not counted again).
+    pub async fn trim_to(&self, session: &Session, offset: i64, references: References) -> Result<i64, Reply> {
         let (start, end) = self.offsets(session).await?;
         let offset = offset.min(end);
         if offset <= start {
             return Ok(0);
         }
         let deleted = self.deleted(session, start, offset).await?;
-        let deletes = vec![(self.partition.clone(), offset)];
-        match session.shard.call(self.owner, ShardRequest::DeleteRecords { deletes }).await {
-            ShardResponse::DeleteRecords(mut results) => match results.pop() {
-                Some(Ok(new_start)) => Ok(new_start - start - deleted.count_in(start, new_start)),
-                Some(Err(error)) => Err(storage_error(&error)),
-                None => Ok(0),
-            },
-            _ => unreachable!("DeleteRecords answers with DeleteRecords"),
-        }
+        let new_start = if references == References::Keep {
+            let deletes = vec![(self.partition.clone(), offset)];
+            match session.shard.call(self.owner, ShardRequest::DeleteRecords { deletes }).await {
+                ShardResponse::DeleteRecords(mut results) => match results.pop() {
+                    Some(Ok(new_start)) => new_start,
+                    Some(Err(error)) => return Err(storage_error(&error)),
+                    None => return Ok(0),
+                },
+                _ => unreachable!("DeleteRecords answers with DeleteRecords"),
+            }
+        } else {
+            match group_call(session, self, GroupCall::Trim { to: offset, references }).await {
+                Ok(GroupAnswer::Trimmed { start }) => start,
+                Ok(_) => unreachable!("Trim answers with Trimmed"),
+                Err(error) => return Err(group_error(error, || "ERR no such key".to_string())),
+            }
+        };
+        Ok(new_start - start - deleted.count_in(start, new_start))
     }
 }
 

@@ -14,7 +14,7 @@ use sluice_engine::partition::PartitionError;
 use sluice_engine::stream::id::IdRequest;
 use sluice_engine::sync::Notify;
 
-use super::xtrim::{parse_trim, Trim};
+use super::xtrim::{parse_references, parse_trim, Trim};
 use super::Outcome;
 use crate::limits::{RESP_XADD_GATHER_BYTES_MAX, RESP_XADD_GATHER_ENTRIES_MAX};
 use crate::metrics::{Protocol, RespCommand};
@@ -38,16 +38,21 @@ struct Request {
 fn parse(args: &mut Args) -> Result<Request, Reply> {
     let key = args.required()?;
     let mut make_stream = true;
-    let mut trim = None;
+    let mut trim: Option<Trim> = None;
+    let mut references = None;
     loop {
         if args.take_keyword("NOMKSTREAM") {
             make_stream = false;
+        } else if let Some(given) = references.is_none().then(|| parse_references(args)).flatten() {
+            references = Some(given);
         } else if let Some(parsed) = parse_trim(args)? {
             trim = Some(parsed);
         } else {
             break;
         }
     }
+    // KEEPREF, DELREF or ACKED say what trimming does with the groups' references.
+    let trim = trim.map(|trim| Trim { references: references.unwrap_or_default(), ..trim });
     let id_word = args.required()?;
     let id = IdRequest::parse(&id_word)
         .ok_or_else(|| Reply::error("ERR Invalid stream ID specified as stream command argument"))?;
@@ -279,6 +284,9 @@ mod tests {
     use super::*;
     use sluice_engine::stream::id::StreamId;
 
+    use crate::resp::commands::xtrim::Bound;
+    use crate::stream_groups::References;
+
     #[test]
     fn each_entry_takes_its_answer_and_an_unanswered_batch_answers_closed() {
         let answers = Rc::new(BatchAnswers::default());
@@ -299,13 +307,15 @@ mod tests {
     fn options_ids_and_fields_parse() {
         let request = parse(&mut Args::of(&["XADD", "s", "NOMKSTREAM", "MAXLEN", "~", "10", "*", "a", "1"])).unwrap();
         assert!(!request.make_stream);
-        assert_eq!(request.trim, Some(Trim::MaxLength(10)));
+        assert_eq!(request.trim, Some(Trim { bound: Bound::MaxLength(10), references: References::Keep }));
         assert_eq!(request.id, IdRequest::Auto);
         assert_eq!(request.fields, vec![(Bytes::from("a"), Bytes::from("1"))]);
         let request = parse(&mut Args::of(&["XADD", "s", "MINID", "5-1", "7-*", "a", "1", "b", "2"])).unwrap();
-        assert_eq!(request.trim, Some(Trim::MinId(StreamId::new(5, 1))));
+        assert_eq!(request.trim, Some(Trim { bound: Bound::MinId(StreamId::new(5, 1)), references: References::Keep }));
         assert_eq!(request.id, IdRequest::AutoSequence(7));
         assert_eq!(request.fields.len(), 2);
+        let request = parse(&mut Args::of(&["XADD", "s", "ACKED", "MAXLEN", "3", "*", "a", "1"])).unwrap();
+        assert_eq!(request.trim, Some(Trim { bound: Bound::MaxLength(3), references: References::Acked }));
     }
 
     #[test]

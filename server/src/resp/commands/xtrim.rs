@@ -1,7 +1,8 @@
 //! XLEN, XTRIM, and the trimming XADD shares. Trimming moves the stream's start offset (like
 //! Kafka's DeleteRecords); whole segments below it are deleted by the retention task. So `~`
 //! and `=` both trim exactly, and LIMIT has nothing to bound. Lengths count entries XDEL
-//! deleted out.
+//! deleted out. KEEPREF (the default) leaves the groups' references to trimmed entries,
+//! DELREF acknowledges them, ACKED trims no further than what every group is done with.
 use sluice_engine::stream::id::StreamId;
 
 use crate::limits::RESP_REPLY_BYTES_MAX;
@@ -9,13 +10,29 @@ use crate::resp::command::{syntax_error, Args, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
 use crate::resp::streams::{self, Stream};
+use crate::stream_groups::References;
+
+/// How far to trim, and what to do with the groups' references to what goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trim {
+    pub bound: Bound,
+    pub references: References,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trim {
+pub enum Bound {
     /// Keep the newest `n` entries.
     MaxLength(u64),
     /// Drop entries with an ID below this one.
     MinId(StreamId),
+}
+
+/// `KEEPREF`, `DELREF` or `ACKED` if the next word is one (Redis 8.2).
+pub fn parse_references(args: &mut Args) -> Option<References> {
+    [("KEEPREF", References::Keep), ("DELREF", References::Delete), ("ACKED", References::Acked)]
+        .into_iter()
+        .find(|(keyword, _)| args.take_keyword(keyword))
+        .map(|(_, references)| references)
 }
 
 /// `MAXLEN|MINID [=|~] threshold [LIMIT count]` if the next word starts it.
@@ -32,12 +49,12 @@ pub fn parse_trim(args: &mut Args) -> Result<Option<Trim>, Reply> {
         args.take_keyword("=");
     }
     let threshold = args.required()?;
-    let trim = if is_max_length {
+    let bound = if is_max_length {
         let length =
             crate::resp::command::parse_integer(&threshold).ok_or_else(crate::resp::command::not_an_integer)?;
-        Trim::MaxLength(u64::try_from(length).map_err(|_| Reply::error("ERR The MAXLEN argument must be >= 0."))?)
+        Bound::MaxLength(u64::try_from(length).map_err(|_| Reply::error("ERR The MAXLEN argument must be >= 0."))?)
     } else {
-        Trim::MinId(
+        Bound::MinId(
             StreamId::parse(&threshold, 0)
                 .ok_or_else(|| Reply::error("ERR Invalid stream ID specified as stream command argument"))?,
         )
@@ -48,16 +65,16 @@ pub fn parse_trim(args: &mut Args) -> Result<Option<Trim>, Reply> {
         }
         args.count()?;
     }
-    Ok(Some(trim))
+    Ok(Some(Trim { bound, references: References::Keep }))
 }
 
 impl Trim {
     /// Trims `stream`; returns how many entries went.
     pub async fn apply(self, session: &Session, stream: &Stream) -> Result<i64, Reply> {
         let (start, end) = stream.offsets(session).await?;
-        let new_start = match self {
-            Trim::MaxLength(length) => stream.deleted(session, start, end).await?.start_keeping(length, start, end),
-            Trim::MinId(min_id) => {
+        let new_start = match self.bound {
+            Bound::MaxLength(length) => stream.deleted(session, start, end).await?.start_keeping(length, start, end),
+            Bound::MinId(min_id) => {
                 let from = stream.seek(session, min_id).await?;
                 let scanned = stream.scan(session, from, min_id, StreamId::MAX, 1, RESP_REPLY_BYTES_MAX).await?;
                 scanned.entries.first().map_or(scanned.next.max(end), |entry| entry.offset)
@@ -66,7 +83,7 @@ impl Trim {
         if new_start <= start {
             return Ok(0);
         }
-        stream.trim_to(session, new_start).await
+        stream.trim_to(session, new_start, self.references).await
     }
 }
 
@@ -81,7 +98,8 @@ pub async fn xlen(session: &Session, args: &mut Args) -> CommandResult {
 
 pub async fn xtrim(session: &Session, args: &mut Args) -> CommandResult {
     let key = args.required()?;
-    let trim = parse_trim(args)?.ok_or_else(syntax_error)?;
+    let mut trim = parse_trim(args)?.ok_or_else(syntax_error)?;
+    trim.references = parse_references(args).unwrap_or_default();
     args.finish()?;
     let Some(stream) = streams::find(session, &key)? else {
         return Ok(Reply::Integer(0));

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use sluice_engine::stream::id::StreamId;
 
 use super::xack::parse_ids;
+use super::xtrim::parse_references;
 use crate::resp::command::{syntax_error, Args, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
@@ -81,10 +82,7 @@ fn parse_deletion(args: &mut Args) -> Result<(References, Vec<StreamId>), Reply>
     let mut references = None;
     let mut ids = None;
     while args.remaining() > 0 {
-        let given = [("KEEPREF", References::Keep), ("DELREF", References::Delete), ("ACKED", References::Acked)]
-            .into_iter()
-            .find(|(keyword, _)| references.is_none() && args.take_keyword(keyword));
-        if let Some((_, chosen)) = given {
+        if let Some(chosen) = references.is_none().then(|| parse_references(args)).flatten() {
             references = Some(chosen);
         } else if ids.is_none() && args.take_keyword("IDS") {
             let count = args

@@ -317,6 +317,8 @@ pub enum GroupAnswer {
     Stream {
         groups: usize,
         max_deleted_id: StreamId,
+        /// The last ID when trimming emptied the stream (`0-0` if it never did).
+        last_id_floor: StreamId,
     },
     Consumers(Vec<ConsumerInfo>),
     Full(Vec<GroupFull>),
@@ -600,7 +602,11 @@ impl StreamGroups {
                 let state = self.state.borrow();
                 Ok((
                     Vec::new(),
-                    GroupAnswer::Stream { groups: state.groups.len(), max_deleted_id: state.max_deleted_id },
+                    GroupAnswer::Stream {
+                        groups: state.groups.len(),
+                        max_deleted_id: state.max_deleted_id,
+                        last_id_floor: state.last_id,
+                    },
                 ))
             }
             GroupCall::InfoFull { pending_max } => {
@@ -660,16 +666,18 @@ impl StreamGroups {
                 Ok((Vec::new(), GroupAnswer::Consumers(infos)))
             }
             GroupCall::Delete { ack, ids, references } => self.delete(ack, ids, references).await,
-            GroupCall::Trim { to, references } => self.trim(to, references),
+            GroupCall::Trim { to, references } => self.trim(to, references).await,
         }
     }
 
     /// Trimming that minds the groups (`GroupCall::Trim`). ACKED stops at the first offset
     /// some group needs: its oldest pending entry or the next it would deliver (with no group,
-    /// every entry is needed, as in Redis).
-    fn trim(&self, to: i64, references: References) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
+    /// every entry is needed, as in Redis). A trim that empties the stream records its last
+    /// ID (`Event::LastId`): the log will no longer hold it.
+    async fn trim(&self, to: i64, references: References) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
         let start = self.partition.log_start_offset();
-        let (to, events) = {
+        let last_id = self.last_id().await?;
+        let (to, mut events) = {
             let state = self.state.borrow();
             let to = match references {
                 References::Acked => state
@@ -698,6 +706,9 @@ impl StreamGroups {
             };
             (to, events)
         };
+        if to >= self.partition.high_watermark() && last_id > self.state.borrow().last_id {
+            events.push(Event::LastId { id: last_id });
+        }
         let start = if to > start { self.partition.delete_records(to)? } else { start };
         Ok((events, GroupAnswer::Trimmed { start }))
     }
@@ -795,14 +806,21 @@ impl StreamGroups {
         }
     }
 
-    /// The ID of the stream's last durable entry (`0-0` when empty).
+    /// The stream's last ID: its last durable entry's, or what it was when trimming emptied
+    /// it (`0-0` for a stream that never had an entry).
     async fn last_id(&self) -> Result<StreamId, GroupError> {
+        let floor = self.last_id_floor();
         let end = self.partition.high_watermark();
         if end <= self.partition.log_start_offset() {
-            return Ok(StreamId::MIN);
+            return Ok(floor);
         }
         let (entries, _) = self.entries_at(std::iter::once(end - 1), ReplyBudget::whole()).await?;
-        Ok(entries.get(&(end - 1)).map_or(StreamId::MIN, |entry| entry.id))
+        Ok(entries.get(&(end - 1)).map_or(StreamId::MIN, |entry| entry.id).max(floor))
+    }
+
+    /// The last ID the stream had when trimming emptied it (`StreamState::last_id`).
+    pub fn last_id_floor(&self) -> StreamId {
+        self.state.borrow().last_id
     }
 
     /// Entries at `offsets`, read from the local partition in offset order while their fields

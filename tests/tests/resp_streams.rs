@@ -137,6 +137,33 @@ fn the_greatest_deleted_id_survives_a_restart() {
     assert_eq!(max_deleted(&broker), "2-1", "kept across a restart");
 }
 
+/// A stream trimmed empty keeps its last ID (Redis keeps `last_id` in the stream): XINFO still
+/// shows it, and an XADD with a smaller ID is refused, before and after a restart, though no
+/// entry in the log holds that ID any more.
+#[test]
+fn a_stream_trimmed_empty_keeps_its_last_id_across_a_restart() {
+    if Command::new("redis-cli").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: redis-cli is not installed (tests/run installs redis-tools)");
+        return;
+    }
+    let mut broker = Broker::builder().shards(2).start();
+    assert_eq!(redis_cli(&broker, &["XADD", "emptied", "5000-5", "n", "1"]).trim(), "5000-5");
+    assert_eq!(redis_cli(&broker, &["XTRIM", "emptied", "MAXLEN", "0"]).trim(), "1");
+    let last_generated = |broker: &Broker| {
+        let info = redis_cli(broker, &["XINFO", "STREAM", "emptied"]);
+        let lines: Vec<&str> = info.lines().collect();
+        let at = lines.iter().position(|line| *line == "last-generated-id").expect("the field is there");
+        (lines[1].to_string(), lines[at + 1].to_string())
+    };
+    let refused = "ERR The ID specified in XADD is equal or smaller than the target stream top item";
+    assert_eq!(last_generated(&broker), ("0".to_string(), "5000-5".to_string()), "length 0, the last ID kept");
+    assert_eq!(redis_cli(&broker, &["XADD", "emptied", "3000-1", "n", "1"]).trim(), refused);
+    broker.restart();
+    assert_eq!(last_generated(&broker), ("0".to_string(), "5000-5".to_string()), "kept across a restart");
+    assert_eq!(redis_cli(&broker, &["XADD", "emptied", "3000-1", "n", "1"]).trim(), refused, "after a restart");
+    assert_eq!(redis_cli(&broker, &["XADD", "emptied", "5000-*", "n", "1"]).trim(), "5000-6");
+}
+
 /// redis-benchmark: 50 clients pipelining XADDs into one new stream (they race to create it),
 /// every one acknowledged and stored.
 #[test]

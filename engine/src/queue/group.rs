@@ -144,6 +144,11 @@ pub enum Event {
         runs: Vec<(i64, i64)>,
         max_id: StreamId,
     },
+    /// The stream's last ID as trimming emptied it (not a group's event): IDs handed out
+    /// later must be greater, also after a restart, when no entry in the log holds it.
+    LastId {
+        id: StreamId,
+    },
 }
 
 impl Event {
@@ -160,7 +165,7 @@ impl Event {
             | Event::Claimed { name, .. }
             | Event::Acked { name, .. }
             | Event::Dropped { name, .. } => name,
-            Event::EntriesDeleted { .. } => return None,
+            Event::EntriesDeleted { .. } | Event::LastId { .. } => return None,
         })
     }
 }
@@ -172,6 +177,8 @@ pub struct StreamState {
     pub deleted: DeletedEntries,
     /// The greatest ID XDEL ever deleted, also once trimming removed it.
     pub max_deleted_id: StreamId,
+    /// The greatest last ID the stream had when trimming emptied it (`Event::LastId`).
+    pub last_id: StreamId,
 }
 
 impl StreamState {
@@ -183,6 +190,7 @@ impl StreamState {
                 }
                 self.max_deleted_id = self.max_deleted_id.max(*max_id);
             }
+            Event::LastId { id } => self.last_id = self.last_id.max(*id),
             _ => apply(&mut self.groups, event),
         }
     }
@@ -195,6 +203,9 @@ impl StreamState {
         let runs = self.deleted.runs_in(log_start, i64::MAX);
         if !runs.is_empty() || self.max_deleted_id != StreamId::MIN {
             events.push(Event::EntriesDeleted { runs, max_id: self.max_deleted_id });
+        }
+        if self.last_id != StreamId::MIN {
+            events.push(Event::LastId { id: self.last_id });
         }
         events
     }
@@ -215,7 +226,7 @@ pub fn apply(groups: &mut BTreeMap<Bytes, StreamGroup>, event: &Event) {
         return;
     };
     match event {
-        Event::Group { .. } | Event::Destroyed { .. } | Event::EntriesDeleted { .. } => {
+        Event::Group { .. } | Event::Destroyed { .. } | Event::EntriesDeleted { .. } | Event::LastId { .. } => {
             unreachable!("handled above")
         }
         Event::SetId { last_delivered, next_offset, entries_read, .. } => {
@@ -523,6 +534,9 @@ mod tests {
         deliver(&mut state.groups, "alice", 100, &[1, 2, 3]);
         state.apply(&Event::EntriesDeleted { runs: vec![(1, 2), (5, 9)], max_id: StreamId::new(9, 0) });
         state.apply(&Event::EntriesDeleted { runs: vec![(2, 3)], max_id: StreamId::new(3, 0) });
+        state.apply(&Event::LastId { id: StreamId::new(12, 0) });
+        state.apply(&Event::LastId { id: StreamId::new(11, 0) });
+        assert_eq!(state.last_id, StreamId::new(12, 0), "the greatest last ID");
         assert_eq!(state.deleted.runs().collect::<Vec<_>>(), vec![(1, 3), (5, 9)]);
         assert_eq!(state.max_deleted_id, StreamId::new(9, 0), "the greatest, not the last");
         let mut rebuilt = StreamState::default();
@@ -541,6 +555,7 @@ mod tests {
             all_trimmed.apply(&event);
         }
         assert_eq!((all_trimmed.deleted.run_count(), all_trimmed.max_deleted_id), (0, StreamId::new(9, 0)));
+        assert_eq!(all_trimmed.last_id, StreamId::new(12, 0), "the last ID outlives every entry");
         assert_eq!(after_trim.groups, state.groups);
     }
 }

@@ -277,7 +277,8 @@ impl Stream {
             return Ok(0);
         }
         let deleted = self.deleted(session, start, offset).await?;
-        let new_start = if references == References::Keep {
+        // Emptying the stream goes through its groups too, which keep its last ID.
+        let new_start = if references == References::Keep && offset < end {
             let deletes = vec![(self.partition.clone(), offset)];
             match session.shard.call(self.owner, ShardRequest::DeleteRecords { deletes }).await {
                 ShardResponse::DeleteRecords(mut results) => match results.pop() {

@@ -328,6 +328,23 @@ impl Shard {
         }
     }
 
+    /// The last entry ID of a stream, read from its last durable batch, or what it was when
+    /// trimming emptied it (kept in its group log); `0-0` for a stream that never had one.
+    async fn stream_last_id(&self, topic: &str, partition: &Partition) -> Result<StreamId, StreamAddError> {
+        let floor = match self.stream_state_if_any(topic).await {
+            Ok(groups) => groups.map_or(StreamId::MIN, |groups| groups.last_id_floor()),
+            Err(error) => return Err(StreamAddError::Shard(group_storage_error(error))),
+        };
+        let end = partition.high_watermark();
+        if end == partition.log_start_offset() {
+            return Ok(floor);
+        }
+        let read = partition.read(end - 1, STREAM_TAIL_READ_BYTES).await.map_err(ShardError::from)?;
+        let last_batch = batch::split(&read.records).filter_map(Result::ok).last();
+        let last = last_batch.and_then(|range| entry::last_id(&read.records.slice(range))).unwrap_or(StreamId::MIN);
+        Ok(last.max(floor))
+    }
+
     async fn stream_groups_of(&self, topic: &str) -> Result<Rc<StreamGroups>, GroupError> {
         if let Some(groups) = self.stream_groups.borrow().get(topic) {
             return Ok(groups.clone());
@@ -367,11 +384,7 @@ impl Shard {
         match self.stream_state_if_any(topic).await {
             Ok(Some(groups)) => Ok(groups.deleted_runs(from, to)),
             Ok(None) => Ok(Vec::new()),
-            Err(GroupError::NoStream) => Err(ShardError::UnknownTopicOrPartition),
-            Err(GroupError::Storage(reason)) => Err(ShardError::Partition(PartitionError::Storage { reason })),
-            Err(other) => Err(ShardError::Partition(PartitionError::Storage {
-                reason: format!("the stream's group log: {other:?}"),
-            })),
+            Err(error) => Err(group_storage_error(error)),
         }
     }
 
@@ -488,16 +501,16 @@ impl Shard {
             Ok(partition) => partition,
             Err(error) => return failed_all(error.into()),
         };
-        let tail = self.stream_tails.borrow_mut().entry(stream).or_default().clone();
+        let tail = self.stream_tails.borrow_mut().entry(stream.clone()).or_default().clone();
         let order = tail.order();
         let Ok(_in_order) = order.acquire_permit(1).await else {
             return failed_all(ShardError::Partition(PartitionError::Closed).into());
         };
         let mut last = match tail.last_id.get() {
             Some(last) => last,
-            None => match stream_last_id(&partition).await {
+            None => match self.stream_last_id(&stream.0, &partition).await {
                 Ok(last) => last,
-                Err(error) => return failed_all(error.into()),
+                Err(error) => return failed_all(error),
             },
         };
         let now = now_ms().max(0) as u64;
@@ -947,15 +960,15 @@ impl Shard {
     }
 }
 
-/// The last entry ID of a stream, read from its last durable batch (`0-0` when it is empty).
-async fn stream_last_id(partition: &Partition) -> Result<StreamId, ShardError> {
-    let end = partition.high_watermark();
-    if end == partition.log_start_offset() {
-        return Ok(StreamId::MIN);
+/// A stream's group log that could not be opened, as a shard error.
+fn group_storage_error(error: GroupError) -> ShardError {
+    match error {
+        GroupError::NoStream => ShardError::UnknownTopicOrPartition,
+        GroupError::Storage(reason) => ShardError::Partition(PartitionError::Storage { reason }),
+        other => {
+            ShardError::Partition(PartitionError::Storage { reason: format!("the stream's group log: {other:?}") })
+        }
     }
-    let read = partition.read(end - 1, STREAM_TAIL_READ_BYTES).await?;
-    let last_batch = batch::split(&read.records).filter_map(Result::ok).last();
-    Ok(last_batch.and_then(|range| entry::last_id(&read.records.slice(range))).unwrap_or(StreamId::MIN))
 }
 
 pub fn now_ms() -> i64 {

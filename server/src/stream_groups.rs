@@ -676,7 +676,6 @@ impl StreamGroups {
     /// ID (`Event::LastId`): the log will no longer hold it.
     async fn trim(&self, to: i64, references: References) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
         let start = self.partition.log_start_offset();
-        let last_id = self.last_id().await?;
         let (to, mut events) = {
             let state = self.state.borrow();
             let to = match references {
@@ -706,8 +705,11 @@ impl StreamGroups {
             };
             (to, events)
         };
-        if to >= self.partition.high_watermark() && last_id > self.state.borrow().last_id {
-            events.push(Event::LastId { id: last_id });
+        if to >= self.partition.high_watermark() {
+            let last_id = self.last_id().await?;
+            if last_id > self.last_id_floor() {
+                events.push(Event::LastId { id: last_id });
+            }
         }
         let start = if to > start { self.partition.delete_records(to)? } else { start };
         Ok((events, GroupAnswer::Trimmed { start }))

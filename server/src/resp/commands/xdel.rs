@@ -33,8 +33,9 @@ pub async fn xdelex(session: &Session, args: &mut Args) -> CommandResult {
     }
     let key = args.required()?;
     let (references, ids) = parse_deletion(args)?;
-    let codes = delete(session, &key, None, ids.clone(), references).await?;
-    Ok(codes_reply(codes, ids.len()))
+    let asked = ids.len();
+    let codes = delete(session, &key, None, ids, references).await?;
+    Ok(codes_reply(codes, asked))
 }
 
 pub async fn xackdel(session: &Session, args: &mut Args) -> CommandResult {
@@ -43,8 +44,9 @@ pub async fn xackdel(session: &Session, args: &mut Args) -> CommandResult {
     }
     let (key, group) = (args.required()?, args.required()?);
     let (references, ids) = parse_deletion(args)?;
-    let codes = delete(session, &key, Some(group), ids.clone(), references).await?;
-    Ok(codes_reply(codes, ids.len()))
+    let asked = ids.len();
+    let codes = delete(session, &key, Some(group), ids, references).await?;
+    Ok(codes_reply(codes, asked))
 }
 
 /// An entry deleted (XDELEX, XACKDEL's code 1).

@@ -344,6 +344,19 @@ impl StreamGroup {
         }
     }
 
+    /// The group without its consumers, and with only the pending entries of `ids`: what a
+    /// command about those entries needs, costing as much as they do, not the whole list.
+    pub fn view_of<'a>(&self, ids: impl IntoIterator<Item = &'a StreamId>) -> StreamGroup {
+        StreamGroup {
+            last_delivered: self.last_delivered,
+            next_offset: self.next_offset,
+            entries_read: self.entries_read,
+            config: self.config.clone(),
+            consumers: BTreeMap::new(),
+            pending: ids.into_iter().filter_map(|id| Some((*id, self.pending.get(id)?.clone()))).collect(),
+        }
+    }
+
     /// `consumer`'s pending entries after `after`, at most `count`.
     pub fn consumer_pending_after(&self, consumer: &Bytes, after: StreamId, count: usize) -> Vec<(StreamId, Pending)> {
         let Some(consumer) = self.consumers.get(consumer) else {

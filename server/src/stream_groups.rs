@@ -166,6 +166,12 @@ pub enum GroupCall {
         group: Bytes,
         ids: Vec<StreamId>,
     },
+    /// XSETID: the stream's last ID becomes `id` (at least its newest entry's), and its
+    /// max-deleted-entry-id `max_deleted` if given.
+    SetLastId {
+        id: StreamId,
+        max_deleted: Option<StreamId>,
+    },
     /// XTRIM and XADD's trimming with DELREF or ACKED: moves the stream's start to `to`, or
     /// (ACKED) to the first entry some group still needs if that is earlier; DELREF
     /// acknowledges in every group the entries trimmed away.
@@ -317,8 +323,8 @@ pub enum GroupAnswer {
     Stream {
         groups: usize,
         max_deleted_id: StreamId,
-        /// The last ID when trimming emptied the stream (`0-0` if it never did).
-        last_id_floor: StreamId,
+        /// The stream's last ID (see `StreamGroups::last_id`).
+        last_id: StreamId,
     },
     Consumers(Vec<ConsumerInfo>),
     Full(Vec<GroupFull>),
@@ -333,6 +339,8 @@ pub enum GroupError {
     TooManyConsumers,
     TooManyDeletedRuns,
     Storage(String),
+    /// A command's arguments do not fit the stream (the reply's text).
+    Refused(String),
 }
 
 impl From<PartitionError> for GroupError {
@@ -605,14 +613,11 @@ impl StreamGroups {
                 Ok((Vec::new(), GroupAnswer::Groups(infos)))
             }
             GroupCall::InfoStream => {
+                let last_id = self.last_id().await?;
                 let state = self.state.borrow();
                 Ok((
                     Vec::new(),
-                    GroupAnswer::Stream {
-                        groups: state.groups.len(),
-                        max_deleted_id: state.max_deleted_id,
-                        last_id_floor: state.last_id,
-                    },
+                    GroupAnswer::Stream { groups: state.groups.len(), max_deleted_id: state.max_deleted_id, last_id },
                 ))
             }
             GroupCall::InfoFull { pending_max } => {
@@ -674,7 +679,53 @@ impl StreamGroups {
             }
             GroupCall::Delete { ack, ids, references } => self.delete(ack, ids, references).await,
             GroupCall::Trim { to, references } => self.trim(to, references).await,
+            GroupCall::SetLastId { id, max_deleted } => self.set_last_id(shard, id, max_deleted).await,
         }
+    }
+
+    /// XSETID (`GroupCall::SetLastId`), with Redis's checks: not below the newest entry, and
+    /// not below the max-deleted-entry-id given. That ID can be raised here, not lowered (the
+    /// group log keeps the greatest one XDEL ever deleted). XADD's next IDs follow at once.
+    async fn set_last_id(
+        &self,
+        shard: &ShardRef,
+        id: StreamId,
+        max_deleted: Option<StreamId>,
+    ) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
+        let refused = |text: &str| Err(GroupError::Refused(text.to_string()));
+        if let Some(top) = self.top_offset() {
+            let (entries, _) = self.entries_at(std::iter::once(top), ReplyBudget::whole()).await?;
+            if entries.get(&top).is_some_and(|entry| id < entry.id) {
+                return refused("ERR The ID specified in XSETID is smaller than the target stream top item");
+            }
+        }
+        let mut events = vec![Event::LastId { id, end: self.partition.high_watermark() }];
+        if let Some(max_deleted) = max_deleted {
+            if id < max_deleted {
+                return refused("ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id");
+            }
+            let current = self.state.borrow().max_deleted_id;
+            if max_deleted < current {
+                return Err(GroupError::Refused(format!(
+                    "ERR MAXDELETEDID {max_deleted} is below the stream's max-deleted-entry-id {current}, which cannot be lowered here"
+                )));
+            }
+            events.push(Event::EntriesDeleted { runs: Vec::new(), max_id: max_deleted });
+        }
+        let stream = (String::from_utf8_lossy(&self.key).into_owned(), crate::resp::streams::STREAM_PARTITION);
+        shard.set_stream_last_id(&stream, id).await;
+        Ok((events, GroupAnswer::Done))
+    }
+
+    /// The offset of the stream's newest entry XDEL has not deleted (`None` when none is left).
+    fn top_offset(&self) -> Option<i64> {
+        let (start, end) = (self.partition.log_start_offset(), self.partition.high_watermark());
+        let runs = self.state.borrow().deleted.runs_in(start, end);
+        let top = match runs.last() {
+            Some(&(run_start, run_end)) if run_end >= end => run_start - 1,
+            _ => end - 1,
+        };
+        (top >= start).then_some(top)
     }
 
     /// Trimming that minds the groups (`GroupCall::Trim`). ACKED stops at the first offset
@@ -712,11 +763,9 @@ impl StreamGroups {
             };
             (to, events)
         };
-        if to >= self.partition.high_watermark() {
-            let last_id = self.last_id().await?;
-            if last_id > self.last_id_floor() {
-                events.push(Event::LastId { id: last_id });
-            }
+        let end = self.partition.high_watermark();
+        if to >= end {
+            events.push(Event::LastId { id: self.last_id().await?, end });
         }
         let start = if to > start { self.partition.delete_records(to)? } else { start };
         Ok((events, GroupAnswer::Trimmed { start }))
@@ -815,21 +864,29 @@ impl StreamGroups {
         }
     }
 
-    /// The stream's last ID: its last durable entry's, or what it was when trimming emptied
-    /// it (`0-0` for a stream that never had an entry).
-    async fn last_id(&self) -> Result<StreamId, GroupError> {
-        let floor = self.last_id_floor();
+    /// The stream's last ID: its newest durable record's, or what XSETID set or trimming
+    /// recorded while nothing was appended since (`StreamState::last_id_at`); `0-0` for a
+    /// stream that never had an entry.
+    pub async fn last_id(&self) -> Result<StreamId, GroupError> {
         let end = self.partition.high_watermark();
-        if end <= self.partition.log_start_offset() {
-            return Ok(floor);
-        }
-        let (entries, _) = self.entries_at(std::iter::once(end - 1), ReplyBudget::whole()).await?;
-        Ok(entries.get(&(end - 1)).map_or(StreamId::MIN, |entry| entry.id).max(floor))
+        let newest = if end > self.partition.log_start_offset() {
+            self.record_id_at(end - 1).await?.unwrap_or(StreamId::MIN)
+        } else {
+            StreamId::MIN
+        };
+        Ok(self.state.borrow().last_id_at(end, newest))
     }
 
-    /// The last ID the stream had when trimming emptied it (`StreamState::last_id`).
-    pub fn last_id_floor(&self) -> StreamId {
-        self.state.borrow().last_id
+    /// The ID of the record at `offset`, also when XDEL deleted it (a deleted newest entry
+    /// keeps the stream's last ID, as in Redis).
+    async fn record_id_at(&self, offset: i64) -> Result<Option<StreamId>, GroupError> {
+        let fetched = match self.partition.read(offset, ENTRY_READ_BYTES).await {
+            Ok(fetched) => fetched,
+            Err(PartitionError::OffsetOutOfRange { .. }) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let entries = crate::resp::streams::decode(&fetched.records);
+        Ok(entries.into_iter().find(|entry| entry.offset == offset).map(|entry| entry.id))
     }
 
     /// Entries at `offsets`, read from the local partition in offset order while their fields

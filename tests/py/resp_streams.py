@@ -232,6 +232,43 @@ def check_trimming_with_groups(r, stream):
                  "two policies")
 
 
+def check_xsetid(r, stream):
+    """XSETID sets the last ID: XADD's next IDs follow it, it may go below a deleted newest
+    entry but not below the newest one left, and its options get Redis's checks."""
+    def call(*words):
+        return r.execute_command(*words)
+    def last_generated():
+        return r.xinfo_stream(stream)["last-generated-id"].decode()
+    for index in range(3):
+        r.xadd(stream, {"n": str(index)}, id=f"{1000 + index}-1")
+    expect_equal(call("XSETID", stream, "5000-0"), b"OK", "XSETID raises the last ID")
+    expect_equal(last_generated(), "5000-0", "XINFO shows it")
+    expect_error(lambda: r.xadd(stream, {"n": "x"}, id="4000-0"), "equal or smaller", "XADD below it")
+    expect_equal(r.xadd(stream, {"n": "x"}, id="5000-*").decode(), "5000-1", "XADD after it")
+    expect_error(lambda: call("XSETID", stream, "1001-0"), "smaller than the target stream top item",
+                 "not below the newest entry")
+    r.xdel(stream, "5000-1")
+    expect_equal(call("XSETID", stream, "1002-5"), b"OK", "below a deleted newest entry, above the newest left")
+    expect_equal(last_generated(), "1002-5", "the lower last ID")
+    expect_equal(r.xadd(stream, {"n": "y"}, id="1002-*").decode(), "1002-6", "XADD follows the lower last ID")
+    expect_error(lambda: call("XSETID", stream, "2000-0", "MAXDELETEDID", "3000-0"), "max_deleted_entry_id",
+                 "MAXDELETEDID above the last ID")
+    expect_error(lambda: call("XSETID", stream, "2000-0", "MAXDELETEDID", "1-0"), "cannot be lowered",
+                 "MAXDELETEDID below the stream's")
+    # XDEL of 5000-1 made it the stream's max-deleted-entry-id.
+    expect_equal(call("XSETID", stream, "6000-0", "MAXDELETEDID", "5500-0"), b"OK", "MAXDELETEDID raised")
+    expect_equal(r.xinfo_stream(stream)["max-deleted-entry-id"].decode(), "5500-0", "XINFO's max-deleted-entry-id")
+    added = r.xinfo_stream(stream)["entries-added"]
+    expect_error(lambda: call("XSETID", stream, "6000-0", "ENTRIESADDED", 1), "smaller than the target stream length",
+                 "ENTRIESADDED below the length")
+    expect_error(lambda: call("XSETID", stream, "6000-0", "ENTRIESADDED", added + 10), "entries-added",
+                 "ENTRIESADDED other than the stream's")
+    expect_equal(call("XSETID", stream, "6000-0", "ENTRIESADDED", added), b"OK", "ENTRIESADDED as it is")
+    expect_error(lambda: call("XSETID", "missing-" + stream, "1-1"), "no such key", "XSETID on a missing key")
+    expect_error(lambda: call("XSETID", stream, "nope"), "Invalid stream ID", "XSETID with a bad ID")
+    expect_error(lambda: call("XSETID", stream, "2000-0", "FOO"), "syntax error", "XSETID with a bad option")
+
+
 def check_connection(address):
     r = client(address)
     expect(r.ping(), "PING")
@@ -418,6 +455,7 @@ def commands(args):
     check_xdel(r, f"{stream}:deleting")
     check_deletion_with_groups(r, f"{stream}:deleting-with-groups")
     check_trimming_with_groups(r, f"{stream}:trimming-with-groups")
+    check_xsetid(r, f"{stream}:setid")
     check_connection(args.resp)
     check_client_list_and_kill(args.resp)
     check_pipeline_and_resp3(args.resp, f"{stream}:pipelined")

@@ -139,7 +139,7 @@ fn the_greatest_deleted_id_survives_a_restart() {
 
 /// A stream trimmed empty keeps its last ID (Redis keeps `last_id` in the stream): XINFO still
 /// shows it, and an XADD with a smaller ID is refused, before and after a restart, though no
-/// entry in the log holds that ID any more.
+/// entry in the log holds that ID any more. So does the last ID XSETID set.
 #[test]
 fn a_stream_trimmed_empty_keeps_its_last_id_across_a_restart() {
     if Command::new("redis-cli").arg("--version").output().is_err() {
@@ -162,6 +162,13 @@ fn a_stream_trimmed_empty_keeps_its_last_id_across_a_restart() {
     assert_eq!(last_generated(&broker), ("0".to_string(), "5000-5".to_string()), "kept across a restart");
     assert_eq!(redis_cli(&broker, &["XADD", "emptied", "3000-1", "n", "1"]).trim(), refused, "after a restart");
     assert_eq!(redis_cli(&broker, &["XADD", "emptied", "5000-*", "n", "1"]).trim(), "5000-6");
+    // XSETID's last ID is kept the same way, also below a deleted newest entry.
+    assert_eq!(redis_cli(&broker, &["XADD", "emptied", "7000-0", "n", "1"]).trim(), "7000-0");
+    assert_eq!(redis_cli(&broker, &["XDEL", "emptied", "7000-0"]).trim(), "1");
+    assert_eq!(redis_cli(&broker, &["XSETID", "emptied", "6000-0"]).trim(), "OK");
+    broker.restart();
+    assert_eq!(last_generated(&broker).1, "6000-0", "XSETID's last ID across a restart");
+    assert_eq!(redis_cli(&broker, &["XADD", "emptied", "6000-*", "n", "1"]).trim(), "6000-1");
 }
 
 /// redis-benchmark: 50 clients pipelining XADDs into one new stream (they race to create it),

@@ -251,9 +251,10 @@ pub fn encode(event: &Event) -> StateRecord {
             }
             out.id(*max_id);
         }
-        Event::LastId { id } => {
+        Event::LastId { id, end } => {
             out.u8(LAST_ID);
             out.id(*id);
+            out.i64(*end);
         }
     }
     (event.group_name().map_or_else(Vec::new, |name| name.to_vec()), Some(out.0))
@@ -311,7 +312,7 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<Event> {
             let max_id = if input.0.is_empty() { StreamId::MIN } else { input.id()? };
             Event::EntriesDeleted { runs, max_id }
         }
-        LAST_ID if name.is_empty() => Event::LastId { id: input.id()? },
+        LAST_ID if name.is_empty() => Event::LastId { id: input.id()?, end: input.i64()? },
         _ => return None,
     };
     input.0.is_empty().then_some(event)
@@ -382,7 +383,7 @@ mod tests {
             Event::Dropped { name: name("g"), ids: vec![StreamId::MIN] },
             Event::EntriesDeleted { runs: vec![(3, 4), (10, 20)], max_id: StreamId::new(20, 1) },
             Event::EntriesDeleted { runs: vec![], max_id: StreamId::MIN },
-            Event::LastId { id: StreamId::new(1_700_000_000_000, 3) },
+            Event::LastId { id: StreamId::new(1_700_000_000_000, 3), end: 42 },
         ]
     }
 

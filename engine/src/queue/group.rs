@@ -144,10 +144,13 @@ pub enum Event {
         runs: Vec<(i64, i64)>,
         max_id: StreamId,
     },
-    /// The stream's last ID as trimming emptied it (not a group's event): IDs handed out
-    /// later must be greater, also after a restart, when no entry in the log holds it.
+    /// The stream's last ID (not a group's event), set by XSETID or recorded when trimming
+    /// emptied the stream, and the log's end offset then: until an entry is appended after
+    /// `end`, IDs handed out must be greater than `id`, also after a restart, whatever the log
+    /// still holds.
     LastId {
         id: StreamId,
+        end: i64,
     },
 }
 
@@ -177,8 +180,9 @@ pub struct StreamState {
     pub deleted: DeletedEntries,
     /// The greatest ID XDEL ever deleted, also once trimming removed it.
     pub max_deleted_id: StreamId,
-    /// The greatest last ID the stream had when trimming emptied it (`Event::LastId`).
-    pub last_id: StreamId,
+    /// The last ID XSETID set or trimming recorded, with the log's end offset then
+    /// (`Event::LastId`); see `last_id_at`.
+    pub last_id: Option<(StreamId, i64)>,
 }
 
 impl StreamState {
@@ -190,8 +194,19 @@ impl StreamState {
                 }
                 self.max_deleted_id = self.max_deleted_id.max(*max_id);
             }
-            Event::LastId { id } => self.last_id = self.last_id.max(*id),
+            Event::LastId { id, end } => self.last_id = Some((*id, *end)),
             _ => apply(&mut self.groups, event),
+        }
+    }
+
+    /// The stream's last ID, given its log's end offset and its newest record's ID: what
+    /// XSETID set or trimming recorded while nothing was appended since, else the newest
+    /// record's (never below what was recorded).
+    pub fn last_id_at(&self, end: i64, newest: StreamId) -> StreamId {
+        match self.last_id {
+            Some((id, at)) if end <= at => id,
+            Some((id, _)) => id.max(newest),
+            None => newest,
         }
     }
 
@@ -204,8 +219,8 @@ impl StreamState {
         if !runs.is_empty() || self.max_deleted_id != StreamId::MIN {
             events.push(Event::EntriesDeleted { runs, max_id: self.max_deleted_id });
         }
-        if self.last_id != StreamId::MIN {
-            events.push(Event::LastId { id: self.last_id });
+        if let Some((id, end)) = self.last_id {
+            events.push(Event::LastId { id, end });
         }
         events
     }
@@ -547,9 +562,12 @@ mod tests {
         deliver(&mut state.groups, "alice", 100, &[1, 2, 3]);
         state.apply(&Event::EntriesDeleted { runs: vec![(1, 2), (5, 9)], max_id: StreamId::new(9, 0) });
         state.apply(&Event::EntriesDeleted { runs: vec![(2, 3)], max_id: StreamId::new(3, 0) });
-        state.apply(&Event::LastId { id: StreamId::new(12, 0) });
-        state.apply(&Event::LastId { id: StreamId::new(11, 0) });
-        assert_eq!(state.last_id, StreamId::new(12, 0), "the greatest last ID");
+        state.apply(&Event::LastId { id: StreamId::new(13, 0), end: 9 });
+        state.apply(&Event::LastId { id: StreamId::new(12, 0), end: 9 });
+        assert_eq!(state.last_id, Some((StreamId::new(12, 0), 9)), "the last one set (XSETID may lower it)");
+        assert_eq!(state.last_id_at(9, StreamId::new(20, 0)), StreamId::new(12, 0), "above a deleted newest record");
+        assert_eq!(state.last_id_at(10, StreamId::new(20, 0)), StreamId::new(20, 0), "an entry appended since");
+        assert_eq!(state.last_id_at(10, StreamId::new(5, 0)), StreamId::new(12, 0), "never below what was set");
         assert_eq!(state.deleted.runs().collect::<Vec<_>>(), vec![(1, 3), (5, 9)]);
         assert_eq!(state.max_deleted_id, StreamId::new(9, 0), "the greatest, not the last");
         let mut rebuilt = StreamState::default();
@@ -568,7 +586,7 @@ mod tests {
             all_trimmed.apply(&event);
         }
         assert_eq!((all_trimmed.deleted.run_count(), all_trimmed.max_deleted_id), (0, StreamId::new(9, 0)));
-        assert_eq!(all_trimmed.last_id, StreamId::new(12, 0), "the last ID outlives every entry");
+        assert_eq!(all_trimmed.last_id, Some((StreamId::new(12, 0), 9)), "the last ID outlives every entry");
         assert_eq!(after_trim.groups, state.groups);
     }
 }

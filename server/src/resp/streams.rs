@@ -349,6 +349,7 @@ pub fn group_error(error: crate::stream_groups::GroupError, nogroup: impl FnOnce
             sluice_engine::stream::deleted::DELETED_RUNS_PER_STREAM_MAX
         )),
         GroupError::Storage(reason) => Reply::error(format!("ERR storage: {reason}")),
+        GroupError::Refused(text) => Reply::error(text),
     }
 }
 

@@ -328,21 +328,32 @@ impl Shard {
         }
     }
 
-    /// The last entry ID of a stream, read from its last durable batch, or what it was when
-    /// trimming emptied it (kept in its group log); `0-0` for a stream that never had one.
+    /// XSETID: the stream's next XADD IDs come after `id`, in turn with the XADDs in flight.
+    pub async fn set_stream_last_id(&self, stream: &TopicPartition, id: StreamId) {
+        let tail = self.stream_tails.borrow_mut().entry(stream.clone()).or_default().clone();
+        let order = tail.order();
+        let in_order = order.acquire_permit(1).await;
+        if in_order.is_ok() {
+            tail.last_id.set(Some(id));
+        }
+    }
+
+    /// The last ID of a stream: its group log's answer when it has one (which knows what
+    /// XSETID set and what trimming removed), else its last durable batch's; `0-0` for a
+    /// stream that never had an entry.
     async fn stream_last_id(&self, topic: &str, partition: &Partition) -> Result<StreamId, StreamAddError> {
-        let floor = match self.stream_state_if_any(topic).await {
-            Ok(groups) => groups.map_or(StreamId::MIN, |groups| groups.last_id_floor()),
-            Err(error) => return Err(StreamAddError::Shard(group_storage_error(error))),
-        };
+        match self.stream_state_if_any(topic).await {
+            Ok(Some(groups)) => return groups.last_id().await.map_err(|error| group_storage_error(error).into()),
+            Ok(None) => {}
+            Err(error) => return Err(group_storage_error(error).into()),
+        }
         let end = partition.high_watermark();
         if end == partition.log_start_offset() {
-            return Ok(floor);
+            return Ok(StreamId::MIN);
         }
         let read = partition.read(end - 1, STREAM_TAIL_READ_BYTES).await.map_err(ShardError::from)?;
         let last_batch = batch::split(&read.records).filter_map(Result::ok).last();
-        let last = last_batch.and_then(|range| entry::last_id(&read.records.slice(range))).unwrap_or(StreamId::MIN);
-        Ok(last.max(floor))
+        Ok(last_batch.and_then(|range| entry::last_id(&read.records.slice(range))).unwrap_or(StreamId::MIN))
     }
 
     async fn stream_groups_of(&self, topic: &str) -> Result<Rc<StreamGroups>, GroupError> {

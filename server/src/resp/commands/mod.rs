@@ -56,7 +56,7 @@ pub async fn execute(session: &Rc<Session>, args: Args) -> Outcome {
 
 /// Every command `run` knows (a transaction queues only these). Kept in step with `run` by a
 /// test.
-const COMMANDS: [&str; 39] = [
+const COMMANDS: [&str; 40] = [
     "xadd",
     "quit",
     "ping",
@@ -83,6 +83,7 @@ const COMMANDS: [&str; 39] = [
     "unwatch",
     "xlen",
     "xtrim",
+    "xsetid",
     "xdel",
     "xdelex",
     "xackdel",
@@ -129,6 +130,7 @@ async fn run(session: &Rc<Session>, mut args: Args, name: &str, started: Instant
         "unwatch" => args.finish().map(|()| Reply::OK).map_err(|_| args.wrong_arity()).into(),
         "xlen" => xtrim::xlen(session, &mut args).await.into(),
         "xtrim" => xtrim::xtrim(session, &mut args).await.into(),
+        "xsetid" => xtrim::xsetid(session, &mut args).await.into(),
         "xdel" => xdel::xdel(session, &mut args).await.into(),
         "xdelex" => xdel::xdelex(session, &mut args).await.into(),
         "xackdel" => xdel::xackdel(session, &mut args).await.into(),

@@ -81,15 +81,12 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
             // The last ID handed out stays the newest record's, also when XDEL deleted it.
             let newest = if end > start { stream.record_at(session, end - 1).await? } else { None };
             // A stream no group or XDEL touched has no group log: no groups, nothing deleted.
-            let (groups, max_deleted_id, last_id_floor) =
-                match group_call(session, &stream, GroupCall::InfoStream).await {
-                    Ok(GroupAnswer::Stream { groups, max_deleted_id, last_id_floor }) => {
-                        (groups, max_deleted_id, last_id_floor)
-                    }
-                    _ => (0, StreamId::MIN, StreamId::MIN),
-                };
-            // Or, when trimming emptied the stream, the last ID it had then.
-            let last_id = newest.map_or(StreamId::MIN, |entry| entry.id).max(last_id_floor);
+            // Its last ID too, which XSETID or a trim that emptied the stream may have set.
+            let newest = newest.map_or(StreamId::MIN, |entry| entry.id);
+            let (groups, max_deleted_id, last_id) = match group_call(session, &stream, GroupCall::InfoStream).await {
+                Ok(GroupAnswer::Stream { groups, max_deleted_id, last_id }) => (groups, max_deleted_id, last_id),
+                _ => (0, StreamId::MIN, newest),
+            };
             let mut fields = vec![
                 (Reply::bulk("length"), Reply::Integer(length)),
                 (Reply::bulk("last-generated-id"), Reply::Id(last_id)),

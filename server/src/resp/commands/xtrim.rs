@@ -10,7 +10,7 @@ use crate::resp::command::{syntax_error, Args, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
 use crate::resp::streams::{self, Stream};
-use crate::stream_groups::References;
+use crate::stream_groups::{GroupCall, References};
 
 /// How far to trim, and what to do with the groups' references to what goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,4 +105,49 @@ pub async fn xtrim(session: &Session, args: &mut Args) -> CommandResult {
         return Ok(Reply::Integer(0));
     };
     Ok(Reply::Integer(trim.apply(session, &stream).await?))
+}
+
+/// XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]: sets the
+/// stream's last ID (no lower than its newest entry's), as a copy of a stream made elsewhere
+/// needs. Entries-added is the stream's log end offset here, so ENTRIESADDED is accepted only
+/// as that; a MAXDELETEDID may raise the stream's max-deleted-entry-id, not lower it.
+pub async fn xsetid(session: &Session, args: &mut Args) -> CommandResult {
+    let key = args.required()?;
+    let id = parse_id(&args.required()?)?;
+    let (mut entries_added, mut max_deleted) = (None, None);
+    while args.remaining() > 0 {
+        if args.take_keyword("ENTRIESADDED") {
+            let count = args.integer()?;
+            if count < 0 {
+                return Err(Reply::error("ERR entries_added must be positive"));
+            }
+            entries_added = Some(count);
+        } else if args.take_keyword("MAXDELETEDID") {
+            max_deleted = Some(parse_id(&args.required()?)?);
+        } else {
+            return Err(syntax_error());
+        }
+    }
+    let stream = streams::find(session, &key)?.ok_or_else(|| Reply::error("ERR no such key"))?;
+    if let Some(count) = entries_added {
+        if count < stream.length(session).await? {
+            return Err(Reply::error(
+                "ERR The entries_added specified in XSETID is smaller than the target stream length",
+            ));
+        }
+        let (_, added) = stream.offsets(session).await?;
+        if count != added {
+            return Err(Reply::error(format!(
+                "ERR ENTRIESADDED {count} is not this stream's entries-added ({added}): sluice counts them from its log"
+            )));
+        }
+    }
+    match streams::group_call(session, &stream, GroupCall::SetLastId { id, max_deleted }).await {
+        Ok(_) => Ok(Reply::OK),
+        Err(error) => Err(streams::group_error(error, || "ERR no such key".to_string())),
+    }
+}
+
+fn parse_id(word: &[u8]) -> Result<StreamId, Reply> {
+    StreamId::parse(word, 0).ok_or_else(|| Reply::error("ERR Invalid stream ID specified as stream command argument"))
 }

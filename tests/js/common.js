@@ -1,6 +1,7 @@
-// Helpers shared by the KafkaJS test scripts, as tests/py/common.py is for the Python ones.
+// Helpers shared by the Node.js test scripts (KafkaJS, ioredis), as tests/py/common.py is for
+// the Python ones.
 //
-// Every script takes --bootstrap host:port; it exits 0 only if every check passed, and
+// Every script takes --bootstrap host:port (or --resp); it exits 0 only if every check passed, and
 // otherwise prints "FAIL: <what was expected and what was seen>" and exits 1. Every wait is
 // bounded. KafkaJS's own log goes to stderr at WARN (shown when a test fails).
 'use strict';
@@ -29,10 +30,11 @@ function log(message) {
   process.stderr.write(`${message}\n`);
 }
 
-function bootstrapArgument() {
-  const at = process.argv.indexOf('--bootstrap');
+// The value after `--name` on the command line (`--bootstrap` for Kafka, `--resp` for Redis).
+function argument(name) {
+  const at = process.argv.indexOf(`--${name}`);
   if (at < 0 || !process.argv[at + 1]) {
-    throw new CheckFailed('usage: node SCRIPT --bootstrap host:port');
+    throw new CheckFailed(`usage: node SCRIPT --${name} host:port`);
   }
   return process.argv[at + 1];
 }
@@ -61,11 +63,12 @@ async function waitFor(condition, what, timeoutMs = CONSUME_TIMEOUT_MS) {
   }
 }
 
-// Runs `main(bootstrap)`; a failed check or any error is a clear message and exit code 1.
-function runMain(main) {
+// Runs `main(address)`, the address given as `--bootstrap` (or `--resp` when `flag` says);
+// a failed check or any error is a clear message and exit code 1.
+function runMain(main, flag = 'bootstrap') {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
   Promise.resolve()
-    .then(() => main(bootstrapArgument()))
+    .then(() => main(argument(flag)))
     .then(() => process.exit(0))
     .catch((error) => {
       if (error instanceof CheckFailed) {

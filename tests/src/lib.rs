@@ -165,12 +165,14 @@ pub fn js_scripts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
 }
 
-/// Whether the KafkaJS scripts can run: required under `tests/run` (which installs KafkaJS with
-/// `npm ci`); elsewhere only if `node` runs and `tests/js/node_modules` holds KafkaJS.
-pub fn kafkajs_available() -> bool {
+/// Whether the Node.js scripts can run: required under `tests/run` (which installs KafkaJS and
+/// ioredis with `npm ci`); elsewhere only if `node` runs and `tests/js/node_modules` holds both.
+pub fn js_clients_available() -> bool {
     installed_tool_available("node", "--version") && {
         std::env::var_os("SLUICE_TEST_PYTHON").is_some()
-            || js_scripts_dir().join("node_modules/kafkajs/package.json").is_file()
+            || ["kafkajs", "ioredis"]
+                .iter()
+                .all(|client| js_scripts_dir().join("node_modules").join(client).join("package.json").is_file())
     }
 }
 
@@ -223,14 +225,14 @@ macro_rules! require_nats_server {
     };
 }
 
-/// Skip the current test, loudly, when node or KafkaJS is not installed (only possible outside
-/// `tests/run`).
+/// Skip the current test, loudly, when node or the Node.js clients are not installed (only
+/// possible outside `tests/run`).
 #[macro_export]
-macro_rules! require_kafkajs {
+macro_rules! require_js_clients {
     () => {
-        if !$crate::kafkajs_available() {
+        if !$crate::js_clients_available() {
             eprintln!(
-                "SKIPPED {}: node or tests/js/node_modules is missing; run `tests/run` to install KafkaJS",
+                "SKIPPED {}: node or tests/js/node_modules is missing; run `tests/run` to install KafkaJS and ioredis",
                 module_path!()
             );
             return;
@@ -615,11 +617,11 @@ impl Broker {
         Running::spawn(command, None)
     }
 
-    /// Run `node tests/js/<script> --bootstrap <bootstrap> <args>`; assert it exits 0 within
-    /// [`SCRIPT_TIMEOUT`] and return its stdout.
+    /// Run `node tests/js/<script> <args>` (the scripts take `--bootstrap` or `--resp` and an
+    /// address); assert it exits 0 within [`SCRIPT_TIMEOUT`] and return its stdout.
     pub fn node(&self, script: &str, args: &[&str]) -> String {
         let mut command = node_command(script);
-        command.arg("--bootstrap").arg(self.bootstrap()).args(args);
+        command.args(args);
         let finished = Running::spawn(command, None).wait(SCRIPT_TIMEOUT);
         self.expect_success(finished)
     }

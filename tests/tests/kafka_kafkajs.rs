@@ -5,20 +5,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sluice_tests::{require_kafkajs, Broker};
+use sluice_tests::{require_js_clients, Broker};
 
 #[test]
 fn kafkajs_admin_producer_and_consumer_round_trip() {
-    require_kafkajs!();
+    require_js_clients!();
     let broker = Broker::builder().shards(2).arg("--group-initial-rebalance-delay-ms=0").start();
 
-    broker.node("kafkajs_roundtrip.js", &[]);
+    broker.node("kafkajs_roundtrip.js", &["--bootstrap", &broker.bootstrap()]);
 }
 
 #[test]
 fn kafkajs_group_members_share_a_topic_across_rebalances() {
-    require_kafkajs!();
+    require_js_clients!();
     let broker = Broker::builder().shards(2).arg("--group-initial-rebalance-delay-ms=0").start();
 
-    broker.node("kafkajs_groups.js", &[]);
+    broker.node("kafkajs_groups.js", &["--bootstrap", &broker.bootstrap()]);
 }

@@ -1,5 +1,5 @@
-//! Story: a team that runs Redis Streams points redis-py and redis-cli at sluice. The stream
-//! commands answer as Redis does; an entry XADD acknowledged survives kill -9; a Kafka consumer
+//! Story: a team that runs Redis Streams points redis-py, redis-cli and ioredis at sluice. The
+//! stream commands answer as Redis does; an entry XADD acknowledged survives kill -9; a Kafka consumer
 //! reads what XADD wrote and XRANGE reads what a Kafka producer wrote; a client sending
 //! garbage gets an error and is disconnected while others carry on.
 
@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use sluice_tests::{count_lines, require_python, wait_until, Broker, Running, SCRIPT_TIMEOUT};
+use sluice_tests::{count_lines, require_js_clients, require_python, wait_until, Broker, Running, SCRIPT_TIMEOUT};
 
 /// XADDs acknowledged before the crash, so it lands mid-stream.
 const ACKED_BEFORE_CRASH_MIN: usize = 200;
@@ -28,6 +28,14 @@ fn stream_commands_answer_as_redis_does() {
     let mut args = resp_args(&broker);
     args.push("commands".to_string());
     broker.python("resp_streams.py", &args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// The same from Node.js: ioredis's stream, group, pipeline and blocking-read calls.
+#[test]
+fn ioredis_works_a_stream_and_its_group() {
+    require_js_clients!();
+    let broker = Broker::builder().shards(2).start();
+    broker.node("ioredis_streams.js", &["--resp", &broker.resp_addr()]);
 }
 
 #[test]

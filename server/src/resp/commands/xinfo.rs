@@ -78,14 +78,16 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
             let (min, max, one_entry) = (StreamId::MIN, StreamId::MAX, RESP_REPLY_BYTES_MAX);
             // FULL shows the first `count` entries; the short form the first one.
             let entries = stream.scan(session, start, min, max, full.unwrap_or(1), RESP_REPLY_BYTES_MAX).await?.entries;
-            // The last ID handed out stays the newest record's, also when XDEL deleted it.
-            let newest = if end > start { stream.record_at(session, end - 1).await? } else { None };
-            // A stream no group or XDEL touched has no group log: no groups, nothing deleted.
-            // Its last ID too, which XSETID or a trim that emptied the stream may have set.
-            let newest = newest.map_or(StreamId::MIN, |entry| entry.id);
+            // The stream's owner answers its groups, the greatest deleted ID and its last ID
+            // (the newest record's, also when XDEL deleted it, or what XSETID or a trim that
+            // emptied the stream set).
             let (groups, max_deleted_id, last_id) = match group_call(session, &stream, GroupCall::InfoStream).await {
                 Ok(GroupAnswer::Stream { groups, max_deleted_id, last_id }) => (groups, max_deleted_id, last_id),
-                _ => (0, StreamId::MIN, newest),
+                // Its groups could not be read: none, nothing deleted, the newest record's ID.
+                _ => {
+                    let newest = if end > start { stream.record_at(session, end - 1).await? } else { None };
+                    (0, StreamId::MIN, newest.map_or(StreamId::MIN, |entry| entry.id))
+                }
             };
             let mut fields = vec![
                 (Reply::bulk("length"), Reply::Integer(length)),

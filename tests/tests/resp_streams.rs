@@ -79,10 +79,24 @@ fn redis_cli(broker: &Broker, args: &[&str]) -> String {
     finished.stdout
 }
 
+/// Whether redis-cli runs (tests/run installs it with redis-tools).
+fn redis_cli_installed() -> bool {
+    Command::new("redis-cli").arg("--version").output().is_ok()
+}
+
+/// One field of `XINFO STREAM key` as redis-cli prints it (a line each, the value after the
+/// field's name).
+fn xinfo_stream_field(broker: &Broker, key: &str, field: &str) -> String {
+    let info = redis_cli(broker, &["XINFO", "STREAM", key]);
+    let lines: Vec<&str> = info.lines().collect();
+    let at = lines.iter().position(|line| *line == field).expect("the field is there");
+    lines[at + 1].to_string()
+}
+
 #[test]
 fn redis_cli_works_and_garbage_is_refused() {
     let broker = Broker::builder().shards(2).start();
-    if Command::new("redis-cli").arg("--version").output().is_ok() {
+    if redis_cli_installed() {
         assert_eq!(redis_cli(&broker, &["PING"]).trim(), "PONG");
         let id = redis_cli(&broker, &["XADD", "cli-stream", "1-1", "name", "ada"]);
         assert_eq!(id.trim(), "1-1");
@@ -125,7 +139,7 @@ fn redis_cli_works_and_garbage_is_refused() {
 /// XDEL's greatest deleted ID is kept in the group log: a restart still shows it.
 #[test]
 fn the_greatest_deleted_id_survives_a_restart() {
-    if Command::new("redis-cli").arg("--version").output().is_err() {
+    if !redis_cli_installed() {
         eprintln!("SKIPPED: redis-cli is not installed (tests/run installs redis-tools)");
         return;
     }
@@ -134,12 +148,7 @@ fn the_greatest_deleted_id_survives_a_restart() {
         assert_eq!(redis_cli(&broker, &["XADD", "deleted-ids", id, "n", "1"]).trim(), id);
     }
     assert_eq!(redis_cli(&broker, &["XDEL", "deleted-ids", "2-1", "1-1"]).trim(), "2");
-    let max_deleted = |broker: &Broker| {
-        let info = redis_cli(broker, &["XINFO", "STREAM", "deleted-ids"]);
-        let lines: Vec<&str> = info.lines().collect();
-        let at = lines.iter().position(|line| *line == "max-deleted-entry-id").expect("the field is there");
-        lines[at + 1].to_string()
-    };
+    let max_deleted = |broker: &Broker| xinfo_stream_field(broker, "deleted-ids", "max-deleted-entry-id");
     assert_eq!(max_deleted(&broker), "2-1");
     broker.restart();
     assert_eq!(max_deleted(&broker), "2-1", "kept across a restart");
@@ -150,7 +159,7 @@ fn the_greatest_deleted_id_survives_a_restart() {
 /// entry in the log holds that ID any more. So does the last ID XSETID set.
 #[test]
 fn a_stream_trimmed_empty_keeps_its_last_id_across_a_restart() {
-    if Command::new("redis-cli").arg("--version").output().is_err() {
+    if !redis_cli_installed() {
         eprintln!("SKIPPED: redis-cli is not installed (tests/run installs redis-tools)");
         return;
     }
@@ -158,10 +167,7 @@ fn a_stream_trimmed_empty_keeps_its_last_id_across_a_restart() {
     assert_eq!(redis_cli(&broker, &["XADD", "emptied", "5000-5", "n", "1"]).trim(), "5000-5");
     assert_eq!(redis_cli(&broker, &["XTRIM", "emptied", "MAXLEN", "0"]).trim(), "1");
     let last_generated = |broker: &Broker| {
-        let info = redis_cli(broker, &["XINFO", "STREAM", "emptied"]);
-        let lines: Vec<&str> = info.lines().collect();
-        let at = lines.iter().position(|line| *line == "last-generated-id").expect("the field is there");
-        (lines[1].to_string(), lines[at + 1].to_string())
+        (xinfo_stream_field(broker, "emptied", "length"), xinfo_stream_field(broker, "emptied", "last-generated-id"))
     };
     let refused = "ERR The ID specified in XADD is equal or smaller than the target stream top item";
     assert_eq!(last_generated(&broker), ("0".to_string(), "5000-5".to_string()), "length 0, the last ID kept");

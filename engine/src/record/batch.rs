@@ -177,9 +177,14 @@ pub fn rewrite_as_uncompressed(batch: &mut [u8]) -> Result<(), BatchError> {
         .map_err(|_| BatchError::Truncated { needed_bytes: BATCH_HEADER_BYTES, available_bytes })?;
     header.batch_length.set(batch_length);
     header.attributes.set(header.attributes.get() & !ATTRIBUTE_COMPRESSION_MASK);
+    write_crc(batch);
+    frame(batch).map(|_| ())
+}
+
+/// Computes the CRC-32C of the whole of `batch` (from `attributes` on) into its header.
+fn write_crc(batch: &mut [u8]) {
     let crc = crc32c::crc32c(&batch[CRC_START..]);
     batch[CRC_START - 4..CRC_START].copy_from_slice(&crc.to_be_bytes());
-    frame(batch).map(|_| ())
 }
 
 /// What the partition needs to know about a validated batch.
@@ -397,8 +402,7 @@ pub mod build {
         batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
         batch[51..53].copy_from_slice(&epoch.to_be_bytes());
         batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
-        let crc = crc32c::crc32c(&batch[CRC_START..]);
-        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        write_crc(&mut batch);
         batch
     }
 
@@ -517,8 +521,7 @@ pub mod build {
             debug_assert_eq!(out.len() - start, varint_bytes(size as i64) + size, "record size computed ahead");
         }
         debug_assert_eq!(out.len(), BATCH_HEADER_BYTES + body_bytes);
-        let crc = crc32c::crc32c(&out[CRC_START..]);
-        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        write_crc(&mut out);
         out
     }
 

@@ -185,6 +185,32 @@ fn a_stream_trimmed_empty_keeps_its_last_id_across_a_restart() {
     assert_eq!(redis_cli(&broker, &["XADD", "emptied", "6000-*", "n", "1"]).trim(), "6000-1");
 }
 
+/// A stream emptied by a Kafka client's DeleteRecords keeps its last ID as one trimmed empty
+/// does: the same log behind both front doors, so the same rule that IDs only grow.
+#[test]
+fn a_stream_emptied_by_kafka_delete_records_keeps_its_last_id_across_a_restart() {
+    require_python!();
+    if !redis_cli_installed() {
+        eprintln!("SKIPPED: redis-cli is not installed (tests/run installs redis-tools)");
+        return;
+    }
+    let mut broker = Broker::builder().shards(2).start();
+    assert_eq!(redis_cli(&broker, &["XADD", "kafka-emptied", "5000-5", "n", "1"]).trim(), "5000-5");
+    assert_eq!(redis_cli(&broker, &["XADD", "kafka-emptied", "5000-6", "n", "2"]).trim(), "5000-6");
+    broker.python("retention.py", &["delete-records", "--topic", "kafka-emptied", "--offset", "2"]);
+    let last_generated = |broker: &Broker| {
+        let field = |name| xinfo_stream_field(broker, "kafka-emptied", name);
+        (field("length"), field("last-generated-id"))
+    };
+    let refused = "ERR The ID specified in XADD is equal or smaller than the target stream top item";
+    assert_eq!(last_generated(&broker), ("0".to_string(), "5000-6".to_string()), "length 0, the last ID kept");
+    assert_eq!(redis_cli(&broker, &["XADD", "kafka-emptied", "3000-1", "n", "1"]).trim(), refused);
+    broker.restart();
+    assert_eq!(last_generated(&broker), ("0".to_string(), "5000-6".to_string()), "kept across a restart");
+    assert_eq!(redis_cli(&broker, &["XADD", "kafka-emptied", "3000-1", "n", "1"]).trim(), refused, "after a restart");
+    assert_eq!(redis_cli(&broker, &["XADD", "kafka-emptied", "5000-*", "n", "1"]).trim(), "5000-7");
+}
+
 /// redis-benchmark: 50 clients pipelining XADDs into one new stream (they race to create it),
 /// every one acknowledged and stored.
 #[test]

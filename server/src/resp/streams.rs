@@ -277,8 +277,9 @@ impl Stream {
             return Ok(0);
         }
         let deleted = self.deleted(session, start, offset).await?;
-        // Emptying the stream goes through its groups too, which keep its last ID.
-        let new_start = if references == References::Keep && offset < end {
+        // The owner's DeleteRecords takes an emptying trim through the groups, which keep the
+        // stream's last ID.
+        let new_start = if references == References::Keep {
             let deletes = vec![(self.partition.clone(), offset)];
             match session.shard.call(self.owner, ShardRequest::DeleteRecords { deletes }).await {
                 ShardResponse::DeleteRecords(mut results) => match results.pop() {

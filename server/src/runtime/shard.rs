@@ -28,7 +28,9 @@ use crate::coordinator::{Coordinator, GroupAnswer, GroupCall};
 use crate::metadata::{ConfigChanges, Metadata, NewTopic, TopicChangeError, TopicChangeResult};
 use crate::metrics::{OwnedStats, PartitionStats, Protocol, ShardMetrics, ShardSnapshot};
 use crate::request_memory::RequestMemory;
-use crate::stream_groups::{GroupAnswer as StreamGroupAnswer, GroupCall as StreamGroupCall, GroupError, StreamGroups};
+use crate::stream_groups::{
+    GroupAnswer as StreamGroupAnswer, GroupCall as StreamGroupCall, GroupError, References, StreamGroups,
+};
 
 struct OwnedPartition {
     topic_id: [u8; 16],
@@ -194,7 +196,10 @@ impl Shard {
                 ShardResponse::Waited
             }
             ShardRequest::ListOffsets { queries } => ShardResponse::ListOffsets(self.list_offsets(queries).await),
-            ShardRequest::DeleteRecords { deletes } => ShardResponse::DeleteRecords(self.delete_records(deletes)),
+            ShardRequest::DeleteRecords { deletes } => {
+                // Boxed: emptying a stream calls its groups, which may call shards again.
+                ShardResponse::DeleteRecords(Box::pin(self.delete_records(deletes)).await)
+            }
             ShardRequest::PartitionSizes { partitions } => ShardResponse::PartitionSizes(
                 partitions.iter().map(|(key, ())| Ok(self.partition(key)?.size_bytes())).collect(),
             ),
@@ -676,16 +681,39 @@ impl Shard {
         results
     }
 
-    fn delete_records(&self, deletes: Vec<(TopicPartition, i64)>) -> Vec<Result<i64, ShardError>> {
-        deletes
-            .into_iter()
-            .map(|(topic_partition, offset)| {
-                let partition = self.partition(&topic_partition)?;
-                let start = partition.delete_records(offset)?;
-                partition.enforce_retention(now_ms());
-                Ok(start)
-            })
-            .collect()
+    /// DeleteRecords, and XTRIM's plain trims: moves each partition's start to its offset (-1:
+    /// the end). Emptying a stream's partition goes through the stream's groups, which record
+    /// its last ID (`GroupCall::Trim`): once its log no longer holds the newest entry, Redis's
+    /// rule that IDs only grow still holds, whichever front door emptied it.
+    async fn delete_records(self: &Rc<Self>, deletes: Vec<(TopicPartition, i64)>) -> Vec<Result<i64, ShardError>> {
+        let mut results = Vec::with_capacity(deletes.len());
+        for (topic_partition, offset) in deletes {
+            results.push(self.delete_records_of(&topic_partition, offset).await);
+        }
+        results
+    }
+
+    async fn delete_records_of(
+        self: &Rc<Self>,
+        topic_partition: &TopicPartition,
+        offset: i64,
+    ) -> Result<i64, ShardError> {
+        let partition = self.partition(topic_partition)?;
+        let end = partition.high_watermark();
+        let empties_stream = topic_partition.1 == crate::resp::streams::STREAM_PARTITION
+            && (offset == -1 || offset == end)
+            && end > partition.log_start_offset();
+        let start = if empties_stream {
+            let trim = StreamGroupCall::Trim { to: end, references: References::Keep };
+            match self.stream_group_call(&topic_partition.0, trim).await.map_err(group_storage_error)? {
+                StreamGroupAnswer::Trimmed { start } => start,
+                _ => unreachable!("Trim answers with Trimmed"),
+            }
+        } else {
+            partition.delete_records(offset)?
+        };
+        partition.enforce_retention(now_ms());
+        Ok(start)
     }
 
     /// Metadata shard: applies a catalogue change to a draft, persists the manifest, then

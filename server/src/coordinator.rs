@@ -205,7 +205,7 @@ impl Coordinator {
                 groups
                     .into_iter()
                     .map(|id| {
-                        let description = self.groups.borrow().get(&id).map(Group::describe);
+                        let description = self.describe(&id);
                         (id, description)
                     })
                     .collect(),
@@ -293,7 +293,7 @@ impl Coordinator {
         let ticket = self.ticket();
         let (sender, receiver) = oneshot::channel();
         self.parked.borrow_mut().insert(ticket, ParkedReply::Join(sender));
-        let immediate = {
+        let (immediate, protocol_type) = {
             let mut groups = self.groups.borrow_mut();
             let limits = self.limits.clone();
             let group = groups.entry(group_id.clone()).or_insert_with(|| Group::new(group_id.clone(), limits));
@@ -301,15 +301,49 @@ impl Coordinator {
             let immediate = group.join(request, ticket, now_ms());
             log_rebalance(group, before);
             let replies = group.take_replies();
+            let protocol_type = group.protocol_type().map(str::to_string);
             drop(groups);
             self.deliver(replies);
-            immediate
+            (immediate, protocol_type)
         };
+        self.record_protocol_type(&group_id, protocol_type).await;
         if let Some(response) = immediate {
             self.parked.borrow_mut().remove(&ticket);
             return response;
         }
         receiver.await.unwrap_or_else(|_| JoinResponse::error(GroupError::UnknownMemberId, ""))
+    }
+
+    /// Records the type a member gave its group (the first member of an empty group sets it)
+    /// when it differs from the one recorded, so an emptied group still shows it after a
+    /// restart, as Kafka's group metadata record keeps it. Only the listing depends on it, so
+    /// a failed write is logged, not answered.
+    async fn record_protocol_type(&self, group_id: &str, protocol_type: Option<String>) {
+        let Some(protocol_type) = protocol_type else {
+            return;
+        };
+        if self.offsets.borrow().protocol_type(group_id) == protocol_type {
+            return;
+        }
+        let record = OffsetRecord::ProtocolType { group: group_id.to_string(), protocol_type };
+        if let Err(error) = self.persist(group_id, &[record]).await {
+            tracing::warn!(group = group_id, %error, "recording a group's protocol type failed");
+        }
+    }
+
+    /// A live group as it is; one known only from the offsets log (committed offsets, or
+    /// members before a restart) as Kafka describes it: Empty, with its recorded protocol type.
+    fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        if let Some(group) = self.groups.borrow().get(group_id) {
+            return Some(group.describe());
+        }
+        let offsets = self.offsets.borrow();
+        offsets.has_group(group_id).then(|| GroupDescription {
+            state: GroupState::Empty,
+            protocol_type: offsets.protocol_type(group_id).to_string(),
+            protocol: String::new(),
+            members: Vec::new(),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -468,9 +502,10 @@ impl Coordinator {
                 (group.group_id().to_string(), group.protocol_type().unwrap_or_default().to_string(), group.state())
             })
             .collect();
-        for id in self.offsets.borrow().group_ids() {
+        let offsets = self.offsets.borrow();
+        for id in offsets.group_ids() {
             if !groups.contains_key(id) {
-                listed.push((id.clone(), String::new(), GroupState::Empty));
+                listed.push((id.clone(), offsets.protocol_type(id).to_string(), GroupState::Empty));
             }
         }
         listed

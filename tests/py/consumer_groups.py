@@ -8,6 +8,8 @@ Modes (the Rust test orchestrates broker restarts between them):
 - `commit --group G`: consume half the topic in group G, commit, close.
 - `resume --group G`: a new consumer in group G starts exactly after the last commit.
 - `admin --group G`: list, describe and fetch offsets of G with AdminClient, then delete it.
+- `emptied --group G`: G has no members (after a restart, say) and is still listed and
+  described as an Empty consumer group, not a simple one (its protocol type was kept).
 - `crash`: a second member is killed (os._exit: no LeaveGroup); after its session timeout the
   survivor holds every partition.
 """
@@ -18,7 +20,8 @@ import sys
 
 import time
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (ConsumerGroupState, ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer,
+                             TopicPartition)
 
 from common import (CONSUME_TIMEOUT_S, REQUEST_TIMEOUT_S, admin_client, argument_parser, ensure_topic, expect,
                     expect_equal, log, new_consumer, run_main)
@@ -181,6 +184,19 @@ def admin(bootstrap, topic, group):
     expect(group not in {g.group_id for g in listed.valid}, "deleted group still listed")
 
 
+def emptied(bootstrap, group):
+    client = admin_client(bootstrap)
+    listed = client.list_consumer_groups(request_timeout=REQUEST_TIMEOUT_S).result()
+    listing = next((g for g in listed.valid if g.group_id == group), None)
+    expect(listing is not None, f"group {group} listed: {[g.group_id for g in listed.valid]}")
+    expect_equal(listing.state, ConsumerGroupState.EMPTY, "listed state")
+    expect_equal(listing.is_simple_consumer_group, False, "listed as a simple group (protocol type lost)")
+    described = client.describe_consumer_groups([group], request_timeout=REQUEST_TIMEOUT_S)[group].result()
+    expect_equal(described.state, ConsumerGroupState.EMPTY, "described state")
+    expect_equal(described.is_simple_consumer_group, False, "described as a simple group (protocol type lost)")
+    expect_equal(len(described.members), 0, "members")
+
+
 def member_then_die(bootstrap, topic, group):
     """Join the group, hold some partitions, then die without leaving."""
     consumer = group_consumer(bootstrap, group)
@@ -221,7 +237,8 @@ def crash(bootstrap, topic, group):
 
 def main():
     parser = argument_parser(__doc__)
-    parser.add_argument("mode", choices=["share", "fanout", "commit", "resume", "admin", "crash", "member-then-die"])
+    parser.add_argument("mode", choices=["share", "fanout", "commit", "resume", "admin", "emptied", "crash",
+                                                 "member-then-die"])
     parser.add_argument("--topic", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--assignor", default="range")
@@ -239,6 +256,8 @@ def main():
         resume(args.bootstrap, args.topic, args.group, args.expected)
     elif args.mode == "crash":
         crash(args.bootstrap, args.topic, args.group)
+    elif args.mode == "emptied":
+        emptied(args.bootstrap, args.group)
     elif args.mode == "member-then-die":
         member_then_die(args.bootstrap, args.topic, args.group)
     else:

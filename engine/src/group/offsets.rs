@@ -8,13 +8,19 @@
 //! ```text
 //! key   = version u8 (1) | kind u8 | group (u16 length + UTF-8) | [topic (u16 + UTF-8) | partition i32]
 //! value = offset i64 | leader epoch i32 | commit timestamp ms i64 | metadata (u16 length + UTF-8)
-//! kind 1: an offset commit (no value: that offset was deleted); kind 2: the group was deleted.
+//! kind 1: an offset commit (no value: that offset was deleted); kind 2: the group was deleted;
+//! kind 3: the group's protocol type (key without topic; value = type, u16 length + UTF-8).
 //! ```
+//!
+//! The protocol type ("consumer" for consumer groups) is what ListGroups and DescribeGroups show
+//! for a group with no members; Kafka keeps it in its group metadata record, so after a restart
+//! an emptied group still lists as a consumer group.
 use std::collections::{BTreeMap, HashMap};
 
 const RECORD_FORMAT_VERSION: u8 = 1;
 const KIND_OFFSET: u8 = 1;
 const KIND_GROUP_DELETED: u8 = 2;
+const KIND_PROTOCOL_TYPE: u8 = 3;
 /// Longest commit metadata string kept (Kafka's offset.metadata.max.bytes default is 4096).
 pub const COMMIT_METADATA_BYTES_MAX: usize = 4096;
 
@@ -32,6 +38,7 @@ pub enum OffsetRecord {
     Commit { group: String, topic: String, partition: i32, committed: CommittedOffset },
     DeleteOffset { group: String, topic: String, partition: i32 },
     DeleteGroup { group: String },
+    ProtocolType { group: String, protocol_type: String },
 }
 
 fn put_string(out: &mut Vec<u8>, text: &str) {
@@ -88,6 +95,13 @@ impl OffsetRecord {
                 put_string(&mut key, group);
                 (key, None)
             }
+            Self::ProtocolType { group, protocol_type } => {
+                key.push(KIND_PROTOCOL_TYPE);
+                put_string(&mut key, group);
+                let mut value = Vec::with_capacity(2 + protocol_type.len());
+                put_string(&mut value, protocol_type);
+                (key, Some(value))
+            }
         }
     }
 
@@ -101,6 +115,7 @@ impl OffsetRecord {
         let group = take_string(&mut cursor)?;
         match kind {
             KIND_GROUP_DELETED => Some(Self::DeleteGroup { group }),
+            KIND_PROTOCOL_TYPE => Some(Self::ProtocolType { group, protocol_type: take_string(&mut value?)? }),
             KIND_OFFSET => {
                 let topic = take_string(&mut cursor)?;
                 let partition = take_i32(&mut cursor)?;
@@ -120,10 +135,12 @@ impl OffsetRecord {
     }
 }
 
-/// The committed offsets of the groups one coordinator shard serves. Lives on that shard.
+/// The committed offsets of the groups one coordinator shard serves, and the protocol types
+/// of those that had members. Lives on that shard.
 #[derive(Debug, Default)]
 pub struct OffsetTable {
     groups: HashMap<String, BTreeMap<(String, i32), CommittedOffset>>,
+    protocol_types: HashMap<String, String>,
 }
 
 impl OffsetTable {
@@ -142,6 +159,10 @@ impl OffsetTable {
             }
             OffsetRecord::DeleteGroup { group } => {
                 self.groups.remove(group);
+                self.protocol_types.remove(group);
+            }
+            OffsetRecord::ProtocolType { group, protocol_type } => {
+                self.protocol_types.insert(group.clone(), protocol_type.clone());
             }
         }
     }
@@ -155,12 +176,20 @@ impl OffsetTable {
         self.groups.get(group).into_iter().flat_map(|offsets| offsets.iter())
     }
 
-    pub fn has_group(&self, group: &str) -> bool {
-        self.groups.contains_key(group)
+    /// The protocol type last recorded for `group` ("" for a group that never had members).
+    pub fn protocol_type(&self, group: &str) -> &str {
+        self.protocol_types.get(group).map_or("", String::as_str)
     }
 
+    /// Whether the table knows `group`: it has committed offsets or once had members.
+    pub fn has_group(&self, group: &str) -> bool {
+        self.groups.contains_key(group) || self.protocol_types.contains_key(group)
+    }
+
+    /// Every group the table knows, each once.
     pub fn group_ids(&self) -> impl Iterator<Item = &String> {
-        self.groups.keys()
+        let typed_only = self.protocol_types.keys().filter(|group| !self.groups.contains_key(*group));
+        self.groups.keys().chain(typed_only)
     }
 
     /// Records that recreate the whole table (a snapshot, for compacting the log).
@@ -168,8 +197,11 @@ impl OffsetTable {
         self.snapshot_of(|_| true)
     }
 
-    /// Records that recreate the offsets of the groups `include` picks.
+    /// Records that recreate the offsets and protocol types of the groups `include` picks.
     pub fn snapshot_of(&self, include: impl Fn(&str) -> bool) -> Vec<OffsetRecord> {
+        let types = self.protocol_types.iter().filter(|(group, _)| include(group)).map(|(group, protocol_type)| {
+            OffsetRecord::ProtocolType { group: group.clone(), protocol_type: protocol_type.clone() }
+        });
         self.groups
             .iter()
             .filter(|(group, _)| include(group))
@@ -181,6 +213,7 @@ impl OffsetTable {
                     committed: committed.clone(),
                 })
             })
+            .chain(types)
             .collect()
     }
 }
@@ -205,6 +238,7 @@ mod tests {
             commit("g", "orders", 3, 42),
             OffsetRecord::DeleteOffset { group: "g".into(), topic: "orders".into(), partition: 3 },
             OffsetRecord::DeleteGroup { group: "g".into() },
+            OffsetRecord::ProtocolType { group: "g".into(), protocol_type: "consumer".into() },
         ];
         for record in records {
             let (key, value) = record.encode();
@@ -232,5 +266,28 @@ mod tests {
         }
         assert_eq!(rebuilt.group("a").count(), 1);
         assert_eq!(rebuilt.get("a", "t", 0), table.get("a", "t", 0));
+    }
+
+    #[test]
+    fn a_protocol_type_keeps_a_group_known_until_it_is_deleted() {
+        let mut table = OffsetTable::default();
+        table.apply(&OffsetRecord::ProtocolType { group: "members-only".into(), protocol_type: "consumer".into() });
+        table.apply(&commit("both", "t", 0, 1));
+        table.apply(&OffsetRecord::ProtocolType { group: "both".into(), protocol_type: "connect".into() });
+        assert!(table.has_group("members-only"), "a group that had members and committed nothing");
+        let mut ids: Vec<&String> = table.group_ids().collect();
+        ids.sort();
+        assert_eq!(ids, ["both", "members-only"], "each group once");
+        assert_eq!(table.protocol_type("both"), "connect");
+        assert_eq!(table.protocol_type("never-joined"), "");
+        let mut rebuilt = OffsetTable::default();
+        for record in table.snapshot() {
+            rebuilt.apply(&record);
+        }
+        assert_eq!((rebuilt.protocol_type("members-only"), rebuilt.protocol_type("both")), ("consumer", "connect"));
+        assert_eq!(rebuilt.get("both", "t", 0), table.get("both", "t", 0));
+        table.apply(&OffsetRecord::DeleteGroup { group: "members-only".into() });
+        assert!(!table.has_group("members-only"));
+        assert_eq!(table.protocol_type("members-only"), "");
     }
 }

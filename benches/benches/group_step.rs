@@ -114,7 +114,7 @@ fn group_name() -> Bytes {
 }
 
 fn stream_groups() -> BTreeMap<Bytes, StreamGroup> {
-    let group = StreamGroup::new(StreamId::MIN, 0, Some(0), GroupConfig::default());
+    let group = StreamGroup::new(StreamId::MIN, 0, GroupConfig::default());
     BTreeMap::from([(group_name(), group)])
 }
 

@@ -20,9 +20,10 @@ use bytes::Bytes;
 use sluice_engine::partition::{Partition, PartitionError};
 use sluice_engine::queue::codec;
 use sluice_engine::queue::group::{
-    Deliveries, Event, GroupConfig, PendingSummary, StreamGroup, StreamState, CONSUMERS_PER_GROUP_MAX,
+    Deliveries, Event, GroupConfig, PendingSummary, Progress, StreamGroup, StreamState, CONSUMERS_PER_GROUP_MAX,
     PENDING_PER_GROUP_MAX,
 };
+use sluice_engine::record::batch;
 use sluice_engine::state_log::StateLog;
 use sluice_engine::stream::deleted::DELETED_RUNS_PER_STREAM_MAX;
 use sluice_engine::stream::entry::Entry;
@@ -122,13 +123,11 @@ pub enum GroupCall {
     Create {
         group: Bytes,
         start: StartId,
-        entries_read: Option<u64>,
         config: Vec<ConfigChange>,
     },
     SetId {
         group: Bytes,
         start: StartId,
-        entries_read: Option<u64>,
     },
     Configure {
         group: Bytes,
@@ -167,9 +166,10 @@ pub enum GroupCall {
         ids: Vec<StreamId>,
     },
     /// XSETID: the stream's last ID becomes `id` (at least its newest entry's), and its
-    /// max-deleted-entry-id `max_deleted` if given.
+    /// entries-added counter and max-deleted-entry-id those given.
     SetLastId {
         id: StreamId,
+        entries_added: Option<i64>,
         max_deleted: Option<StreamId>,
     },
     /// XTRIM and XADD's trimming with DELREF or ACKED: moves the stream's start to `to`, or
@@ -238,18 +238,18 @@ pub struct GroupInfo {
     pub consumers: usize,
     pub pending: usize,
     pub last_delivered: StreamId,
-    pub entries_read: Option<u64>,
+    pub progress: Progress,
     pub config: GroupConfig,
 }
 
 impl GroupInfo {
-    fn of(name: &Bytes, group: &StreamGroup) -> Self {
+    fn of(name: &Bytes, group: &StreamGroup, progress: Progress) -> Self {
         GroupInfo {
             name: name.clone(),
             consumers: group.consumers.len(),
             pending: group.pending.len(),
             last_delivered: group.last_delivered,
-            entries_read: group.entries_read,
+            progress,
             config: group.config.clone(),
         }
     }
@@ -325,6 +325,8 @@ pub enum GroupAnswer {
         max_deleted_id: StreamId,
         /// The stream's last ID (see `StreamGroups::last_id`).
         last_id: StreamId,
+        /// How many entries were ever added (`StreamState::entries_added_at`).
+        entries_added: i64,
     },
     Consumers(Vec<ConsumerInfo>),
     Full(Vec<GroupFull>),
@@ -485,7 +487,7 @@ impl StreamGroups {
     async fn decide(&self, shard: &ShardRef, call: GroupCall) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
         let now = now_ms().max(0) as u64;
         match call {
-            GroupCall::Create { group, start, entries_read, config } => {
+            GroupCall::Create { group, start, config } => {
                 if self.state.borrow().groups.contains_key(&group) {
                     return Err(GroupError::BusyGroup);
                 }
@@ -494,13 +496,13 @@ impl StreamGroups {
                 for change in &config {
                     change_config(&mut group_config, change);
                 }
-                let state = StreamGroup::new(last, next_offset, entries_read.or(Some(0)), group_config);
+                let state = StreamGroup::new(last, next_offset, group_config);
                 Ok((vec![Event::Group { name: group, group: state }], GroupAnswer::Done))
             }
-            GroupCall::SetId { group, start, entries_read } => {
+            GroupCall::SetId { group, start } => {
                 self.with_group(&group, |_| ())?;
                 let (last, next_offset) = self.start_position(start).await?;
-                let event = Event::SetId { name: group, last_delivered: last, next_offset, entries_read };
+                let event = Event::SetId { name: group, last_delivered: last, next_offset };
                 Ok((vec![event], GroupAnswer::Done))
             }
             GroupCall::Configure { group, changes } => {
@@ -609,7 +611,7 @@ impl StreamGroups {
                 Ok((events, GroupAnswer::AutoClaimed { next, entries, deleted }))
             }
             GroupCall::InfoGroups => {
-                let infos = self.state.borrow().groups.iter().map(|(name, group)| GroupInfo::of(name, group)).collect();
+                let infos = self.state.borrow().groups.iter().map(|(name, group)| self.info_of(name, group)).collect();
                 Ok((Vec::new(), GroupAnswer::Groups(infos)))
             }
             GroupCall::InfoStream => {
@@ -617,7 +619,12 @@ impl StreamGroups {
                 let state = self.state.borrow();
                 Ok((
                     Vec::new(),
-                    GroupAnswer::Stream { groups: state.groups.len(), max_deleted_id: state.max_deleted_id, last_id },
+                    GroupAnswer::Stream {
+                        groups: state.groups.len(),
+                        max_deleted_id: state.max_deleted_id,
+                        last_id,
+                        entries_added: state.entries_added_at(self.partition.high_watermark()),
+                    },
                 ))
             }
             GroupCall::InfoFull { pending_max } => {
@@ -635,7 +642,7 @@ impl StreamGroups {
                     .groups
                     .iter()
                     .map(|(name, group)| GroupFull {
-                        info: GroupInfo::of(name, group),
+                        info: self.info_of(name, group),
                         pending: group
                             .pending
                             .iter()
@@ -679,7 +686,9 @@ impl StreamGroups {
             }
             GroupCall::Delete { ack, ids, references } => self.delete(ack, ids, references).await,
             GroupCall::Trim { to, references } => self.trim(to, references).await,
-            GroupCall::SetLastId { id, max_deleted } => self.set_last_id(shard, id, max_deleted).await,
+            GroupCall::SetLastId { id, entries_added, max_deleted } => {
+                self.set_last_id(shard, id, entries_added, max_deleted).await
+            }
         }
     }
 
@@ -690,6 +699,7 @@ impl StreamGroups {
         &self,
         shard: &ShardRef,
         id: StreamId,
+        entries_added: Option<i64>,
         max_deleted: Option<StreamId>,
     ) -> Result<(Vec<Event>, GroupAnswer), GroupError> {
         let refused = |text: &str| Err(GroupError::Refused(text.to_string()));
@@ -699,7 +709,11 @@ impl StreamGroups {
                 return refused("ERR The ID specified in XSETID is smaller than the target stream top item");
             }
         }
-        let mut events = vec![Event::LastId { id, end: self.partition.high_watermark() }];
+        let end = self.partition.high_watermark();
+        let mut events = vec![Event::LastId { id, end }];
+        if let Some(added) = entries_added {
+            events.push(Event::EntriesAdded { added, end });
+        }
         if let Some(max_deleted) = max_deleted {
             if id < max_deleted {
                 return refused("ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id");
@@ -715,6 +729,12 @@ impl StreamGroups {
         let stream = (String::from_utf8_lossy(&self.key).into_owned(), crate::resp::streams::STREAM_PARTITION);
         shard.set_stream_last_id(&stream, id).await;
         Ok((events, GroupAnswer::Done))
+    }
+
+    /// What XINFO shows of a group, with where it stands in the stream now.
+    fn info_of(&self, name: &Bytes, group: &StreamGroup) -> GroupInfo {
+        let (start, end) = (self.partition.log_start_offset(), self.partition.high_watermark());
+        GroupInfo::of(name, group, self.state.borrow().progress(group, start, end))
     }
 
     /// The offset of the stream's newest entry XDEL has not deleted (`None` when none is left).
@@ -853,13 +873,39 @@ impl StreamGroups {
                 Ok((last, end))
             }
             StartId::After(id) => {
-                // Start at the first record that may be after `id`; the read filters by ID.
+                // The time index finds the first record of `id`'s millisecond; the entries of
+                // that millisecond up to `id` are stepped over here, so the offset is exact
+                // (XINFO's entries-read and lag count from it).
                 let timestamp = sluice_engine::stream::entry::timestamp_of(id);
                 let offset = match self.partition.offset_for_timestamp(timestamp, uncompressed_batch).await? {
                     Some((offset, _)) => offset,
                     None => self.partition.high_watermark(),
                 };
-                Ok((id, offset.max(self.partition.log_start_offset())))
+                let from = offset.max(self.partition.log_start_offset());
+                Ok((id, self.first_offset_after(from, id).await?))
+            }
+        }
+    }
+
+    /// The offset of the first entry after `id` at or after `from`, or the log's end.
+    async fn first_offset_after(&self, mut from: i64, id: StreamId) -> Result<i64, GroupError> {
+        loop {
+            let fetched = match self.partition.read(from, ENTRY_READ_BYTES).await {
+                Ok(fetched) => fetched,
+                Err(PartitionError::OffsetOutOfRange { .. }) => return Ok(self.partition.high_watermark()),
+                Err(error) => return Err(error.into()),
+            };
+            let entries = crate::resp::streams::decode(&fetched.records);
+            if let Some(after) = entries.iter().find(|entry| entry.offset >= from && entry.id > id) {
+                return Ok(after.offset);
+            }
+            // On past what was read, batches that hold no entry (one that did not decode) too.
+            let records = &fetched.records;
+            let batches = batch::split(records).map_while(Result::ok);
+            let read_to = batches.filter_map(|range| Some(batch::header(&records[range]).ok()?.last_offset())).last();
+            match read_to {
+                Some(last) if last >= from => from = last + 1,
+                _ => return Ok(self.partition.high_watermark()),
             }
         }
     }
@@ -1120,12 +1166,7 @@ impl StreamGroups {
         }
         if let Some(last_id) = options.last_id.filter(|last_id| *last_id > group.last_delivered) {
             let next_offset = self.start_position(StartId::After(last_id)).await?.1.max(group.next_offset);
-            events.push(Event::SetId {
-                name: name.clone(),
-                last_delivered: last_id,
-                next_offset,
-                entries_read: group.entries_read,
-            });
+            events.push(Event::SetId { name: name.clone(), last_delivered: last_id, next_offset });
         }
         if !claimed.is_empty() {
             let deliveries = match (options.retry_count, options.just_id) {
@@ -1150,12 +1191,9 @@ impl StreamGroups {
 
     /// The entry with exactly `id`, if the stream has it.
     async fn find(&self, id: StreamId) -> Result<Option<Entry>, GroupError> {
-        let probe = StreamGroup::new(
-            id.predecessor().unwrap_or(StreamId::MIN),
-            self.start_position(StartId::After(id)).await?.1,
-            None,
-            GroupConfig::default(),
-        );
+        let before = id.predecessor().unwrap_or(StreamId::MIN);
+        let probe =
+            StreamGroup::new(before, self.start_position(StartId::After(before)).await?.1, GroupConfig::default());
         let (entries, _) = self.new_entries(&probe, 1, ReplyBudget::whole()).await?;
         Ok(entries.into_iter().next().filter(|entry| entry.id == id))
     }

@@ -211,6 +211,20 @@ fn a_stream_emptied_by_kafka_delete_records_keeps_its_last_id_across_a_restart()
     assert_eq!(redis_cli(&broker, &["XADD", "kafka-emptied", "5000-*", "n", "1"]).trim(), "5000-7");
 }
 
+/// Moving from Redis: a redis-server's AOF rewrite of streams, groups and pending entries,
+/// replayed into sluice with `redis-cli --pipe`, gives the same streams (tests/py/redis_aof.py).
+#[test]
+fn a_redis_aof_of_streams_replays_into_sluice() {
+    require_python!();
+    if !redis_cli_installed() || Command::new("redis-server").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: redis-server or redis-cli is not installed (tests/run installs redis-server)");
+        return;
+    }
+    let broker = Broker::builder().shards(2).start();
+    let resp = broker.resp_addr();
+    broker.python("redis_aof.py", &["--resp", &resp]);
+}
+
 /// redis-benchmark: 50 clients pipelining XADDs into one new stream (they race to create it),
 /// every one acknowledged and stored.
 #[test]

@@ -21,6 +21,7 @@ const ACKED: u8 = 9;
 const DROPPED: u8 = 10;
 const ENTRIES_DELETED: u8 = 11;
 const LAST_ID: u8 = 12;
+const ENTRIES_ADDED: u8 = 13;
 
 #[derive(Default)]
 struct Writer(Vec<u8>);
@@ -123,10 +124,21 @@ impl Reader<'_> {
     }
 }
 
+/// Records written before 2026-12-06 kept a group's entries-read counter after its next
+/// offset; it now follows from the offset (`StreamState::progress`). The field stays in the
+/// format, written empty and skipped on reading, so logs from either side of the change read.
+fn write_former_entries_read(out: &mut Writer) {
+    out.optional(None);
+}
+
+fn skip_former_entries_read(input: &mut Reader<'_>) -> Option<()> {
+    input.optional().map(|_| ())
+}
+
 fn write_group(out: &mut Writer, group: &StreamGroup) {
     out.id(group.last_delivered);
     out.i64(group.next_offset);
-    out.optional(group.entries_read);
+    write_former_entries_read(out);
     out.config(&group.config);
     out.u64(group.consumers.len() as u64);
     for (name, consumer) in &group.consumers {
@@ -145,10 +157,11 @@ fn write_group(out: &mut Writer, group: &StreamGroup) {
 }
 
 fn read_group(input: &mut Reader<'_>) -> Option<StreamGroup> {
+    let (last_delivered, next_offset) = (input.id()?, input.i64()?);
+    skip_former_entries_read(input)?;
     let mut group = StreamGroup {
-        last_delivered: input.id()?,
-        next_offset: input.i64()?,
-        entries_read: input.optional()?,
+        last_delivered,
+        next_offset,
         config: input.config()?,
         consumers: BTreeMap::new(),
         pending: BTreeMap::new(),
@@ -181,11 +194,11 @@ pub fn encode(event: &Event) -> StateRecord {
             write_group(&mut out, group);
         }
         Event::Destroyed { .. } => out.u8(DESTROYED),
-        Event::SetId { last_delivered, next_offset, entries_read, .. } => {
+        Event::SetId { last_delivered, next_offset, .. } => {
             out.u8(SET_ID);
             out.id(*last_delivered);
             out.i64(*next_offset);
-            out.optional(*entries_read);
+            write_former_entries_read(&mut out);
         }
         Event::Configured { config, .. } => {
             out.u8(CONFIGURED);
@@ -256,6 +269,11 @@ pub fn encode(event: &Event) -> StateRecord {
             out.id(*id);
             out.i64(*end);
         }
+        Event::EntriesAdded { added, end } => {
+            out.u8(ENTRIES_ADDED);
+            out.i64(*added);
+            out.i64(*end);
+        }
     }
     (event.group_name().map_or_else(Vec::new, |name| name.to_vec()), Some(out.0))
 }
@@ -268,12 +286,11 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<Event> {
     let event = match input.u8()? {
         GROUP => Event::Group { name, group: read_group(&mut input)? },
         DESTROYED => Event::Destroyed { name },
-        SET_ID => Event::SetId {
-            name,
-            last_delivered: input.id()?,
-            next_offset: input.i64()?,
-            entries_read: input.optional()?,
-        },
+        SET_ID => {
+            let (last_delivered, next_offset) = (input.id()?, input.i64()?);
+            skip_former_entries_read(&mut input)?;
+            Event::SetId { name, last_delivered, next_offset }
+        }
         CONFIGURED => Event::Configured { name, config: input.config()? },
         CONSUMER_CREATED => Event::ConsumerCreated { name, consumer: input.bytes()?, at_ms: input.u64()? },
         CONSUMER_DELETED => Event::ConsumerDeleted { name, consumer: input.bytes()? },
@@ -313,6 +330,7 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<Event> {
             Event::EntriesDeleted { runs, max_id }
         }
         LAST_ID if name.is_empty() => Event::LastId { id: input.id()?, end: input.i64()? },
+        ENTRIES_ADDED if name.is_empty() => Event::EntriesAdded { added: input.i64()?, end: input.i64()? },
         _ => return None,
     };
     input.0.is_empty().then_some(event)
@@ -332,7 +350,6 @@ mod tests {
         let mut group = StreamGroup::new(
             StreamId::new(5, 1),
             9,
-            Some(3),
             GroupConfig { max_deliveries: Some(3), dead_letter: Some(name("jobs:dead")), visibility_ms: Some(30_000) },
         );
         let mut groups = BTreeMap::from([(name("g"), group.clone())]);
@@ -351,7 +368,7 @@ mod tests {
         vec![
             Event::Group { name: name("g"), group },
             Event::Destroyed { name: name("g") },
-            Event::SetId { name: name("g"), last_delivered: StreamId::new(1, 2), next_offset: 3, entries_read: None },
+            Event::SetId { name: name("g"), last_delivered: StreamId::new(1, 2), next_offset: 3 },
             Event::Configured { name: name("g"), config: GroupConfig::default() },
             Event::ConsumerCreated { name: name("g"), consumer: name("bob"), at_ms: 12 },
             Event::ConsumerDeleted { name: name("g"), consumer: name("bob") },
@@ -384,7 +401,19 @@ mod tests {
             Event::EntriesDeleted { runs: vec![(3, 4), (10, 20)], max_id: StreamId::new(20, 1) },
             Event::EntriesDeleted { runs: vec![], max_id: StreamId::MIN },
             Event::LastId { id: StreamId::new(1_700_000_000_000, 3), end: 42 },
+            Event::EntriesAdded { added: 1_000, end: 42 },
         ]
+    }
+
+    #[test]
+    fn records_with_an_entries_read_counter_still_read() {
+        let mut value = vec![SET_ID];
+        value.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2]);
+        value.extend_from_slice(&3_i64.to_be_bytes());
+        value.push(1);
+        value.extend_from_slice(&7_u64.to_be_bytes());
+        let expected = Event::SetId { name: name("g"), last_delivered: StreamId::new(1, 2), next_offset: 3 };
+        assert_eq!(decode(b"g", Some(&value)), Some(expected));
     }
 
     #[test]

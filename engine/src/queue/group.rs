@@ -48,10 +48,9 @@ pub struct Consumer {
 pub struct StreamGroup {
     /// The last ID handed out by `XREADGROUP >`.
     pub last_delivered: StreamId,
-    /// Where `XREADGROUP >` reads next in the log.
+    /// Where `XREADGROUP >` reads next in the log (XINFO's `entries-read` and `lag` follow
+    /// from it: see `StreamState::progress`).
     pub next_offset: i64,
-    /// Entries read by the group (XINFO `entries-read`), when known.
-    pub entries_read: Option<u64>,
     pub config: GroupConfig,
     pub consumers: BTreeMap<Bytes, Consumer>,
     pub pending: BTreeMap<StreamId, Pending>,
@@ -90,7 +89,6 @@ pub enum Event {
         name: Bytes,
         last_delivered: StreamId,
         next_offset: i64,
-        entries_read: Option<u64>,
     },
     Configured {
         name: Bytes,
@@ -152,6 +150,13 @@ pub enum Event {
         id: StreamId,
         end: i64,
     },
+    /// The stream's entries-added counter (not a group's event), set by XSETID ENTRIESADDED:
+    /// `added` when the log's end offset was `end`, and one more with each entry since. A
+    /// copy of a stream made elsewhere holds fewer entries than its source ever added.
+    EntriesAdded {
+        added: i64,
+        end: i64,
+    },
 }
 
 impl Event {
@@ -168,7 +173,7 @@ impl Event {
             | Event::Claimed { name, .. }
             | Event::Acked { name, .. }
             | Event::Dropped { name, .. } => name,
-            Event::EntriesDeleted { .. } | Event::LastId { .. } => return None,
+            Event::EntriesDeleted { .. } | Event::LastId { .. } | Event::EntriesAdded { .. } => return None,
         })
     }
 }
@@ -183,6 +188,19 @@ pub struct StreamState {
     /// The last ID XSETID set or trimming recorded, with the log's end offset then
     /// (`Event::LastId`); see `last_id_at`.
     pub last_id: Option<(StreamId, i64)>,
+    /// What XSETID ENTRIESADDED set, with the log's end offset then (`Event::EntriesAdded`);
+    /// see `entries_added_at`.
+    pub entries_added: Option<(i64, i64)>,
+}
+
+/// Where a group stands in its stream (XINFO's `entries-read` and `lag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The stream's entries-added counter at the group's read position: how many entries
+    /// were added before the next one it delivers.
+    pub entries_read: u64,
+    /// Entries in the stream the group has yet to be given (not deleted, not trimmed).
+    pub lag: u64,
 }
 
 impl StreamState {
@@ -195,6 +213,7 @@ impl StreamState {
                 self.max_deleted_id = self.max_deleted_id.max(*max_id);
             }
             Event::LastId { id, end } => self.last_id = Some((*id, *end)),
+            Event::EntriesAdded { added, end } => self.entries_added = Some((*added, *end)),
             _ => apply(&mut self.groups, event),
         }
     }
@@ -210,6 +229,25 @@ impl StreamState {
         }
     }
 
+    /// How many entries were ever added to the stream, given its log's end offset: the end
+    /// offset (one offset per entry), shifted by what XSETID ENTRIESADDED set.
+    pub fn entries_added_at(&self, end: i64) -> i64 {
+        match self.entries_added {
+            Some((added, at)) => added + (end - at),
+            None => end,
+        }
+    }
+
+    /// Where `group` stands in the stream whose log holds `start..end`. Exact, where Redis
+    /// keeps a counter and answers no lag once deletions lie ahead of a group: the log knows
+    /// every entry's position, and which were deleted.
+    pub fn progress(&self, group: &StreamGroup, start: i64, end: i64) -> Progress {
+        let from = group.next_offset.clamp(start, end.max(start));
+        let deleted: i64 = self.deleted.runs_in(from, end).iter().map(|(run_start, run_end)| run_end - run_start).sum();
+        let added_before = self.entries_added_at(end) - (end - from);
+        Progress { entries_read: added_before.max(0) as u64, lag: (end - from - deleted).max(0) as u64 }
+    }
+
     /// Events that rebuild this state from nothing; deleted entries below `log_start` (gone
     /// from the log) are left out.
     pub fn snapshot(&self, log_start: i64) -> Vec<Event> {
@@ -221,6 +259,9 @@ impl StreamState {
         }
         if let Some((id, end)) = self.last_id {
             events.push(Event::LastId { id, end });
+        }
+        if let Some((added, end)) = self.entries_added {
+            events.push(Event::EntriesAdded { added, end });
         }
         events
     }
@@ -241,13 +282,16 @@ pub fn apply(groups: &mut BTreeMap<Bytes, StreamGroup>, event: &Event) {
         return;
     };
     match event {
-        Event::Group { .. } | Event::Destroyed { .. } | Event::EntriesDeleted { .. } | Event::LastId { .. } => {
+        Event::Group { .. }
+        | Event::Destroyed { .. }
+        | Event::EntriesDeleted { .. }
+        | Event::LastId { .. }
+        | Event::EntriesAdded { .. } => {
             unreachable!("handled above")
         }
-        Event::SetId { last_delivered, next_offset, entries_read, .. } => {
+        Event::SetId { last_delivered, next_offset, .. } => {
             group.last_delivered = *last_delivered;
             group.next_offset = *next_offset;
-            group.entries_read = *entries_read;
         }
         Event::Configured { config, .. } => group.config = config.clone(),
         Event::ConsumerCreated { consumer, at_ms, .. } => {
@@ -277,7 +321,6 @@ pub fn apply(groups: &mut BTreeMap<Bytes, StreamGroup>, event: &Event) {
             if let Some((last, next_offset)) = advance {
                 group.last_delivered = group.last_delivered.max(*last);
                 group.next_offset = group.next_offset.max(*next_offset);
-                group.entries_read = group.entries_read.map(|read| read + entries.len() as u64);
             }
         }
         Event::Claimed { consumer, at_ms, delivered_ms, ids, deliveries, .. } => {
@@ -314,8 +357,8 @@ pub fn apply(groups: &mut BTreeMap<Bytes, StreamGroup>, event: &Event) {
 
 impl StreamGroup {
     /// A new group whose `XREADGROUP >` starts after `last_delivered`, at `next_offset`.
-    pub fn new(last_delivered: StreamId, next_offset: i64, entries_read: Option<u64>, config: GroupConfig) -> Self {
-        Self { last_delivered, next_offset, entries_read, config, ..Self::default() }
+    pub fn new(last_delivered: StreamId, next_offset: i64, config: GroupConfig) -> Self {
+        Self { last_delivered, next_offset, config, ..Self::default() }
     }
 
     fn consumer_mut(&mut self, name: &Bytes) -> &mut Consumer {
@@ -365,7 +408,6 @@ impl StreamGroup {
         StreamGroup {
             last_delivered: self.last_delivered,
             next_offset: self.next_offset,
-            entries_read: self.entries_read,
             config: self.config.clone(),
             consumers: BTreeMap::new(),
             pending: ids.into_iter().filter_map(|id| Some((*id, self.pending.get(id)?.clone()))).collect(),
@@ -414,14 +456,31 @@ mod tests {
         StreamId::new(ms, 0)
     }
 
+    #[test]
+    fn progress_counts_what_is_left_and_what_was_added_before() {
+        let mut state = StreamState::default();
+        let group = StreamGroup::new(StreamId::MIN, 2, GroupConfig::default());
+        // Offsets 0..10, the group reads from 2: 8 left, 2 added before.
+        let progress = state.progress(&group, 0, 10);
+        assert_eq!((progress.entries_read, progress.lag), (2, 8));
+        state.apply(&Event::EntriesDeleted { runs: vec![(4, 6), (0, 1)], max_id: id(5) });
+        assert_eq!(state.progress(&group, 0, 10).lag, 6, "deleted entries ahead are not waiting");
+        assert_eq!(state.progress(&group, 5, 10).lag, 4, "nor are trimmed ones");
+        assert_eq!(state.progress(&group, 5, 10).entries_read, 5);
+        // A copy holding 10 entries of a stream that added 25: XSETID ENTRIESADDED 25.
+        state.apply(&Event::EntriesAdded { added: 25, end: 10 });
+        assert_eq!(state.entries_added_at(10), 25);
+        assert_eq!(state.entries_added_at(12), 27, "each entry since counts");
+        assert_eq!(state.progress(&group, 0, 12).entries_read, 17);
+        let done = StreamGroup::new(StreamId::MIN, 12, GroupConfig::default());
+        assert_eq!(state.progress(&done, 0, 12), Progress { entries_read: 27, lag: 0 });
+    }
+
     fn created() -> BTreeMap<Bytes, StreamGroup> {
         let mut groups = BTreeMap::new();
         apply(
             &mut groups,
-            &Event::Group {
-                name: name("g"),
-                group: StreamGroup::new(StreamId::MIN, 0, Some(0), GroupConfig::default()),
-            },
+            &Event::Group { name: name("g"), group: StreamGroup::new(StreamId::MIN, 0, GroupConfig::default()) },
         );
         groups
     }
@@ -442,7 +501,6 @@ mod tests {
         let group = &groups[&name("g")];
         assert_eq!(group.last_delivered, id(3));
         assert_eq!(group.next_offset, 4);
-        assert_eq!(group.entries_read, Some(3));
         assert_eq!(group.pending.len(), 3);
         assert_eq!(
             group.pending[&id(2)],

@@ -4,6 +4,10 @@
 //! [DEADLETTER stream] [VISIBILITY ms]`; `XGROUP CONFIG key group option value ...` changes
 //! the last three later (`MAXDELIVERIES 0` and `VISIBILITY 0` turn them off, `DEADLETTER ""`
 //! goes back to `<key>:dlq`).
+//!
+//! ENTRIESREAD is checked as Redis checks it and then not needed: Redis keeps a group's
+//! read counter because it cannot tell an entry's position in the stream, while here the log
+//! knows it, so XINFO's entries-read and lag follow from where the group reads.
 use bytes::Bytes;
 use sluice_engine::stream::id::StreamId;
 
@@ -23,6 +27,15 @@ fn start_id(word: &[u8]) -> Result<StartId, Reply> {
     StreamId::parse(word, 0)
         .map(StartId::After)
         .ok_or_else(|| Reply::error("ERR Invalid stream ID specified as stream command argument"))
+}
+
+/// ENTRIESREAD's value: a count, or -1 for "unknown" (what Redis's AOF rewrite writes).
+fn entries_read(args: &mut Args) -> Result<i64, Reply> {
+    let value = args.integer()?;
+    if value < -1 {
+        return Err(Reply::error("ERR value for ENTRIESREAD must be positive or -1"));
+    }
+    Ok(value)
 }
 
 /// One of sluice's group options, if the next word is one.
@@ -66,13 +79,12 @@ pub async fn xgroup(session: &Session, args: &mut Args) -> CommandResult {
         b"CREATE" => {
             let start = start_id(&args.required()?)?;
             let mut make_stream = false;
-            let mut entries_read = None;
             let mut config = Vec::new();
             while args.remaining() > 0 {
                 if args.take_keyword("MKSTREAM") {
                     make_stream = true;
                 } else if args.take_keyword("ENTRIESREAD") {
-                    entries_read = Some(args.count()?);
+                    entries_read(args)?;
                 } else if let Some(change) = config_change(args)? {
                     config.push(change);
                 } else {
@@ -80,13 +92,15 @@ pub async fn xgroup(session: &Session, args: &mut Args) -> CommandResult {
                 }
             }
             let stream = existing_or_created(session, &key, make_stream).await?;
-            (GroupCall::Create { group: group.clone(), start, entries_read, config }, stream)
+            (GroupCall::Create { group: group.clone(), start, config }, stream)
         }
         b"SETID" => {
             let start = start_id(&args.required()?)?;
-            let entries_read = if args.take_keyword("ENTRIESREAD") { Some(args.count()?) } else { None };
+            if args.take_keyword("ENTRIESREAD") {
+                entries_read(args)?;
+            }
             args.finish()?;
-            (GroupCall::SetId { group: group.clone(), start, entries_read }, existing(session, &key)?)
+            (GroupCall::SetId { group: group.clone(), start }, existing(session, &key)?)
         }
         b"CONFIG" => {
             let mut changes = Vec::new();

@@ -16,13 +16,16 @@ fn optional_integer(value: Option<u64>) -> Reply {
     value.map_or(Reply::Null, |value| Reply::Integer(value as i64))
 }
 
-/// How many entries the group has yet to read, when known.
-fn lag(group: &GroupInfo, end: i64) -> Option<u64> {
-    group.entries_read.map(|read| (end as u64).saturating_sub(read))
+/// A group's `entries-read` and `lag` (exact, see `StreamState::progress`).
+fn progress_fields(group: &GroupInfo) -> [(Reply, Reply); 2] {
+    [
+        (Reply::bulk("entries-read"), Reply::Integer(group.progress.entries_read as i64)),
+        (Reply::bulk("lag"), Reply::Integer(group.progress.lag as i64)),
+    ]
 }
 
 /// A group in XINFO STREAM FULL, in Redis's fields and order.
-fn full_group(group: GroupFull, end: i64) -> Reply {
+fn full_group(group: GroupFull) -> Reply {
     let pending = group.pending.into_iter().map(|(delivery, consumer)| {
         Reply::Array(vec![
             Reply::Id(delivery.id),
@@ -47,15 +50,17 @@ fn full_group(group: GroupFull, end: i64) -> Reply {
             (Reply::bulk("pending"), Reply::Array(pending.collect())),
         ])
     });
-    Reply::Map(vec![
+    let mut fields = vec![
         (Reply::bulk("name"), Reply::Bulk(group.info.name.clone())),
         (Reply::bulk("last-delivered-id"), Reply::Id(group.info.last_delivered)),
-        (Reply::bulk("entries-read"), optional_integer(group.info.entries_read)),
-        (Reply::bulk("lag"), optional_integer(lag(&group.info, end))),
+    ];
+    fields.extend(progress_fields(&group.info));
+    fields.extend([
         (Reply::bulk("pel-count"), Reply::Integer(group.info.pending as i64)),
         (Reply::bulk("pending"), Reply::Array(pending.collect())),
         (Reply::bulk("consumers"), Reply::Array(consumers.collect())),
-    ])
+    ]);
+    Reply::Map(fields)
 }
 
 pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
@@ -78,22 +83,26 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
             let (min, max, one_entry) = (StreamId::MIN, StreamId::MAX, RESP_REPLY_BYTES_MAX);
             // FULL shows the first `count` entries; the short form the first one.
             let entries = stream.scan(session, start, min, max, full.unwrap_or(1), RESP_REPLY_BYTES_MAX).await?.entries;
-            // The stream's owner answers its groups, the greatest deleted ID and its last ID
-            // (the newest record's, also when XDEL deleted it, or what XSETID or a trim that
-            // emptied the stream set).
-            let (groups, max_deleted_id, last_id) = match group_call(session, &stream, GroupCall::InfoStream).await {
-                Ok(GroupAnswer::Stream { groups, max_deleted_id, last_id }) => (groups, max_deleted_id, last_id),
-                // Its groups could not be read: none, nothing deleted, the newest record's ID.
+            // The stream's owner answers its groups, the greatest deleted ID, its last ID (the
+            // newest record's, also when XDEL deleted it, or what XSETID or a trim that
+            // emptied the stream set) and how many entries were ever added.
+            let info = group_call(session, &stream, GroupCall::InfoStream).await;
+            let (groups, max_deleted_id, last_id, entries_added) = match info {
+                Ok(GroupAnswer::Stream { groups, max_deleted_id, last_id, entries_added }) => {
+                    (groups, max_deleted_id, last_id, entries_added)
+                }
+                // Its groups could not be read: none, nothing deleted, the newest record's ID,
+                // one entry added per offset.
                 _ => {
                     let newest = if end > start { stream.record_at(session, end - 1).await? } else { None };
-                    (0, StreamId::MIN, newest.map_or(StreamId::MIN, |entry| entry.id))
+                    (0, StreamId::MIN, newest.map_or(StreamId::MIN, |entry| entry.id), end)
                 }
             };
             let mut fields = vec![
                 (Reply::bulk("length"), Reply::Integer(length)),
                 (Reply::bulk("last-generated-id"), Reply::Id(last_id)),
                 (Reply::bulk("max-deleted-entry-id"), Reply::Id(max_deleted_id)),
-                (Reply::bulk("entries-added"), Reply::Integer(end)),
+                (Reply::bulk("entries-added"), Reply::Integer(entries_added)),
                 (
                     Reply::bulk("recorded-first-entry-id"),
                     Reply::Id(entries.first().map_or(StreamId::MIN, |entry| entry.id)),
@@ -106,10 +115,7 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
                     Err(error) => return Err(group_error(error, || NO_SUCH_KEY.to_string())),
                 };
                 fields.push((Reply::bulk("entries"), Reply::Array(entries.into_iter().map(Reply::entry).collect())));
-                fields.push((
-                    Reply::bulk("groups"),
-                    Reply::Array(groups.into_iter().map(|group| full_group(group, end)).collect()),
-                ));
+                fields.push((Reply::bulk("groups"), Reply::Array(groups.into_iter().map(full_group).collect())));
                 return Ok(Reply::Map(fields));
             }
             let last = stream.scan_back(session, min, max, 1, one_entry).await?.entries.into_iter().next();
@@ -124,23 +130,23 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
                 .await
                 .map_err(|error| group_error(error, || NO_SUCH_KEY.to_string()))?;
             let GroupAnswer::Groups(groups) = answer else { unreachable!("InfoGroups answers with Groups") };
-            let (_, end) = stream.offsets(session).await?;
             Ok(Reply::Array(
                 groups
                     .into_iter()
                     .map(|group| {
-                        let lag = lag(&group, end);
-                        Reply::Map(vec![
-                            (Reply::bulk("name"), Reply::Bulk(group.name)),
+                        let mut fields = vec![
+                            (Reply::bulk("name"), Reply::Bulk(group.name.clone())),
                             (Reply::bulk("consumers"), Reply::Integer(group.consumers as i64)),
                             (Reply::bulk("pending"), Reply::Integer(group.pending as i64)),
                             (Reply::bulk("last-delivered-id"), Reply::Id(group.last_delivered)),
-                            (Reply::bulk("entries-read"), optional_integer(group.entries_read)),
-                            (Reply::bulk("lag"), optional_integer(lag)),
+                        ];
+                        fields.extend(progress_fields(&group));
+                        fields.extend([
                             (Reply::bulk("max-deliveries"), optional_integer(group.config.max_deliveries)),
                             (Reply::bulk("dead-letter"), group.config.dead_letter.map_or(Reply::Null, Reply::Bulk)),
                             (Reply::bulk("visibility-ms"), optional_integer(group.config.visibility_ms)),
-                        ])
+                        ]);
+                        Reply::Map(fields)
                     })
                     .collect(),
             ))

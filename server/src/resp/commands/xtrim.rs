@@ -108,9 +108,10 @@ pub async fn xtrim(session: &Session, args: &mut Args) -> CommandResult {
 }
 
 /// XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]: sets the
-/// stream's last ID (no lower than its newest entry's), as a copy of a stream made elsewhere
-/// needs. Entries-added is the stream's log end offset here, so ENTRIESADDED is accepted only
-/// as that; a MAXDELETEDID may raise the stream's max-deleted-entry-id, not lower it.
+/// stream's last ID (no lower than its newest entry's) and its entries-added counter (no
+/// lower than its length), as a copy of a stream made elsewhere needs: Redis's AOF rewrite
+/// writes one after each stream's entries. A MAXDELETEDID may raise the stream's
+/// max-deleted-entry-id, not lower it.
 pub async fn xsetid(session: &Session, args: &mut Args) -> CommandResult {
     let key = args.required()?;
     let id = parse_id(&args.required()?)?;
@@ -135,14 +136,8 @@ pub async fn xsetid(session: &Session, args: &mut Args) -> CommandResult {
                 "ERR The entries_added specified in XSETID is smaller than the target stream length",
             ));
         }
-        let (_, added) = stream.offsets(session).await?;
-        if count != added {
-            return Err(Reply::error(format!(
-                "ERR ENTRIESADDED {count} is not this stream's entries-added ({added}): sluice counts them from its log"
-            )));
-        }
     }
-    match streams::group_call(session, &stream, GroupCall::SetLastId { id, max_deleted }).await {
+    match streams::group_call(session, &stream, GroupCall::SetLastId { id, entries_added, max_deleted }).await {
         Ok(_) => Ok(Reply::OK),
         Err(error) => Err(streams::group_error(error, || "ERR no such key".to_string())),
     }

@@ -872,19 +872,21 @@ impl StreamGroups {
                 let last = self.last_id().await?;
                 Ok((last, end))
             }
-            StartId::After(id) => {
-                // The time index finds the first record of `id`'s millisecond; the entries of
-                // that millisecond up to `id` are stepped over here, so the offset is exact
-                // (XINFO's entries-read and lag count from it).
-                let timestamp = sluice_engine::stream::entry::timestamp_of(id);
-                let offset = match self.partition.offset_for_timestamp(timestamp, uncompressed_batch).await? {
-                    Some((offset, _)) => offset,
-                    None => self.partition.high_watermark(),
-                };
-                let from = offset.max(self.partition.log_start_offset());
-                Ok((id, self.first_offset_after(from, id).await?))
-            }
+            // Exact, since XINFO's entries-read and lag count from it: the entries of `id`'s
+            // millisecond up to `id` are stepped over.
+            StartId::After(id) => Ok((id, self.first_offset_after(self.millisecond_start(id).await?, id).await?)),
         }
+    }
+
+    /// The first offset that may hold `id` or a later entry: the first record of `id`'s
+    /// millisecond (the time index), not before the log's start.
+    async fn millisecond_start(&self, id: StreamId) -> Result<i64, GroupError> {
+        let timestamp = sluice_engine::stream::entry::timestamp_of(id);
+        let offset = match self.partition.offset_for_timestamp(timestamp, uncompressed_batch).await? {
+            Some((offset, _)) => offset,
+            None => self.partition.high_watermark(),
+        };
+        Ok(offset.max(self.partition.log_start_offset()))
     }
 
     /// The offset of the first entry after `id` at or after `from`, or the log's end.
@@ -1191,9 +1193,9 @@ impl StreamGroups {
 
     /// The entry with exactly `id`, if the stream has it.
     async fn find(&self, id: StreamId) -> Result<Option<Entry>, GroupError> {
+        // A probe group reading from where `id` may be: its read filters by ID.
         let before = id.predecessor().unwrap_or(StreamId::MIN);
-        let probe =
-            StreamGroup::new(before, self.start_position(StartId::After(before)).await?.1, GroupConfig::default());
+        let probe = StreamGroup::new(before, self.millisecond_start(id).await?, GroupConfig::default());
         let (entries, _) = self.new_entries(&probe, 1, ReplyBudget::whole()).await?;
         Ok(entries.into_iter().next().filter(|entry| entry.id == id))
     }

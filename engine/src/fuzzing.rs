@@ -9,7 +9,7 @@ use crate::segment::recovery::scan;
 use crate::stream::entry;
 
 /// A stored or produced batch: validation, framing, records and headers, stream entries,
-/// group events.
+/// group events, committed-offset records.
 pub fn record_batch(data: &[u8]) {
     let _ = batch::validate(data, usize::MAX);
     for range in batch::split(data).map_while(Result::ok) {
@@ -23,6 +23,8 @@ pub fn record_batch(data: &[u8]) {
     let _ = entry::entries(&bytes);
     let _ = entry::last_id(&bytes);
     let _ = crate::queue::codec::decode(b"group", Some(data));
+    let _ = crate::group::offsets::OffsetRecord::decode(data, Some(data));
+    let _ = crate::group::offsets::OffsetRecord::decode(data, None);
 }
 
 /// Recovery's walk over a segment's bytes: whatever the file holds, the scan stops at the

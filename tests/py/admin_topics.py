@@ -1,7 +1,8 @@
 """Topic administration with confluent-kafka's AdminClient: create topics with partitions and
 configs, see them in metadata, read the configs back with DescribeConfigs, change them with
 IncrementalAlterConfigs and AlterConfigs (a smaller max.message.bytes refuses the next larger
-produce at once), refuse a duplicate, delete one and see it gone while the other stays.
+produce at once), refuse a duplicate, delete one and see it gone while the other stays; and
+describe the cluster (DescribeCluster: its id, its one broker, which is the controller).
 """
 
 import time
@@ -132,6 +133,14 @@ def delete_and_check_gone(admin, doomed, survivors):
     expect(not missing, f"deleting {doomed} also removed {missing}")
 
 
+def check_cluster(admin, bootstrap):
+    cluster = admin.describe_cluster(request_timeout=REQUEST_TIMEOUT_S).result()
+    host, port = bootstrap.rsplit(":", 1)
+    expect_equal(cluster.cluster_id, "sluice", "cluster id")
+    expect_equal([(node.id, node.host, node.port) for node in cluster.nodes], [(0, host, int(port))], "brokers")
+    expect_equal(cluster.controller.id, 0, "controller")
+
+
 def main():
     args = argument_parser(__doc__).parse_args()
     admin = admin_client(args.bootstrap)
@@ -141,6 +150,7 @@ def main():
     log(f"created {sorted(topics)}")
 
     check_metadata(admin, args.bootstrap, topics)
+    check_cluster(admin, args.bootstrap)
     check_configs(admin, {name: spec for name, spec in topics.items() if spec[1]})
     names = list(topics)
     check_alter_configs(admin, args.bootstrap, names[1])

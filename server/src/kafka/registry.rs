@@ -79,6 +79,7 @@ no_shared_records!(
     DeleteTopicsResponse,
     DeleteRecordsResponse,
     DescribeConfigsResponse,
+    DescribeClusterResponse,
     DescribeLogDirsResponse,
     CreatePartitionsResponse,
     AlterConfigsResponse,
@@ -209,6 +210,7 @@ registry! {
         DeleteTopics => delete_topics (DeleteTopicsRequest) [1 ..= 6];
         DeleteRecords => delete_records (DeleteRecordsRequest) [0 ..= 2];
         DescribeConfigs => describe_configs (DescribeConfigsRequest) [1 ..= 4];
+        DescribeCluster => describe_cluster (DescribeClusterRequest) [0 ..= 1];
         DescribeLogDirs => describe_log_dirs (DescribeLogDirsRequest) [1 ..= 4];
         CreatePartitions => create_partitions (CreatePartitionsRequest) [0 ..= 3];
         AlterConfigs => alter_configs (AlterConfigsRequest) [0 ..= 2];

@@ -54,12 +54,9 @@ pub async fn handle(context: &RequestContext, request: MetadataRequest, version:
             }
         }
     }
-    let listen = context.config.kafka_listen;
-    let host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(BrokerId(BROKER_ID))
-        .with_host(str_bytes(&host))
-        .with_port(i32::from(listen.port()));
+    let (host, port) = advertised(context);
+    let broker =
+        MetadataResponseBroker::default().with_node_id(BrokerId(BROKER_ID)).with_host(str_bytes(&host)).with_port(port);
     Some(
         MetadataResponse::default()
             .with_brokers(vec![broker])
@@ -67,6 +64,14 @@ pub async fn handle(context: &RequestContext, request: MetadataRequest, version:
             .with_controller_id(BrokerId(BROKER_ID))
             .with_topics(topics),
     )
+}
+
+/// The host and port clients are told to connect to: the Kafka listener's (`localhost` for an
+/// unspecified address such as 0.0.0.0).
+pub fn advertised(context: &RequestContext) -> (String, i32) {
+    let listen = context.config.kafka_listen;
+    let host = if listen.ip().is_unspecified() { "localhost".to_string() } else { listen.ip().to_string() };
+    (host, i32::from(listen.port()))
 }
 
 fn describe(topic: &TopicMeta) -> MetadataResponseTopic {

@@ -93,6 +93,14 @@ fn xinfo_stream_field(broker: &Broker, key: &str, field: &str) -> String {
     lines[at + 1].to_string()
 }
 
+/// `key` is empty, keeps `last` as its last ID, and refuses an XADD of `smaller`.
+fn assert_emptied_with_last_id(broker: &Broker, key: &str, last: &str, smaller: &str, when: &str) {
+    assert_eq!(xinfo_stream_field(broker, key, "length"), "0", "{key} empty {when}");
+    assert_eq!(xinfo_stream_field(broker, key, "last-generated-id"), last, "{key}'s last ID kept {when}");
+    let refused = "ERR The ID specified in XADD is equal or smaller than the target stream top item";
+    assert_eq!(redis_cli(broker, &["XADD", key, smaller, "n", "1"]).trim(), refused, "{key} {when}");
+}
+
 #[test]
 fn redis_cli_works_and_garbage_is_refused() {
     let broker = Broker::builder().shards(2).start();
@@ -166,22 +174,16 @@ fn a_stream_trimmed_empty_keeps_its_last_id_across_a_restart() {
     let mut broker = Broker::builder().shards(2).start();
     assert_eq!(redis_cli(&broker, &["XADD", "emptied", "5000-5", "n", "1"]).trim(), "5000-5");
     assert_eq!(redis_cli(&broker, &["XTRIM", "emptied", "MAXLEN", "0"]).trim(), "1");
-    let last_generated = |broker: &Broker| {
-        (xinfo_stream_field(broker, "emptied", "length"), xinfo_stream_field(broker, "emptied", "last-generated-id"))
-    };
-    let refused = "ERR The ID specified in XADD is equal or smaller than the target stream top item";
-    assert_eq!(last_generated(&broker), ("0".to_string(), "5000-5".to_string()), "length 0, the last ID kept");
-    assert_eq!(redis_cli(&broker, &["XADD", "emptied", "3000-1", "n", "1"]).trim(), refused);
+    assert_emptied_with_last_id(&broker, "emptied", "5000-5", "3000-1", "before a restart");
     broker.restart();
-    assert_eq!(last_generated(&broker), ("0".to_string(), "5000-5".to_string()), "kept across a restart");
-    assert_eq!(redis_cli(&broker, &["XADD", "emptied", "3000-1", "n", "1"]).trim(), refused, "after a restart");
+    assert_emptied_with_last_id(&broker, "emptied", "5000-5", "3000-1", "after a restart");
     assert_eq!(redis_cli(&broker, &["XADD", "emptied", "5000-*", "n", "1"]).trim(), "5000-6");
     // XSETID's last ID is kept the same way, also below a deleted newest entry.
     assert_eq!(redis_cli(&broker, &["XADD", "emptied", "7000-0", "n", "1"]).trim(), "7000-0");
     assert_eq!(redis_cli(&broker, &["XDEL", "emptied", "7000-0"]).trim(), "1");
     assert_eq!(redis_cli(&broker, &["XSETID", "emptied", "6000-0"]).trim(), "OK");
     broker.restart();
-    assert_eq!(last_generated(&broker).1, "6000-0", "XSETID's last ID across a restart");
+    assert_eq!(xinfo_stream_field(&broker, "emptied", "last-generated-id"), "6000-0", "XSETID's, across a restart");
     assert_eq!(redis_cli(&broker, &["XADD", "emptied", "6000-*", "n", "1"]).trim(), "6000-1");
 }
 
@@ -198,16 +200,9 @@ fn a_stream_emptied_by_kafka_delete_records_keeps_its_last_id_across_a_restart()
     assert_eq!(redis_cli(&broker, &["XADD", "kafka-emptied", "5000-5", "n", "1"]).trim(), "5000-5");
     assert_eq!(redis_cli(&broker, &["XADD", "kafka-emptied", "5000-6", "n", "2"]).trim(), "5000-6");
     broker.python("retention.py", &["delete-records", "--topic", "kafka-emptied", "--offset", "2"]);
-    let last_generated = |broker: &Broker| {
-        let field = |name| xinfo_stream_field(broker, "kafka-emptied", name);
-        (field("length"), field("last-generated-id"))
-    };
-    let refused = "ERR The ID specified in XADD is equal or smaller than the target stream top item";
-    assert_eq!(last_generated(&broker), ("0".to_string(), "5000-6".to_string()), "length 0, the last ID kept");
-    assert_eq!(redis_cli(&broker, &["XADD", "kafka-emptied", "3000-1", "n", "1"]).trim(), refused);
+    assert_emptied_with_last_id(&broker, "kafka-emptied", "5000-6", "3000-1", "before a restart");
     broker.restart();
-    assert_eq!(last_generated(&broker), ("0".to_string(), "5000-6".to_string()), "kept across a restart");
-    assert_eq!(redis_cli(&broker, &["XADD", "kafka-emptied", "3000-1", "n", "1"]).trim(), refused, "after a restart");
+    assert_emptied_with_last_id(&broker, "kafka-emptied", "5000-6", "3000-1", "after a restart");
     assert_eq!(redis_cli(&broker, &["XADD", "kafka-emptied", "5000-*", "n", "1"]).trim(), "5000-7");
 }
 

@@ -75,6 +75,12 @@ impl Connections {
         debug_assert!(previous > 0, "more connections closed than opened");
     }
 
+    /// RESP connections served so far (each took a client id): INFO's
+    /// `total_connections_received`, which as in Redis leaves out those refused.
+    pub fn clients_received(&self) -> u64 {
+        self.next_client_id.load(Ordering::Relaxed) - 1
+    }
+
     /// A new RESP client id: unique in the broker and increasing, like Redis's `CLIENT ID`.
     pub fn client_id(&self) -> u64 {
         self.next_client_id.fetch_add(1, Ordering::Relaxed)

@@ -37,6 +37,7 @@ pub mod limits;
 pub mod metadata;
 pub mod metrics;
 pub mod net;
+pub mod process;
 pub mod request_memory;
 pub mod resp;
 pub mod runtime;

@@ -305,6 +305,46 @@ def check_group_progress(r, stream):
     expect_equal(progress("from-start"), (4, 1), "trimmed entries are not waiting")
 
 
+def check_info(r):
+    """INFO's sections and the fields monitoring tools read (redis-py parses them), from every
+    shard: a blocked XREAD on another connection is counted, commands and connections add up."""
+    info = r.info()
+    for field in ["uptime_in_seconds", "connected_clients", "blocked_clients", "maxclients", "used_memory",
+                  "used_memory_rss", "loading", "aof_enabled", "total_connections_received",
+                  "total_commands_processed", "rejected_connections", "role", "used_cpu_sys", "used_cpu_user"]:
+        expect(field in info, f"INFO has {field}")
+    expect_equal(info["role"], "master", "INFO role")
+    expect_equal((info["loading"], info["rdb_bgsave_in_progress"], info["aof_rewrite_in_progress"]), (0, 0, 0),
+                 "no child process, nothing loading")
+    expect(info["used_memory_rss"] > 1 << 20, f"INFO used_memory_rss: {info['used_memory_rss']}")
+    expect(info["connected_clients"] >= 1, "INFO counts this connection")
+    before = r.info("stats")
+    expect_equal(set(before), {"total_connections_received", "total_commands_processed", "rejected_connections"},
+                 "INFO stats alone")
+    others = [client(f"{r.connection_pool.connection_kwargs['host']}:{r.connection_pool.connection_kwargs['port']}")
+              for _ in range(3)]
+    for other in others:
+        other.ping()
+    blocked = threading.Thread(target=lambda: others[0].xread({"info-block": "$"}, block=3000))
+    blocked.start()
+    deadline = time.monotonic() + 5
+    while r.info("clients")["blocked_clients"] != 1:
+        expect(time.monotonic() < deadline, "INFO never counted the blocked XREAD")
+        time.sleep(0.02)
+    others[1].xadd("info-block", {"wake": "up"})
+    blocked.join(timeout=5)
+    after = r.info("stats")
+    expect(after["total_connections_received"] >= before["total_connections_received"] + 3,
+           f"connections received: {before} -> {after}")
+    expect(after["total_commands_processed"] >= before["total_commands_processed"] + 6,
+           f"commands processed: {before} -> {after}")
+    expect_equal(r.info("clients")["blocked_clients"], 0, "the XREAD woke")
+    expect_equal(r.info("cpu", "replication")["connected_slaves"], 0, "INFO with two sections")
+    for other in others:
+        other.close()
+    r.delete("info-block")
+
+
 def check_connection(address):
     r = client(address)
     expect(r.ping(), "PING")
@@ -315,6 +355,7 @@ def check_connection(address):
     expect(r.execute_command("SELECT", 0), "SELECT 0")
     expect_error(lambda: r.execute_command("SELECT", 1), "DB index is out of range", "SELECT 1")
     expect_equal(r.info("server").get("redis_version"), "7.2.0", "INFO server")
+    check_info(r)
     expect_error(lambda: r.execute_command("NOSUCHCOMMAND", "x"), "unknown command", "an unknown command")
     pipe = r.pipeline(transaction=False)
     for index in range(20):

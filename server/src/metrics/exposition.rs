@@ -314,6 +314,9 @@ fn render_traffic(out: &mut Exposition, metrics: &BrokerMetrics) {
     for (protocol, open) in Protocol::ALL.iter().zip(&metrics.connections_open) {
         out.sample(name, &[("protocol", protocol.label())], open);
     }
+    let name = "sluice_resp_blocked_clients";
+    out.family(name, Kind::Gauge, "RESP commands waiting with BLOCK (XREAD, XREADGROUP) for entries.");
+    out.sample(name, &[], metrics.resp_blocked);
     type ExecutorField = fn(&super::ExecutorTotals) -> String;
     let families: [(&str, &str, ExecutorField); 3] = [
         (

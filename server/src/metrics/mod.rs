@@ -63,7 +63,7 @@ impl Protocol {
         }
     }
 
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -172,6 +172,8 @@ pub struct ShardMetrics {
     resp_entry_bytes: MessageBytesHistogram,
     connections_open: [Cell<usize>; Protocol::ALL.len()],
     connections_dropped: [[Cell<u64>; Dropped::ALL.len()]; Protocol::ALL.len()],
+    /// RESP commands blocked (BLOCK) as of the last scrape.
+    resp_blocked: Cell<usize>,
     /// Requests this shard sent to other shards over the mesh and has no answer for yet.
     mesh_in_flight: Cell<usize>,
     /// Bytes of Fetch responses its connections sent from segment files with sendfile.
@@ -223,6 +225,7 @@ impl Default for ShardMetrics {
             resp_entry_bytes: Histogram::new(&MESSAGE_BYTES_BUCKETS),
             connections_open: Default::default(),
             connections_dropped: Default::default(),
+            resp_blocked: Cell::new(0),
             mesh_in_flight: Cell::new(0),
             sendfile_bytes: Cell::new(0),
             executor: Cell::new(None),
@@ -300,6 +303,10 @@ impl ShardMetrics {
 
     /// The connections this shard serves on each front door (`Protocol::ALL`), as of the scrape
     /// (`accept::Connections` counts them).
+    pub fn record_resp_blocked(&self, blocked: usize) {
+        self.resp_blocked.set(blocked);
+    }
+
     pub fn record_connections_open(&self, open: [usize; Protocol::ALL.len()]) {
         for (cell, open) in self.connections_open.iter().zip(open) {
             cell.set(open);
@@ -325,6 +332,7 @@ impl ShardMetrics {
             resp_entry_bytes: self.resp_entry_bytes.snapshot(),
             connections_open: self.connections_open.iter().map(Cell::get).collect(),
             connections_dropped: self.connections_dropped.each_ref().map(|counts| counts.each_ref().map(Cell::get)),
+            resp_blocked: self.resp_blocked.get(),
             mesh_in_flight: self.mesh_in_flight.get(),
             sendfile_bytes: self.sendfile_bytes.get(),
             executor: self.executor.get(),
@@ -424,6 +432,7 @@ pub struct ShardSnapshot {
     pub resp_entry_bytes: HistogramSnapshot,
     pub connections_open: Vec<usize>,
     pub connections_dropped: DroppedCounts,
+    pub resp_blocked: usize,
     pub mesh_in_flight: usize,
     pub sendfile_bytes: u64,
     pub executor: Option<ExecutorTotals>,
@@ -447,6 +456,7 @@ pub struct BrokerMetrics {
     pub resp_entry_bytes: HistogramSnapshot,
     pub connections_open: Vec<usize>,
     pub connections_dropped: DroppedCounts,
+    pub resp_blocked: usize,
     pub mesh_in_flight: usize,
     pub sendfile_bytes: u64,
     /// Sorted by shard.
@@ -478,6 +488,7 @@ impl BrokerMetrics {
             resp_entry_bytes: HistogramSnapshot::empty(&MESSAGE_BYTES_BUCKETS),
             connections_open: vec![0; Protocol::ALL.len()],
             connections_dropped: Default::default(),
+            resp_blocked: 0,
             mesh_in_flight: 0,
             sendfile_bytes: 0,
             executors: Vec::new(),
@@ -506,6 +517,7 @@ impl BrokerMetrics {
                     *total += count;
                 }
             }
+            merged.resp_blocked += snapshot.resp_blocked;
             merged.mesh_in_flight += snapshot.mesh_in_flight;
             merged.sendfile_bytes += snapshot.sendfile_bytes;
             merged.executors.extend(snapshot.executor);

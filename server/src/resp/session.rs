@@ -102,6 +102,11 @@ thread_local! {
     static BLOCKED_ON_SHARD: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Commands blocked on this shard now (INFO's blocked_clients, summed over shards).
+pub fn blocked_on_this_shard() -> usize {
+    BLOCKED_ON_SHARD.with(Cell::get)
+}
+
 /// A blocked command's place in the shard's count; freed when dropped.
 pub struct Blocked(());
 

@@ -260,6 +260,7 @@ impl Shard {
         self.metrics.record_request_memory(self.request_memory.held_bytes(), self.request_memory.waits());
         self.metrics.record_catch_up_throttled(self.catch_up_rate.throttled());
         self.metrics.record_connections_open(Protocol::ALL.map(|door| self.connections.open(door, self.id)));
+        self.metrics.record_resp_blocked(crate::resp::session::blocked_on_this_shard());
         let partitions = self
             .partitions
             .borrow()

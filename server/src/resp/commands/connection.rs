@@ -2,6 +2,7 @@
 //! handled by the connection). Enough for redis-cli, redis-py and redis-benchmark.
 use bytes::Bytes;
 
+use crate::metrics::{Dropped, Protocol};
 use crate::resp::clients::{self, ClientFilter};
 use crate::resp::command::{parse_integer, syntax_error, Args, CommandResult};
 use crate::resp::reply::Reply;
@@ -265,28 +266,120 @@ pub fn command(args: &mut Args) -> CommandResult {
 }
 
 /// `INFO [section]`: server and keyspace.
+/// `INFO [section ...]`: Redis's sections, with the fields monitoring tools and `redis-cli
+/// --stat` read, from what the broker measures (every shard's, one mesh round for clients and
+/// stats). Fields of machinery sluice does not have are given only where their value is fixed
+/// and true here: no fork child (no RDB save, no AOF rewrite), no replicas, no eviction; the
+/// log is fsynced before every answer, Redis's `appendonly yes` with `appendfsync always`.
 pub async fn info(session: &Session, args: &mut Args) -> CommandResult {
-    let section = args.next_word().map(|section| String::from_utf8_lossy(&section).to_ascii_lowercase());
-    let wants =
-        |name: &str| section.as_deref().is_none_or(|asked| asked == name || asked == "all" || asked == "everything");
-    let mut text = String::new();
+    let asked: Vec<String> =
+        args.rest().iter().map(|section| String::from_utf8_lossy(section).to_ascii_lowercase()).collect();
+    let every =
+        asked.is_empty() || asked.iter().any(|section| matches!(section.as_str(), "all" | "everything" | "default"));
+    let wants = |name: &str| every || asked.iter().any(|section| section == name);
+    let shard = &session.shard;
+    let measured = if wants("clients") || wants("stats") { Some(crate::metrics::collect(shard).await) } else { None };
+    let mut sections: Vec<(&str, Vec<(&str, String)>)> = Vec::new();
     if wants("server") {
-        text.push_str(&format!(
-            "# Server\r\nredis_version:{REDIS_VERSION}\r\nsluice_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\n\r\n",
-            env!("CARGO_PKG_VERSION"),
-            std::env::consts::OS,
-            std::process::id(),
-            session.shard.config.resp_listen.port(),
+        let uptime = crate::process::uptime().as_secs();
+        sections.push((
+            "Server",
+            vec![
+                ("redis_version", REDIS_VERSION.to_string()),
+                ("sluice_version", env!("CARGO_PKG_VERSION").to_string()),
+                ("redis_mode", "standalone".to_string()),
+                ("os", std::env::consts::OS.to_string()),
+                ("arch_bits", "64".to_string()),
+                ("process_id", std::process::id().to_string()),
+                ("tcp_port", shard.config.resp_listen.port().to_string()),
+                ("uptime_in_seconds", uptime.to_string()),
+                ("uptime_in_days", (uptime / 86_400).to_string()),
+            ],
+        ));
+    }
+    if let (true, Some(measured)) = (wants("clients"), &measured) {
+        sections.push((
+            "Clients",
+            vec![
+                ("connected_clients", measured.connections_open[Protocol::Resp.index()].to_string()),
+                ("blocked_clients", measured.resp_blocked.to_string()),
+                ("maxclients", (shard.config.connections_max * shard.count).to_string()),
+            ],
+        ));
+    }
+    if wants("memory") {
+        let resident = crate::process::resident_bytes();
+        sections.push((
+            "Memory",
+            vec![
+                ("used_memory", resident.to_string()),
+                ("used_memory_human", human_bytes(resident)),
+                ("used_memory_rss", resident.to_string()),
+                ("used_memory_rss_human", human_bytes(resident)),
+                ("maxmemory", "0".to_string()),
+                ("maxmemory_human", "0B".to_string()),
+                ("maxmemory_policy", "noeviction".to_string()),
+            ],
+        ));
+    }
+    if wants("persistence") {
+        let fixed = [
+            ("loading", "0"),
+            ("async_loading", "0"),
+            ("rdb_bgsave_in_progress", "0"),
+            ("aof_enabled", "1"),
+            ("aof_rewrite_in_progress", "0"),
+            ("aof_rewrite_scheduled", "0"),
+        ];
+        sections.push(("Persistence", fixed.iter().map(|(name, value)| (*name, value.to_string())).collect()));
+    }
+    if let (true, Some(measured)) = (wants("stats"), &measured) {
+        let commands: u64 = measured.resp_command_seconds.iter().map(|histogram| histogram.count).sum();
+        let refused = measured.connections_dropped[Protocol::Resp.index()][Dropped::ConnectionsMax as usize];
+        sections.push((
+            "Stats",
+            vec![
+                ("total_connections_received", shard.connections.clients_received().to_string()),
+                ("total_commands_processed", commands.to_string()),
+                ("rejected_connections", refused.to_string()),
+            ],
+        ));
+    }
+    if wants("replication") {
+        sections.push(("Replication", vec![("role", "master".to_string()), ("connected_slaves", "0".to_string())]));
+    }
+    if wants("cpu") {
+        let (user, system) = crate::process::cpu_time();
+        sections.push((
+            "CPU",
+            vec![
+                ("used_cpu_sys", format!("{:.6}", system.as_secs_f64())),
+                ("used_cpu_user", format!("{:.6}", user.as_secs_f64())),
+            ],
         ));
     }
     if wants("keyspace") {
-        let keys = session.shard.metadata().topics.len();
-        text.push_str("# Keyspace\r\n");
-        if keys > 0 {
-            text.push_str(&format!("db0:keys={keys},expires=0,avg_ttl=0\r\n"));
-        }
+        let keys = shard.metadata().topics.len();
+        let databases = if keys > 0 { vec![("db0", format!("keys={keys},expires=0,avg_ttl=0"))] } else { Vec::new() };
+        sections.push(("Keyspace", databases));
     }
-    Ok(Reply::Bulk(Bytes::from(text)))
+    let text: Vec<String> = sections
+        .iter()
+        .map(|(title, fields)| {
+            let lines: String = fields.iter().map(|(name, value)| format!("{name}:{value}\r\n")).collect();
+            format!("# {title}\r\n{lines}")
+        })
+        .collect();
+    Ok(Reply::Bulk(Bytes::from(text.join("\r\n"))))
+}
+
+/// Bytes as Redis's INFO writes them for people: `1.50M`, `812.00K`, `512B`.
+fn human_bytes(bytes: u64) -> String {
+    let units = [(1u64 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
+    match units.iter().find(|(size, _)| bytes >= *size) {
+        Some((size, unit)) => format!("{:.2}{unit}", bytes as f64 / *size as f64),
+        None => format!("{bytes}B"),
+    }
 }
 
 /// `CONFIG GET pattern...`: what redis-benchmark asks (save, appendonly); CONFIG SET refused.

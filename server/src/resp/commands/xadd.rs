@@ -14,7 +14,7 @@ use sluice_engine::partition::PartitionError;
 use sluice_engine::stream::id::IdRequest;
 use sluice_engine::sync::Notify;
 
-use super::xtrim::{parse_references, parse_trim, Trim};
+use super::xtrim::{parse_trim_options, Trim, TrimOptions};
 use super::Outcome;
 use crate::limits::{RESP_XADD_GATHER_BYTES_MAX, RESP_XADD_GATHER_ENTRIES_MAX};
 use crate::metrics::{Protocol, RespCommand};
@@ -37,22 +37,8 @@ struct Request {
 
 fn parse(args: &mut Args) -> Result<Request, Reply> {
     let key = args.required()?;
-    let mut make_stream = true;
-    let mut trim: Option<Trim> = None;
-    let mut references = None;
-    loop {
-        if args.take_keyword("NOMKSTREAM") {
-            make_stream = false;
-        } else if let Some(given) = references.is_none().then(|| parse_references(args)).flatten() {
-            references = Some(given);
-        } else if let Some(parsed) = parse_trim(args)? {
-            trim = Some(parsed);
-        } else {
-            break;
-        }
-    }
-    // KEEPREF, DELREF or ACKED say what trimming does with the groups' references.
-    let trim = trim.map(|trim| Trim { references: references.unwrap_or_default(), ..trim });
+    let TrimOptions { trim, no_make_stream } = parse_trim_options(args, true)?;
+    let make_stream = !no_make_stream;
     let id_word = args.required()?;
     let id = IdRequest::parse(&id_word)
         .ok_or_else(|| Reply::error("ERR Invalid stream ID specified as stream command argument"))?;
@@ -316,6 +302,11 @@ mod tests {
         assert_eq!(request.fields.len(), 2);
         let request = parse(&mut Args::of(&["XADD", "s", "ACKED", "MAXLEN", "3", "*", "a", "1"])).unwrap();
         assert_eq!(request.trim, Some(Trim { bound: Bound::MaxLength(3), references: References::Acked }));
+        // In any order, as Redis reads them.
+        let words = ["XADD", "s", "LIMIT", "10", "MAXLEN", "~", "100", "DELREF", "NOMKSTREAM", "*", "a", "1"];
+        let request = parse(&mut Args::of(&words)).unwrap();
+        assert_eq!(request.trim, Some(Trim { bound: Bound::MaxLength(100), references: References::Delete }));
+        assert!(!request.make_stream);
     }
 
     #[test]
@@ -334,6 +325,14 @@ mod tests {
         assert_eq!(
             error(&["XADD", "s", "MAXLEN", "5", "LIMIT", "3", "*", "a", "1"]),
             Reply::error("ERR syntax error, LIMIT cannot be used without the special ~ option")
+        );
+        assert_eq!(
+            error(&["XADD", "s", "LIMIT", "3", "*", "a", "1"]),
+            Reply::error("ERR syntax error, LIMIT cannot be used without specifying a trimming strategy")
+        );
+        assert_eq!(
+            error(&["XADD", "s", "MAXLEN", "5", "MINID", "1", "*", "a", "1"]),
+            Reply::error("ERR syntax error, MAXLEN and MINID options at the same time are not compatible")
         );
     }
 }

@@ -35,37 +35,68 @@ pub fn parse_references(args: &mut Args) -> Option<References> {
         .map(|(_, references)| references)
 }
 
-/// `MAXLEN|MINID [=|~] threshold [LIMIT count]` if the next word starts it.
-pub fn parse_trim(args: &mut Args) -> Result<Option<Trim>, Reply> {
-    let is_max_length = if args.take_keyword("MAXLEN") {
-        true
-    } else if args.take_keyword("MINID") {
-        false
-    } else {
-        return Ok(None);
-    };
-    let approximate = args.take_keyword("~");
-    if !approximate {
-        args.take_keyword("=");
+/// What XADD and XTRIM take before their ID (XADD) or end (XTRIM).
+#[derive(Debug, Default)]
+pub struct TrimOptions {
+    /// MAXLEN or MINID, with KEEPREF, DELREF or ACKED.
+    pub trim: Option<Trim>,
+    /// XADD's NOMKSTREAM.
+    pub no_make_stream: bool,
+}
+
+/// The options XADD (`xadd`, which also takes NOMKSTREAM) and XTRIM share, in any order as
+/// Redis reads them: `MAXLEN|MINID [=|~] threshold`, `LIMIT count` (only with `~`),
+/// `KEEPREF|DELREF|ACKED`. Stops at the first word that is none of them.
+pub fn parse_trim_options(args: &mut Args, xadd: bool) -> Result<TrimOptions, Reply> {
+    let mut options = TrimOptions::default();
+    let (mut bound, mut approximate, mut limit, mut references) = (None, false, false, None);
+    loop {
+        if xadd && args.take_keyword("NOMKSTREAM") {
+            options.no_make_stream = true;
+        } else if let Some(given) = references.is_none().then(|| parse_references(args)).flatten() {
+            references = Some(given);
+        } else if args.take_keyword("LIMIT") {
+            args.count()?;
+            limit = true;
+        } else if let Some(is_max_length) = [("MAXLEN", true), ("MINID", false)]
+            .into_iter()
+            .find(|(keyword, _)| args.take_keyword(keyword))
+            .map(|(_, is_max_length)| is_max_length)
+        {
+            if matches!((bound, is_max_length), (Some(Bound::MinId(_)), true) | (Some(Bound::MaxLength(_)), false)) {
+                return Err(Reply::error(
+                    "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+                ));
+            }
+            approximate = args.take_keyword("~");
+            if !approximate {
+                args.take_keyword("=");
+            }
+            bound = Some(parse_threshold(&args.required()?, is_max_length)?);
+        } else {
+            break;
+        }
     }
-    let threshold = args.required()?;
-    let bound = if is_max_length {
-        let length =
-            crate::resp::command::parse_integer(&threshold).ok_or_else(crate::resp::command::not_an_integer)?;
+    if limit && bound.is_none() {
+        return Err(Reply::error("ERR syntax error, LIMIT cannot be used without specifying a trimming strategy"));
+    }
+    if limit && !approximate {
+        return Err(Reply::error("ERR syntax error, LIMIT cannot be used without the special ~ option"));
+    }
+    options.trim = bound.map(|bound| Trim { bound, references: references.unwrap_or_default() });
+    Ok(options)
+}
+
+fn parse_threshold(threshold: &[u8], is_max_length: bool) -> Result<Bound, Reply> {
+    Ok(if is_max_length {
+        let length = crate::resp::command::parse_integer(threshold).ok_or_else(crate::resp::command::not_an_integer)?;
         Bound::MaxLength(u64::try_from(length).map_err(|_| Reply::error("ERR The MAXLEN argument must be >= 0."))?)
     } else {
         Bound::MinId(
-            StreamId::parse(&threshold, 0)
+            StreamId::parse(threshold, 0)
                 .ok_or_else(|| Reply::error("ERR Invalid stream ID specified as stream command argument"))?,
         )
-    };
-    if args.take_keyword("LIMIT") {
-        if !approximate {
-            return Err(Reply::error("ERR syntax error, LIMIT cannot be used without the special ~ option"));
-        }
-        args.count()?;
-    }
-    Ok(Some(Trim { bound, references: References::Keep }))
+    })
 }
 
 impl Trim {
@@ -98,9 +129,13 @@ pub async fn xlen(session: &Session, args: &mut Args) -> CommandResult {
 
 pub async fn xtrim(session: &Session, args: &mut Args) -> CommandResult {
     let key = args.required()?;
-    let mut trim = parse_trim(args)?.ok_or_else(syntax_error)?;
-    trim.references = parse_references(args).unwrap_or_default();
+    // Redis's arity: a strategy and its threshold at least.
+    if args.remaining() < 2 {
+        return Err(args.wrong_arity());
+    }
+    let trim = parse_trim_options(args, false)?.trim;
     args.finish()?;
+    let trim = trim.ok_or_else(|| Reply::error("ERR syntax error, XTRIM must be called with a trimming strategy"))?;
     let Some(stream) = streams::find(session, &key)? else {
         return Ok(Reply::Integer(0));
     };

@@ -305,6 +305,36 @@ def check_group_progress(r, stream):
     expect_equal(progress("from-start"), (4, 1), "trimmed entries are not waiting")
 
 
+def check_redis_answers(r, stream):
+    """Answers checked side by side with redis-server 7: COUNT 0 or below is no count, and
+    Redis's own texts for what it refuses."""
+    def call(*words):
+        return r.execute_command(*words)
+    for seq in range(1, 4):
+        r.xadd(stream, {"n": str(seq)}, id=f"{seq}-1")
+    for count in (0, -5):
+        expect_equal(len(call("XREAD", "COUNT", count, "STREAMS", stream, "0")[0][1]), 3, f"XREAD COUNT {count}")
+    expect_error(lambda: call("XREAD", "STREAMS", stream), "wrong number of arguments", "XREAD without an ID")
+    r.xgroup_create(stream, "g", id="0")
+    expect_error(lambda: call("XREADGROUP", "GROUP", "g", "c", "STREAMS", stream, "$"),
+                 "The $ ID is meaningless in the context of XREADGROUP", "XREADGROUP with $")
+    expect_error(lambda: call("XREADGROUP", "GROUP", "g", "c", "STREAMS", stream, "0", "other"),
+                 "Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified",
+                 "XREADGROUP with a key short of its ID")
+    expect_equal(len(call("XREADGROUP", "GROUP", "g", "c", "COUNT", 0, "STREAMS", stream, ">")[0][1]), 3,
+                 "XREADGROUP COUNT 0")
+    expect_error(lambda: call("XCLAIM", stream, "g", "c", 0, "1-1", "bogus"), "Unrecognized XCLAIM option 'bogus'",
+                 "XCLAIM with a word that is neither an ID nor an option")
+    expect_error(lambda: call("XAUTOCLAIM", stream, "g", "c", 0, 0, "COUNT", 0), "COUNT must be > 0",
+                 "XAUTOCLAIM COUNT 0")
+    expect_error(lambda: call("XINFO", "CONSUMERS", stream, "nope"),
+                 f"NOGROUP No such consumer group 'nope' for key name '{stream}'", "XINFO CONSUMERS of no group")
+    expect_error(lambda: call("XINFO", "Bogus", stream), "unknown subcommand 'Bogus'. Try XINFO HELP",
+                 "an unknown XINFO subcommand, as given")
+    expect(call("XINFO", "HELP")[0].startswith(b"XINFO <subcommand>"), "XINFO HELP")
+    r.delete(stream)
+
+
 def check_info(r):
     """INFO's sections and the fields monitoring tools read (redis-py parses them), from every
     shard: a blocked XREAD on another connection is counted, commands and connections add up."""
@@ -534,6 +564,7 @@ def commands(args):
     check_trimming_with_groups(r, f"{stream}:trimming-with-groups")
     check_xsetid(r, f"{stream}:setid")
     check_group_progress(r, f"{stream}:progress")
+    check_redis_answers(r, f"{stream}:answers")
     check_connection(args.resp)
     check_client_list_and_kill(args.resp)
     check_pipeline_and_resp3(args.resp, f"{stream}:pipelined")

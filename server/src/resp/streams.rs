@@ -355,6 +355,15 @@ pub fn group_error(error: crate::stream_groups::GroupError, nogroup: impl FnOnce
 }
 
 /// Redis's usual NOGROUP text.
+/// XGROUP's and XINFO CONSUMERS's NOGROUP text.
+pub fn no_such_group(key: &[u8], group: &[u8]) -> String {
+    format!(
+        "NOGROUP No such consumer group '{}' for key name '{}'",
+        String::from_utf8_lossy(group),
+        String::from_utf8_lossy(key)
+    )
+}
+
 pub fn no_group(key: &[u8], group: &[u8]) -> String {
     format!(
         "NOGROUP No such key '{}' or consumer group '{}'",

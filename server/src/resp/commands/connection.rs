@@ -72,7 +72,8 @@ pub fn select(args: &mut Args) -> CommandResult {
 }
 
 pub async fn client(session: &Session, args: &mut Args) -> CommandResult {
-    let sub = args.required()?.to_ascii_uppercase();
+    let given = args.required()?;
+    let sub = given.to_ascii_uppercase();
     match &sub[..] {
         b"SETNAME" => {
             let name = args.required()?;
@@ -162,10 +163,9 @@ pub async fn client(session: &Session, args: &mut Args) -> CommandResult {
             }
             Ok(Reply::Integer(every_shard(session, filter, true).await.len() as i64))
         }
-        _ => Err(Reply::error(format!(
-            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(&sub).to_ascii_lowercase()
-        ))),
+        _ => {
+            Err(Reply::error(format!("ERR unknown subcommand '{}'. Try CLIENT HELP.", String::from_utf8_lossy(&given))))
+        }
     }
 }
 

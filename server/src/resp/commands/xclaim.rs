@@ -18,22 +18,17 @@ const AUTOCLAIM_COUNT_DEFAULT: usize = 100;
 /// XAUTOCLAIM's largest COUNT.
 const AUTOCLAIM_COUNT_MAX: usize = 10_000;
 
-fn is_option(word: &[u8]) -> bool {
-    ["IDLE", "TIME", "RETRYCOUNT", "FORCE", "JUSTID", "LASTID"]
-        .iter()
-        .any(|option| word.eq_ignore_ascii_case(option.as_bytes()))
-}
-
 pub async fn xclaim(session: &Session, args: &mut Args) -> CommandResult {
     let (key, group, consumer) = (args.required()?, args.required()?, args.required()?);
     let min_idle_ms = args.integer().map_err(|_| Reply::error("ERR Invalid min-idle-time argument for XCLAIM"))?;
+    // As Redis reads them: IDs up to the first word that is not one, then options.
     let mut id_words = Vec::new();
-    while let Some(word) = args.peek().filter(|word| !is_option(word)).cloned() {
+    while let Some(word) = args.peek().filter(|word| StreamId::parse(word, 0).is_some()).cloned() {
         id_words.push(word);
         args.next_word();
     }
     let ids = parse_ids(&id_words)?;
-    if ids.is_empty() {
+    if ids.is_empty() && args.remaining() == 0 {
         return Err(args.wrong_arity());
     }
     let now = now_ms().max(0) as u64;
@@ -92,8 +87,11 @@ pub async fn xautoclaim(session: &Session, args: &mut Args) -> CommandResult {
     while args.remaining() > 0 {
         if args.take_keyword("COUNT") {
             let asked = args.integer()?;
-            if asked < 1 || asked as u64 > AUTOCLAIM_COUNT_MAX as u64 {
-                return Err(Reply::error(format!("ERR COUNT must be > 0 and at most {AUTOCLAIM_COUNT_MAX}")));
+            if asked < 1 {
+                return Err(Reply::error("ERR COUNT must be > 0"));
+            }
+            if asked as u64 > AUTOCLAIM_COUNT_MAX as u64 {
+                return Err(Reply::error(format!("ERR COUNT must be at most {AUTOCLAIM_COUNT_MAX}")));
             }
             count = asked as usize;
         } else if args.take_keyword("JUSTID") {

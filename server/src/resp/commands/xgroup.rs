@@ -57,7 +57,8 @@ fn config_change(args: &mut Args) -> Result<Option<ConfigChange>, Reply> {
 }
 
 pub async fn xgroup(session: &Session, args: &mut Args) -> CommandResult {
-    let sub = args.required()?.to_ascii_uppercase();
+    let given = args.required()?;
+    let sub = given.to_ascii_uppercase();
     if &sub[..] == b"HELP" {
         return Ok(Reply::Array(
             ["XGROUP CREATE|SETID|CREATECONSUMER|DELCONSUMER|DESTROY|CONFIG <key> <group> ..."]
@@ -68,13 +69,7 @@ pub async fn xgroup(session: &Session, args: &mut Args) -> CommandResult {
     }
     let key = args.required()?;
     let group = args.required()?;
-    let nogroup = || {
-        format!(
-            "NOGROUP No such consumer group '{}' for key name '{}'",
-            String::from_utf8_lossy(&group),
-            String::from_utf8_lossy(&key)
-        )
-    };
+    let nogroup = || streams::no_such_group(&key, &group);
     let (call, stream) = match &sub[..] {
         b"CREATE" => {
             let start = start_id(&args.required()?)?;
@@ -129,7 +124,7 @@ pub async fn xgroup(session: &Session, args: &mut Args) -> CommandResult {
         _ => {
             return Err(Reply::error(format!(
                 "ERR unknown subcommand '{}'. Try XGROUP HELP.",
-                String::from_utf8_lossy(&sub).to_ascii_lowercase()
+                String::from_utf8_lossy(&given)
             )))
         }
     };

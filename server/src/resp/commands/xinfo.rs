@@ -3,7 +3,7 @@ use crate::limits::{RESP_RANGE_ENTRIES_MAX, RESP_REPLY_BYTES_MAX};
 use crate::resp::command::{Args, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
-use crate::resp::streams::{self, group_call, group_error, no_group};
+use crate::resp::streams::{self, group_call, group_error};
 use crate::stream_groups::{GroupAnswer, GroupCall, GroupFull, GroupInfo};
 use sluice_engine::stream::id::StreamId;
 
@@ -64,7 +64,22 @@ fn full_group(group: GroupFull) -> Reply {
 }
 
 pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
-    let sub = args.required()?.to_ascii_uppercase();
+    let given = args.required()?;
+    let sub = given.to_ascii_uppercase();
+    if &sub[..] == b"HELP" {
+        let lines = [
+            "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "CONSUMERS <key> <groupname>",
+            "    Show consumers of <groupname>.",
+            "GROUPS <key>",
+            "    Show the stream consumer groups.",
+            "STREAM <key> [FULL [COUNT <count>]",
+            "    Show information about the stream.",
+            "HELP",
+            "    Print this help.",
+        ];
+        return Ok(Reply::Array(lines.iter().map(|line| Reply::bulk(*line)).collect()));
+    }
     let key = args.required()?;
     let stream = streams::find(session, &key)?.ok_or_else(|| Reply::error(NO_SUCH_KEY))?;
     match &sub[..] {
@@ -156,7 +171,7 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
             args.finish()?;
             let answer = group_call(session, &stream, GroupCall::InfoConsumers { group: group.clone() })
                 .await
-                .map_err(|error| group_error(error, || no_group(&key, &group)))?;
+                .map_err(|error| group_error(error, || streams::no_such_group(&key, &group)))?;
             let GroupAnswer::Consumers(consumers) = answer else {
                 unreachable!("InfoConsumers answers with Consumers")
             };
@@ -177,9 +192,8 @@ pub async fn xinfo(session: &Session, args: &mut Args) -> CommandResult {
                     .collect(),
             ))
         }
-        _ => Err(Reply::error(format!(
-            "ERR unknown subcommand '{}'. Try XINFO HELP.",
-            String::from_utf8_lossy(&sub).to_ascii_lowercase()
-        ))),
+        _ => {
+            Err(Reply::error(format!("ERR unknown subcommand '{}'. Try XINFO HELP.", String::from_utf8_lossy(&given))))
+        }
     }
 }

@@ -40,12 +40,17 @@ pub fn parse_options(
     allow_noack: bool,
     session: &Session,
 ) -> Result<(ReadOptions, bool, Vec<Bytes>), Reply> {
+    // Redis's arity: XREAD STREAMS key id, XREADGROUP GROUP group consumer STREAMS key id.
+    if args.remaining() < 3 {
+        return Err(args.wrong_arity());
+    }
     let mut options = ReadOptions { count: RESP_RANGE_ENTRIES_MAX, block: None };
     let mut noack = false;
     loop {
         if args.take_keyword("COUNT") {
-            let count = args.integer()?;
-            options.count = usize::try_from(count.max(1)).unwrap_or(1).min(RESP_RANGE_ENTRIES_MAX);
+            // As in Redis, COUNT 0 or below means no count (here: a range reply's worth).
+            let count = usize::try_from(args.integer()?).unwrap_or(0);
+            options.count = if count == 0 { RESP_RANGE_ENTRIES_MAX } else { count.min(RESP_RANGE_ENTRIES_MAX) };
         } else if args.take_keyword("BLOCK") {
             let block_ms = args.integer()?;
             if block_ms < 0 {
@@ -64,9 +69,10 @@ pub fn parse_options(
     }
     let rest = args.rest();
     if rest.is_empty() || rest.len() % 2 != 0 {
-        return Err(Reply::error(
-            "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
-        ));
+        let (command, symbol) = if allow_noack { ("xreadgroup", '>') } else { ("xread", '$') };
+        return Err(Reply::error(format!(
+            "ERR Unbalanced '{command}' list of streams: for each stream key an ID or '{symbol}' must be specified."
+        )));
     }
     Ok((options, noack, rest))
 }

@@ -39,6 +39,12 @@ pub async fn xreadgroup(session: &Session, args: &mut Args) -> CommandResult {
         let stream = streams::find(session, key)?.ok_or_else(nogroup)?;
         let position = if &id[..] == b">" {
             Position::New
+        } else if &id[..] == b"$" {
+            return Err(Reply::error(
+                "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this \
+                 consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return \
+                 an empty result set.",
+            ));
         } else {
             Position::After(
                 StreamId::parse(id, 0)

@@ -332,6 +332,21 @@ def check_redis_answers(r, stream):
     expect_error(lambda: call("XINFO", "Bogus", stream), "unknown subcommand 'Bogus'. Try XINFO HELP",
                  "an unknown XINFO subcommand, as given")
     expect(call("XINFO", "HELP")[0].startswith(b"XINFO <subcommand>"), "XINFO HELP")
+    # Past redis-py's reply parsers and its own check that IDLE is not negative.
+    def raw(*words):
+        connection = r.connection_pool.get_connection("raw")
+        try:
+            connection.send_command(*words)
+            return connection.read_response()
+        finally:
+            r.connection_pool.release(connection)
+    expect_equal(len(raw("XPENDING", stream, "g", "IDLE", -5, "-", "+", 10)), 3, "a negative IDLE is no minimum")
+    expect_equal(raw("XCLAIM", stream, "g", "d", 0, "1-1", "IDLE", -1, "JUSTID"), [b"1-1"],
+                 "XCLAIM IDLE -1: delivered now")
+    expect_error(lambda: call("XTRIM", stream, "MAXLEN", "~", 1, "LIMIT", -1), "The LIMIT argument must be >= 0",
+                 "a negative LIMIT")
+    expect_error(lambda: call("XGROUP", "CREATE", stream, "g2", "$", "EXTRA"),
+                 "unknown subcommand or wrong number of arguments for 'CREATE'", "XGROUP CREATE with a stray word")
     r.delete(stream)
 
 

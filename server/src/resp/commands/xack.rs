@@ -60,7 +60,8 @@ pub async fn xpending(session: &Session, args: &mut Args) -> CommandResult {
             Reply::Array(per_consumer),
         ]));
     }
-    let min_idle_ms = if args.take_keyword("IDLE") { args.count()? } else { 0 };
+    // A negative IDLE is no minimum, as in Redis.
+    let min_idle_ms = if args.take_keyword("IDLE") { u64::try_from(args.integer()?).unwrap_or(0) } else { 0 };
     let first = bound(&args.required()?, true)?;
     let last = bound(&args.required()?, false)?;
     let count = args.integer()?;

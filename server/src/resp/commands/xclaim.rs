@@ -34,10 +34,12 @@ pub async fn xclaim(session: &Session, args: &mut Args) -> CommandResult {
     let now = now_ms().max(0) as u64;
     let mut options = ClaimOptions::default();
     while args.remaining() > 0 {
+        // As in Redis, a delivery time before 0 or after now (a negative IDLE, say) is now.
         if args.take_keyword("IDLE") {
-            options.delivered_ms = Some(now.saturating_sub(args.count()?));
+            options.delivered_ms =
+                Some(now.checked_sub(u64::try_from(args.integer()?).unwrap_or(u64::MAX)).unwrap_or(now));
         } else if args.take_keyword("TIME") {
-            options.delivered_ms = Some(args.count()?);
+            options.delivered_ms = Some(u64::try_from(args.integer()?).ok().filter(|time| *time <= now).unwrap_or(now));
         } else if args.take_keyword("RETRYCOUNT") {
             options.retry_count = Some(args.count()?);
         } else if args.take_keyword("FORCE") {

@@ -83,7 +83,9 @@ pub async fn xgroup(session: &Session, args: &mut Args) -> CommandResult {
                 } else if let Some(change) = config_change(args)? {
                     config.push(change);
                 } else {
-                    return Err(syntax_error());
+                    return Err(Reply::error(
+                        "ERR unknown subcommand or wrong number of arguments for 'CREATE'. Try XGROUP HELP.",
+                    ));
                 }
             }
             let stream = existing_or_created(session, &key, make_stream).await?;

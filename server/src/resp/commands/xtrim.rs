@@ -56,7 +56,9 @@ pub fn parse_trim_options(args: &mut Args, xadd: bool) -> Result<TrimOptions, Re
         } else if let Some(given) = references.is_none().then(|| parse_references(args)).flatten() {
             references = Some(given);
         } else if args.take_keyword("LIMIT") {
-            args.count()?;
+            if args.integer()? < 0 {
+                return Err(Reply::error("ERR The LIMIT argument must be >= 0."));
+            }
             limit = true;
         } else if let Some(is_max_length) = [("MAXLEN", true), ("MINID", false)]
             .into_iter()

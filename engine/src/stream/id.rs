@@ -140,6 +140,8 @@ pub enum AssignError {
     Zero,
     /// The last ID is `MAX`: no ID is left.
     Exhausted,
+    /// `ms-*` after `ms-18446744073709551615`: no sequence number is left in that millisecond.
+    SequenceExhausted,
 }
 
 impl fmt::Display for AssignError {
@@ -148,6 +150,8 @@ impl fmt::Display for AssignError {
             Self::NotGreater => "ERR The ID specified in XADD is equal or smaller than the target stream top item",
             Self::Zero => "ERR The ID specified in XADD must be greater than 0-0",
             Self::Exhausted => "ERR The stream has exhausted the last possible ID, unable to add more items",
+            // Redis's text for this case (its ERANGE), odd as it reads.
+            Self::SequenceExhausted => "ERR Elements are too large to be stored",
         })
     }
 }
@@ -159,7 +163,7 @@ pub fn assign(last: StreamId, request: IdRequest, now_ms: u64) -> Result<StreamI
         IdRequest::Auto => last.successor().ok_or(AssignError::Exhausted)?,
         IdRequest::AutoSequence(ms) if ms > last.ms => StreamId::new(ms, 0),
         IdRequest::AutoSequence(ms) if ms == last.ms => {
-            StreamId::new(ms, last.seq.checked_add(1).ok_or(AssignError::NotGreater)?)
+            StreamId::new(ms, last.seq.checked_add(1).ok_or(AssignError::SequenceExhausted)?)
         }
         IdRequest::AutoSequence(_) => return Err(AssignError::NotGreater),
         IdRequest::Explicit(id) if id == StreamId::MIN => return Err(AssignError::Zero),
@@ -241,6 +245,8 @@ mod tests {
         assert_eq!(assign(last, IdRequest::AutoSequence(1_000), 0), Ok(StreamId::new(1_000, 5)));
         assert_eq!(assign(last, IdRequest::AutoSequence(1_001), 0), Ok(StreamId::new(1_001, 0)));
         assert_eq!(assign(last, IdRequest::AutoSequence(999), 0), Err(AssignError::NotGreater));
+        let full = StreamId::new(1_000, u64::MAX);
+        assert_eq!(assign(full, IdRequest::AutoSequence(1_000), 0), Err(AssignError::SequenceExhausted));
         assert_eq!(assign(last, IdRequest::Explicit(StreamId::new(1_000, 4)), 0), Err(AssignError::NotGreater));
         assert_eq!(assign(last, IdRequest::Explicit(StreamId::new(1_000, 5)), 0), Ok(StreamId::new(1_000, 5)));
         assert_eq!(assign(StreamId::MIN, IdRequest::Explicit(StreamId::MIN), 0), Err(AssignError::Zero));

@@ -32,10 +32,11 @@ pub fn echo(args: &mut Args) -> CommandResult {
 /// `HELLO [protover [AUTH user pass] [SETNAME name]]`: switches to RESP3 (or back to 2).
 pub fn hello(session: &Session, args: &mut Args) -> CommandResult {
     if let Some(version) = args.next_word() {
-        match &version[..] {
-            b"2" => session.resp3.set(false),
-            b"3" => session.resp3.set(true),
-            _ => return Err(Reply::error("NOPROTO unsupported protocol version")),
+        match parse_integer(&version) {
+            Some(2) => session.resp3.set(false),
+            Some(3) => session.resp3.set(true),
+            Some(_) => return Err(Reply::error("NOPROTO unsupported protocol version")),
+            None => return Err(Reply::error("ERR Protocol version is not an integer or out of range")),
         }
     }
     while let Some(option) = args.next_word() {
@@ -85,7 +86,10 @@ pub async fn client(session: &Session, args: &mut Args) -> CommandResult {
             Ok(Reply::OK)
         }
         b"GETNAME" => Ok(session.name.borrow().clone().map_or(Reply::Null, Reply::Bulk)),
-        b"ID" => Ok(Reply::Integer(session.id as i64)),
+        b"ID" => {
+            args.finish().map_err(|_| args.wrong_arity())?;
+            Ok(Reply::Integer(session.id as i64))
+        }
         // Client libraries announce themselves (redis-py: lib-name, lib-ver); CLIENT LIST shows it.
         b"SETINFO" => {
             let (attribute, value) = (args.required()?.to_ascii_uppercase(), args.required()?);
@@ -382,21 +386,38 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// `CONFIG GET pattern...`: what redis-benchmark asks (save, appendonly); CONFIG SET refused.
-pub fn config(args: &mut Args) -> CommandResult {
+/// `CONFIG GET pattern...`: what tools ask (redis-benchmark: save, appendonly), answered from
+/// sluice's own settings where Redis has the same one (port, bind, maxclients, timeout), and
+/// with the fixed values that are true here for the rest (as INFO's); CONFIG SET refused.
+pub fn config(session: &Session, args: &mut Args) -> CommandResult {
     let sub = args.required()?.to_ascii_uppercase();
     if &sub[..] != b"GET" {
         return Err(Reply::error("ERR CONFIG SET and friends are not supported: configure sluice with its flags"));
     }
-    let known: [(&str, &str); 3] = [("save", ""), ("appendonly", "yes"), ("appendfsync", "always")];
+    let settings = &session.shard.config;
+    let (port, bind) = (settings.resp_listen.port().to_string(), settings.resp_listen.ip().to_string());
+    let maxclients = (settings.connections_max * session.shard.count).to_string();
+    let timeout = (settings.connection_idle_timeout_ms / 1000).to_string();
+    let known: [(&str, &str); 10] = [
+        ("save", ""),
+        ("appendonly", "yes"),
+        ("appendfsync", "always"),
+        ("databases", "1"),
+        ("maxmemory", "0"),
+        ("maxmemory-policy", "noeviction"),
+        ("port", &port),
+        ("bind", &bind),
+        ("maxclients", &maxclients),
+        ("timeout", &timeout),
+    ];
     let mut pairs = Vec::new();
     for pattern in args.rest() {
         let pattern = String::from_utf8_lossy(&pattern).to_ascii_lowercase();
-        for (name, value) in known {
+        for (name, value) in &known {
             if glob_matches(&pattern, name)
-                && !pairs.iter().any(|(known, _): &(Reply, Reply)| *known == Reply::bulk(name))
+                && !pairs.iter().any(|(known, _): &(Reply, Reply)| *known == Reply::bulk(*name))
             {
-                pairs.push((Reply::bulk(name), Reply::bulk(value)));
+                pairs.push((Reply::bulk(*name), Reply::Bulk(Bytes::copy_from_slice(value.as_bytes()))));
             }
         }
     }

@@ -114,7 +114,7 @@ async fn run(session: &Rc<Session>, mut args: Args, name: &str, started: Instant
         "client" => connection::client(session, &mut args).await.into(),
         "command" => connection::command(&mut args).into(),
         "info" => connection::info(session, &mut args).await.into(),
-        "config" => connection::config(&mut args).into(),
+        "config" => connection::config(session, &mut args).into(),
         "del" | "unlink" => keys::del(session, &mut args).await.into(),
         "exists" => keys::exists(session, &mut args).into(),
         "type" => keys::key_type(session, &mut args).into(),

@@ -315,6 +315,9 @@ def check_redis_answers(r, stream):
     for count in (0, -5):
         expect_equal(len(call("XREAD", "COUNT", count, "STREAMS", stream, "0")[0][1]), 3, f"XREAD COUNT {count}")
     expect_error(lambda: call("XREAD", "STREAMS", stream), "wrong number of arguments", "XREAD without an ID")
+    last = call("XREAD", "STREAMS", stream, "missing-" + stream, "+", "+")
+    expect_equal([(key, [entry_id for entry_id, _ in entries]) for key, entries in last], [(stream.encode(), [b"3-1"])],
+                 "XREAD + (Redis 7.4): the last entry; nothing for a missing stream")
     r.xgroup_create(stream, "g", id="0")
     expect_error(lambda: call("XREADGROUP", "GROUP", "g", "c", "STREAMS", stream, "$"),
                  "The $ ID is meaningless in the context of XREADGROUP", "XREADGROUP with $")

@@ -85,6 +85,15 @@ pub async fn xread(session: &Session, args: &mut Args) -> CommandResult {
         let stream = streams::find(session, key)?;
         let after = if &id[..] == b"$" {
             None
+        } else if &id[..] == b"+" {
+            // Redis 7.4: the stream's last entry, if it has one; else what comes next.
+            let newest = match &stream {
+                Some(stream) => {
+                    stream.scan_back(session, StreamId::MIN, StreamId::MAX, 1, RESP_REPLY_BYTES_MAX).await?
+                }
+                None => Default::default(),
+            };
+            Some(newest.entries.first().and_then(|entry| entry.id.predecessor()).unwrap_or(StreamId::MIN))
         } else {
             Some(
                 StreamId::parse(id, 0)

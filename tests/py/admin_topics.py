@@ -2,14 +2,16 @@
 configs, see them in metadata, read the configs back with DescribeConfigs, change them with
 IncrementalAlterConfigs and AlterConfigs (a smaller max.message.bytes refuses the next larger
 produce at once), refuse a duplicate, delete one and see it gone while the other stays; and
-describe the cluster (DescribeCluster: its id, its one broker, which is the controller).
+describe the cluster (DescribeCluster: its id, its one broker, which is the controller); and
+be told that ACLs cannot be changed because security is disabled (no authorizer), as Kafka says.
 """
 
 import time
 import warnings
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AlterConfigOpType,
+                                  ConfigEntry, ConfigResource, NewTopic, ResourcePatternType, ResourceType)
 
 from common import (METADATA_WAIT_S, POLL_INTERVAL_S, REQUEST_TIMEOUT_S, CheckFailed,
                     admin_client, argument_parser, create_topic, expect, expect_equal, log,
@@ -141,6 +143,20 @@ def check_cluster(admin, bootstrap):
     expect_equal(cluster.controller.id, 0, "controller")
 
 
+def check_acls_refused(admin):
+    binding = AclBinding(ResourceType.TOPIC, "orders", ResourcePatternType.LITERAL, "User:alice", "*",
+                         AclOperation.READ, AclPermissionType.ALLOW)
+    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                                  AclPermissionType.ANY)
+    for what, futures in [("CreateAcls", admin.create_acls([binding])), ("DeleteAcls", admin.delete_acls([everything]))]:
+        for future in futures.values():
+            try:
+                future.result()
+                expect(False, f"{what} succeeded without an authorizer")
+            except KafkaException as error:
+                expect_equal(error.args[0].code(), KafkaError.SECURITY_DISABLED, f"{what}'s error")
+
+
 def main():
     args = argument_parser(__doc__).parse_args()
     admin = admin_client(args.bootstrap)
@@ -151,6 +167,7 @@ def main():
 
     check_metadata(admin, args.bootstrap, topics)
     check_cluster(admin, args.bootstrap)
+    check_acls_refused(admin)
     check_configs(admin, {name: spec for name, spec in topics.items() if spec[1]})
     names = list(topics)
     check_alter_configs(admin, args.bootstrap, names[1])

@@ -80,6 +80,9 @@ no_shared_records!(
     DeleteRecordsResponse,
     DescribeConfigsResponse,
     DescribeClusterResponse,
+    DescribeAclsResponse,
+    CreateAclsResponse,
+    DeleteAclsResponse,
     DescribeLogDirsResponse,
     CreatePartitionsResponse,
     AlterConfigsResponse,
@@ -211,6 +214,9 @@ registry! {
         DeleteRecords => delete_records (DeleteRecordsRequest) [0 ..= 2];
         DescribeConfigs => describe_configs (DescribeConfigsRequest) [1 ..= 4];
         DescribeCluster => describe_cluster (DescribeClusterRequest) [0 ..= 1];
+        DescribeAcls => describe_acls (DescribeAclsRequest) [1 ..= 3];
+        CreateAcls => create_acls (CreateAclsRequest) [1 ..= 3];
+        DeleteAcls => delete_acls (DeleteAclsRequest) [1 ..= 3];
         DescribeLogDirs => describe_log_dirs (DescribeLogDirsRequest) [1 ..= 4];
         CreatePartitions => create_partitions (CreatePartitionsRequest) [0 ..= 3];
         AlterConfigs => alter_configs (AlterConfigsRequest) [0 ..= 2];

@@ -1,10 +1,12 @@
 //! One file per Kafka API. A handler gets the decoded request and the shard it runs on; it
 //! never touches the socket, and reaches partitions only through `scatter` (owner routing).
+pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub use acls::{create as create_acls, delete as delete_acls, describe as describe_acls};
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;

@@ -693,8 +693,8 @@ impl StreamGroups {
     }
 
     /// XSETID (`GroupCall::SetLastId`), with Redis's checks: not below the newest entry, and
-    /// not below the max-deleted-entry-id given. That ID can be raised here, not lowered (the
-    /// group log keeps the greatest one XDEL ever deleted). XADD's next IDs follow at once.
+    /// not below the max-deleted-entry-id given, which the stream then takes as it is (lower
+    /// than what XDEL deleted too, as in Redis). XADD's next IDs follow at once.
     async fn set_last_id(
         &self,
         shard: &ShardRef,
@@ -718,13 +718,7 @@ impl StreamGroups {
             if id < max_deleted {
                 return refused("ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id");
             }
-            let current = self.state.borrow().max_deleted_id;
-            if max_deleted < current {
-                return Err(GroupError::Refused(format!(
-                    "ERR MAXDELETEDID {max_deleted} is below the stream's max-deleted-entry-id {current}, which cannot be lowered here"
-                )));
-            }
-            events.push(Event::EntriesDeleted { runs: Vec::new(), max_id: max_deleted });
+            events.push(Event::MaxDeletedId { id: max_deleted });
         }
         let stream = (String::from_utf8_lossy(&self.key).into_owned(), crate::resp::streams::STREAM_PARTITION);
         shard.set_stream_last_id(&stream, id).await;

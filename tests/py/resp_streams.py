@@ -253,9 +253,10 @@ def check_xsetid(r, stream):
     expect_equal(r.xadd(stream, {"n": "y"}, id="1002-*").decode(), "1002-6", "XADD follows the lower last ID")
     expect_error(lambda: call("XSETID", stream, "2000-0", "MAXDELETEDID", "3000-0"), "max_deleted_entry_id",
                  "MAXDELETEDID above the last ID")
-    expect_error(lambda: call("XSETID", stream, "2000-0", "MAXDELETEDID", "1-0"), "cannot be lowered",
-                 "MAXDELETEDID below the stream's")
-    # XDEL of 5000-1 made it the stream's max-deleted-entry-id.
+    # XDEL of 5000-1 made it the stream's max-deleted-entry-id; XSETID may lower it, as in Redis.
+    expect_equal(r.xinfo_stream(stream)["max-deleted-entry-id"].decode(), "5000-1", "XDEL's max-deleted-entry-id")
+    expect_equal(call("XSETID", stream, "2000-0", "MAXDELETEDID", "1-0"), b"OK", "MAXDELETEDID lowered")
+    expect_equal(r.xinfo_stream(stream)["max-deleted-entry-id"].decode(), "1-0", "the lower max-deleted-entry-id")
     expect_equal(call("XSETID", stream, "6000-0", "MAXDELETEDID", "5500-0"), b"OK", "MAXDELETEDID raised")
     expect_equal(r.xinfo_stream(stream)["max-deleted-entry-id"].decode(), "5500-0", "XINFO's max-deleted-entry-id")
     added = r.xinfo_stream(stream)["entries-added"]

@@ -22,6 +22,7 @@ const DROPPED: u8 = 10;
 const ENTRIES_DELETED: u8 = 11;
 const LAST_ID: u8 = 12;
 const ENTRIES_ADDED: u8 = 13;
+const MAX_DELETED_ID: u8 = 14;
 
 #[derive(Default)]
 struct Writer(Vec<u8>);
@@ -274,6 +275,10 @@ pub fn encode(event: &Event) -> StateRecord {
             out.i64(*added);
             out.i64(*end);
         }
+        Event::MaxDeletedId { id } => {
+            out.u8(MAX_DELETED_ID);
+            out.id(*id);
+        }
     }
     (event.group_name().map_or_else(Vec::new, |name| name.to_vec()), Some(out.0))
 }
@@ -331,6 +336,7 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<Event> {
         }
         LAST_ID if name.is_empty() => Event::LastId { id: input.id()?, end: input.i64()? },
         ENTRIES_ADDED if name.is_empty() => Event::EntriesAdded { added: input.i64()?, end: input.i64()? },
+        MAX_DELETED_ID if name.is_empty() => Event::MaxDeletedId { id: input.id()? },
         _ => return None,
     };
     input.0.is_empty().then_some(event)
@@ -402,6 +408,7 @@ mod tests {
             Event::EntriesDeleted { runs: vec![], max_id: StreamId::MIN },
             Event::LastId { id: StreamId::new(1_700_000_000_000, 3), end: 42 },
             Event::EntriesAdded { added: 1_000, end: 42 },
+            Event::MaxDeletedId { id: StreamId::new(7, 7) },
         ]
     }
 

@@ -157,6 +157,11 @@ pub enum Event {
         added: i64,
         end: i64,
     },
+    /// The stream's max-deleted-entry-id as XSETID MAXDELETEDID sets it, lower than the
+    /// greatest ID XDEL deleted if so asked, as Redis allows.
+    MaxDeletedId {
+        id: StreamId,
+    },
 }
 
 impl Event {
@@ -173,7 +178,10 @@ impl Event {
             | Event::Claimed { name, .. }
             | Event::Acked { name, .. }
             | Event::Dropped { name, .. } => name,
-            Event::EntriesDeleted { .. } | Event::LastId { .. } | Event::EntriesAdded { .. } => return None,
+            Event::EntriesDeleted { .. }
+            | Event::LastId { .. }
+            | Event::EntriesAdded { .. }
+            | Event::MaxDeletedId { .. } => return None,
         })
     }
 }
@@ -214,6 +222,7 @@ impl StreamState {
             }
             Event::LastId { id, end } => self.last_id = Some((*id, *end)),
             Event::EntriesAdded { added, end } => self.entries_added = Some((*added, *end)),
+            Event::MaxDeletedId { id } => self.max_deleted_id = *id,
             _ => apply(&mut self.groups, event),
         }
     }
@@ -286,7 +295,8 @@ pub fn apply(groups: &mut BTreeMap<Bytes, StreamGroup>, event: &Event) {
         | Event::Destroyed { .. }
         | Event::EntriesDeleted { .. }
         | Event::LastId { .. }
-        | Event::EntriesAdded { .. } => {
+        | Event::EntriesAdded { .. }
+        | Event::MaxDeletedId { .. } => {
             unreachable!("handled above")
         }
         Event::SetId { last_delivered, next_offset, .. } => {
@@ -646,5 +656,15 @@ mod tests {
         assert_eq!((all_trimmed.deleted.run_count(), all_trimmed.max_deleted_id), (0, StreamId::new(9, 0)));
         assert_eq!(all_trimmed.last_id, Some((StreamId::new(12, 0), 9)), "the last ID outlives every entry");
         assert_eq!(after_trim.groups, state.groups);
+        // XSETID MAXDELETEDID may set it lower; a later XDEL raises it again.
+        state.apply(&Event::MaxDeletedId { id: StreamId::new(2, 0) });
+        assert_eq!(state.max_deleted_id, StreamId::new(2, 0));
+        let mut rebuilt = StreamState::default();
+        for event in state.snapshot(0) {
+            rebuilt.apply(&event);
+        }
+        assert_eq!(rebuilt.max_deleted_id, StreamId::new(2, 0), "kept lower in a snapshot");
+        state.apply(&Event::EntriesDeleted { runs: vec![(9, 10)], max_id: StreamId::new(4, 0) });
+        assert_eq!(state.max_deleted_id, StreamId::new(4, 0));
     }
 }

@@ -147,8 +147,8 @@ pub async fn xtrim(session: &Session, args: &mut Args) -> CommandResult {
 /// XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]: sets the
 /// stream's last ID (no lower than its newest entry's) and its entries-added counter (no
 /// lower than its length), as a copy of a stream made elsewhere needs: Redis's AOF rewrite
-/// writes one after each stream's entries. A MAXDELETEDID may raise the stream's
-/// max-deleted-entry-id, not lower it.
+/// writes one after each stream's entries. MAXDELETEDID sets the stream's max-deleted-entry-id
+/// (not above the last ID), also below what XDEL deleted.
 pub async fn xsetid(session: &Session, args: &mut Args) -> CommandResult {
     let key = args.required()?;
     let id = parse_id(&args.required()?)?;

@@ -252,7 +252,7 @@ impl StreamState {
     /// every entry's position, and which were deleted.
     pub fn progress(&self, group: &StreamGroup, start: i64, end: i64) -> Progress {
         let from = group.next_offset.clamp(start, end.max(start));
-        let deleted: i64 = self.deleted.runs_in(from, end).iter().map(|(run_start, run_end)| run_end - run_start).sum();
+        let deleted = self.deleted.count_in(from, end);
         let added_before = self.entries_added_at(end) - (end - from);
         Progress { entries_read: added_before.max(0) as u64, lag: (end - from - deleted).max(0) as u64 }
     }

@@ -354,7 +354,6 @@ pub fn group_error(error: crate::stream_groups::GroupError, nogroup: impl FnOnce
     }
 }
 
-/// Redis's usual NOGROUP text.
 /// XGROUP's and XINFO CONSUMERS's NOGROUP text.
 pub fn no_such_group(key: &[u8], group: &[u8]) -> String {
     format!(
@@ -364,6 +363,7 @@ pub fn no_such_group(key: &[u8], group: &[u8]) -> String {
     )
 }
 
+/// Redis's usual NOGROUP text.
 pub fn no_group(key: &[u8], group: &[u8]) -> String {
     format!(
         "NOGROUP No such key '{}' or consumer group '{}'",

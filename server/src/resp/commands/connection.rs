@@ -307,7 +307,7 @@ pub async fn info(session: &Session, args: &mut Args) -> CommandResult {
             vec![
                 ("connected_clients", measured.connections_open[Protocol::Resp.index()].to_string()),
                 ("blocked_clients", measured.resp_blocked.to_string()),
-                ("maxclients", (shard.config.connections_max * shard.count).to_string()),
+                ("maxclients", clients_max(session).to_string()),
             ],
         ));
     }
@@ -377,6 +377,11 @@ pub async fn info(session: &Session, args: &mut Args) -> CommandResult {
     Ok(Reply::Bulk(Bytes::from(text.join("\r\n"))))
 }
 
+/// Redis's maxclients: `--connections-max` is per shard (and per front door).
+fn clients_max(session: &Session) -> usize {
+    session.shard.config.connections_max * session.shard.count
+}
+
 /// Bytes as Redis's INFO writes them for people: `1.50M`, `812.00K`, `512B`.
 fn human_bytes(bytes: u64) -> String {
     let units = [(1u64 << 40, "T"), (1 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")];
@@ -396,7 +401,7 @@ pub fn config(session: &Session, args: &mut Args) -> CommandResult {
     }
     let settings = &session.shard.config;
     let (port, bind) = (settings.resp_listen.port().to_string(), settings.resp_listen.ip().to_string());
-    let maxclients = (settings.connections_max * session.shard.count).to_string();
+    let maxclients = clients_max(session).to_string();
     let timeout = (settings.connection_idle_timeout_ms / 1000).to_string();
     let known: [(&str, &str); 10] = [
         ("save", ""),

@@ -5,7 +5,6 @@
 //! stream instead of to the claimer (JUSTID claims are not deliveries and never do).
 use sluice_engine::stream::id::StreamId;
 
-use super::xack::parse_ids;
 use crate::resp::command::{Args, CommandResult};
 use crate::resp::reply::Reply;
 use crate::resp::session::Session;
@@ -22,24 +21,23 @@ pub async fn xclaim(session: &Session, args: &mut Args) -> CommandResult {
     let (key, group, consumer) = (args.required()?, args.required()?, args.required()?);
     let min_idle_ms = args.integer().map_err(|_| Reply::error("ERR Invalid min-idle-time argument for XCLAIM"))?;
     // As Redis reads them: IDs up to the first word that is not one, then options.
-    let mut id_words = Vec::new();
-    while let Some(word) = args.peek().filter(|word| StreamId::parse(word, 0).is_some()).cloned() {
-        id_words.push(word);
+    let mut ids = Vec::new();
+    while let Some(id) = args.peek().and_then(|word| StreamId::parse(word, 0)) {
+        ids.push(id);
         args.next_word();
     }
-    let ids = parse_ids(&id_words)?;
     if ids.is_empty() && args.remaining() == 0 {
         return Err(args.wrong_arity());
     }
     let now = now_ms().max(0) as u64;
     let mut options = ClaimOptions::default();
+    // As in Redis, a delivery time before 0 or after now (a negative IDLE, say) is now.
+    let delivery_time = |at_ms: i64| u64::try_from(at_ms).ok().filter(|at_ms| *at_ms <= now).unwrap_or(now);
     while args.remaining() > 0 {
-        // As in Redis, a delivery time before 0 or after now (a negative IDLE, say) is now.
         if args.take_keyword("IDLE") {
-            options.delivered_ms =
-                Some(now.checked_sub(u64::try_from(args.integer()?).unwrap_or(u64::MAX)).unwrap_or(now));
+            options.delivered_ms = Some(delivery_time((now as i64).saturating_sub(args.integer()?)));
         } else if args.take_keyword("TIME") {
-            options.delivered_ms = Some(u64::try_from(args.integer()?).ok().filter(|time| *time <= now).unwrap_or(now));
+            options.delivered_ms = Some(delivery_time(args.integer()?));
         } else if args.take_keyword("RETRYCOUNT") {
             options.retry_count = Some(args.count()?);
         } else if args.take_keyword("FORCE") {

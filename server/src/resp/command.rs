@@ -333,4 +333,56 @@ mod tests {
         line.push(b'\n');
         assert_eq!(commands(&line).unwrap_err(), "too big inline request");
     }
+
+    /// Bytes that look like requests: arrays of bulk strings, then one byte changed to one
+    /// that matters to the grammar, cut short or followed by more.
+    fn request_like() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let word = proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'\r'), Just(b'\n'), any::<u8>()], 0..12);
+        let grammar = prop_oneof![
+            Just(b'*'),
+            Just(b'$'),
+            Just(b'-'),
+            Just(b'+'),
+            Just(b':'),
+            Just(b'\r'),
+            Just(b'\n'),
+            Just(b'0'),
+            Just(b'9'),
+            Just(b'x'),
+        ];
+        (
+            proptest::collection::vec(word, 0..5),
+            proptest::option::of((any::<proptest::sample::Index>(), grammar)),
+            any::<proptest::sample::Index>(),
+            proptest::collection::vec(any::<u8>(), 0..8),
+        )
+            .prop_map(|(words, change, cut, more)| {
+                let mut bytes = format!("*{}\r\n", words.len()).into_bytes();
+                for word in &words {
+                    bytes.extend_from_slice(format!("${}\r\n", word.len()).as_bytes());
+                    bytes.extend_from_slice(word);
+                    bytes.extend_from_slice(b"\r\n");
+                }
+                if let Some((at, byte)) = change {
+                    let at = at.index(bytes.len());
+                    bytes[at] = byte;
+                }
+                bytes.truncate(cut.index(bytes.len() + 1));
+                bytes.extend_from_slice(&more);
+                bytes
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+        /// The vendored redis-protocol decodes arrays of bulk strings by a fast path of its
+        /// own (a sluice patch): it answers as the crate's parser does, whatever the bytes.
+        #[test]
+        fn the_fast_decoder_answers_as_the_parser(bytes in request_like()) {
+            let fast = redis_protocol::resp2::decode::decode_range(&bytes);
+            let parsed = redis_protocol::resp2::decode::decode_range_parsed(&bytes);
+            proptest::prop_assert_eq!(format!("{fast:?}"), format!("{parsed:?}"));
+        }
+    }
 }

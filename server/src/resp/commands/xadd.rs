@@ -118,31 +118,33 @@ pub async fn xadd(session: &Rc<Session>, args: &mut Args, started: Instant) -> O
         Ok(request) => request,
         Err(reply) => return Outcome::Reply(reply),
     };
-    // A pipeline's XADDs usually go to one stream, which the gathered ones found already.
-    let gathered_stream = session
-        .gathered
-        .borrow()
-        .as_ref()
-        .and_then(|gathered| (gathered.stream.key == request.key).then(|| gathered.stream.clone()));
-    let stream = match gathered_stream {
-        Some(stream) => stream,
-        None => match open(session, &request).await {
-            Ok(Some(stream)) => stream,
+    // A pipeline's XADDs usually go to one stream, which the gathered ones found already:
+    // `opened` is the stream only when they did not.
+    let gathered_here = session.gathered.borrow().as_ref().is_some_and(|gathered| gathered.stream.key == request.key);
+    let mut opened = None;
+    if !gathered_here {
+        match open(session, &request).await {
+            Ok(Some(stream)) => opened = Some(stream),
             Ok(None) => return Outcome::Reply(Reply::Null),
             Err(reply) => return Outcome::Reply(reply),
-        },
-    };
+        }
+    }
     let field_bytes = streams::fields_bytes(&request.fields);
-    let other_stream = session.gathered.borrow().as_ref().is_some_and(|gathered| {
-        gathered.stream.partition != stream.partition || gathered.bytes + field_bytes > RESP_XADD_GATHER_BYTES_MAX
+    let send_first = session.gathered.borrow().as_ref().is_some_and(|gathered| {
+        opened.as_ref().is_some_and(|stream| gathered.stream.partition != stream.partition)
+            || gathered.bytes + field_bytes > RESP_XADD_GATHER_BYTES_MAX
     });
-    if other_stream {
+    if send_first {
+        if opened.is_none() {
+            // The gathering is full: this entry starts the next one, to the same stream.
+            opened = session.gathered.borrow().as_ref().map(|gathered| gathered.stream.clone());
+        }
         send_gathered(session).await;
     }
-    let (answers, index, full) = {
-        let mut gathered = session.gathered.borrow_mut();
-        let gathered = gathered.get_or_insert_with(|| Gathered {
-            stream: stream.clone(),
+    let (answers, index, full, trim) = {
+        let mut gathering = session.gathered.borrow_mut();
+        let gathered = gathering.get_or_insert_with(|| Gathered {
+            stream: opened.take().expect("a stream is opened unless one is gathered"),
             entries: Vec::new(),
             answers: Answering(Rc::default()),
             bytes: 0,
@@ -150,19 +152,14 @@ pub async fn xadd(session: &Rc<Session>, args: &mut Args, started: Instant) -> O
         gathered.entries.push(NewEntry { id: request.id, fields: request.fields });
         gathered.bytes += field_bytes;
         let index = gathered.entries.len() - 1;
-        (gathered.answers.0.clone(), index, gathered.entries.len() >= RESP_XADD_GATHER_ENTRIES_MAX)
+        let full = gathered.entries.len() >= RESP_XADD_GATHER_ENTRIES_MAX;
+        let trim = request.trim.map(|trim| Box::new((trim, gathered.stream.clone())));
+        (gathered.answers.0.clone(), index, full, trim)
     };
     if full {
         send_gathered(session).await;
     }
-    Outcome::Later(Deferred {
-        owed: DeferredReply::new(session),
-        trim: request.trim.map(|trim| Box::new((trim, stream))),
-        answers,
-        index,
-        field_bytes,
-        started,
-    })
+    Outcome::Later(Deferred { owed: DeferredReply::new(session), trim, answers, index, field_bytes, started })
 }
 
 /// An XADD's reply, ready once its entry is durable. The connection's writer finishes it

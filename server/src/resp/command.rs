@@ -1,4 +1,6 @@
 //! A request becomes a command: its words, read one by one with Redis's error texts.
+use std::ops::Range;
+
 use bytes::{Bytes, BytesMut};
 use redis_protocol::resp2::decode::decode_range;
 use redis_protocol::resp2::types::RangeFrame;
@@ -6,9 +8,13 @@ use redis_protocol::resp2::types::RangeFrame;
 use super::reply::Reply;
 use crate::limits::RESP_INLINE_BYTES_MAX;
 
-/// The words of one command; the first is its name.
+/// The words of one command; the first is its name. They are places in the request's bytes,
+/// made `Bytes` only when a command keeps one: a `Bytes` per word, each a reference count
+/// taken and given back, was a third of reading a pipelined XADD.
 pub struct Args {
-    words: Vec<Bytes>,
+    request: Bytes,
+    /// Where each word lies in `request`.
+    words: Vec<Range<usize>>,
     position: usize,
 }
 
@@ -32,7 +38,7 @@ pub fn next_command(buffer: &mut BytesMut) -> Result<Option<Result<Args, Reply>>
                     return Ok(None);
                 };
                 let request = buffer.split_to(used).freeze();
-                return Ok(Some(Args::from_frame(&request, frame)));
+                return Ok(Some(Args::from_frame(request, frame)));
             }
             Some(_) => {
                 let Some(newline) = buffer.iter().position(|&byte| byte == b'\n') else {
@@ -46,11 +52,11 @@ pub fn next_command(buffer: &mut BytesMut) -> Result<Option<Result<Args, Reply>>
                 }
                 let line = buffer.split_to(newline + 1);
                 let line = &line[..newline];
-                let words = split_inline(line.strip_suffix(b"\r").unwrap_or(line))
+                let (joined, words) = split_inline(line.strip_suffix(b"\r").unwrap_or(line))
                     .ok_or_else(|| "unbalanced quotes in request".to_string())?;
                 // An empty line is skipped, as Redis does (telnet users press enter).
                 if !words.is_empty() {
-                    return Ok(Some(Ok(Args { words, position: 1 })));
+                    return Ok(Some(Ok(Args { request: Bytes::from(joined), words, position: 1 })));
                 }
             }
         }
@@ -60,10 +66,12 @@ pub fn next_command(buffer: &mut BytesMut) -> Result<Option<Result<Args, Reply>>
 /// The words of an inline command line, split as Redis's `sdssplitargs` does: on spaces, tabs
 /// and line ends; "double quotes" with C escapes (`\n`, `\r`, `\t`, `\b`, `\a`, `\xHH`, and
 /// `\` before any other byte for that byte), 'single quotes' with `\'`. `None` when a quote is
-/// not closed or its closing quote is followed by something other than a space.
-fn split_inline(line: &[u8]) -> Option<Vec<Bytes>> {
+/// not closed or its closing quote is followed by something other than a space. The words,
+/// unescaped, are joined in one buffer: the places in it of each are the second part.
+fn split_inline(line: &[u8]) -> Option<(Vec<u8>, Vec<Range<usize>>)> {
     let is_space = |byte: u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
     let hex = |byte: u8| (byte as char).to_digit(16).map(|digit| digit as u8);
+    let mut joined = Vec::with_capacity(line.len());
     let mut words = Vec::new();
     let mut position = 0;
     loop {
@@ -72,9 +80,9 @@ fn split_inline(line: &[u8]) -> Option<Vec<Bytes>> {
         }
         // A NUL ends the line, as it ends Redis's C string.
         if position == line.len() || line[position] == 0 {
-            return Some(words);
+            return Some((joined, words));
         }
-        let mut word = Vec::new();
+        let start = joined.len();
         match line[position] {
             quote @ (b'"' | b'\'') => {
                 position += 1;
@@ -103,13 +111,13 @@ fn split_inline(line: &[u8]) -> Option<Vec<Bytes>> {
                             (b'a', _) => 0x07,
                             (other, _) => other,
                         };
-                        word.push(escaped);
+                        joined.push(escaped);
                         position += 2;
                     } else if quote == b'\'' && byte == b'\\' && next == Some(b'\'') {
-                        word.push(b'\'');
+                        joined.push(b'\'');
                         position += 2;
                     } else {
-                        word.push(byte);
+                        joined.push(byte);
                         position += 1;
                     }
                 }
@@ -119,47 +127,57 @@ fn split_inline(line: &[u8]) -> Option<Vec<Bytes>> {
                     if matches!(byte, b' ' | b'\n' | b'\r' | b'\t' | 0) {
                         break;
                     }
-                    word.push(byte);
+                    joined.push(byte);
                     position += 1;
                 }
             }
         }
-        words.push(Bytes::from(word));
+        words.push(start..joined.len());
     }
 }
 
 impl Args {
     /// A request must be an array of bulk strings (what every Redis client sends).
-    fn from_frame(request: &Bytes, frame: RangeFrame) -> Result<Self, Reply> {
-        let RangeFrame::Array(parts) = frame else {
-            return Err(Reply::error("ERR Protocol error: expected an array of bulk strings"));
-        };
-        let mut words = Vec::with_capacity(parts.len());
-        for part in parts {
-            match part {
-                RangeFrame::BulkString((start, end)) | RangeFrame::SimpleString((start, end)) => {
-                    words.push(request.slice(start..end))
-                }
-                RangeFrame::Integer(value) => words.push(Bytes::from(value.to_string())),
-                _ => return Err(Reply::error("ERR Protocol error: expected an array of bulk strings")),
-            }
-        }
+    /// (Redis refuses integers and simple strings in one too; sluice takes simple strings.)
+    fn from_frame(request: Bytes, frame: RangeFrame) -> Result<Self, Reply> {
+        let not_bulk_strings = || Reply::error("ERR Protocol error: expected an array of bulk strings");
+        let RangeFrame::Array(parts) = frame else { return Err(not_bulk_strings()) };
+        // Collected in place: the decoder's list of parts becomes the list of words.
+        let words = parts
+            .into_iter()
+            .map(|part| match part {
+                RangeFrame::BulkString((start, end)) | RangeFrame::SimpleString((start, end)) => Ok(start..end),
+                _ => Err(not_bulk_strings()),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if words.is_empty() {
             return Err(Reply::error("ERR Protocol error: empty command"));
         }
-        Ok(Self { words, position: 1 })
+        Ok(Self { request, words, position: 1 })
     }
 
     #[cfg(test)]
     pub fn of(words: &[&str]) -> Self {
-        Self { words: words.iter().map(|word| Bytes::from(word.to_string())).collect(), position: 1 }
+        let mut request = Vec::new();
+        let words = words
+            .iter()
+            .map(|word| {
+                request.extend_from_slice(word.as_bytes());
+                request.len() - word.len()..request.len()
+            })
+            .collect();
+        Self { request: Bytes::from(request), words, position: 1 }
+    }
+
+    fn word(&self, index: usize) -> Option<&[u8]> {
+        self.words.get(index).map(|range| &self.request[range.clone()])
     }
 
     /// The command name, lower case, without an allocation (one per command was measurable
     /// under pipelined XADDs). A name longer than any command's is empty: unknown.
     pub fn name(&self) -> Name {
         let mut name = Name { bytes: [0; NAME_BYTES_MAX], len: 0 };
-        let word = &self.words[0];
+        let word = &self.request[self.words[0].clone()];
         if word.len() <= NAME_BYTES_MAX && word.is_ascii() {
             name.bytes[..word.len()].copy_from_slice(word);
             name.bytes[..word.len()].make_ascii_lowercase();
@@ -170,12 +188,12 @@ impl Args {
 
     /// The command name as sent.
     pub fn original_name(&self) -> String {
-        String::from_utf8_lossy(&self.words[0]).into_owned()
+        String::from_utf8_lossy(&self.request[self.words[0].clone()]).into_owned()
     }
 
     /// The bytes of all its words.
     pub fn size_bytes(&self) -> usize {
-        self.words.iter().map(Bytes::len).sum()
+        self.words.iter().map(ExactSizeIterator::len).sum()
     }
 
     pub fn remaining(&self) -> usize {
@@ -183,7 +201,7 @@ impl Args {
     }
 
     pub fn next_word(&mut self) -> Option<Bytes> {
-        let word = self.words.get(self.position).cloned();
+        let word = self.words.get(self.position).map(|range| self.request.slice(range.clone()));
         self.position += usize::from(word.is_some());
         word
     }
@@ -195,18 +213,19 @@ impl Args {
 
     /// Consumes the next word if it is `keyword` (any case).
     pub fn take_keyword(&mut self, keyword: &str) -> bool {
-        let found = self.words.get(self.position).is_some_and(|word| word.eq_ignore_ascii_case(keyword.as_bytes()));
+        let found = self.word(self.position).is_some_and(|word| word.eq_ignore_ascii_case(keyword.as_bytes()));
         self.position += usize::from(found);
         found
     }
 
-    pub fn peek(&self) -> Option<&Bytes> {
-        self.words.get(self.position)
+    pub fn peek(&self) -> Option<&[u8]> {
+        self.word(self.position)
     }
 
     pub fn integer(&mut self) -> Result<i64, Reply> {
-        let word = self.required()?;
-        parse_integer(&word).ok_or_else(not_an_integer)
+        let value = self.peek().map(parse_integer).ok_or_else(|| self.wrong_arity())?;
+        self.position += 1;
+        value.ok_or_else(not_an_integer)
     }
 
     /// A count that must not be negative.
@@ -217,9 +236,22 @@ impl Args {
 
     /// The rest of the words, taken.
     pub fn rest(&mut self) -> Vec<Bytes> {
-        let rest = self.words.split_off(self.position);
+        let rest = self.words[self.position..].iter().map(|range| self.request.slice(range.clone())).collect();
         self.position = self.words.len();
         rest
+    }
+
+    /// The rest of the words, taken as pairs (an XADD's fields and values); `None`, taking
+    /// nothing, when there are none or one is left over.
+    pub fn rest_pairs(&mut self) -> Option<Vec<(Bytes, Bytes)>> {
+        let rest = &self.words[self.position..];
+        if rest.is_empty() || rest.len() % 2 != 0 {
+            return None;
+        }
+        let word = |range: &Range<usize>| self.request.slice(range.clone());
+        let pairs = rest.chunks_exact(2).map(|pair| (word(&pair[0]), word(&pair[1]))).collect();
+        self.position = self.words.len();
+        Some(pairs)
     }
 
     pub fn wrong_arity(&self) -> Reply {
@@ -296,6 +328,28 @@ mod tests {
             commands(input).unwrap(),
             [vec!["PING"], vec!["ECHO", "hi"], vec!["xadd", "s", "*", "f", "v"], vec!["XLEN", "s"]]
         );
+    }
+
+    #[test]
+    fn an_array_takes_bulk_and_simple_strings_only() {
+        assert_eq!(commands(b"*2\r\n$4\r\nECHO\r\n+hi\r\n").unwrap(), [vec!["ECHO", "hi"]]);
+        for request in [&b"*2\r\n$4\r\nECHO\r\n:5\r\n"[..], b"*2\r\n$4\r\nECHO\r\n$-1\r\n", b"*1\r\n*0\r\n"] {
+            let error = commands(request).unwrap_err();
+            assert!(error.contains("expected an array of bulk strings"), "{error}");
+        }
+    }
+
+    #[test]
+    fn pairs_are_the_rest_of_the_words_in_twos() {
+        let mut args = Args::of(&["xadd", "s", "f1", "v1", "f2", "v2"]);
+        args.next_word();
+        let pairs = args.rest_pairs().unwrap();
+        assert_eq!(pairs, [(Bytes::from("f1"), Bytes::from("v1")), (Bytes::from("f2"), Bytes::from("v2"))]);
+        assert_eq!(args.remaining(), 0);
+        let mut odd = Args::of(&["xadd", "f1", "v1", "f2"]);
+        assert!(odd.rest_pairs().is_none());
+        assert_eq!(odd.remaining(), 3, "nothing taken");
+        assert!(Args::of(&["xadd"]).rest_pairs().is_none());
     }
 
     #[test]

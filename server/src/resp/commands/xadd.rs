@@ -42,12 +42,7 @@ fn parse(args: &mut Args) -> Result<Request, Reply> {
     let id_word = args.required()?;
     let id = IdRequest::parse(&id_word)
         .ok_or_else(|| Reply::error("ERR Invalid stream ID specified as stream command argument"))?;
-    let rest = args.rest();
-    if rest.is_empty() || rest.len() % 2 != 0 {
-        return Err(args.wrong_arity());
-    }
-    let mut words = rest.into_iter();
-    let fields = std::iter::from_fn(|| Some((words.next()?, words.next()?))).collect();
+    let fields = args.rest_pairs().ok_or_else(|| args.wrong_arity())?;
     Ok(Request { key, make_stream, trim, id, fields })
 }
 

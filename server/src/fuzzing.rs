@@ -30,7 +30,11 @@ pub fn kafka_request(data: &[u8]) {
 }
 
 /// Bytes on a RESP connection: the length pre-check, the frame decoder, argument parsing.
+/// The vendored decoder's fast path must also answer exactly as the crate's parser does.
 pub fn resp_frames(data: &[u8]) {
+    let fast = format!("{:?}", redis_protocol::resp2::decode::decode_range(data));
+    let parsed = format!("{:?}", redis_protocol::resp2::decode::decode_range_parsed(data));
+    assert_eq!(fast, parsed, "the decoder's fast path and its parser disagree");
     let _ = check_declared_lengths(data);
     let mut buffer = BytesMut::from(data);
     while let Ok(Some(command)) = next_command(&mut buffer) {

@@ -173,11 +173,21 @@ impl Args {
         self.words.get(index).map(|range| &self.request[range.clone()])
     }
 
+    /// The word at `range`, as `Bytes` sharing the request's (a command keeps it).
+    fn kept(&self, range: &Range<usize>) -> Bytes {
+        self.request.slice(range.clone())
+    }
+
+    /// The first word, as sent (every `Args` has one).
+    fn name_word(&self) -> &[u8] {
+        self.word(0).unwrap_or_default()
+    }
+
     /// The command name, lower case, without an allocation (one per command was measurable
     /// under pipelined XADDs). A name longer than any command's is empty: unknown.
     pub fn name(&self) -> Name {
         let mut name = Name { bytes: [0; NAME_BYTES_MAX], len: 0 };
-        let word = &self.request[self.words[0].clone()];
+        let word = self.name_word();
         if word.len() <= NAME_BYTES_MAX && word.is_ascii() {
             name.bytes[..word.len()].copy_from_slice(word);
             name.bytes[..word.len()].make_ascii_lowercase();
@@ -188,7 +198,7 @@ impl Args {
 
     /// The command name as sent.
     pub fn original_name(&self) -> String {
-        String::from_utf8_lossy(&self.request[self.words[0].clone()]).into_owned()
+        String::from_utf8_lossy(self.name_word()).into_owned()
     }
 
     /// The bytes of all its words.
@@ -201,7 +211,7 @@ impl Args {
     }
 
     pub fn next_word(&mut self) -> Option<Bytes> {
-        let word = self.words.get(self.position).map(|range| self.request.slice(range.clone()));
+        let word = self.words.get(self.position).map(|range| self.kept(range));
         self.position += usize::from(word.is_some());
         word
     }
@@ -236,7 +246,7 @@ impl Args {
 
     /// The rest of the words, taken.
     pub fn rest(&mut self) -> Vec<Bytes> {
-        let rest = self.words[self.position..].iter().map(|range| self.request.slice(range.clone())).collect();
+        let rest = self.words[self.position..].iter().map(|range| self.kept(range)).collect();
         self.position = self.words.len();
         rest
     }
@@ -248,8 +258,7 @@ impl Args {
         if rest.is_empty() || rest.len() % 2 != 0 {
             return None;
         }
-        let word = |range: &Range<usize>| self.request.slice(range.clone());
-        let pairs = rest.chunks_exact(2).map(|pair| (word(&pair[0]), word(&pair[1]))).collect();
+        let pairs = rest.chunks_exact(2).map(|pair| (self.kept(&pair[0]), self.kept(&pair[1]))).collect();
         self.position = self.words.len();
         Some(pairs)
     }

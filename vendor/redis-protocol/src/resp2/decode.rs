@@ -98,9 +98,8 @@ fn find_crlf(bytes: &[u8]) -> Option<usize> {
   None
 }
 
-/// sluice patch: what the fast path made of a buffer.
-enum Fast<T> {
-  Done(T),
+/// sluice patch: why the fast path stopped short of a frame.
+enum Stop {
   /// The buffer ends before the frame does, and what is there is well formed.
   Incomplete,
   /// Anything else: left to the full decoder, which answers as it always did (errors too).
@@ -108,57 +107,44 @@ enum Fast<T> {
 }
 
 /// sluice patch: the length line starting at `from`: its value and where the next byte is.
-fn fast_length(buf: &[u8], from: usize) -> Fast<(i64, usize)> {
+fn fast_length(buf: &[u8], from: usize) -> Result<(i64, usize), Stop> {
   let line = &buf[from..];
-  match find_crlf(line) {
-    None => Fast::Incomplete,
-    Some(end) => match digits_value(&line[..end]) {
-      Some(value) => Fast::Done((value, from + end + 2)),
-      None => Fast::Other,
-    },
-  }
+  let end = find_crlf(line).ok_or(Stop::Incomplete)?;
+  let value = digits_value(&line[..end]).ok_or(Stop::Other)?;
+  Ok((value, from + end + 2))
 }
 
 /// sluice patch: an array of bulk strings (what every client request is) decoded in one pass
 /// over its bytes, without nom's parser chain: a pipelined request's decoding took several
 /// times what the server then did with it. Gives exactly what `d_parse_frame` gives for
-/// such a frame; anything else is `Other`.
-fn fast_bulk_array(buf: &[u8]) -> Fast<(RangeFrame, usize)> {
+/// such a frame; anything else is `Stop::Other`.
+fn fast_bulk_array(buf: &[u8]) -> Result<(RangeFrame, usize), Stop> {
   /// What `nom::multi::count` reserves at most up front.
   const ARRAY_CAPACITY_MAX: usize = 65536 / core::mem::size_of::<RangeFrame>();
   if buf.first() != Some(&ARRAY_BYTE) {
-    return Fast::Other;
+    return Err(Stop::Other);
   }
-  let (count, mut at) = match fast_length(buf, 1) {
-    Fast::Done(length) => length,
-    Fast::Incomplete => return Fast::Incomplete,
-    Fast::Other => return Fast::Other,
-  };
-  let Ok(count) = usize::try_from(count) else { return Fast::Other };
+  let (count, mut at) = fast_length(buf, 1)?;
+  let count = usize::try_from(count).map_err(|_| Stop::Other)?;
   let mut frames = Vec::with_capacity(count.min(ARRAY_CAPACITY_MAX));
   for _ in 0..count {
-    match buf.get(at) {
-      None => return Fast::Incomplete,
-      Some(&BULKSTRING_BYTE) => {},
-      Some(_) => return Fast::Other,
+    if *buf.get(at).ok_or(Stop::Incomplete)? != BULKSTRING_BYTE {
+      return Err(Stop::Other);
     }
-    let (len, start) = match fast_length(buf, at + 1) {
-      Fast::Done(length) => length,
-      Fast::Incomplete => return Fast::Incomplete,
-      Fast::Other => return Fast::Other,
-    };
-    let Some(end) = usize::try_from(len).ok().and_then(|len| start.checked_add(len)) else {
-      return Fast::Other;
-    };
-    match buf.get(end..).map(|rest| rest.get(..2)) {
-      Some(Some(b"\r\n")) => {},
-      Some(Some(_)) => return Fast::Other,
-      _ => return Fast::Incomplete,
+    let (len, start) = fast_length(buf, at + 1)?;
+    let end = usize::try_from(len)
+      .ok()
+      .and_then(|len| start.checked_add(len))
+      .ok_or(Stop::Other)?;
+    match buf.get(end..).and_then(|rest| rest.get(..2)) {
+      Some(b"\r\n") => {},
+      Some(_) => return Err(Stop::Other),
+      None => return Err(Stop::Incomplete),
     }
     frames.push(RangeFrame::BulkString((start, end)));
     at = end + 2;
   }
-  Fast::Done((RangeFrame::Array(frames), at))
+  Ok((RangeFrame::Array(frames), at))
 }
 
 fn d_read_prefix_len(input: (&[u8], usize)) -> DResult<isize> {
@@ -288,9 +274,9 @@ fn d_parse_frame(input: (&[u8], usize)) -> DResult<RangeFrame> {
 /// deserialization into other types.
 pub fn decode_range(buf: &[u8]) -> Result<Option<(RangeFrame, usize)>, RedisProtocolError> {
   match fast_bulk_array(buf) {
-    Fast::Done(decoded) => Ok(Some(decoded)),
-    Fast::Incomplete => Ok(None),
-    Fast::Other => decode_range_parsed(buf),
+    Ok(decoded) => Ok(Some(decoded)),
+    Err(Stop::Incomplete) => Ok(None),
+    Err(Stop::Other) => decode_range_parsed(buf),
   }
 }
 

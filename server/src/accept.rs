@@ -11,7 +11,7 @@
 //!
 //! `connections-max` caps the connections each shard serves on each door; a connection that
 //! finds every shard full is answered (RESP: Redis's `max number of clients` error) and closed.
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 
@@ -20,14 +20,17 @@ use crate::net::Refusals;
 use crate::runtime::mesh::ShardRequest;
 use crate::runtime::ShardRef;
 
-/// What the shards know of each other's connections: how many each serves on each door, and
-/// the next RESP client id. Shared by every shard; touched once when a connection opens and
-/// once when it closes, never per request.
+/// What the shards know of each other's connections: how many each serves on each door, the
+/// next RESP client id, and how busy each shard is (`balance`). Shared by every shard; touched
+/// when a connection opens, moves or closes, and once per balancing interval, never per request.
 #[derive(Debug)]
 pub struct Connections {
     /// By front door (`Protocol::ALL`), then shard.
     open: [Box<[AtomicUsize]>; Protocol::ALL.len()],
     next_client_id: AtomicU64,
+    /// By shard: the share of the last balancing interval its executor was not parked, in
+    /// thousandths.
+    busy_permille: Box<[AtomicU32]>,
 }
 
 impl Connections {
@@ -35,7 +38,28 @@ impl Connections {
         Self {
             open: std::array::from_fn(|_| (0..shards).map(|_| AtomicUsize::new(0)).collect()),
             next_client_id: AtomicU64::new(1),
+            busy_permille: (0..shards).map(|_| AtomicU32::new(0)).collect(),
         }
+    }
+
+    pub fn shards(&self) -> usize {
+        self.busy_permille.len()
+    }
+
+    pub fn set_busy_permille(&self, shard: usize, permille: u32) {
+        self.busy_permille[shard].store(permille, Ordering::Relaxed);
+    }
+
+    pub fn busy_permille(&self, shard: usize) -> u32 {
+        self.busy_permille[shard].load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection moving to `shard` on `door` there, unless that shard serves
+    /// `connections_max` already. The shard it leaves counts it out when it leaves (`closed`).
+    pub fn count_in(&self, door: Protocol, shard: usize, connections_max: usize) -> bool {
+        let open = &self.open[door as usize][shard];
+        open.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| (count < connections_max).then_some(count + 1))
+            .is_ok()
     }
 
     /// Connections shard `shard` serves on `door`.
@@ -128,6 +152,16 @@ pub fn serve(shard: ShardRef, door: Protocol, connection: AcceptedTcpStream) {
             Protocol::Resp => crate::resp::serve(&shard, stream).await,
         }
         shard.connections.closed(door, shard.id);
+    })
+    .detach();
+}
+
+/// Serves a RESP connection another shard moved here (`balance`), which `Connections::count_in`
+/// counted here.
+pub fn serve_moved(shard: ShardRef, moved: crate::resp::MovedConnection) {
+    glommio::spawn_local(async move {
+        crate::resp::serve_moved(&shard, moved).await;
+        shard.connections.closed(Protocol::Resp, shard.id);
     })
     .detach();
 }

@@ -55,6 +55,12 @@ pub struct ServeArgs {
     /// Close a connection idle this long (no request, nothing to answer, or its client reads no response), in milliseconds [default: 600000]
     #[arg(long, env = "SLUICE_CONNECTION_IDLE_TIMEOUT_MS")]
     pub connection_idle_timeout_ms: Option<u64>,
+    /// A shard using more than this share of its core, in thousandths, moves its RESP connections one at a time to a shard using at least --connection-balance-gap-permille less; 1000 never moves one [default: 700]
+    #[arg(long, env = "SLUICE_CONNECTION_BALANCE_BUSY_PERMILLE")]
+    pub connection_balance_busy_permille: Option<u32>,
+    /// See --connection-balance-busy-permille [default: 200]
+    #[arg(long, env = "SLUICE_CONNECTION_BALANCE_GAP_PERMILLE")]
+    pub connection_balance_gap_permille: Option<u32>,
     /// How often retention runs, in milliseconds [default: 5000]
     #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS")]
     pub retention_check_interval_ms: Option<u64>,
@@ -89,6 +95,8 @@ struct FileConfig {
     connections_max: Option<usize>,
     request_read_timeout_ms: Option<u64>,
     connection_idle_timeout_ms: Option<u64>,
+    connection_balance_busy_permille: Option<u32>,
+    connection_balance_gap_permille: Option<u32>,
     retention_check_interval_ms: Option<u64>,
     log_level: Option<String>,
     log_format: Option<LogFormat>,
@@ -123,6 +131,8 @@ pub struct Config {
     pub connections_max: usize,
     pub request_read_timeout_ms: u64,
     pub connection_idle_timeout_ms: u64,
+    pub connection_balance_busy_permille: u32,
+    pub connection_balance_gap_permille: u32,
     pub retention_check_interval_ms: u64,
     pub log_level: String,
     pub log_format: LogFormat,
@@ -172,6 +182,14 @@ impl Config {
                 .connection_idle_timeout_ms
                 .or(file.connection_idle_timeout_ms)
                 .unwrap_or(CONNECTION_IDLE_TIMEOUT_MS_DEFAULT),
+            connection_balance_busy_permille: args
+                .connection_balance_busy_permille
+                .or(file.connection_balance_busy_permille)
+                .unwrap_or(crate::balance::BUSY_SHED_PERMILLE_DEFAULT),
+            connection_balance_gap_permille: args
+                .connection_balance_gap_permille
+                .or(file.connection_balance_gap_permille)
+                .unwrap_or(crate::balance::BUSY_GAP_PERMILLE_DEFAULT),
             retention_check_interval_ms: args
                 .retention_check_interval_ms
                 .or(file.retention_check_interval_ms)
@@ -228,6 +246,14 @@ impl Config {
         for (key, timeout_ms) in timeouts {
             if timeout_ms == 0 || timeout_ms > CONNECTION_TIMEOUT_MS_MAX {
                 return Err(format!("{key} must be between 1 and {CONNECTION_TIMEOUT_MS_MAX}, got {timeout_ms}"));
+            }
+        }
+        for (key, permille) in [
+            ("connection-balance-busy-permille", self.connection_balance_busy_permille),
+            ("connection-balance-gap-permille", self.connection_balance_gap_permille),
+        ] {
+            if permille > 1000 {
+                return Err(format!("{key} is a share in thousandths: at most 1000, got {permille}"));
             }
         }
         if self.offsets_compaction_bytes < 4096 {

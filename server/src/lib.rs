@@ -25,6 +25,7 @@
 //! - [`admin`]: `sluice topic|group|produce|consume`, a blocking Kafka client of a running broker.
 pub mod accept;
 pub mod admin;
+pub mod balance;
 pub mod catch_up_rate;
 pub mod compression;
 pub mod config;

@@ -12,21 +12,27 @@ pub fn connect(address: &str) -> BufReader<TcpStream> {
     BufReader::new(stream)
 }
 
-/// Sends one command as an array of bulk strings and returns its whole reply flattened to text:
-/// a bulk string as itself, an array as `[item item ...]`, anything else as its line. Panics on
-/// an error reply.
-pub fn command(connection: &mut BufReader<TcpStream>, words: &[&str]) -> String {
+/// One command as a RESP array of bulk strings.
+pub fn encode(words: &[&str]) -> String {
     let mut request = format!("*{}\r\n", words.len());
     for word in words {
         request.push_str(&format!("${}\r\n{word}\r\n", word.len()));
     }
-    connection.get_mut().write_all(request.as_bytes()).expect("send the command");
+    request
+}
+
+/// Sends one command as an array of bulk strings and returns its whole reply flattened to text:
+/// a bulk string as itself, an array as `[item item ...]`, anything else as its line. Panics on
+/// an error reply.
+pub fn command(connection: &mut BufReader<TcpStream>, words: &[&str]) -> String {
+    connection.get_mut().write_all(encode(words).as_bytes()).expect("send the command");
     let reply = read_reply(connection);
     assert!(!reply.starts_with('-'), "{words:?} failed: {reply}");
     reply
 }
 
-fn read_reply(connection: &mut BufReader<TcpStream>) -> String {
+/// Reads one reply, flattened to text as `command` returns it (an error reply as its line).
+pub fn read_reply(connection: &mut BufReader<TcpStream>) -> String {
     let mut line = String::new();
     connection.read_line(&mut line).expect("read a reply line");
     let line = line.trim_end().to_string();

@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::session::Session;
 
@@ -105,4 +105,17 @@ pub fn line(session: &Session, now: Instant) -> String {
         if session.resp3.get() { 3 } else { 2 },
         session.shard.id,
     )
+}
+
+/// One of this shard's connections that ran a command within `active_within`, arrived here
+/// at least `stay` ago and is not asked to move already: the one `balance` moves next.
+pub fn movable(active_within: Duration, stay: Duration) -> Option<Rc<Session>> {
+    let now = Instant::now();
+    CLIENTS.with(|clients| {
+        clients.borrow().values().filter_map(Weak::upgrade).find(|session| {
+            now.duration_since(session.last_command.get().0) <= active_within
+                && now.duration_since(session.arrived) >= stay
+                && !session.move_pending()
+        })
+    })
 }

@@ -34,6 +34,7 @@ use crate::limits::{
 use crate::metrics::{Dropped, Protocol};
 use crate::net::{self, Timeouts};
 use crate::request_memory::{Allowance, NoRoom};
+use crate::runtime::mesh::ShardRequest;
 use crate::runtime::ShardRef;
 use command::next_command;
 use commands::Outcome;
@@ -58,7 +59,7 @@ pub fn listen(shard: ShardRef) -> Result<glommio::Task<()>, String> {
     Ok(glommio::spawn_local(crate::accept::accept_loop(shard, listener, Protocol::Resp)))
 }
 
-/// Serves one connection until it ends (`accept::serve` counts it).
+/// Serves one connection until it ends or moves to another shard (`accept::serve` counts it).
 pub async fn serve(shard: &ShardRef, stream: TcpStream) {
     let connection = session::ConnectionInfo {
         addr: stream.peer_addr().map(|address| address.to_string()).unwrap_or_default(),
@@ -67,12 +68,68 @@ pub async fn serve(shard: &ShardRef, stream: TcpStream) {
         opened: Instant::now(),
     };
     let session = Session::new(shard.clone(), shard.connections.client_id(), connection);
+    serve_session(session, stream, BytesMut::new()).await;
+}
+
+/// A RESP connection on its way to another shard (`balance`): its socket, its session, and
+/// the bytes of a command it had read in part.
+pub struct MovedConnection {
+    socket: std::os::fd::OwnedFd,
+    session: session::MovedSession,
+    unread: bytes::Bytes,
+}
+
+/// Serves a connection another shard moved here, as `serve` does.
+pub async fn serve_moved(shard: &ShardRef, moved: MovedConnection) {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let fd = moved.socket.into_raw_fd();
+    // SAFETY: `fd` is a connected TCP socket this connection owns alone (a duplicate made for
+    // the move, whose owner gave it up above).
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    let session = Session::moved_in(shard.clone(), moved.session, fd);
+    serve_session(session, stream, BytesMut::from(&moved.unread[..])).await;
+}
+
+async fn serve_session(session: Rc<Session>, mut stream: TcpStream, mut unread: BytesMut) {
+    let shard = session.shard.clone();
     let _listed = clients::register(&session);
-    if let Err(closed) = serve_connection(session, stream).await {
-        if let Closed::Dropped(dropped) = closed {
-            shard.metrics.connection_dropped(Protocol::Resp, dropped);
+    loop {
+        match serve_connection(session.clone(), stream, unread).await {
+            Ok(Ended::Closed) => return,
+            Ok(Ended::Moving { target, stream: kept, unread: rest }) => {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&kept);
+                // SAFETY: `kept` holds the descriptor open while it is borrowed here.
+                let socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned();
+                let counted = shard.connections.count_in(Protocol::Resp, target, shard.config.connections_max);
+                match socket {
+                    Ok(socket) if counted => {
+                        let moved = MovedConnection { socket, session: session.moving_out(), unread: rest.freeze() };
+                        tracing::debug!(client = session.id, from = shard.id, to = target, "RESP connection moves");
+                        // Closing this shard's descriptor leaves the socket to the duplicate.
+                        drop(kept);
+                        shard.call(target, ShardRequest::AdoptMoved(moved)).await;
+                        return;
+                    }
+                    socket => {
+                        // No room there, or no descriptor: the connection stays.
+                        if counted {
+                            shard.connections.closed(Protocol::Resp, target);
+                        }
+                        if let Err(error) = socket {
+                            tracing::warn!(%error, "cannot duplicate a RESP socket to move it; it stays");
+                        }
+                        (stream, unread) = (kept, rest);
+                    }
+                }
+            }
+            Err(closed) => {
+                if let Closed::Dropped(dropped) = closed {
+                    shard.metrics.connection_dropped(Protocol::Resp, dropped);
+                }
+                tracing::debug!(%closed, "RESP connection closed");
+                return;
+            }
         }
-        tracing::debug!(%closed, "RESP connection closed");
     }
 }
 
@@ -93,6 +150,17 @@ impl Pending {
         };
         Self { resp3, reply, bytes }
     }
+}
+
+/// How serving a connection on this shard ended, when it did without an error.
+enum Ended {
+    Closed,
+    /// `balance` asked it to move to shard `target`, and it is quiet: every reply is written.
+    Moving {
+        target: usize,
+        stream: TcpStream,
+        unread: BytesMut,
+    },
 }
 
 /// Why a connection ended.
@@ -118,7 +186,8 @@ impl std::fmt::Display for Closed {
 }
 
 /// Two tasks per connection: this one reads and runs commands in order; the writer answers.
-async fn serve_connection(session: Rc<Session>, mut stream: TcpStream) -> Result<(), Closed> {
+/// `unread` holds bytes read before (a connection moved here with part of a command).
+async fn serve_connection(session: Rc<Session>, mut stream: TcpStream, unread: BytesMut) -> Result<Ended, Closed> {
     stream.set_nodelay(true).map_err(std::io::Error::from)?;
     let timeouts = Timeouts::of(&session.shard.config);
     let writer_stream = net::duplicate(&stream)?;
@@ -128,15 +197,19 @@ async fn serve_connection(session: Rc<Session>, mut stream: TcpStream) -> Result
     let in_flight = Rc::new(net::Owed::default());
     let writer = glommio::spawn_local(write_replies(writer_stream, pending_receiver, in_flight.clone()));
     let replies = Replies { pending: pending_sender, in_flight };
-    let read_result = read_commands(&session, &mut stream, replies, timeouts).await;
+    let read_result = read_commands(&session, &mut stream, replies, timeouts, unread).await;
     if let Err(Closed::Dropped(_)) = read_result {
         // Wake the writer, which may wait for a client that reads nothing either.
         let _ = stream.shutdown(std::net::Shutdown::Both).await;
     }
     // XADDs read before the connection ended are still appended, as Redis would.
     commands::xadd::send_gathered(&session).await;
+    // The reader dropped its end of the replies: the writer ends once it wrote them all.
     let write_result = writer.await;
-    read_result.and(write_result)
+    match (read_result?, write_result?) {
+        (Some(target), ()) => Ok(Ended::Moving { target: target.0, stream, unread: target.1 }),
+        (None, ()) => Ok(Ended::Closed),
+    }
 }
 
 /// Where the reader hands replies to the writer, counting them.
@@ -154,13 +227,17 @@ impl Replies {
     }
 }
 
+/// Reads and runs commands until the connection ends (`None`) or, at a quiet point, `balance`
+/// asks it to move: then the shard to move to and the bytes of a command read in part.
 async fn read_commands(
     session: &Rc<Session>,
     stream: &mut TcpStream,
     pending: Replies,
     timeouts: Timeouts,
-) -> Result<(), Closed> {
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    unread: BytesMut,
+) -> Result<Option<(usize, BytesMut)>, Closed> {
+    let mut buffer = unread;
+    buffer.reserve(READ_CHUNK_BYTES);
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     // The bytes in `buffer`, charged to the shard as they come (`request_memory`).
     let mut charge = session.shard.request_memory.charge(&Allowance::default());
@@ -175,14 +252,14 @@ async fn read_commands(
                     Err(reason) => {
                         let reply = Reply::error(format!("ERR Protocol error: {reason}"));
                         let _ = pending.send(Pending::new(session.resp3.get(), Outcome::Close(reply))).await;
-                        return Ok(());
+                        return Ok(None);
                     }
                 },
                 Err(error) => {
                     let reason = check_declared_lengths(&buffer).err().unwrap_or_else(|| error.to_string());
                     let reply = Reply::error(format!("ERR Protocol error: {reason}"));
                     let _ = pending.send(Pending::new(session.resp3.get(), Outcome::Close(reply))).await;
-                    return Ok(());
+                    return Ok(None);
                 }
             };
             if pending.in_flight.unsent_bytes() > CONNECTION_UNSENT_BYTES_MAX {
@@ -190,7 +267,7 @@ async fn read_commands(
                 // them. XADDs gathered so far go first, since replies before them wait on them.
                 commands::xadd::send_gathered(session).await;
                 if !pending.in_flight.wait_for_room(CONNECTION_UNSENT_BYTES_MAX).await {
-                    return Ok(()); // the writer stopped (and says why)
+                    return Ok(None); // the writer stopped (and says why)
                 }
             }
             let outcome = match command {
@@ -199,17 +276,20 @@ async fn read_commands(
             };
             let close = matches!(outcome, Outcome::Close(_));
             if pending.send(Pending::new(session.resp3.get(), outcome)).await.is_err() || close {
-                return Ok(()); // the writer stopped (the client went away) or QUIT
+                return Ok(None); // the writer stopped (the client went away) or QUIT
             }
             request_started = None; // what is left in `buffer` is the next command
         }
         if buffer.len() > RESP_REQUEST_BYTES_MAX {
             let reply = Reply::error(format!("ERR Protocol error: request larger than {RESP_REQUEST_BYTES_MAX} bytes"));
             let _ = pending.send(Pending::new(session.resp3.get(), Outcome::Close(reply))).await;
-            return Ok(());
+            return Ok(None);
         }
         // Everything read so far has run: send the XADDs it gathered before waiting for more.
         commands::xadd::send_gathered(session).await;
+        if let Some(target) = session.take_move(crate::balance::MOVE_REQUEST_FRESH) {
+            return Ok(Some((target, buffer)));
+        }
         // What ran gives its bytes back; a command not whole yet keeps its charge.
         charge.keep(buffer.len());
         if buffer.len() <= READ_CHUNK_BYTES && buffer.capacity() > READ_BUFFER_KEPT_BYTES {
@@ -229,7 +309,7 @@ async fn read_commands(
                 .map_err(|error| dropped_on_timeout(error, Dropped::RequestReadTimeout))?
         };
         if read == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let deadline = *request_started.get_or_insert_with(Instant::now) + timeouts.request_read;
         charge

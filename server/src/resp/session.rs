@@ -45,6 +45,22 @@ pub struct Session {
     pub transaction: RefCell<Option<crate::resp::commands::transaction::Transaction>>,
     /// While EXEC runs a transaction's commands (which then do not block).
     pub executing: Cell<bool>,
+    /// When the connection came to this shard (accepted, or moved here by `balance`).
+    pub arrived: Instant,
+    /// `balance` asked the connection to move to this shard, at this time.
+    move_wanted: Cell<Option<(usize, Instant)>>,
+}
+
+/// What a session remembers, on its way to another shard with its connection (`balance`).
+pub struct MovedSession {
+    id: u64,
+    resp3: bool,
+    addr: String,
+    laddr: String,
+    opened: Instant,
+    name: Option<Bytes>,
+    library: (Option<Bytes>, Option<Bytes>),
+    last_command: (Instant, Name),
 }
 
 impl Session {
@@ -63,7 +79,51 @@ impl Session {
             gathered: RefCell::new(None),
             transaction: RefCell::new(None),
             executing: Cell::new(false),
+            arrived: Instant::now(),
+            move_wanted: Cell::new(None),
         })
+    }
+
+    /// The session of a connection another shard moved here, now served through `fd`.
+    pub fn moved_in(shard: ShardRef, moved: MovedSession, fd: RawFd) -> Rc<Self> {
+        let connection = ConnectionInfo { addr: moved.addr, laddr: moved.laddr, fd, opened: moved.opened };
+        let session = Self::new(shard, moved.id, connection);
+        session.resp3.set(moved.resp3);
+        *session.name.borrow_mut() = moved.name;
+        *session.library.borrow_mut() = moved.library;
+        session.last_command.set(moved.last_command);
+        session
+    }
+
+    /// What the session takes along when its connection moves to another shard.
+    pub fn moving_out(&self) -> MovedSession {
+        MovedSession {
+            id: self.id,
+            resp3: self.resp3.get(),
+            addr: self.connection.addr.clone(),
+            laddr: self.connection.laddr.clone(),
+            opened: self.connection.opened,
+            name: self.name.borrow().clone(),
+            library: self.library.borrow().clone(),
+            last_command: self.last_command.get(),
+        }
+    }
+
+    /// Asks the connection to move to shard `target` at its next quiet point (`balance`).
+    pub fn want_move(&self, target: usize) {
+        self.move_wanted.set(Some((target, Instant::now())));
+    }
+
+    pub fn move_pending(&self) -> bool {
+        self.move_wanted.get().is_some()
+    }
+
+    /// Where the connection should move now, if `balance` asked within `fresh` and the
+    /// connection is between transactions; the request is used up either way.
+    pub fn take_move(&self, fresh: std::time::Duration) -> Option<usize> {
+        let (target, asked) = self.move_wanted.take()?;
+        let quiet = self.transaction.borrow().is_none() && !self.executing.get();
+        (quiet && asked.elapsed() <= fresh).then_some(target)
     }
 
     /// CLIENT KILL: shuts the socket down, which ends the connection at its next read.

@@ -209,6 +209,8 @@ pub enum ShardRequest {
         door: crate::metrics::Protocol,
         connection: glommio::net::AcceptedTcpStream,
     },
+    /// Serve this RESP connection, which another shard served until now (`balance`).
+    AdoptMoved(crate::resp::MovedConnection),
 }
 
 pub enum ShardResponse {

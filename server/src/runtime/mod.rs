@@ -223,12 +223,13 @@ async fn recover_and_serve(
         return Ok(());
     }
     let listeners = (crate::kafka::listen(shard.clone())?, crate::resp::listen(shard.clone())?);
+    let balancing = glommio::spawn_local(crate::balance::run(shard.clone()));
     readiness.shard_listening();
     while !stopping.is_requested() {
         glommio::timer::sleep(Duration::from_millis(STOP_POLL_INTERVAL_MS)).await;
     }
     // Stop accepting; requests already in flight carry on while the partitions close.
-    drop((listeners, http));
+    drop((listeners, http, balancing));
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use sluice_server::metrics::check;
+use sluice_tests::raw::IO_TIMEOUT;
 use sluice_tests::{resp, Broker};
 
 const CONNECTIONS: usize = 4;
@@ -81,4 +83,9 @@ fn connections_moved_between_shards_keep_their_session_and_every_reply() {
         total += length.trim_start_matches(':').parse::<usize>().expect("XLEN");
     }
     assert_eq!(total, added, "every XADD answered landed once");
+    let address = broker.http_addr().parse().expect("the HTTP address");
+    let response = sluice_tests::http_get(&address, "/metrics", IO_TIMEOUT).expect("a /metrics response");
+    let samples = check::parse(&response.body).expect("metrics in the exposition format");
+    let moved = check::value_of(&samples, "sluice_connections_moved_total", &[]).expect("the moved count");
+    assert!(moved >= CONNECTIONS as f64, "every connection moved at least once, counted: {moved}");
 }

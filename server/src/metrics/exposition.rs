@@ -350,6 +350,12 @@ fn render_traffic(out: &mut Exposition, metrics: &BrokerMetrics) {
         metrics.sendfile_bytes,
     );
     out.single(
+        "sluice_connections_moved_total",
+        Kind::Counter,
+        "RESP connections moved from a shard using most of its core to a less busy one (connection-balance-busy-permille).",
+        metrics.connections_moved,
+    );
+    out.single(
         "sluice_request_memory_bytes",
         Kind::Gauge,
         "Bytes of requests being read or handled charged to request-memory-bytes-max (the first 64 KiB of each request are not charged).",

@@ -178,6 +178,8 @@ pub struct ShardMetrics {
     mesh_in_flight: Cell<usize>,
     /// Bytes of Fetch responses its connections sent from segment files with sendfile.
     sendfile_bytes: Cell<u64>,
+    /// RESP connections this shard moved to another (`balance`).
+    connections_moved: Cell<u64>,
     /// The executor's scheduler totals, once recorded (`record_executor`).
     executor: Cell<Option<ExecutorTotals>>,
     /// The shard's request memory as of the last scrape (`record_request_memory`).
@@ -228,6 +230,7 @@ impl Default for ShardMetrics {
             resp_blocked: Cell::new(0),
             mesh_in_flight: Cell::new(0),
             sendfile_bytes: Cell::new(0),
+            connections_moved: Cell::new(0),
             executor: Cell::new(None),
             request_memory: Cell::new(RequestMemoryStats::default()),
             catch_up_throttled: Cell::new(Duration::ZERO),
@@ -271,6 +274,11 @@ impl ShardMetrics {
     /// Bytes a connection sent from a segment file with sendfile (also counted in `sent`).
     pub fn sent_from_file(&self, bytes: usize) {
         self.sendfile_bytes.set(self.sendfile_bytes.get() + bytes as u64);
+    }
+
+    /// A RESP connection left this shard for another (`balance`).
+    pub fn connection_moved(&self) {
+        self.connections_moved.set(self.connections_moved.get() + 1);
     }
 
     /// Records sent to consumers (Fetch, XREAD, XREADGROUP).
@@ -342,6 +350,7 @@ impl ShardMetrics {
             resp_blocked: self.resp_blocked.get(),
             mesh_in_flight: self.mesh_in_flight.get(),
             sendfile_bytes: self.sendfile_bytes.get(),
+            connections_moved: self.connections_moved.get(),
             executor: self.executor.get(),
             request_memory: self.request_memory.get(),
             catch_up_throttled: self.catch_up_throttled.get(),
@@ -442,6 +451,7 @@ pub struct ShardSnapshot {
     pub resp_blocked: usize,
     pub mesh_in_flight: usize,
     pub sendfile_bytes: u64,
+    pub connections_moved: u64,
     pub executor: Option<ExecutorTotals>,
     pub request_memory: RequestMemoryStats,
     pub catch_up_throttled: Duration,
@@ -466,6 +476,7 @@ pub struct BrokerMetrics {
     pub resp_blocked: usize,
     pub mesh_in_flight: usize,
     pub sendfile_bytes: u64,
+    pub connections_moved: u64,
     /// Sorted by shard.
     pub executors: Vec<ExecutorTotals>,
     pub request_memory: RequestMemoryStats,
@@ -498,6 +509,7 @@ impl BrokerMetrics {
             resp_blocked: 0,
             mesh_in_flight: 0,
             sendfile_bytes: 0,
+            connections_moved: 0,
             executors: Vec::new(),
             request_memory: RequestMemoryStats::default(),
             catch_up_throttled: Duration::ZERO,
@@ -527,6 +539,7 @@ impl BrokerMetrics {
             merged.resp_blocked += snapshot.resp_blocked;
             merged.mesh_in_flight += snapshot.mesh_in_flight;
             merged.sendfile_bytes += snapshot.sendfile_bytes;
+            merged.connections_moved += snapshot.connections_moved;
             merged.executors.extend(snapshot.executor);
             merged.request_memory.held_bytes += snapshot.request_memory.held_bytes;
             merged.request_memory.waits += snapshot.request_memory.waits;

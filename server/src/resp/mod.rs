@@ -68,15 +68,23 @@ pub async fn serve(shard: &ShardRef, stream: TcpStream) {
         opened: Instant::now(),
     };
     let session = Session::new(shard.clone(), shard.connections.client_id(), connection);
-    serve_session(session, stream, BytesMut::new()).await;
+    serve_session(session, stream, Unread::default()).await;
 }
 
 /// A RESP connection on its way to another shard (`balance`): its socket, its session, and
-/// the bytes of a command it had read in part.
+/// the command it had read in part.
 pub struct MovedConnection {
     socket: std::os::fd::OwnedFd,
     session: session::MovedSession,
-    unread: bytes::Bytes,
+    unread: Unread,
+}
+
+/// What a connection read of a command that has not arrived whole, and when its first bytes
+/// came (the request read timeout counts from then, on whichever shard).
+#[derive(Default)]
+pub struct Unread {
+    bytes: BytesMut,
+    since: Option<Instant>,
 }
 
 /// Serves a connection another shard moved here, as `serve` does.
@@ -87,10 +95,10 @@ pub async fn serve_moved(shard: &ShardRef, moved: MovedConnection) {
     // the move, whose owner gave it up above).
     let stream = unsafe { TcpStream::from_raw_fd(fd) };
     let session = Session::moved_in(shard.clone(), moved.session, fd);
-    serve_session(session, stream, BytesMut::from(&moved.unread[..])).await;
+    serve_session(session, stream, moved.unread).await;
 }
 
-async fn serve_session(session: Rc<Session>, mut stream: TcpStream, mut unread: BytesMut) {
+async fn serve_session(session: Rc<Session>, mut stream: TcpStream, mut unread: Unread) {
     let shard = session.shard.clone();
     let _listed = clients::register(&session);
     loop {
@@ -103,11 +111,12 @@ async fn serve_session(session: Rc<Session>, mut stream: TcpStream, mut unread: 
                 let counted = shard.connections.count_in(Protocol::Resp, target, shard.config.connections_max);
                 match socket {
                     Ok(socket) if counted => {
-                        let moved = MovedConnection { socket, session: session.moving_out(), unread: rest.freeze() };
+                        let moved = MovedConnection { socket, session: session.moving_out(), unread: rest };
                         tracing::debug!(client = session.id, from = shard.id, to = target, "RESP connection moves");
                         // Closing this shard's descriptor leaves the socket to the duplicate.
                         drop(kept);
                         shard.call(target, ShardRequest::AdoptMoved(moved)).await;
+                        shard.metrics.connection_moved();
                         return;
                     }
                     socket => {
@@ -159,7 +168,7 @@ enum Ended {
     Moving {
         target: usize,
         stream: TcpStream,
-        unread: BytesMut,
+        unread: Unread,
     },
 }
 
@@ -186,8 +195,8 @@ impl std::fmt::Display for Closed {
 }
 
 /// Two tasks per connection: this one reads and runs commands in order; the writer answers.
-/// `unread` holds bytes read before (a connection moved here with part of a command).
-async fn serve_connection(session: Rc<Session>, mut stream: TcpStream, unread: BytesMut) -> Result<Ended, Closed> {
+/// `unread` is what was read before of a command (a connection moved here with part of one).
+async fn serve_connection(session: Rc<Session>, mut stream: TcpStream, unread: Unread) -> Result<Ended, Closed> {
     stream.set_nodelay(true).map_err(std::io::Error::from)?;
     let timeouts = Timeouts::of(&session.shard.config);
     let writer_stream = net::duplicate(&stream)?;
@@ -207,7 +216,7 @@ async fn serve_connection(session: Rc<Session>, mut stream: TcpStream, unread: B
     // The reader dropped its end of the replies: the writer ends once it wrote them all.
     let write_result = writer.await;
     match (read_result?, write_result?) {
-        (Some(target), ()) => Ok(Ended::Moving { target: target.0, stream, unread: target.1 }),
+        (Some((target, unread)), ()) => Ok(Ended::Moving { target, stream, unread }),
         (None, ()) => Ok(Ended::Closed),
     }
 }
@@ -234,15 +243,15 @@ async fn read_commands(
     stream: &mut TcpStream,
     pending: Replies,
     timeouts: Timeouts,
-    unread: BytesMut,
-) -> Result<Option<(usize, BytesMut)>, Closed> {
-    let mut buffer = unread;
+    unread: Unread,
+) -> Result<Option<(usize, Unread)>, Closed> {
+    // `request_started`: when the broker began waiting for the rest of the partial command in
+    // `buffer`.
+    let Unread { bytes: mut buffer, since: mut request_started } = unread;
     buffer.reserve(READ_CHUNK_BYTES);
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     // The bytes in `buffer`, charged to the shard as they come (`request_memory`).
     let mut charge = session.shard.request_memory.charge(&Allowance::default());
-    // When the broker began waiting for the rest of the partial command in `buffer`.
-    let mut request_started: Option<Instant> = None;
     loop {
         loop {
             let command = match next_command(&mut buffer) {
@@ -288,7 +297,7 @@ async fn read_commands(
         // Everything read so far has run: send the XADDs it gathered before waiting for more.
         commands::xadd::send_gathered(session).await;
         if let Some(target) = session.take_move(crate::balance::MOVE_REQUEST_FRESH) {
-            return Ok(Some((target, buffer)));
+            return Ok(Some((target, Unread { bytes: buffer, since: request_started })));
         }
         // What ran gives its bytes back; a command not whole yet keeps its charge.
         charge.keep(buffer.len());

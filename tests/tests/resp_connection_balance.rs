@@ -2,18 +2,34 @@
 //! that did any work moves one of its connections to a shard that did no more, every 100 ms,
 //! each connection at most once a second: connections keep moving while their clients
 //! pipeline. Each must keep its session (client id, name) and answer every command, in order,
-//! including a command whose first half arrived before the move and the rest after it.
+//! including a command whose first half arrived before the move and the rest after it. Under
+//! a pipelined load (`sluice-bench xadd`), connections that keep moving lose and repeat no
+//! entry: the stream holds exactly what was acknowledged.
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use sluice_server::metrics::check;
 use sluice_tests::raw::IO_TIMEOUT;
-use sluice_tests::{resp, Broker};
+use sluice_tests::{acknowledged_total, resp, sluice_bench_report, unique_topic, Broker};
 
 const CONNECTIONS: usize = 4;
 const XADDS_PER_ROUND: usize = 24;
 /// Long enough for every connection to move a few times (each may move once a second).
 const MOVES_WAIT: Duration = Duration::from_secs(30);
+
+fn moved_count(broker: &Broker) -> f64 {
+    let address = broker.http_addr().parse().expect("the HTTP address");
+    let response = sluice_tests::http_get(&address, "/metrics", IO_TIMEOUT).expect("a /metrics response");
+    let samples = check::parse(&response.body).expect("metrics in the exposition format");
+    check::value_of(&samples, "sluice_connections_moved_total", &[]).expect("the moved count")
+}
+
+fn always_moving() -> Broker {
+    Broker::builder()
+        .shards(2)
+        .args(["--connection-balance-busy-permille", "0", "--connection-balance-gap-permille", "0"])
+        .start()
+}
 
 fn client_info_field(info: &str, field: &str) -> String {
     let prefix = format!("{field}=");
@@ -25,10 +41,7 @@ fn client_info_field(info: &str, field: &str) -> String {
 
 #[test]
 fn connections_moved_between_shards_keep_their_session_and_every_reply() {
-    let broker = Broker::builder()
-        .shards(2)
-        .args(["--connection-balance-busy-permille", "0", "--connection-balance-gap-permille", "0"])
-        .start();
+    let broker = always_moving();
     let address = broker.resp_addr();
     let mut connections: Vec<_> = (0..CONNECTIONS).map(|_| resp::connect(&address)).collect();
     let mut ids = Vec::new();
@@ -83,9 +96,36 @@ fn connections_moved_between_shards_keep_their_session_and_every_reply() {
         total += length.trim_start_matches(':').parse::<usize>().expect("XLEN");
     }
     assert_eq!(total, added, "every XADD answered landed once");
-    let address = broker.http_addr().parse().expect("the HTTP address");
-    let response = sluice_tests::http_get(&address, "/metrics", IO_TIMEOUT).expect("a /metrics response");
-    let samples = check::parse(&response.body).expect("metrics in the exposition format");
-    let moved = check::value_of(&samples, "sluice_connections_moved_total", &[]).expect("the moved count");
+    let moved = moved_count(&broker);
     assert!(moved >= CONNECTIONS as f64, "every connection moved at least once, counted: {moved}");
+}
+
+#[test]
+fn connections_moving_under_a_pipelined_load_lose_and_repeat_no_entry() {
+    let broker = always_moving();
+    let stream = unique_topic("balance-load");
+    let (_run, report) = sluice_bench_report(&[
+        "xadd",
+        "--resp",
+        &broker.resp_addr(),
+        "--stream",
+        &stream,
+        "--producers",
+        "16",
+        "--pipeline",
+        "16",
+        "--message-bytes",
+        "100",
+        "--warmup-s",
+        "0.5",
+        "--duration-s",
+        "3",
+    ]);
+    let acked = acknowledged_total(&report, "latency");
+    assert_eq!(report["result"]["failed_messages"], 0, "{report:#}");
+    let mut connection = resp::connect(&broker.resp_addr());
+    let length = resp::command(&mut connection, &["XLEN", &stream]);
+    assert_eq!(length.trim_start_matches(':').parse::<u64>().expect("XLEN"), acked, "exactly what was acknowledged");
+    let moved = moved_count(&broker);
+    assert!(moved >= 4.0, "connections moved during the run: {moved}");
 }

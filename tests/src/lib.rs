@@ -444,6 +444,15 @@ impl Broker {
         format!("127.0.0.1:{}", self.ports.http)
     }
 
+    /// The value of an unlabelled sample on `/metrics` now.
+    pub fn metric(&self, name: &str) -> f64 {
+        use sluice_server::metrics::check;
+        let address = self.http_addr().parse().expect("the HTTP address");
+        let response = http_get(&address, "/metrics", raw::IO_TIMEOUT).expect("a /metrics response");
+        let samples = check::parse(&response.body).expect("metrics in the exposition format");
+        check::value_of(&samples, name, &[]).unwrap_or_else(|error| panic!("{name} on /metrics: {error}"))
+    }
+
     pub fn ports(&self) -> Ports {
         self.ports
     }

@@ -9,8 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use sluice_server::metrics::check;
-use sluice_tests::{raw, require_python, unique_topic, Broker};
+use sluice_tests::{require_python, unique_topic, Broker};
 
 #[test]
 fn catch_up_reads_from_segment_files_come_back_identical() {
@@ -25,7 +24,7 @@ fn catch_up_reads_from_segment_files_come_back_identical() {
     // and four from the middle.
     let sent = sendfile_bytes(&broker);
     assert!(sent > (8 << 20) as f64, "sent with sendfile: {sent} bytes");
-    assert_eq!(metric(&broker, "sluice_catch_up_read_throttled_seconds_total"), 0.0, "no limit, nothing held back");
+    assert_eq!(broker.metric("sluice_catch_up_read_throttled_seconds_total"), 0.0, "no limit, nothing held back");
 
     broker.restart();
     let stdout = broker.python("catch_up.py", &["--topic", &topic, "--skip-produce"]);
@@ -50,7 +49,7 @@ fn catch_up_reads_are_held_to_the_configured_rate_while_producers_write() {
     let stdout = broker.python("catch_up.py", &["--topic", &topic]);
     assert!(stdout.contains("ok: catch-up reads identical"), "catch_up.py did not report success: {stdout}");
     // Reads that start right after the produce are held while its last flushes are recent.
-    let after_produce = metric(&broker, "sluice_catch_up_read_throttled_seconds_total");
+    let after_produce = broker.metric("sluice_catch_up_read_throttled_seconds_total");
     std::thread::sleep(NOTHING_WRITTEN_FOR);
 
     // Nothing written for over a second: the same read from offset 0 is not held back.
@@ -61,7 +60,7 @@ fn catch_up_reads_are_held_to_the_configured_rate_while_producers_write() {
     // on a shard held to 4 MiB/s (less its 10 ms burst), whichever shards own the partitions.
     let sent = sendfile_bytes(&broker) - sent_before;
     assert!(sent > (6 << 20) as f64, "sent with sendfile: {sent} bytes");
-    let throttled = metric(&broker, "sluice_catch_up_read_throttled_seconds_total") - after_produce;
+    let throttled = broker.metric("sluice_catch_up_read_throttled_seconds_total") - after_produce;
     assert_eq!(throttled, 0.0, "held back {throttled} s with nothing being written");
 
     // The same read while a producer writes: held to the rate.
@@ -70,7 +69,7 @@ fn catch_up_reads_are_held_to_the_configured_rate_while_producers_write() {
     assert!(stdout.contains("ok: catch-up reads identical"), "while producing: {stdout}");
     let read_s: f64 = stdout.split("read_s=").nth(1).and_then(|rest| rest.trim().parse().ok()).expect("read_s=");
     assert!(read_s > 0.9, "the catch-up read took {read_s} s, faster than the rate allows");
-    let throttled = metric(&broker, "sluice_catch_up_read_throttled_seconds_total") - after_produce;
+    let throttled = broker.metric("sluice_catch_up_read_throttled_seconds_total") - after_produce;
     assert!(throttled > 0.5, "held back {throttled} s");
     eprintln!("catch-up read of {sent} bytes from files at most {CATCH_UP_RATE_BYTES_PER_SEC} B/s while producing: {read_s} s, held back {throttled} s");
 }
@@ -80,12 +79,5 @@ const NOTHING_WRITTEN_FOR: std::time::Duration =
     std::time::Duration::from_millis(sluice_server::catch_up_rate::CATCH_UP_READ_CAP_AFTER_FLUSH_MS + 500);
 
 fn sendfile_bytes(broker: &Broker) -> f64 {
-    metric(broker, "sluice_fetch_sendfile_bytes_total")
-}
-
-fn metric(broker: &Broker, name: &str) -> f64 {
-    let address = broker.http_addr().parse().unwrap();
-    let response = sluice_tests::http_get(&address, "/metrics", raw::IO_TIMEOUT).expect("a /metrics response");
-    let samples = check::parse(&response.body).unwrap();
-    check::value_of(&samples, name, &[]).unwrap()
+    broker.metric("sluice_fetch_sendfile_bytes_total")
 }

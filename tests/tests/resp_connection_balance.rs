@@ -8,21 +8,12 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use sluice_server::metrics::check;
-use sluice_tests::raw::IO_TIMEOUT;
 use sluice_tests::{acknowledged_total, resp, sluice_bench_report, unique_topic, Broker};
 
 const CONNECTIONS: usize = 4;
 const XADDS_PER_ROUND: usize = 24;
 /// Long enough for every connection to move a few times (each may move once a second).
 const MOVES_WAIT: Duration = Duration::from_secs(30);
-
-fn moved_count(broker: &Broker) -> f64 {
-    let address = broker.http_addr().parse().expect("the HTTP address");
-    let response = sluice_tests::http_get(&address, "/metrics", IO_TIMEOUT).expect("a /metrics response");
-    let samples = check::parse(&response.body).expect("metrics in the exposition format");
-    check::value_of(&samples, "sluice_connections_moved_total", &[]).expect("the moved count")
-}
 
 fn always_moving() -> Broker {
     Broker::builder()
@@ -96,7 +87,7 @@ fn connections_moved_between_shards_keep_their_session_and_every_reply() {
         total += length.trim_start_matches(':').parse::<usize>().expect("XLEN");
     }
     assert_eq!(total, added, "every XADD answered landed once");
-    let moved = moved_count(&broker);
+    let moved = broker.metric("sluice_connections_moved_total");
     assert!(moved >= CONNECTIONS as f64, "every connection moved at least once, counted: {moved}");
 }
 
@@ -126,6 +117,6 @@ fn connections_moving_under_a_pipelined_load_lose_and_repeat_no_entry() {
     let mut connection = resp::connect(&broker.resp_addr());
     let length = resp::command(&mut connection, &["XLEN", &stream]);
     assert_eq!(length.trim_start_matches(':').parse::<u64>().expect("XLEN"), acked, "exactly what was acknowledged");
-    let moved = moved_count(&broker);
+    let moved = broker.metric("sluice_connections_moved_total");
     assert!(moved >= 4.0, "connections moved during the run: {moved}");
 }

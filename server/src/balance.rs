@@ -4,17 +4,17 @@
 //! equal, and nothing known when one is accepted says which will be busy. A shard that owns a
 //! hot stream appends every connection's entries to it and serves its own share of the
 //! connections besides: under load it runs out of core while its peers idle (benches/
-//! HISTORY.md, "connections kept off the stream's owner"). So every `BALANCE_INTERVAL_MS` each
-//! shard notes the share of the interval its thread used its core; a shard busier than
-//! `--connection-balance-busy-permille` asks one of its recently active RESP connections to
-//! move to the least busy shard, when that one is at least `--connection-balance-gap-permille`
-//! less busy (CPU time, not time awake: a shard sharing its core with other processes is
-//! awake while they run). The connection moves
-//! itself at its next quiet point (every command read so far ran and is answered, no
-//! transaction open): its socket, its session (client id, name, library, protocol) and the
-//! bytes of a command read in part go over the mesh, and the client sees nothing but replies.
-//! A connection that moved stays put for `MOVED_STAY_MS`, so none flaps between shards. Kafka
-//! connections stay where they were accepted.
+//! HISTORY.md, "Connections off the stream's owner, again"). So every `BALANCE_INTERVAL_MS`
+//! each shard notes the share of the interval its thread used its core (CPU time, not time
+//! awake: a shard sharing its core with other processes is awake while they run); a shard
+//! busier than `--connection-balance-busy-permille` asks one of its recently active RESP
+//! connections to move to the least busy shard, when that one is at least
+//! `--connection-balance-gap-permille` less busy. The connection moves itself at its next
+//! quiet point (every command read so far ran and is answered, no transaction open): its
+//! socket, its session (client id, name, library, protocol) and the bytes of a command read in
+//! part go over the mesh, and the client sees nothing but replies. A connection that moved
+//! stays put for `MOVED_STAY_MS`, so none flaps between shards. Kafka connections stay where
+//! they were accepted.
 use std::time::{Duration, Instant};
 
 use crate::runtime::ShardRef;

@@ -153,22 +153,42 @@ impl Shard {
         response.await.unwrap_or_else(|_| panic!("shard {target} dropped a request without answering"))
     }
 
-    /// Serves requests other shards send to this one, one task per request so a long poll
-    /// does not hold up the channel.
+    /// Serves requests other shards send to this one: one task per peer, which starts each
+    /// request the moment it arrives and drives all it started together (a long poll does not
+    /// hold up the channel). Glommio runs the tasks woken by other shards first in its next
+    /// turn, so a request's first steps (a remote XADD's append) happen then; a task spawned
+    /// per request would wait behind every task already queued, a whole turn of the shard's
+    /// connections (0.3-0.5 ms under load, on top of the flush the XADD waits for anyway).
     pub fn serve_mesh(self: &Rc<Self>, mut receivers: Receivers<MeshMessage>) {
+        use futures::stream::{FuturesUnordered, Stream};
+        use std::task::Poll;
         for (_, stream) in receivers.streams() {
             let shard = self.clone();
             glommio::spawn_local(async move {
-                use futures::StreamExt;
-                let mut stream = stream;
-                while let Some(MeshMessage { request, reply }) = stream.next().await {
-                    let shard = shard.clone();
-                    glommio::spawn_local(async move {
-                        let response = shard.handle(request).await;
-                        let _ = reply.send(response);
-                    })
-                    .detach();
-                }
+                let mut stream = std::pin::pin!(stream);
+                let mut running = std::pin::pin!(FuturesUnordered::new());
+                let mut closed = false;
+                futures::future::poll_fn(|context| {
+                    while !closed {
+                        match stream.as_mut().poll_next(context) {
+                            Poll::Ready(Some(MeshMessage { request, reply })) => {
+                                let shard = shard.clone();
+                                running.push(async move {
+                                    let _ = reply.send(shard.handle(request).await);
+                                });
+                            }
+                            Poll::Ready(None) => closed = true,
+                            Poll::Pending => break,
+                        }
+                    }
+                    while let Poll::Ready(Some(())) = running.as_mut().poll_next(context) {}
+                    if closed && running.is_empty() {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
             })
             .detach();
         }

@@ -28,7 +28,7 @@ pub struct Connections {
     /// By front door (`Protocol::ALL`), then shard.
     open: [Box<[AtomicUsize]>; Protocol::ALL.len()],
     next_client_id: AtomicU64,
-    /// By shard: the share of the last balancing interval its executor was not parked, in
+    /// By shard: the share of the last balancing interval's CPU time its thread used, in
     /// thousandths.
     busy_permille: Box<[AtomicU32]>,
 }

@@ -287,19 +287,12 @@ impl ShardMetrics {
     }
 
     /// Adds what the shard's executor did since the last call (its statistics reset when read).
-    pub fn record_executor(
-        &self,
-        shard: usize,
-        busy: std::time::Duration,
-        tasks: u64,
-        scheduler_runs: u64,
-    ) -> ExecutorTotals {
+    pub fn record_executor(&self, shard: usize, busy: std::time::Duration, tasks: u64, scheduler_runs: u64) {
         let mut totals = self.executor.get().unwrap_or(ExecutorTotals { shard, ..Default::default() });
         totals.busy_seconds += busy.as_secs_f64();
         totals.tasks += tasks;
         totals.scheduler_runs += scheduler_runs;
         self.executor.set(Some(totals));
-        totals
     }
 
     pub fn record_request_memory(&self, held_bytes: u64, waits: u64) {

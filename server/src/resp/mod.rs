@@ -105,30 +105,10 @@ async fn serve_session(session: Rc<Session>, mut stream: TcpStream, mut unread: 
         match serve_connection(session.clone(), stream, unread).await {
             Ok(Ended::Closed) => return,
             Ok(Ended::Moving { target, stream: kept, unread: rest }) => {
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&kept);
-                // SAFETY: `kept` holds the descriptor open while it is borrowed here.
-                let socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned();
-                let counted = shard.connections.count_in(Protocol::Resp, target, shard.config.connections_max);
-                match socket {
-                    Ok(socket) if counted => {
-                        let moved = MovedConnection { socket, session: session.moving_out(), unread: rest };
-                        tracing::debug!(client = session.id, from = shard.id, to = target, "RESP connection moves");
-                        // Closing this shard's descriptor leaves the socket to the duplicate.
-                        drop(kept);
-                        shard.call(target, ShardRequest::AdoptMoved(moved)).await;
-                        shard.metrics.connection_moved();
-                        return;
-                    }
-                    socket => {
-                        // No room there, or no descriptor: the connection stays.
-                        if counted {
-                            shard.connections.closed(Protocol::Resp, target);
-                        }
-                        if let Err(error) = socket {
-                            tracing::warn!(%error, "cannot duplicate a RESP socket to move it; it stays");
-                        }
-                        (stream, unread) = (kept, rest);
-                    }
+                match hand_over(&session, target, kept, rest).await {
+                    Ok(()) => return,
+                    // No room there, or no descriptor: the connection stays.
+                    Err(stays) => (stream, unread) = stays,
                 }
             }
             Err(closed) => {
@@ -159,6 +139,35 @@ impl Pending {
         };
         Self { resp3, reply, bytes }
     }
+}
+
+/// Gives a quiet connection to shard `target` (`balance`); back when it cannot go.
+async fn hand_over(
+    session: &Session,
+    target: usize,
+    stream: TcpStream,
+    unread: Unread,
+) -> Result<(), (TcpStream, Unread)> {
+    let shard = &session.shard;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    // SAFETY: `stream` holds the descriptor open while it is borrowed here.
+    let socket = match unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned() {
+        Ok(socket) => socket,
+        Err(error) => {
+            tracing::warn!(%error, "cannot duplicate a RESP socket to move it; it stays");
+            return Err((stream, unread));
+        }
+    };
+    if !shard.connections.count_in(Protocol::Resp, target, shard.config.connections_max) {
+        return Err((stream, unread)); // dropping the duplicate leaves the socket to `stream`
+    }
+    tracing::debug!(client = session.id, from = shard.id, to = target, "RESP connection moves");
+    // Closing this shard's descriptor leaves the socket to the duplicate.
+    drop(stream);
+    let moved = MovedConnection { socket, session: session.moving_out(), unread };
+    shard.call(target, ShardRequest::AdoptMoved(moved)).await;
+    shard.metrics.connection_moved();
+    Ok(())
 }
 
 /// How serving a connection on this shard ended, when it did without an error.

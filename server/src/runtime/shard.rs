@@ -271,22 +271,16 @@ impl Shard {
         }
     }
 
-    /// What this shard's executor did since it started. Glommio's statistics reset when read:
-    /// every reader goes through here, which adds them to the totals.
-    pub fn executor_totals(&self) -> crate::metrics::ExecutorTotals {
-        let executor = glommio::executor().executor_stats();
+    /// This shard's counters and the state of what it owns: partitions, the committed offsets
+    /// of the groups it coordinates, the groups of its streams.
+    fn metrics_snapshot(&self) -> ShardSnapshot {
+        let executor = glommio::executor().executor_stats(); // reset by reading: accumulated here
         self.metrics.record_executor(
             self.id,
             executor.executor_runtime(),
             executor.tasks_executed(),
             executor.scheduler_runs(),
-        )
-    }
-
-    /// This shard's counters and the state of what it owns: partitions, the committed offsets
-    /// of the groups it coordinates, the groups of its streams.
-    fn metrics_snapshot(&self) -> ShardSnapshot {
-        self.executor_totals();
+        );
         self.metrics.record_request_memory(self.request_memory.held_bytes(), self.request_memory.waits());
         self.metrics.record_catch_up_throttled(self.catch_up_rate.throttled());
         self.metrics.record_connections_open(Protocol::ALL.map(|door| self.connections.open(door, self.id)));

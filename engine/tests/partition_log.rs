@@ -4,6 +4,8 @@ mod common;
 use std::path::Path;
 use std::rc::Rc;
 
+use bytes::Bytes;
+
 use sluice_engine::page_cache;
 use sluice_engine::partition::producers::ProducerError;
 use sluice_engine::partition::read_ahead;
@@ -85,6 +87,34 @@ fn appended_batches_read_back_identical_after_reopen() {
         assert_eq!(reopened.offset_for_timestamp(5_000, |_| None).await.unwrap(), None);
         assert!(matches!(reopened.read(500, 1024).await, Err(PartitionError::OffsetOutOfRange { .. })));
         reopened.close().await;
+    });
+}
+
+#[test]
+fn a_batch_handed_over_alone_is_stored_in_place_and_a_shared_one_in_a_copy() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("topic/0");
+    run(move || async move {
+        let partition = open(&dir, PartitionConfig::default()).await;
+        partition.append(&record_batch(0, 1_000)).await.unwrap();
+
+        let alone = Bytes::from(record_batch(1, 1_001));
+        let (address, length) = (alone.as_ptr(), alone.len());
+        let appended = partition.append_bytes(alone).await.unwrap();
+        assert_eq!(appended.base_offset, 1);
+        partition.wait_durable(&appended).await.unwrap();
+        let stored = partition.read(1, length).await.unwrap().records;
+        assert_eq!((stored.as_ptr(), stored.len()), (address, length), "kept where it was handed over");
+        assert_eq!(batch::header(&stored).unwrap().base_offset.get(), 1, "its base offset patched in place");
+
+        let shared = Bytes::from(record_batch(2, 1_002));
+        let appended = partition.append_bytes(shared.clone()).await.unwrap();
+        partition.wait_durable(&appended).await.unwrap();
+        assert_eq!(batch::header(&shared).unwrap().base_offset.get(), 0, "the caller's bytes stay as they were");
+        let stored = partition.read(2, shared.len()).await.unwrap().records;
+        assert_ne!(stored.as_ptr(), shared.as_ptr());
+        assert_eq!(batches_of(&stored), vec![(2, shared[8..].to_vec())]);
+        partition.close().await;
     });
 }
 

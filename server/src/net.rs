@@ -192,6 +192,33 @@ pub async fn read_exact_before(stream: &mut TcpStream, buffer: &mut [u8], deadli
     Ok(())
 }
 
+/// Reads into the spare capacity of `buffer` until it holds `length` bytes, before `deadline`
+/// (errors as `read_exact_before`). The bytes go into memory not zeroed first: a request
+/// frame of 256 KiB zeroed and then overwritten cost a Kafka producer 7.6% of the broker's
+/// CPU (`BytesMut::zeroed` on memory the allocator reuses).
+pub async fn fill_before(
+    stream: &mut TcpStream,
+    buffer: &mut bytes::BytesMut,
+    length: usize,
+    deadline: Instant,
+) -> io::Result<()> {
+    assert!(length <= buffer.capacity(), "fill_before past the buffer's capacity");
+    while buffer.len() < length {
+        let limit = deadline.saturating_duration_since(Instant::now());
+        if limit.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(limit)).map_err(io::Error::from)?;
+        let wanted = length - buffer.len();
+        match stream.read_uninit(&mut buffer.spare_capacity_mut()[..wanted]).await? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            // SAFETY: `read_uninit` initialized the `read` bytes after the buffer's length.
+            read => unsafe { buffer.set_len(buffer.len() + read) },
+        }
+    }
+    Ok(())
+}
+
 /// Bytes one sendfile call moves at most. A call whose bytes are all in the page cache runs
 /// on the executor; any other runs on the shard's blocking thread (on a page-cache miss it
 /// waits for the disk, which must not stall the executor), shared by all the shard's

@@ -162,21 +162,18 @@ async fn read_requests(
                 shard.config.request_bytes_max
             )));
         }
-        // The frame's pages are untouched until its bytes arrive; its bytes are charged to the
-        // shard's request memory as they do, and given back once the request is handled.
-        let mut frame = BytesMut::zeroed(length as usize);
+        // The frame's bytes are charged to the shard's request memory as they arrive, and
+        // given back once the request is handled.
+        let length = length as usize;
+        let mut frame = BytesMut::with_capacity(length);
         let mut charge = shard.request_memory.charge(&connection.request_allowance);
-        let mut arrived = 0;
-        while arrived < frame.len() {
-            let step_end = frame.len().min(arrived + REQUEST_MEMORY_STEP_BYTES);
+        while frame.len() < length {
+            let step_end = length.min(frame.len() + REQUEST_MEMORY_STEP_BYTES);
             charge
                 .cover(&shard.request_memory, step_end, deadline)
                 .await
                 .map_err(|NoRoom| Closed::Dropped(Dropped::RequestMemory))?;
-            net::read_exact_before(stream, &mut frame[arrived..step_end], deadline)
-                .await
-                .map_err(request_read_error)?;
-            arrived = step_end;
+            net::fill_before(stream, &mut frame, step_end, deadline).await.map_err(request_read_error)?;
         }
         let (order, ordered) = OrderPoint::new();
         let handler = glommio::spawn_local({
@@ -311,6 +308,7 @@ async fn answer_frame(
     order: OrderPoint,
 ) -> Result<Option<Vec<Part>>, Closed> {
     let started = Instant::now();
+    let frame_bytes = frame.len();
     let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -333,9 +331,11 @@ async fn answer_frame(
         shard: shard.clone(),
         client_id: header.client_id.as_ref().map(|id| id.to_string()).unwrap_or_default(),
         client_host: client_host.to_string(),
+        frame_bytes,
         file_ranges: Default::default(),
     };
-    let dispatched = registry::dispatch(&context, key, version, &mut frame, &mut out, order).await;
+    drop(header); // (its client id is a slice of the frame)
+    let dispatched = registry::dispatch(&context, key, version, frame, &mut out, order).await;
     if let Some(api_index) = api_index {
         shard.metrics.kafka_request(api_index, started.elapsed());
     }

@@ -39,6 +39,12 @@ fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, DispatchErr
     T::decode(body, version).map_err(|error| DispatchError::Decode(error.to_string()))
 }
 
+/// Decodes a request and lets go of the frame: from here on only what the request kept of it
+/// holds its memory (Produce's records, which a partition may keep: `handlers::produce`).
+fn decode_frame<T: Decodable>(mut body: Bytes, version: i16) -> Result<T, DispatchError> {
+    decode(&mut body, version)
+}
+
 fn encode<T: Encodable + SharedRecords>(
     response: &T,
     version: i16,
@@ -109,6 +115,8 @@ pub struct RequestContext {
     pub client_id: String,
     /// The peer address as Kafka shows it (`/127.0.0.1`).
     pub client_host: String,
+    /// The request frame's length (after its length prefix).
+    pub frame_bytes: usize,
     /// Segment file ranges the response sends with sendfile, in the order their placeholders
     /// (`response::file_placeholder`) appear in it (Fetch).
     pub file_ranges: std::cell::RefCell<Vec<sluice_engine::partition::FileRange>>,
@@ -174,13 +182,13 @@ macro_rules! registry {
             shard: &RequestContext,
             key: ApiKey,
             version: i16,
-            body: &mut Bytes,
+            body: Bytes,
             out: &mut ResponseBuffer,
             mut order: OrderPoint,
         ) -> Result<bool, DispatchError> {
             match key {
                 $(ApiKey::$okey => {
-                    let request: $orequest = decode(body, version)?;
+                    let request: $orequest = decode_frame(body, version)?;
                     match handlers::$omodule::handle(shard, request, version, order).await {
                         Some(response) => encode(&response, version, shard, out).map(|()| true),
                         None => Ok(false),
@@ -188,7 +196,7 @@ macro_rules! registry {
                 })*
                 $(ApiKey::$key => {
                     order.release();
-                    let request: $request = decode(body, version)?;
+                    let request: $request = decode_frame(body, version)?;
                     match handlers::$module::handle(shard, request, version).await {
                         Some(response) => encode(&response, version, shard, out).map(|()| true),
                         None => Ok(false),

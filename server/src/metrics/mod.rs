@@ -26,7 +26,6 @@ use sluice_engine::metrics::{
     LATENCY_BUCKETS_SECONDS, MESSAGE_BYTES_BUCKETS,
 };
 use sluice_engine::partition::Partition;
-use sluice_engine::record::batch;
 
 pub use self::deliveries::{DeliveryCounts, GroupDeliveries};
 use crate::kafka::registry::SUPPORTED as KAFKA_APIS;
@@ -255,15 +254,10 @@ impl ShardMetrics {
         self.traffic_in[protocol.index()].add(bytes as u64, records);
     }
 
-    /// Produce appended `records` (one or more whole record batches): observes each batch's
-    /// size and record count.
-    pub fn kafka_batches_produced(&self, records: &[u8]) {
-        for range in batch::split(records).map_while(Result::ok) {
-            if let Ok(header) = batch::header(&records[range.clone()]) {
-                self.kafka_batch_bytes.observe(range.len() as f64);
-                self.kafka_batch_records.observe(f64::from(header.records_count.get()));
-            }
-        }
+    /// Produce appended a record batch of `batch_bytes` holding `records` records.
+    pub fn kafka_batch_produced(&self, batch_bytes: usize, records: i64) {
+        self.kafka_batch_bytes.observe(batch_bytes as f64);
+        self.kafka_batch_records.observe(records as f64);
     }
 
     /// XADD appended an entry of `field_bytes` (field names and values).
@@ -712,8 +706,9 @@ mod tests {
         let (first, second) = (ShardMetrics::default(), ShardMetrics::default());
         let three = build::batch(0, 1_000, &[(b"k1", b"one"), (b"k2", b"two"), (b"k3", b"three")]);
         let one = build::batch(0, 2_000, &[(b"k4", b"four")]);
-        first.kafka_batches_produced(&[three.clone(), one.clone()].concat());
-        second.kafka_batches_produced(&one);
+        first.kafka_batch_produced(three.len(), 3);
+        first.kafka_batch_produced(one.len(), 1);
+        second.kafka_batch_produced(one.len(), 1);
         first.resp_entry_added(15);
         second.resp_entry_added(16);
         second.resp_entry_added(17);

@@ -52,10 +52,11 @@ impl StreamTail {
         self.order.borrow_mut().get_or_insert_with(|| Rc::new(glommio::sync::Semaphore::new(1))).clone()
     }
 
-    /// A Kafka producer appended a batch: new entries must come after its records' IDs.
-    fn note_kafka_batch(&self, batch_bytes: &[u8], last_offset: i64) {
-        if let (Some(last), Ok(header)) = (self.last_id.get(), batch::header(batch_bytes)) {
-            self.last_id.set(Some(last.max(entry::kafka_record_id(header.max_timestamp.get(), last_offset))));
+    /// A Kafka producer appended a batch (its newest timestamp and last offset): new entries
+    /// must come after its records' IDs.
+    fn note_kafka_batch(&self, max_timestamp: i64, last_offset: i64) {
+        if let Some(last) = self.last_id.get() {
+            self.last_id.set(Some(last.max(entry::kafka_record_id(max_timestamp, last_offset))));
         }
     }
 }
@@ -467,8 +468,8 @@ impl Shard {
         on_appended: Option<futures::channel::oneshot::Sender<()>>,
     ) -> Vec<Result<Appended, ShardError>> {
         let mut appended = Vec::with_capacity(writes.len());
-        for (topic_partition, records) in &writes {
-            appended.push(self.append_records(topic_partition, records).await);
+        for (topic_partition, records) in writes {
+            appended.push(self.append_records(&topic_partition, records).await);
         }
         if let Some(on_appended) = on_appended {
             let _ = on_appended.send(());
@@ -500,24 +501,33 @@ impl Shard {
     }
 
     /// Appends every batch of one partition's `records`; returns the first append's base offset
-    /// folded into the last append's result (what Produce reports).
+    /// folded into the last append's result (what Produce reports). `records` of one batch is
+    /// stored as it is (`Partition::append_bytes`), several batches each in a copy.
     async fn append_records(
         &self,
         topic_partition: &TopicPartition,
-        records: &bytes::Bytes,
+        records: bytes::Bytes,
     ) -> Result<(Rc<Partition>, Option<sluice_engine::partition::AppendResult>), ShardError> {
         let partition = self.partition(topic_partition)?;
         // Check the framing of every batch before appending any, so a bad request is all or nothing.
-        let ranges: Vec<_> = batch::split(records)
+        let ranges: Vec<_> = batch::split(&records)
             .collect::<Result<_, _>>()
             .map_err(|error| ShardError::Partition(PartitionError::InvalidBatch(error)))?;
         let mut first_base = None;
         let mut last = None;
         let tail = self.stream_tails.borrow().get(topic_partition).cloned();
-        for range in ranges {
-            let mut result = partition.append(&records[range.clone()]).await?;
-            if let Some(tail) = &tail {
-                tail.note_kafka_batch(&records[range], result.last_offset);
+        let batches: Vec<bytes::Bytes> = match &ranges[..] {
+            [_] => vec![records],
+            _ => ranges.into_iter().map(|range| bytes::Bytes::copy_from_slice(&records[range])).collect(),
+        };
+        for batch in batches {
+            let max_timestamp =
+                tail.as_ref().and_then(|_| batch::header(&batch).ok()).map(|header| header.max_timestamp.get());
+            let batch_bytes = batch.len();
+            let mut result = partition.append_bytes(batch).await?;
+            self.metrics.kafka_batch_produced(batch_bytes, result.last_offset - result.base_offset + 1);
+            if let (Some(tail), Some(max_timestamp)) = (&tail, max_timestamp) {
+                tail.note_kafka_batch(max_timestamp, result.last_offset);
             }
             let base = *first_base.get_or_insert(result.base_offset);
             result.base_offset = base;
@@ -571,7 +581,7 @@ impl Shard {
         let mut appends = Vec::with_capacity(batches.len());
         let mut through = 0;
         for (count, batch) in batches {
-            let appended = partition.append(&batch).await;
+            let appended = partition.append_bytes(batch.into()).await;
             through += count;
             if appended.is_ok() {
                 tail.last_id.set(Some(accepted[through - 1].0));

@@ -2,7 +2,7 @@
 //! appended there; acks=all answers after the group-committed fdatasync; acks=0 never answers.
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 
 use super::{gather, group_by_owner, str_bytes};
 use crate::kafka::errors::{self, KafkaError};
@@ -11,17 +11,27 @@ use crate::kafka::registry::RequestContext;
 use crate::metrics::Protocol;
 use crate::runtime::mesh::{Appended, ShardError, ShardRequest, ShardResponse, TopicPartition};
 
+/// A request's records are stored in the request frame's own memory (`Partition::append_bytes`)
+/// when they are one partition's and at least this share of the frame; otherwise each
+/// partition's records are copied out of it, so that no stored batch keeps the bytes of others
+/// (or a long client id) alive.
+const FRAME_KEPT_RECORDS_PERMILLE_MIN: usize = 875;
+
 pub async fn handle(
     context: &RequestContext,
-    request: ProduceRequest,
+    mut request: ProduceRequest,
     _version: i16,
     order: OrderPoint,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
-    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let topic_data = std::mem::take(&mut request.topic_data);
+    drop(request); // (its transactional id is a slice of the frame)
+    let partitions_with_records: usize =
+        topic_data.iter().map(|topic| topic.partition_data.iter().filter(|data| data.records.is_some()).count()).sum();
+    let mut responses = Vec::with_capacity(topic_data.len());
     let mut writes = Vec::new();
     let mut slots = Vec::new();
-    for topic in request.topic_data {
+    for topic in topic_data {
         let name = topic.name.0.to_string();
         let topic_error = prepare_topic(context, &name, acks).await;
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
@@ -36,22 +46,26 @@ pub async fn handle(
                 (Some(error), _) => set_error(&mut response, &error),
                 (None, None) => set_error(&mut response, &KafkaError::new(errors::CORRUPT_MESSAGE, "no records")),
                 (None, Some(records)) => {
-                    slots.push((responses.len(), partitions.len(), records.clone()));
+                    let kept = partitions_with_records == 1
+                        && records.len() * 1000 >= context.frame_bytes * FRAME_KEPT_RECORDS_PERMILLE_MIN;
+                    let records = if kept { records } else { Bytes::copy_from_slice(&records) };
+                    slots.push((responses.len(), partitions.len(), records.len()));
                     writes.push(((name.clone(), data.index), records));
                 }
             }
             partitions.push(response);
         }
-        responses.push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
+        // The name is copied: the request's is a slice of the frame.
+        let name = TopicName(str_bytes(&name));
+        responses.push(TopicProduceResponse::default().with_name(name).with_partition_responses(partitions));
     }
     let results = append_in_order(context, acks, writes, order).await;
-    for ((topic_index, partition_index, records), result) in slots.into_iter().zip(results) {
+    for ((topic_index, partition_index, records_bytes), result) in slots.into_iter().zip(results) {
         let response = &mut responses[topic_index].partition_responses[partition_index];
         match result {
             Ok(appended) => {
                 let count = (appended.last_offset - appended.base_offset + 1).max(0) as u64;
-                context.metrics.received(Protocol::Kafka, records.len(), count);
-                context.metrics.kafka_batches_produced(&records);
+                context.metrics.received(Protocol::Kafka, records_bytes, count);
                 response.base_offset = appended.base_offset;
                 response.log_start_offset = appended.log_start_offset;
             }

@@ -237,7 +237,10 @@ impl<S: AsRawFd + FromRawFd + From<socket2::Socket>> GlommioDatagram<S> {
 
     fn yolo_rx(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         if self.rx_yolo.get() {
-            super::yolo_recv(self.socket.as_raw_fd(), buf)
+            // SAFETY: initialized bytes are valid `MaybeUninit` ones; recv only writes into them.
+            super::yolo_recv(self.socket.as_raw_fd(), unsafe {
+                &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>])
+            })
         } else {
             None
         }

@@ -52,10 +52,11 @@ fn yolo_peek(fd: RawFd, buf: &mut [u8]) -> Option<io::Result<usize>> {
     }
 }
 
-fn yolo_recv(fd: RawFd, buf: &mut [u8]) -> Option<io::Result<usize>> {
+fn yolo_recv(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> Option<io::Result<usize>> {
+    // sluice patch: takes memory that may be uninitialized (recv only writes into it).
     match sys::recv_syscall(
         fd,
-        buf.as_mut_ptr(),
+        buf.as_mut_ptr().cast(),
         buf.len(),
         MsgFlags::MSG_DONTWAIT.bits(),
     ) {

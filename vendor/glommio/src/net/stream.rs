@@ -258,6 +258,19 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         cx: &Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        // SAFETY: initialized bytes are valid `MaybeUninit` ones, and `poll_read_uninit` only
+        // writes into them.
+        let buf = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+        self.poll_read_uninit(cx, buf)
+    }
+
+    /// sluice patch: `poll_read` into memory not yet initialized (the kernel initializes the
+    /// bytes it returns), so that a large receive buffer need not be zeroed first.
+    pub(crate) fn poll_read_uninit(
+        &mut self,
+        cx: &Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
 
@@ -430,6 +443,16 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
             return Ok(pos);
         }
         self.stream.peek(buf).await
+    }
+
+    /// sluice patch: `poll_read` into memory not yet initialized; unbuffered streams only.
+    pub(crate) fn poll_read_uninit(
+        &mut self,
+        cx: &Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        assert!(self.rx_buf.is_empty() && self.rx_buf.buffer_size() == 0, "read_uninit on a buffered stream");
+        self.stream.poll_read_uninit(cx, buf)
     }
 
     pub(crate) fn poll_read(

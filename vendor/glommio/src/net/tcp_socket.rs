@@ -404,6 +404,13 @@ fn make_tcp_socket(addr: &SocketAddr) -> io::Result<Socket> {
 }
 
 impl TcpStream {
+    /// sluice patch: reads into `buf`, memory not yet initialized, like `read` (and under the
+    /// same read timeout); the first `n` bytes are initialized when this returns `Ok(n)`. A
+    /// large receive buffer then need not be zeroed before the bytes arrive.
+    pub async fn read_uninit(&mut self, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+        futures_lite::future::poll_fn(|cx| self.stream.poll_read_uninit(cx, buf)).await
+    }
+
     /// Creates a TCP connection to the specified address.
     ///
     /// # Examples

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use sluice_engine::record::batch;
 
 use super::{gather, group_by_owner, str_bytes};
 use crate::kafka::errors::{self, KafkaError};
@@ -12,9 +13,9 @@ use crate::metrics::Protocol;
 use crate::runtime::mesh::{Appended, ShardError, ShardRequest, ShardResponse, TopicPartition};
 
 /// A request's records are stored in the request frame's own memory (`Partition::append_bytes`)
-/// when they are one partition's and at least this share of the frame; otherwise each
-/// partition's records are copied out of it, so that no stored batch keeps the bytes of others
-/// (or a long client id) alive.
+/// when they are one partition's and at least this share of the frame; otherwise they are
+/// copied out of it, so that no stored batch keeps the bytes of others (or a long client id)
+/// alive: a single batch here, several batch by batch where they are appended.
 const FRAME_KEPT_RECORDS_PERMILLE_MIN: usize = 875;
 
 pub async fn handle(
@@ -48,7 +49,8 @@ pub async fn handle(
                 (None, Some(records)) => {
                     let kept = partitions_with_records == 1
                         && records.len() * 1000 >= context.frame_bytes * FRAME_KEPT_RECORDS_PERMILLE_MIN;
-                    let records = if kept { records } else { Bytes::copy_from_slice(&records) };
+                    let one_batch = batch::split(&records).nth(1).is_none();
+                    let records = if kept || !one_batch { records } else { Bytes::copy_from_slice(&records) };
                     slots.push((responses.len(), partitions.len(), records.len()));
                     writes.push(((name.clone(), data.index), records));
                 }

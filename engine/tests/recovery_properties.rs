@@ -97,9 +97,12 @@ proptest! {
         file.extend_from_slice(&garbage);
         std::fs::write(log_path(dir.path(), 0), &file).unwrap();
         let recovered = recover_segment(dir.path(), 0).unwrap();
-        let whole: Vec<_> = bounds.iter().take_while(|(_, end)| *end <= cut).collect();
+        // Garbage may begin with the very bytes the cut took off (a zero where the batch ended
+        // with one): those restore the log, and count as what the file holds intact. Garbage
+        // that makes up a batch of its own is impossible here: it would need a CRC match.
+        let intact = file.iter().zip(&bytes).take_while(|(found, written)| found == written).count();
+        let whole: Vec<_> = bounds.iter().take_while(|(_, end)| *end <= intact).collect();
         let expected_bytes = whole.last().map_or(0, |(_, end)| *end);
-        // Garbage that happens to continue the log is impossible here: it would need a CRC match.
         prop_assert_eq!(recovered.size_bytes as usize, expected_bytes);
         let records: usize = sizes.iter().take(whole.len()).sum();
         prop_assert_eq!(recovered.next_offset, records as i64);

@@ -358,3 +358,43 @@ fn stream_group_deliveries_and_redeliveries_are_counted() {
     assert_eq!(value(&samples, "sluice_stream_group_pending_entries", &poison), 0.0);
     promtool_check(&text);
 }
+
+/// A Produce request for one partition in one batch is stored in the memory it arrived in;
+/// records of several partitions, or of several batches for one, are copied once, and
+/// `sluice_produce_copied_bytes_total` counts them. (A handle on a request's frame kept by
+/// mistake shows here as copied bytes.)
+#[test]
+fn produced_records_are_copied_only_from_requests_for_several_batches_or_partitions() {
+    let broker = Broker::builder().shards(2).args(["--default-partitions", "2"]).start();
+    let topic = unique_topic("copies");
+    let mut kafka = raw::connect(&broker.bootstrap());
+    // Values of 4 KiB: the records are most of each request, as a producer's batches are.
+    let batch = |index: usize| Bytes::from(build::batch(0, 1_000, &[(b"key", &vec![b'a' + index as u8; 4096][..])]));
+    let partition =
+        |index: i32, records: Bytes| PartitionProduceData::default().with_index(index).with_records(Some(records));
+    let mut produce = |correlation_id: i32, partitions: Vec<PartitionProduceData>| {
+        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+            TopicProduceData::default().with_name(TopicName(name(&topic))).with_partition_data(partitions),
+        ]);
+        let response = call(&mut kafka, &request, 7, correlation_id);
+        for answer in &response.responses[0].partition_responses {
+            assert_eq!(answer.error_code, 0, "{response:?}");
+        }
+    };
+    let copied = || broker.metric("sluice_produce_copied_bytes_total");
+
+    // The first request creates the topic; each partition then gets a single batch at a time.
+    produce(0, vec![partition(0, batch(0))]);
+    for correlation_id in 1..=4 {
+        produce(correlation_id, vec![partition(correlation_id % 2, batch(correlation_id as usize))]);
+    }
+    assert_eq!(copied(), 0.0, "one batch for one partition is kept as it arrived");
+
+    let (first, second) = (batch(10), batch(11));
+    produce(5, vec![partition(0, first.clone()), partition(1, second.clone())]);
+    assert_eq!(copied(), (first.len() + second.len()) as f64, "two partitions in one request");
+
+    let two_batches = Bytes::from([batch(12), batch(13)].concat());
+    produce(6, vec![partition(1, two_batches.clone())]);
+    assert_eq!(copied(), (first.len() + second.len() + two_batches.len()) as f64, "two batches for one partition");
+}

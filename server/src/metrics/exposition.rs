@@ -350,6 +350,12 @@ fn render_traffic(out: &mut Exposition, metrics: &BrokerMetrics) {
         metrics.sendfile_bytes,
     );
     out.single(
+        "sluice_produce_copied_bytes_total",
+        Kind::Counter,
+        "Bytes of produced records copied out of their request frames: records of several partitions or batches in one request; records of one batch are stored in the frame they arrived in.",
+        metrics.produce_copied_bytes,
+    );
+    out.single(
         "sluice_connections_moved_total",
         Kind::Counter,
         "RESP connections moved from a shard using most of its core to a less busy one (connection-balance-busy-permille).",

@@ -177,6 +177,7 @@ pub struct ShardMetrics {
     mesh_in_flight: Cell<usize>,
     /// Bytes of Fetch responses its connections sent from segment files with sendfile.
     sendfile_bytes: Cell<u64>,
+    produce_copied_bytes: Cell<u64>,
     /// RESP connections this shard moved to another (`balance`).
     connections_moved: Cell<u64>,
     /// The executor's scheduler totals, once recorded (`record_executor`).
@@ -229,6 +230,7 @@ impl Default for ShardMetrics {
             resp_blocked: Cell::new(0),
             mesh_in_flight: Cell::new(0),
             sendfile_bytes: Cell::new(0),
+            produce_copied_bytes: Cell::new(0),
             connections_moved: Cell::new(0),
             executor: Cell::new(None),
             request_memory: Cell::new(RequestMemoryStats::default()),
@@ -268,6 +270,12 @@ impl ShardMetrics {
     /// Bytes a connection sent from a segment file with sendfile (also counted in `sent`).
     pub fn sent_from_file(&self, bytes: usize) {
         self.sendfile_bytes.set(self.sendfile_bytes.get() + bytes as u64);
+    }
+
+    /// Produce copied `bytes` of records on their way to a partition's memory (instead of
+    /// storing them in the request frame they arrived in).
+    pub fn produce_copied(&self, bytes: usize) {
+        self.produce_copied_bytes.set(self.produce_copied_bytes.get() + bytes as u64);
     }
 
     /// A RESP connection left this shard for another (`balance`).
@@ -337,6 +345,7 @@ impl ShardMetrics {
             resp_blocked: self.resp_blocked.get(),
             mesh_in_flight: self.mesh_in_flight.get(),
             sendfile_bytes: self.sendfile_bytes.get(),
+            produce_copied_bytes: self.produce_copied_bytes.get(),
             connections_moved: self.connections_moved.get(),
             executor: self.executor.get(),
             request_memory: self.request_memory.get(),
@@ -438,6 +447,7 @@ pub struct ShardSnapshot {
     pub resp_blocked: usize,
     pub mesh_in_flight: usize,
     pub sendfile_bytes: u64,
+    pub produce_copied_bytes: u64,
     pub connections_moved: u64,
     pub executor: Option<ExecutorTotals>,
     pub request_memory: RequestMemoryStats,
@@ -463,6 +473,7 @@ pub struct BrokerMetrics {
     pub resp_blocked: usize,
     pub mesh_in_flight: usize,
     pub sendfile_bytes: u64,
+    pub produce_copied_bytes: u64,
     pub connections_moved: u64,
     /// Sorted by shard.
     pub executors: Vec<ExecutorTotals>,
@@ -496,6 +507,7 @@ impl BrokerMetrics {
             resp_blocked: 0,
             mesh_in_flight: 0,
             sendfile_bytes: 0,
+            produce_copied_bytes: 0,
             connections_moved: 0,
             executors: Vec::new(),
             request_memory: RequestMemoryStats::default(),
@@ -526,6 +538,7 @@ impl BrokerMetrics {
             merged.resp_blocked += snapshot.resp_blocked;
             merged.mesh_in_flight += snapshot.mesh_in_flight;
             merged.sendfile_bytes += snapshot.sendfile_bytes;
+            merged.produce_copied_bytes += snapshot.produce_copied_bytes;
             merged.connections_moved += snapshot.connections_moved;
             merged.executors.extend(snapshot.executor);
             merged.request_memory.held_bytes += snapshot.request_memory.held_bytes;

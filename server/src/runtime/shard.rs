@@ -516,9 +516,14 @@ impl Shard {
         let mut first_base = None;
         let mut last = None;
         let tail = self.stream_tails.borrow().get(topic_partition).cloned();
-        let batches: Vec<bytes::Bytes> = match &ranges[..] {
-            [_] => vec![records],
-            _ => ranges.into_iter().map(|range| bytes::Bytes::copy_from_slice(&records[range])).collect(),
+        let batches: Vec<bytes::Bytes> = if ranges.len() == 1 {
+            if !records.is_unique() {
+                self.metrics.produce_copied(records.len()); // (the partition copies it)
+            }
+            vec![records]
+        } else {
+            self.metrics.produce_copied(records.len());
+            ranges.into_iter().map(|range| bytes::Bytes::copy_from_slice(&records[range])).collect()
         };
         for batch in batches {
             let max_timestamp =

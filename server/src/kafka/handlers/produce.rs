@@ -50,7 +50,12 @@ pub async fn handle(
                     let kept = partitions_with_records == 1
                         && records.len() * 1000 >= context.frame_bytes * FRAME_KEPT_RECORDS_PERMILLE_MIN;
                     let one_batch = batch::split(&records).nth(1).is_none();
-                    let records = if kept || !one_batch { records } else { Bytes::copy_from_slice(&records) };
+                    let records = if kept || !one_batch {
+                        records
+                    } else {
+                        context.metrics.produce_copied(records.len());
+                        Bytes::copy_from_slice(&records)
+                    };
                     slots.push((responses.len(), partitions.len(), records.len()));
                     writes.push(((name.clone(), data.index), records));
                 }

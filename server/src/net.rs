@@ -69,11 +69,16 @@ impl Timeouts {
 /// Reads what arrives within `limit`; `Ok(0)` when the client closed its side, `TimedOut`
 /// when nothing came in time.
 pub async fn read_within(stream: &mut TcpStream, buffer: &mut [u8], limit: Duration) -> io::Result<usize> {
+    limit_next_read(stream, limit)?;
+    stream.read(buffer).await
+}
+
+/// The next read on `stream` fails with `TimedOut` after `limit` (at once when it is zero).
+fn limit_next_read(stream: &TcpStream, limit: Duration) -> io::Result<()> {
     if limit.is_zero() {
         return Err(io::ErrorKind::TimedOut.into()); // glommio refuses a zero timeout
     }
-    stream.set_read_timeout(Some(limit)).map_err(io::Error::from)?;
-    stream.read(buffer).await
+    stream.set_read_timeout(Some(limit)).map_err(io::Error::from)
 }
 
 /// Responses a connection owes (counted up by its reader, down by its writer once written),
@@ -204,11 +209,7 @@ pub async fn fill_before(
 ) -> io::Result<()> {
     assert!(length <= buffer.capacity(), "fill_before past the buffer's capacity");
     while buffer.len() < length {
-        let limit = deadline.saturating_duration_since(Instant::now());
-        if limit.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
-        }
-        stream.set_read_timeout(Some(limit)).map_err(io::Error::from)?;
+        limit_next_read(stream, deadline.saturating_duration_since(Instant::now()))?;
         let wanted = length - buffer.len();
         match stream.read_uninit(&mut buffer.spare_capacity_mut()[..wanted]).await? {
             0 => return Err(io::ErrorKind::UnexpectedEof.into()),

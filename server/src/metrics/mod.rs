@@ -177,6 +177,7 @@ pub struct ShardMetrics {
     mesh_in_flight: Cell<usize>,
     /// Bytes of Fetch responses its connections sent from segment files with sendfile.
     sendfile_bytes: Cell<u64>,
+    /// Bytes of produced records copied out of their request frames (`produce_copied`).
     produce_copied_bytes: Cell<u64>,
     /// RESP connections this shard moved to another (`balance`).
     connections_moved: Cell<u64>,

@@ -506,7 +506,7 @@ impl Shard {
     async fn append_records(
         &self,
         topic_partition: &TopicPartition,
-        records: bytes::Bytes,
+        mut records: bytes::Bytes,
     ) -> Result<(Rc<Partition>, Option<sluice_engine::partition::AppendResult>), ShardError> {
         let partition = self.partition(topic_partition)?;
         // Check the framing of every batch before appending any, so a bad request is all or nothing.
@@ -516,16 +516,13 @@ impl Shard {
         let mut first_base = None;
         let mut last = None;
         let tail = self.stream_tails.borrow().get(topic_partition).cloned();
-        let batches: Vec<bytes::Bytes> = if ranges.len() == 1 {
-            if !records.is_unique() {
-                self.metrics.produce_copied(records.len()); // (the partition copies it)
-            }
-            vec![records]
-        } else {
-            self.metrics.produce_copied(records.len());
-            ranges.into_iter().map(|range| bytes::Bytes::copy_from_slice(&records[range])).collect()
-        };
-        for batch in batches {
+        let several = ranges.len() > 1;
+        if several || !records.is_unique() {
+            self.metrics.produce_copied(records.len()); // (one batch: the partition copies it)
+        }
+        for range in ranges {
+            let batch =
+                if several { bytes::Bytes::copy_from_slice(&records[range]) } else { std::mem::take(&mut records) };
             let max_timestamp =
                 tail.as_ref().and_then(|_| batch::header(&batch).ok()).map(|header| header.max_timestamp.get());
             let batch_bytes = batch.len();
